@@ -1,0 +1,50 @@
+# Reel: `make demo` renders a sample video, `make test` runs the test suite.
+# Both install any missing Debian packages first (apt-get, through sudo when not root).
+
+SWIFT        ?= swift
+DEMO_PROMPT  ?= a red circle moving right on a black background
+DEMO_ARGS    ?= --frames 16 --steps 20 --seed 7 --scale 4
+
+# Build-time libraries, and ffmpeg (ffprobe) and numpy for the tests.
+APT_PACKAGES := pkg-config libzmq3-dev libavformat-dev libavcodec-dev libavutil-dev libswscale-dev \
+                libopenblas-dev ffmpeg python3 python3-numpy
+
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: all deps build release demo test bench clean
+
+all: release
+
+## deps: install the Debian packages that are missing (nothing when all are present)
+deps:
+	@missing=$$(for p in $(APT_PACKAGES); do \
+	    dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	    echo "installing:" $$missing; \
+	    $(SUDO) apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+build: deps
+	$(SWIFT) build
+
+release: deps
+	$(SWIFT) build -c release
+
+## demo: render demo.mp4 (and demo-sheet.png, a contact sheet of its frames)
+demo: release
+	.build/release/reel render "$(DEMO_PROMPT)" $(DEMO_ARGS) -o demo.mp4 --contact-sheet demo-sheet.png
+	@command -v ffprobe >/dev/null && ffprobe -v error -select_streams v:0 \
+	    -show_entries stream=codec_name,width,height,r_frame_rate,nb_frames -of compact=p=0 demo.mp4 || true
+
+## test: the whole suite, optimised (the numerics are too slow unoptimised)
+test: deps
+	$(SWIFT) build -c release --build-tests
+	$(SWIFT) test -c release --skip-build
+
+## bench: the engine benchmark (denoiser forward vs sgemm)
+bench: release
+	.build/release/reel bench engine
+
+clean:
+	rm -rf .build demo.mp4 demo-sheet.png

@@ -1,0 +1,51 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "Reel",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "reel", targets: ["reel"]),
+        .library(name: "Diffusion", targets: ["Diffusion"]),
+        .library(name: "Media", targets: ["Media"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // System libraries: one target per C library, found with pkg-config.
+        .systemLibrary(
+            name: "CZeroMQ",
+            pkgConfig: "libzmq",
+            providers: [.apt(["libzmq3-dev"]), .brew(["zeromq"])]
+        ),
+        .systemLibrary(
+            name: "CFFmpeg",
+            pkgConfig: "libavformat",
+            providers: [.apt(["libavformat-dev", "libavcodec-dev", "libavutil-dev", "libswscale-dev"]), .brew(["ffmpeg"])]
+        ),
+        .systemLibrary(
+            name: "COpenBLAS",
+            pkgConfig: "openblas",
+            providers: [.apt(["libopenblas-dev"]), .brew(["openblas"])]
+        ),
+
+        // Domain modules.
+        .target(name: "Diffusion", dependencies: ["COpenBLAS"]),
+        .target(name: "Media", dependencies: ["CFFmpeg"]),
+
+        // The command-line tool: parses, calls a library, prints.
+        .executableTarget(
+            name: "reel",
+            dependencies: [
+                "Diffusion", "Media",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+
+        .testTarget(name: "SystemLibraryTests", dependencies: ["CZeroMQ", "CFFmpeg", "COpenBLAS"]),
+        .testTarget(name: "DiffusionTests", dependencies: ["Diffusion"], resources: [.copy("Reference")]),
+        .testTarget(name: "MediaTests", dependencies: ["Media"]),
+        .testTarget(name: "CLITests", dependencies: ["Media"]),
+    ]
+)

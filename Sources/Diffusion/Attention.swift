@@ -1,0 +1,143 @@
+/// Multi-head attention over sequences laid out inside a token matrix.
+///
+/// A sequence is `length` rows starting at `firstRow`, `rowStride` rows apart: contiguous rows
+/// for spatial attention (the tokens of one frame), rows one frame apart for temporal attention
+/// (one patch position through time). Both products of each (sequence, head) are single sgemm
+/// calls that read the heads straight out of the packed QKV matrix through the leading
+/// dimension, so nothing is gathered or copied.
+struct SelfAttention {
+    let qkv: Linear
+    let out: Linear
+    let heads: Int
+
+    init(_ source: WeightSource, _ name: String, width: Int, heads: Int) throws {
+        qkv = try Linear(source, "\(name).qkv", inputs: width, outputs: 3 * width)
+        out = try Linear(source, "\(name).out", inputs: width, outputs: width)
+        self.heads = heads
+    }
+
+    struct Layout {
+        let sequences: Int
+        let length: Int
+        let firstRow: (Int) -> Int
+        let rowStride: Int
+    }
+
+    /// Attention of `rows` tokens of `x` (already normalised) under `layout`, into `result`.
+    func apply(_ x: UnsafePointer<Float>, rows: Int, layout: Layout, into result: UnsafeMutablePointer<Float>) {
+        let width = out.outputs
+        var packed = Tensor.uninitialized([rows, 3 * width])
+        var mixed = Tensor.uninitialized([rows, width])
+        packed.withUnsafeMutablePointer { qkvp in
+            qkv.apply(x, rows: rows, into: qkvp)
+            mixed.withUnsafeMutablePointer { mp in
+                Self.attend(queries: qkvp, queryStride: 3 * width,
+                            keys: qkvp + width, values: qkvp + 2 * width, keyStride: 3 * width,
+                            output: mp, outputStride: width, width: width, heads: heads, layout: layout,
+                            keyLength: { _ in layout.length }, keyFirstRow: layout.firstRow, keyRowStride: layout.rowStride)
+            }
+        }
+        mixed.withUnsafePointer { out.apply($0, rows: rows, into: result) }
+    }
+
+    /// softmax(Q·Kᵀ/√d)·V per sequence and head. Queries of sequence s are at rows
+    /// `layout.firstRow(s) + i·layout.rowStride`; its keys and values at `keyFirstRow(s) + j·keyRowStride`.
+    static func attend(
+        queries: UnsafePointer<Float>, queryStride: Int,
+        keys: UnsafePointer<Float>, values: UnsafePointer<Float>, keyStride: Int,
+        output: UnsafeMutablePointer<Float>, outputStride: Int,
+        width: Int, heads: Int, layout: Layout,
+        keyLength: (Int) -> Int, keyFirstRow: (Int) -> Int, keyRowStride: Int
+    ) {
+        let headWidth = width / heads
+        let scale = 1 / Float(headWidth).squareRoot()
+        let maxKeys = (0..<layout.sequences).map(keyLength).max() ?? 0
+        var scores = [Float](unsafeUninitializedCapacity: layout.length * maxKeys) { _, n in n = layout.length * maxKeys }
+        scores.withUnsafeMutableBufferPointer { sb in
+            let s = sb.baseAddress!
+            for sequence in 0..<layout.sequences {
+                let queryRow = layout.firstRow(sequence), keyRow = keyFirstRow(sequence)
+                let keyCount = keyLength(sequence)
+                let q = queries + queryRow * queryStride, k = keys + keyRow * keyStride, v = values + keyRow * keyStride
+                let o = output + queryRow * outputStride
+                let qStride = queryStride * layout.rowStride, kStride = keyStride * keyRowStride
+                for head in 0..<heads {
+                    let column = head * headWidth
+                    BLAS.gemm(transposeB: true, m: layout.length, n: keyCount, k: headWidth, alpha: scale,
+                              a: q + column, lda: qStride, b: k + column, ldb: kStride, c: s, ldc: keyCount)
+                    Kernels.softmaxRows(s, rows: layout.length, columns: keyCount, stride: keyCount)
+                    BLAS.gemm(m: layout.length, n: headWidth, k: keyCount,
+                              a: s, lda: keyCount, b: v + column, ldb: kStride,
+                              c: o + column, ldc: outputStride * layout.rowStride)
+                }
+            }
+        }
+    }
+}
+
+/// Attention from video tokens to the prompt's text tokens: queries from the video, keys and
+/// values projected from the text encoder's output. Each video in the batch reads its own prompt.
+struct CrossAttention {
+    let query: Linear
+    let keyValue: Linear
+    let out: Linear
+    let heads: Int
+
+    init(_ source: WeightSource, _ name: String, width: Int, textWidth: Int, heads: Int) throws {
+        query = try Linear(source, "\(name).q", inputs: width, outputs: width)
+        keyValue = try Linear(source, "\(name).kv", inputs: textWidth, outputs: 2 * width)
+        out = try Linear(source, "\(name).out", inputs: width, outputs: width)
+        self.heads = heads
+    }
+
+    /// `x` holds `contexts.count` videos of `tokensPerVideo` rows each.
+    func apply(_ x: UnsafePointer<Float>, tokensPerVideo: Int, contexts: [TextEmbedding],
+               into result: UnsafeMutablePointer<Float>) {
+        let width = out.outputs
+        let rows = tokensPerVideo * contexts.count
+        var q = Tensor.uninitialized([rows, width])
+        var mixed = Tensor.uninitialized([rows, width])
+        // All prompts' keys and values in one matrix; video b reads rows keyStart[b]..<+count.
+        let textRows = contexts.reduce(0) { $0 + $1.tokens }
+        var text = [Float]()
+        text.reserveCapacity(textRows * keyValue.inputs)
+        var keyStart: [Int] = []
+        for context in contexts { keyStart.append(text.count / keyValue.inputs); text += context.values.scalars }
+        let kv = keyValue.apply(Tensor(shape: [textRows, keyValue.inputs], scalars: text), rows: textRows)
+
+        q.withUnsafeMutablePointer { qp in
+            query.apply(x, rows: rows, into: qp)
+            kv.withUnsafePointer { kvp in
+                mixed.withUnsafeMutablePointer { mp in
+                    let layout = SelfAttention.Layout(sequences: contexts.count, length: tokensPerVideo,
+                                                      firstRow: { $0 * tokensPerVideo }, rowStride: 1)
+                    SelfAttention.attend(queries: qp, queryStride: width,
+                                         keys: kvp, values: kvp + width, keyStride: 2 * width,
+                                         output: mp, outputStride: width, width: width, heads: heads, layout: layout,
+                                         keyLength: { contexts[$0].tokens }, keyFirstRow: { keyStart[$0] }, keyRowStride: 1)
+                }
+            }
+        }
+        mixed.withUnsafePointer { out.apply($0, rows: rows, into: result) }
+    }
+}
+
+/// Two linear layers with a GELU between them.
+struct FeedForward {
+    let up: Linear
+    let down: Linear
+
+    init(_ source: WeightSource, _ name: String, width: Int, ratio: Int) throws {
+        up = try Linear(source, "\(name).fc1", inputs: width, outputs: width * ratio)
+        down = try Linear(source, "\(name).fc2", inputs: width * ratio, outputs: width)
+    }
+
+    func apply(_ x: UnsafePointer<Float>, rows: Int, into result: UnsafeMutablePointer<Float>) {
+        var hidden = Tensor.uninitialized([rows, up.outputs])
+        hidden.withUnsafeMutablePointer { hp in
+            up.apply(x, rows: rows, into: hp)
+            Kernels.gelu(hp, count: rows * up.outputs)
+            down.apply(hp, rows: rows, into: result)
+        }
+    }
+}

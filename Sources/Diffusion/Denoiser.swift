@@ -1,0 +1,192 @@
+/// The video denoiser: a spatio-temporal diffusion transformer (DiT) in pixel space.
+///
+/// Frames are cut into patch tokens with fixed sin-cos (frame, row, column) positions. Each block
+/// runs spatial self-attention (within a frame), temporal self-attention (one patch position
+/// across frames), cross-attention to the prompt and an MLP; the timestep conditions the
+/// spatial, temporal and MLP branches through adaLN-Zero (shift, scale and gate per branch).
+/// It predicts the rectified-flow velocity v = noise − clean for a noisy video at time t.
+public struct Denoiser {
+    public let config: ModelConfig
+    let patchEmbed: Linear
+    let timeEmbed1: Linear
+    let timeEmbed2: Linear
+    let blocks: [Block]
+    let finalModulation: Linear
+    let finalProjection: Linear
+
+    struct Block {
+        let modulation: Linear          // c -> 9·width: (shift, scale, gate) × (spatial, temporal, mlp)
+        let spatial: SelfAttention
+        let temporal: SelfAttention
+        let crossNorm: LayerNormWeights
+        let cross: CrossAttention
+        let feedForward: FeedForward
+    }
+
+    public init(config: ModelConfig, weights: WeightSource) throws {
+        self.config = config
+        let width = config.width
+        patchEmbed = try Linear(weights, "patch_embed", inputs: config.patchValues, outputs: width)
+        timeEmbed1 = try Linear(weights, "time_embed.fc1", inputs: PositionEmbedding.timestepFeatures, outputs: width)
+        timeEmbed2 = try Linear(weights, "time_embed.fc2", inputs: width, outputs: width)
+        blocks = try (0..<config.depth).map { i in
+            let name = "blocks.\(i)"
+            return Block(
+                modulation: try Linear(weights, "\(name).adaln", inputs: width, outputs: 9 * width),
+                spatial: try SelfAttention(weights, "\(name).attn_s", width: width, heads: config.heads),
+                temporal: try SelfAttention(weights, "\(name).attn_t", width: width, heads: config.heads),
+                crossNorm: try LayerNormWeights(weights, "\(name).norm_c", width: width),
+                cross: try CrossAttention(weights, "\(name).cross", width: width, textWidth: config.text.width, heads: config.heads),
+                feedForward: try FeedForward(weights, "\(name).mlp", width: width, ratio: config.mlpRatio))
+        }
+        finalModulation = try Linear(weights, "final.adaln", inputs: width, outputs: 2 * width)
+        finalProjection = try Linear(weights, "final.linear", inputs: width, outputs: config.patchValues)
+    }
+
+    /// Velocity for a batch of videos `x` shaped [batch, frames, channels, height, width] at
+    /// times `t` (one per video), each conditioned on its own prompt.
+    public func velocity(_ x: Tensor, t: [Float], contexts: [TextEmbedding]) -> Tensor {
+        let (batch, frames, height, width) = (x.shape[0], x.shape[1], x.shape[3], x.shape[4])
+        precondition(x.shape.count == 5 && x.shape[2] == config.channels, "velocity expects [batch, frames, channels, height, width]")
+        precondition(t.count == batch && contexts.count == batch, "one time and one prompt per video")
+        precondition(height % config.patch == 0 && width % config.patch == 0, "canvas must be a multiple of the patch size")
+        let grid = (height / config.patch, width / config.patch)
+        let tokensPerFrame = grid.0 * grid.1
+        let tokensPerVideo = frames * tokensPerFrame
+        let rows = batch * tokensPerVideo
+        let d = config.width
+
+        var h = patchEmbed.apply(Patches.patchify(x, patch: config.patch), rows: rows)
+        let positions = PositionEmbedding.video(frames: frames, gridHeight: grid.0, gridWidth: grid.1, width: d)
+        h.withUnsafeMutablePointer { hp in
+            for row in 0..<rows { for j in 0..<d { hp[row * d + j] += positions[(row % tokensPerVideo) * d + j] } }
+        }
+        let conditioning = timestepConditioning(t)
+
+        var normed = Tensor.uninitialized([rows, d])
+        var update = Tensor.uninitialized([rows, d])
+        let spatial = SelfAttention.Layout(sequences: batch * frames, length: tokensPerFrame,
+                                           firstRow: { $0 * tokensPerFrame }, rowStride: 1)
+        let temporal = SelfAttention.Layout(
+            sequences: batch * tokensPerFrame, length: frames,
+            firstRow: { ($0 / tokensPerFrame) * tokensPerVideo + $0 % tokensPerFrame }, rowStride: tokensPerFrame)
+
+        h.withUnsafeMutablePointer { hp in
+            normed.withUnsafeMutablePointer { np in
+                update.withUnsafeMutablePointer { up in
+                    for block in blocks {
+                        let modulation = block.modulation.apply(conditioning, rows: batch)
+                        modulation.withUnsafePointer { m in
+                            // Branch k reads shift at k·3d, scale at k·3d + d, gate at k·3d + 2d.
+                            func modulatedNorm(_ branch: Int) {
+                                Kernels.layerNorm(hp, into: np, rows: rows, width: d, affine: .modulation(
+                                    shift: m + branch * 3 * d, scale: m + branch * 3 * d + d, stride: 9 * d, rowsPerGroup: tokensPerVideo))
+                            }
+                            func gatedResidual(_ branch: Int) {
+                                Kernels.addGated(up, to: hp, rows: rows, width: d, gate: m + branch * 3 * d + 2 * d,
+                                                 gateStride: 9 * d, rowsPerGroup: tokensPerVideo)
+                            }
+                            modulatedNorm(0)
+                            block.spatial.apply(np, rows: rows, layout: spatial, into: up)
+                            gatedResidual(0)
+                            modulatedNorm(1)
+                            block.temporal.apply(np, rows: rows, layout: temporal, into: up)
+                            gatedResidual(1)
+                            block.crossNorm.apply(hp, rows: rows, into: np)
+                            block.cross.apply(np, tokensPerVideo: tokensPerVideo, contexts: contexts, into: up)
+                            Kernels.add(up, to: hp, count: rows * d)
+                            modulatedNorm(2)
+                            block.feedForward.apply(np, rows: rows, into: up)
+                            gatedResidual(2)
+                        }
+                    }
+                    let modulation = finalModulation.apply(conditioning, rows: batch)
+                    modulation.withUnsafePointer { m in
+                        Kernels.layerNorm(hp, into: np, rows: rows, width: d, affine: .modulation(
+                            shift: m, scale: m + d, stride: 2 * d, rowsPerGroup: tokensPerVideo))
+                    }
+                }
+            }
+        }
+        let patches = finalProjection.apply(normed, rows: rows)
+        return Patches.unpatchify(patches, batch: batch, frames: frames, channels: config.channels,
+                                  height: height, width: width, patch: config.patch)
+    }
+
+    /// SiLU(MLP(timestep features)) for each video: the input of every adaLN layer.
+    func timestepConditioning(_ t: [Float]) -> Tensor {
+        let features = Tensor(shape: [t.count, PositionEmbedding.timestepFeatures], scalars: t.flatMap(PositionEmbedding.timestep))
+        var hidden = timeEmbed1.apply(features, rows: t.count)
+        let hiddenCount = hidden.count
+        hidden.withUnsafeMutablePointer { Kernels.silu($0, count: hiddenCount) }
+        var c = timeEmbed2.apply(hidden, rows: t.count)
+        let cCount = c.count
+        c.withUnsafeMutablePointer { Kernels.silu($0, count: cCount) }
+        return c
+    }
+
+    /// Multiply-add count ×2 of every matrix product in one `velocity` call: the work the
+    /// engine benchmark divides by time. Layer norms, softmax and activations are not counted.
+    public func flops(batch: Int, frames: Int, height: Int, width: Int, textTokens: Int) -> Double {
+        let d = Double(config.width), p = Double(config.patchValues), r = Double(config.mlpRatio)
+        let n = Double((height / config.patch) * (width / config.patch))
+        let f = Double(frames), b = Double(batch), l = Double(textTokens), dt = Double(config.text.width)
+        let tokens = b * f * n
+        let linearPerToken = 3 * d * d + d * d   // spatial qkv + out
+            + 3 * d * d + d * d                  // temporal qkv + out
+            + 2 * d * d                          // cross q + out
+            + 2 * r * d * d                      // mlp
+        let attentionPerToken = 2 * n * d + 2 * f * d + 2 * l * d
+        let perBlock = 2 * (tokens * (linearPerToken + attentionPerToken) + b * l * dt * 2 * d + b * d * 9 * d)
+        let embed = 2 * tokens * p * d + 2 * b * (Double(PositionEmbedding.timestepFeatures) * d + d * d)
+        let final = 2 * b * d * 2 * d + 2 * tokens * d * p
+        return embed + Double(config.depth) * perBlock + final
+    }
+}
+
+/// Between videos and patch tokens.
+enum Patches {
+    /// [batch, frames, channels, H, W] -> [batch·frames·(H/p)·(W/p), channels·p·p], token-major
+    /// in (batch, frame, patch row, patch column) order, features in (channel, dy, dx) order.
+    static func patchify(_ x: Tensor, patch p: Int) -> Tensor {
+        let (batch, frames, channels, height, width) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3], x.shape[4])
+        let gh = height / p, gw = width / p
+        var out = Tensor.uninitialized([batch * frames * gh * gw, channels * p * p])
+        x.withUnsafePointer { src in
+            out.withUnsafeMutablePointer { dst in
+                var index = 0
+                for video in 0..<(batch * frames) {
+                    let frame = src + video * channels * height * width
+                    for gy in 0..<gh { for gx in 0..<gw {
+                        for c in 0..<channels { for dy in 0..<p { for dx in 0..<p {
+                            dst[index] = frame[(c * height + gy * p + dy) * width + gx * p + dx]
+                            index += 1
+                        } } }
+                    } }
+                }
+            }
+        }
+        return out
+    }
+
+    /// The inverse of `patchify`.
+    static func unpatchify(_ tokens: Tensor, batch: Int, frames: Int, channels: Int, height: Int, width: Int, patch p: Int) -> Tensor {
+        let gh = height / p, gw = width / p
+        var out = Tensor.uninitialized([batch, frames, channels, height, width])
+        tokens.withUnsafePointer { src in
+            out.withUnsafeMutablePointer { dst in
+                var index = 0
+                for video in 0..<(batch * frames) {
+                    let frame = dst + video * channels * height * width
+                    for gy in 0..<gh { for gx in 0..<gw {
+                        for c in 0..<channels { for dy in 0..<p { for dx in 0..<p {
+                            frame[(c * height + gy * p + dy) * width + gx * p + dx] = src[index]
+                            index += 1
+                        } } }
+                    } }
+                }
+            }
+        }
+        return out
+    }
+}

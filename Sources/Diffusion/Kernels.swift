@@ -1,0 +1,227 @@
+import Dispatch
+
+/// Elementwise and row-wise kernels of the denoiser: layer norm, activations, softmax.
+///
+/// They work on raw pointers because they run on every token of every step; reductions use
+/// SIMD accumulators since the compiler may not reorder float sums by itself.
+enum Kernels {
+    typealias Vector = SIMD8<Float>
+
+    /// Splits `count` rows into contiguous ranges and runs them on `ComputeThreads.count` threads.
+    /// Small jobs run inline: a thread hop costs more than a few thousand flops.
+    static func forEachRowRange(_ count: Int, costPerRow: Int, _ body: (Range<Int>) -> Void) {
+        let threads = ComputeThreads.count
+        guard threads > 1, count > 1, count * costPerRow >= 1 << 15 else {
+            body(0..<count)
+            return
+        }
+        let chunks = min(threads, count)
+        // The ranges are disjoint, so the row work is safe to run concurrently even though the
+        // closure captures raw pointers, which Swift cannot prove Sendable.
+        withoutActuallyEscaping(body) { body in
+            let work = UncheckedSendable(body)
+            DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
+                work.value(count * chunk / chunks..<count * (chunk + 1) / chunks)
+            }
+        }
+    }
+
+    // MARK: exp
+
+    /// exp(x) for eight lanes: range reduction to x = n·ln2 + r, a degree-6 polynomial for e^r
+    /// and the exponent field for 2^n. Relative error below 2e-7 over the float range.
+    @inline(__always)
+    static func exp(_ x: Vector) -> Vector {
+        let clamped = x.clamped(lowerBound: Vector(repeating: -87.0), upperBound: Vector(repeating: 88.0))
+        let n = (clamped * 1.442_695_04).rounded(.toNearestOrEven)
+        let r = clamped - n * 0.693_359_375 + n * 2.121_944_4e-4
+        var p = Vector(repeating: 1.987_569_1e-4)
+        p = p * r + 1.398_199_9e-3
+        p = p * r + 8.333_452e-3
+        p = p * r + 4.166_579_6e-2
+        p = p * r + 1.666_666_6e-1
+        p = p * r + 5.000_000_1e-1
+        p = p * r * r + r + 1
+        let exponent = (SIMD8<Int32>(n, rounding: .towardZero) &+ 127) &<< 23
+        return p * unsafeBitCast(exponent, to: Vector.self)
+    }
+
+    @inline(__always)
+    static func load(_ p: UnsafePointer<Float>) -> Vector {
+        UnsafeRawPointer(p).loadUnaligned(as: Vector.self)
+    }
+
+    @inline(__always)
+    static func store(_ v: Vector, _ p: UnsafeMutablePointer<Float>) {
+        UnsafeMutableRawPointer(p).storeBytes(of: v, as: Vector.self)
+    }
+
+    // MARK: softmax
+
+    /// Softmax of each row in place, over the first `columns` entries of rows `stride` apart.
+    static func softmaxRows(_ x: UnsafeMutablePointer<Float>, rows: Int, columns: Int, stride: Int) {
+        forEachRowRange(rows, costPerRow: columns * 8) { range in
+            for row in range { softmax(x + row * stride, count: columns) }
+        }
+    }
+
+    @inline(__always)
+    static func softmax(_ x: UnsafeMutablePointer<Float>, count: Int) {
+        let vectorEnd = count & ~7
+        var maxV = Vector(repeating: -.infinity)
+        var i = 0
+        while i < vectorEnd { maxV = pointwiseMax(maxV, load(x + i)); i += 8 }
+        var maximum = maxV.max()
+        while i < count { maximum = max(maximum, x[i]); i += 1 }
+
+        var sumV = Vector.zero
+        let shift = Vector(repeating: maximum)
+        i = 0
+        while i < vectorEnd {
+            let e = exp(load(x + i) - shift)
+            store(e, x + i)
+            sumV += e
+            i += 8
+        }
+        var sum = sumV.sum()
+        while i < count {
+            let e = scalarExp(x[i] - maximum)
+            x[i] = e
+            sum += e
+            i += 1
+        }
+        let inverse = 1 / sum
+        for j in 0..<count { x[j] *= inverse }
+    }
+
+    @inline(__always)
+    static func scalarExp(_ x: Float) -> Float {
+        exp(Vector(repeating: x))[0]
+    }
+
+    // MARK: layer norm
+
+    /// Layer norm of each `width`-wide row: (x - mean) / sqrt(var + eps), then either an affine
+    /// weight and bias, or adaLN modulation `· (1 + scale) + shift` with one (scale, shift) pair
+    /// per group of `rowsPerGroup` rows (one group per video in the batch).
+    static func layerNorm(
+        _ x: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, rows: Int, width: Int,
+        epsilon: Float = 1e-6, affine: Affine
+    ) {
+        forEachRowRange(rows, costPerRow: width * 6) { range in
+            for row in range {
+                let input = x + row * width
+                let output = out + row * width
+                var sumV = Vector.zero, i = 0
+                while i + 8 <= width { sumV += load(input + i); i += 8 }
+                var sum = sumV.sum()
+                while i < width { sum += input[i]; i += 1 }
+                let mean = sum / Float(width)
+
+                var squaresV = Vector.zero
+                let meanV = Vector(repeating: mean)
+                i = 0
+                while i + 8 <= width { let d = load(input + i) - meanV; squaresV += d * d; i += 8 }
+                var squares = squaresV.sum()
+                while i < width { let d = input[i] - mean; squares += d * d; i += 1 }
+                let inverseStd = 1 / (squares / Float(width) + epsilon).squareRoot()
+
+                switch affine {
+                case .none:
+                    for j in 0..<width { output[j] = (input[j] - mean) * inverseStd }
+                case .weightBias(let weight, let bias):
+                    for j in 0..<width { output[j] = (input[j] - mean) * inverseStd * weight[j] + bias[j] }
+                case .modulation(let shift, let scale, let stride, let rowsPerGroup):
+                    let group = row / rowsPerGroup
+                    let sh = shift + group * stride, sc = scale + group * stride
+                    for j in 0..<width { output[j] = (input[j] - mean) * inverseStd * (1 + sc[j]) + sh[j] }
+                }
+            }
+        }
+    }
+
+    enum Affine {
+        case none
+        case weightBias(UnsafePointer<Float>, UnsafePointer<Float>)
+        /// Per-group shift and scale vectors, `stride` floats apart from one group to the next.
+        case modulation(shift: UnsafePointer<Float>, scale: UnsafePointer<Float>, stride: Int, rowsPerGroup: Int)
+    }
+
+    // MARK: activations
+
+    /// GELU, tanh approximation: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))), in place.
+    /// tanh(u) is written as 1 - 2/(1 + e^{2u}) so it can use the vector exp.
+    static func gelu(_ x: UnsafeMutablePointer<Float>, count: Int) {
+        forEachRowRange(count / 64 + 1, costPerRow: 64 * 20) { range in
+            let lower = range.lowerBound * 64
+            let upper = min(count, range.upperBound * 64)
+            var i = lower
+            let c = Vector(repeating: 0.797_884_56), k = Vector(repeating: 0.044_715)
+            while i + 8 <= upper {
+                let v = load(x + i)
+                let u = c * (v + k * v * v * v)
+                let tanh = 1 - 2 / (1 + exp(2 * u))
+                store(0.5 * v * (1 + tanh), x + i)
+                i += 8
+            }
+            while i < upper {
+                let v = x[i]
+                let u = 0.797_884_56 * (v + 0.044_715 * v * v * v)
+                x[i] = 0.5 * v * (1 + (1 - 2 / (1 + scalarExp(2 * u))))
+                i += 1
+            }
+        }
+    }
+
+    /// SiLU, x·sigmoid(x), in place.
+    static func silu(_ x: UnsafeMutablePointer<Float>, count: Int) {
+        var i = 0
+        while i + 8 <= count {
+            let v = load(x + i)
+            store(v / (1 + exp(-v)), x + i)
+            i += 8
+        }
+        while i < count { x[i] = x[i] / (1 + scalarExp(-x[i])); i += 1 }
+    }
+
+    // MARK: residuals
+
+    /// x += gate ⊙ h row by row, with one gate vector per group of `rowsPerGroup` rows.
+    static func addGated(
+        _ h: UnsafePointer<Float>, to x: UnsafeMutablePointer<Float>, rows: Int, width: Int,
+        gate: UnsafePointer<Float>, gateStride: Int, rowsPerGroup: Int
+    ) {
+        forEachRowRange(rows, costPerRow: width * 2) { range in
+            for row in range {
+                let g = gate + (row / rowsPerGroup) * gateStride
+                let xr = x + row * width, hr = h + row * width
+                for j in 0..<width { xr[j] += g[j] * hr[j] }
+            }
+        }
+    }
+
+    /// x += h elementwise.
+    static func add(_ h: UnsafePointer<Float>, to x: UnsafeMutablePointer<Float>, count: Int) {
+        for i in 0..<count { x[i] += h[i] }
+    }
+}
+
+/// How many threads the diffusion core uses: OpenBLAS's pool and the row-parallel kernels.
+/// A worker process that shares its machine with others sets this to its share of the cores.
+public enum ComputeThreads {
+    nonisolated(unsafe) private static var current = BLAS.threads
+
+    public static var count: Int { current }
+
+    public static func set(_ threads: Int) {
+        current = max(1, threads)
+        BLAS.threads = current
+    }
+}
+
+/// Carries a value the compiler cannot prove Sendable across a concurrency boundary whose
+/// safety the caller has established.
+struct UncheckedSendable<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
+}

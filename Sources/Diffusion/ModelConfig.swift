@@ -1,0 +1,123 @@
+import Foundation
+
+/// The shape of a Reel model, read from a model package's `config.json`.
+public struct ModelConfig: Codable, Sendable, Equatable {
+    /// Format tag; readers refuse packages of another format.
+    public var format: String = ModelConfig.currentFormat
+    /// Colour channels of the pixel-space video (3: RGB in [-1, 1]).
+    public var channels: Int = 3
+    /// The canvas the model was trained on, in pixels.
+    public var canvasHeight: Int
+    public var canvasWidth: Int
+    /// Frames the model sees at once: the temporal window that chunks are cut to.
+    public var windowFrames: Int
+    /// Frames per second the model's motion was trained at.
+    public var fps: Int
+    /// Side of the square pixel patches that become tokens.
+    public var patch: Int
+    /// Transformer width, depth, attention heads and MLP expansion of the denoiser.
+    public var width: Int
+    public var depth: Int
+    public var heads: Int
+    public var mlpRatio: Int
+    /// The text encoder.
+    public var text: TextEncoderConfig
+    /// File name, inside the package, of the vocabulary (one word a line).
+    public var vocabulary: String = "vocab.txt"
+    /// Render defaults that suit this model.
+    public var defaults: RenderDefaults = RenderDefaults()
+
+    public static let currentFormat = "reel-dit/1"
+
+    public struct TextEncoderConfig: Codable, Sendable, Equatable {
+        public var width: Int
+        public var depth: Int
+        public var heads: Int
+        public var mlpRatio: Int
+        /// Longest prompt in tokens, the start token included.
+        public var maxTokens: Int
+
+        public init(width: Int, depth: Int, heads: Int, mlpRatio: Int = 4, maxTokens: Int) {
+            self.width = width; self.depth = depth; self.heads = heads
+            self.mlpRatio = mlpRatio; self.maxTokens = maxTokens
+        }
+    }
+
+    public struct RenderDefaults: Codable, Sendable, Equatable {
+        public var steps: Int = 20
+        public var guidance: Float = 4
+        public var sampler: String = "euler"
+        /// Timestep shift: above 1 spends more steps at high noise.
+        public var shift: Float = 1
+
+        public init(steps: Int = 20, guidance: Float = 4, sampler: String = "euler", shift: Float = 1) {
+            self.steps = steps; self.guidance = guidance; self.sampler = sampler; self.shift = shift
+        }
+    }
+
+    public init(canvasHeight: Int, canvasWidth: Int, windowFrames: Int, fps: Int = 8, patch: Int,
+                width: Int, depth: Int, heads: Int, mlpRatio: Int = 4, text: TextEncoderConfig,
+                channels: Int = 3, defaults: RenderDefaults = RenderDefaults()) {
+        self.canvasHeight = canvasHeight; self.canvasWidth = canvasWidth
+        self.windowFrames = windowFrames; self.fps = fps; self.patch = patch
+        self.width = width; self.depth = depth; self.heads = heads; self.mlpRatio = mlpRatio
+        self.text = text; self.channels = channels; self.defaults = defaults
+    }
+
+    /// Values per token: one patch of every channel.
+    public var patchValues: Int { channels * patch * patch }
+    public var headWidth: Int { width / heads }
+
+    /// Checks the numbers fit together; the error names the field.
+    public func validate() throws {
+        func require(_ condition: Bool, _ field: String, _ rule: String) throws {
+            if !condition { throw ModelPackageError.badConfig(field: field, rule: rule) }
+        }
+        try require(format == Self.currentFormat, "format", "must be \"\(Self.currentFormat)\", got \"\(format)\"")
+        try require(channels > 0, "channels", "must be positive")
+        try require(patch > 0, "patch", "must be positive")
+        try require(canvasHeight > 0 && canvasHeight % patch == 0, "canvas_height", "must be a positive multiple of patch (\(patch))")
+        try require(canvasWidth > 0 && canvasWidth % patch == 0, "canvas_width", "must be a positive multiple of patch (\(patch))")
+        try require(windowFrames > 0, "window_frames", "must be positive")
+        try require(fps > 0, "fps", "must be positive")
+        try require(width > 0 && width % 8 == 0, "width", "must be a positive multiple of 8 (the position embedding splits it 4:2:2)")
+        try require(depth > 0, "depth", "must be positive")
+        try require(heads > 0 && width % heads == 0, "heads", "must divide width (\(width))")
+        try require(mlpRatio > 0, "mlp_ratio", "must be positive")
+        try require(text.width > 0 && text.width % 2 == 0, "text.width", "must be a positive even number")
+        try require(text.depth >= 0, "text.depth", "must not be negative")
+        try require(text.heads > 0 && text.width % text.heads == 0, "text.heads", "must divide text.width (\(text.width))")
+        try require(text.maxTokens >= 2, "text.max_tokens", "must be at least 2")
+    }
+
+    static var decoder: JSONDecoder {
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        return decoder
+    }
+
+    static var encoder: JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return encoder
+    }
+}
+
+/// A model package that cannot be used, saying which file or field is at fault.
+public enum ModelPackageError: Error, CustomStringConvertible, Equatable {
+    case notFound(name: String, searched: [String])
+    case unreadable(path: String, reason: String)
+    case badConfig(field: String, rule: String)
+
+    public var description: String {
+        switch self {
+        case .notFound(let name, let searched):
+            return "model '\(name)' not found (looked in \(searched.joined(separator: ", "))); pass --model with a model package directory, or set REEL_MODELS"
+        case .unreadable(let path, let reason):
+            return "\(path): \(reason)"
+        case .badConfig(let field, let rule):
+            return "config.json: \(field) \(rule)"
+        }
+    }
+}

@@ -1,0 +1,41 @@
+/// A dense, row-major float32 tensor.
+///
+/// Storage is a plain Swift array, so tensors are values: copying one is cheap until either copy
+/// is written. Hot paths reach the storage through `withUnsafe…` pointers.
+public struct Tensor: Sendable, Equatable {
+    public private(set) var shape: [Int]
+    public var scalars: [Float]
+
+    public init(shape: [Int], scalars: [Float]) {
+        precondition(shape.reduce(1, *) == scalars.count,
+                     "Tensor shape \(shape) needs \(shape.reduce(1, *)) scalars, got \(scalars.count)")
+        self.shape = shape
+        self.scalars = scalars
+    }
+
+    public init(zeros shape: [Int]) {
+        self.init(shape: shape, scalars: [Float](repeating: 0, count: shape.reduce(1, *)))
+    }
+
+    /// A tensor whose contents are left unspecified; every element must be written before it is read.
+    static func uninitialized(_ shape: [Int]) -> Tensor {
+        let count = shape.reduce(1, *)
+        let scalars = [Float](unsafeUninitializedCapacity: count) { _, initialized in initialized = count }
+        return Tensor(shape: shape, scalars: scalars)
+    }
+
+    public var count: Int { scalars.count }
+
+    /// The same scalars seen with another shape of the same element count.
+    public func reshaped(_ newShape: [Int]) -> Tensor {
+        Tensor(shape: newShape, scalars: scalars)
+    }
+
+    public func withUnsafePointer<R>(_ body: (UnsafePointer<Float>) throws -> R) rethrows -> R {
+        try scalars.withUnsafeBufferPointer { try body($0.baseAddress!) }
+    }
+
+    public mutating func withUnsafeMutablePointer<R>(_ body: (UnsafeMutablePointer<Float>) throws -> R) rethrows -> R {
+        try scalars.withUnsafeMutableBufferPointer { try body($0.baseAddress!) }
+    }
+}

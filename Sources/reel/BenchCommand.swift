@@ -1,0 +1,129 @@
+import ArgumentParser
+import Diffusion
+import Foundation
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Measure Reel's speed on this machine.",
+        subcommands: [EngineBench.self])
+}
+
+/// The denoiser's forward pass against raw sgemm, measured in one run.
+struct EngineBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "engine",
+        abstract: "Denoiser forward pass GFLOP/s beside raw sgemm GFLOP/s on this machine, and their ratio.",
+        discussion: """
+            Without --model it builds a width-256 model (depth 4, 4 heads, patch 4, 64x64 canvas,
+            16-frame window) from a fixed seed in memory. The forward pass runs a batch of 2 (the
+            conditional and unconditional halves of guidance) over the model's full window.
+            FLOPs count the matrix products only; layer norms, softmax and activations are the
+            overhead the ratio exposes.
+            """)
+
+    @Option(help: "Model name or package directory (default: a seeded width-256 model).")
+    var model: String?
+
+    @Option(help: "Seconds to spend measuring each row.")
+    var seconds: Double = 3
+
+    @Option(help: "Side of the square sgemm yardstick.")
+    var sgemmSize: Int = 1024
+
+    @Option(help: "Compute threads (default: all cores).")
+    var threads: Int?
+
+    @Flag(help: "Print one JSON object instead of the table.")
+    var json = false
+
+    static let benchConfig = ModelConfig(
+        canvasHeight: 64, canvasWidth: 64, windowFrames: 16, fps: 8, patch: 4,
+        width: 256, depth: 4, heads: 4, mlpRatio: 4,
+        text: .init(width: 128, depth: 2, heads: 4, mlpRatio: 4, maxTokens: 24))
+
+    func run() throws {
+        try reportingErrors {
+            if let threads { ComputeThreads.set(try RenderRequest.positive(threads, "--threads")) }
+            guard seconds > 0 else { throw UserError("--seconds must be above 0") }
+            let loaded = try loadModel()
+            let config = loaded.config
+            let batch = 2, frames = config.windowFrames, textTokens = 8
+            let x = NoiseField(seed: 1).tensor(step: 0, frames: 0..<(batch * frames), channels: config.channels,
+                                               height: config.canvasHeight, width: config.canvasWidth)
+                .reshaped([batch, frames, config.channels, config.canvasHeight, config.canvasWidth])
+            let context = loaded.textEncoder.encode(tokens: (0..<textTokens).map { $0 % loaded.vocabulary.count })
+            let flops = loaded.denoiser.flops(batch: batch, frames: frames, height: config.canvasHeight,
+                                              width: config.canvasWidth, textTokens: textTokens)
+
+            let sgemm = BLAS.measureSgemm(size: sgemmSize, minimumSeconds: seconds)
+            let forward = Self.measure(seconds: seconds) {
+                _ = loaded.denoiser.velocity(x, t: [0.5, 0.5], contexts: [context, context])
+            }
+            let forwardGFLOPS = flops * Double(forward.calls) / forward.seconds / 1e9
+            let report = Report(
+                cpuKernel: BLAS.coreName, threads: ComputeThreads.count,
+                sgemmSize: sgemmSize, sgemmGFLOPS: sgemm.gflops, sgemmMillisecondsPerCall: sgemm.seconds / Double(sgemm.calls) * 1000,
+                model: loaded.name, width: config.width, depth: config.depth, heads: config.heads,
+                batch: batch, frames: frames, height: config.canvasHeight, canvasWidth: config.canvasWidth,
+                forwardGFLOP: flops / 1e9, forwardMillisecondsPerCall: forward.seconds / Double(forward.calls) * 1000,
+                forwardGFLOPS: forwardGFLOPS, ratio: forwardGFLOPS / sgemm.gflops)
+            print(json ? report.json : report.table)
+        }
+    }
+
+    func loadModel() throws -> Model {
+        if let model { return try Model(named: model) }
+        var words = [Vocabulary.startToken]
+        words += (1..<64).map { "w\($0)" }
+        return try Model(name: "seeded-w256", directory: "", config: Self.benchConfig,
+                         vocabulary: try Vocabulary(words: words), weights: SeededWeights(seed: 256))
+    }
+
+    /// Calls `body` once to warm up, then repeatedly for at least `seconds`.
+    static func measure(seconds: Double, _ body: () -> Void) -> (seconds: Double, calls: Int) {
+        body()
+        let clock = ContinuousClock(), start = clock.now
+        var calls = 0, elapsed = 0.0
+        repeat {
+            body()
+            calls += 1
+            elapsed = (clock.now - start).seconds
+        } while elapsed < seconds
+        return (elapsed, calls)
+    }
+
+    struct Report: Encodable {
+        let cpuKernel: String, threads: Int
+        let sgemmSize: Int, sgemmGFLOPS: Double, sgemmMillisecondsPerCall: Double
+        let model: String, width: Int, depth: Int, heads: Int
+        let batch: Int, frames: Int, height: Int, canvasWidth: Int
+        let forwardGFLOP: Double, forwardMillisecondsPerCall: Double, forwardGFLOPS: Double
+        let ratio: Double
+
+        var json: String {
+            let encoder = JSONEncoder()
+            encoder.keyEncodingStrategy = .convertToSnakeCase
+            encoder.outputFormatting = [.sortedKeys]
+            return String(decoding: try! encoder.encode(self), as: UTF8.self)
+        }
+
+        var table: String {
+            let n = sgemmSize
+            let rows = [
+                ["row", "shape", "ms/call", "GFLOP/s"],
+                ["sgemm", "\(n)x\(n)x\(n)", String(format: "%.2f", sgemmMillisecondsPerCall), String(format: "%.1f", sgemmGFLOPS)],
+                ["denoiser forward", "\(model) w\(width) d\(depth) h\(heads), \(batch)x\(frames)x\(canvasWidth)x\(height), \(String(format: "%.1f", forwardGFLOP)) GFLOP",
+                 String(format: "%.1f", forwardMillisecondsPerCall), String(format: "%.1f", forwardGFLOPS)],
+                ["forward / sgemm", "", "", String(format: "%.2f", ratio)],
+            ]
+            let widths = (0..<4).map { column in rows.map { $0[column].count }.max()! }
+            let lines = rows.map { row in
+                row.enumerated().map { column, cell in
+                    column < 2 ? cell.padding(toLength: widths[column], withPad: " ", startingAt: 0)
+                        : String(repeating: " ", count: widths[column] - cell.count) + cell
+                }.joined(separator: "  ")
+            }
+            return "engine benchmark: OpenBLAS \(cpuKernel), \(threads) thread(s)\n" + lines.joined(separator: "\n")
+        }
+    }
+}

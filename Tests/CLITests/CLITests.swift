@@ -1,0 +1,122 @@
+import Foundation
+import Media
+import Testing
+
+/// Runs the built `reel` binary as a user would.
+struct ReelCommand {
+    static var binary: String {
+        if let path = ProcessInfo.processInfo.environment["REEL_BINARY"] { return path }
+        let testBinary = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        var directory = testBinary.deletingLastPathComponent()
+        // The test runner may sit inside a bundle directory below the build products.
+        while !FileManager.default.isExecutableFile(atPath: directory.appendingPathComponent("reel").path), directory.path != "/" {
+            directory = directory.deletingLastPathComponent()
+        }
+        return directory.appendingPathComponent("reel").path
+    }
+
+    /// The repository root, where models/ lives.
+    static var packageRoot: String {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+    }
+
+    struct Result {
+        let status: Int32
+        let stdout: String
+        let stderr: String
+    }
+
+    static func run(_ arguments: [String], in directory: String) throws -> Result {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = arguments
+        process.currentDirectoryURL = URL(fileURLWithPath: directory)
+        var environment = ProcessInfo.processInfo.environment
+        environment["REEL_MODELS"] = packageRoot + "/models"
+        process.environment = environment
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let stdout = out.fileHandleForReading.readDataToEndOfFile(), stderr = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Result(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
+                      stderr: String(decoding: stderr, as: UTF8.self))
+    }
+
+    static func scratchDirectory() throws -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("reel-cli-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return path
+    }
+}
+
+@Suite struct RenderCommandTests {
+    @Test func rendersAnMP4WithTheRequestedFramesSizeAndFps() throws {
+        let directory = try ReelCommand.scratchDirectory()
+        let result = try ReelCommand.run(["render", "a red circle moving right", "--frames", "6", "--steps", "3",
+                                          "--fps", "12", "--scale", "2", "--seed", "3", "-o", "clip.mp4",
+                                          "--contact-sheet", "sheet.png"], in: directory)
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stderr.contains("step 3/3"), "progress is reported")
+        let file = "\(directory)/clip.mp4"
+        let decoded = try VideoDecoder.read(file)
+        #expect(decoded.codec == "h264" && decoded.fps == 12)
+        #expect(decoded.video.frameCount == 6 && decoded.video.width == 128 && decoded.video.height == 128)
+        #expect(try VideoDecoder.read("\(directory)/sheet.png").video.width > 64)
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.contains("partial") }
+        #expect(leftovers.isEmpty)
+    }
+
+    /// Each bad input: non-zero exit, exactly one line on stderr that names the problem, and no
+    /// output file (nor a temporary one) left behind.
+    @Test(arguments: [
+        (["--frames", "0"], "--frames 0"),
+        (["--size=-64x64"], "--size -64x64"),
+        (["--size", "30x30"], "multiple of the model's patch"),
+        (["--model", "no-such-model"], "model 'no-such-model' not found"),
+        (["--fps", "0"], "fps 0"),
+        (["--sampler", "ddim"], "--sampler ddim"),
+        (["--steps", "0"], "--steps 0"),
+    ])
+    func badOptionIsOneClearLineAndNoFile(extra: [String], expected: String) throws {
+        try expectFailure(["render", "a red circle", "--steps", "2", "-o", "out.mp4"] + extra, expected: expected, output: "out.mp4")
+    }
+
+    @Test func unknownWordIsNamed() throws {
+        try expectFailure(["render", "a purple elephant", "-o", "out.mp4"], expected: "'elephant'", output: "out.mp4")
+    }
+
+    @Test func unwritableOutputIsAClearError() throws {
+        try expectFailure(["render", "a red circle", "-o", "/nonexistent-reel-dir/out.mp4"],
+                          expected: "/nonexistent-reel-dir", output: nil)
+        let directory = try ReelCommand.scratchDirectory()
+        FileManager.default.createFile(atPath: "\(directory)/file", contents: Data())
+        try expectFailure(["render", "a red circle", "-o", "\(directory)/file/out.mp4"], expected: "does not exist", output: nil)
+        try expectFailure(["render", "a red circle", "-o", "out.avi"], expected: "must end in .mp4", output: "out.avi")
+    }
+
+    func expectFailure(_ arguments: [String], expected: String, output: String?) throws {
+        let directory = try ReelCommand.scratchDirectory()
+        let result = try ReelCommand.run(arguments, in: directory)
+        #expect(result.status != 0)
+        let lines = result.stderr.split(separator: "\n")
+        #expect(lines.count == 1, "one line on stderr, got: \(result.stderr)")
+        #expect(result.stderr.contains(expected), "stderr: \(result.stderr)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory).isEmpty, "no file left in the working directory")
+        if let output { #expect(!FileManager.default.fileExists(atPath: "\(directory)/\(output)")) }
+    }
+}
+
+@Suite struct BenchCommandTests {
+    @Test func engineBenchPrintsBothRowsAndTheirRatioAsJSON() throws {
+        let result = try ReelCommand.run(["bench", "engine", "--model", "reel-tiny", "--seconds", "0.2", "--sgemm-size", "256", "--json"],
+                                         in: try ReelCommand.scratchDirectory())
+        #expect(result.status == 0, "\(result.stderr)")
+        let report = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]
+        let sgemm = report?["sgemm_gflops"] as? Double ?? 0, forward = report?["forward_gflops"] as? Double ?? 0
+        let ratio = report?["ratio"] as? Double ?? 0
+        #expect(sgemm > 0 && forward > 0)
+        #expect(abs(ratio - forward / sgemm) < 1e-9)
+    }
+}

@@ -1,0 +1,135 @@
+import Foundation
+import Media
+import Testing
+
+/// A moving colour gradient with a soft-edged disc sliding across it, like a render: smooth
+/// enough for 4:2:0 chroma to keep (a hard-edged saturated shape costs about 3 dB in the colour
+/// conversion alone), varied enough that a broken frame order or colour conversion shows.
+func syntheticVideo(width: Int = 64, height: Int = 48, frames: Int = 24) -> RGBVideo {
+    var pixels = [UInt8]()
+    pixels.reserveCapacity(width * height * 3 * frames)
+    for f in 0..<frames {
+        for y in 0..<height {
+            for x in 0..<width {
+                let background = [Double(x * 255) / Double(width), Double(y * 255) / Double(height), Double(f * 255) / Double(frames)]
+                let dx = Double(x - (8 + f * 2)), dy = Double(y - height / 2)
+                let cover = min(max(7 - (dx * dx + dy * dy).squareRoot(), 0), 2) / 2  // 2-pixel ramp at the edge
+                let disc: [Double] = [230, 230, 40]
+                pixels += (0..<3).map { UInt8((background[$0] * (1 - cover) + disc[$0] * cover).rounded()) }
+            }
+        }
+    }
+    return RGBVideo(width: width, height: height, pixels: pixels)
+}
+
+func temporaryPath(_ name: String) -> String {
+    FileManager.default.temporaryDirectory.appendingPathComponent("reel-media-\(UUID().uuidString)-\(name)").path
+}
+
+/// Runs ffprobe on a file and returns its first video stream's fields.
+func probe(_ path: String) throws -> [String: String] {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = ["ffprobe", "-v", "error", "-select_streams", "v:0", "-count_frames",
+                         "-show_entries", "stream=codec_name,width,height,r_frame_rate,nb_read_frames,pix_fmt:format=duration,format_name",
+                         "-of", "default=noprint_wrappers=1", path]
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    try process.run()
+    let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    process.waitUntilExit()
+    var fields: [String: String] = [:]
+    for line in output.split(separator: "\n") {
+        let parts = line.split(separator: "=", maxSplits: 1)
+        if parts.count == 2 { fields[String(parts[0])] = String(parts[1]) }
+    }
+    return fields
+}
+
+@Suite struct VideoFileTests {
+    @Test func mp4RoundTripKeepsFrameCountSizeFpsAndPicture() throws {
+        let video = syntheticVideo()
+        let path = temporaryPath("round.mp4")
+        try VideoEncoder.writeMP4(video, options: EncodeOptions(fps: 12), to: path)
+        let fields = try probe(path)
+        #expect(fields["codec_name"] == "h264")
+        #expect(fields["pix_fmt"] == "yuv420p")
+        #expect(fields["width"] == "64" && fields["height"] == "48")
+        #expect(fields["r_frame_rate"] == "12/1")
+        #expect(fields["nb_read_frames"] == "24")
+        #expect(abs(Double(fields["duration"] ?? "0")! - 2.0) < 0.01, "24 frames at 12 fps last 2 s")
+
+        let decoded = try VideoDecoder.read(path)
+        #expect(decoded.video.frameCount == 24)
+        #expect(decoded.fps == 12)
+        #expect(decoded.codec == "h264")
+        let psnr = decoded.video.psnr(against: video)
+        #expect(psnr >= 35, "PSNR \(psnr) dB")
+    }
+
+    @Test func scaleEnlargesFramesInTheFile() throws {
+        let path = temporaryPath("scaled.mp4")
+        try VideoEncoder.writeMP4(syntheticVideo(frames: 4), options: EncodeOptions(fps: 8, scale: 3), to: path)
+        let fields = try probe(path)
+        #expect(fields["width"] == "192" && fields["height"] == "144")
+        let decoded = try VideoDecoder.read(path, width: 64, height: 48)
+        #expect(decoded.video.width == 64 && decoded.video.frameCount == 4)
+    }
+
+    @Test(arguments: [(0, 1, "fps 0"), (300, 1, "fps 300"), (8, 0, "scale 0")])
+    func invalidOptionsAreClearErrorsAndWriteNothing(fps: Int, scale: Int, field: String) throws {
+        let path = temporaryPath("bad.mp4")
+        let error = #expect(throws: MediaError.self) {
+            try VideoEncoder.writeMP4(syntheticVideo(frames: 2), options: EncodeOptions(fps: fps, scale: scale), to: path)
+        }
+        #expect(error?.description.hasPrefix(field) == true, "\(String(describing: error))")
+        #expect(!FileManager.default.fileExists(atPath: path))
+    }
+
+    @Test func oddSizeIsAClearError() throws {
+        let path = temporaryPath("odd.mp4")
+        let odd = RGBVideo(width: 15, height: 8, pixels: [UInt8](repeating: 100, count: 15 * 8 * 3))
+        let error = #expect(throws: MediaError.self) { try VideoEncoder.writeMP4(odd, options: EncodeOptions(fps: 8), to: path) }
+        #expect(error?.description.contains("odd") == true)
+        #expect(!FileManager.default.fileExists(atPath: path))
+    }
+
+    @Test func unwritableDirectoryIsAClearErrorAndLeavesNoTemporaryFile() throws {
+        let error = #expect(throws: MediaError.self) {
+            try VideoEncoder.writeMP4(syntheticVideo(frames: 2), options: EncodeOptions(fps: 8), to: "/nonexistent-dir/out.mp4")
+        }
+        #expect(error?.description.contains("/nonexistent-dir") == true)
+    }
+
+    @Test func unreadableInputIsAClearError() throws {
+        let path = temporaryPath("not-a-video.mp4")
+        try "plain text".write(toFile: path, atomically: true, encoding: .utf8)
+        let error = #expect(throws: MediaError.self) { try VideoDecoder.read(path) }
+        #expect(error?.description.contains("not a video FFmpeg can read") == true)
+        #expect(throws: MediaError.self) { try VideoDecoder.read(temporaryPath("missing.mp4")) }
+    }
+}
+
+@Suite struct StillImageTests {
+    @Test func pngFramesDecodeToTheExactPixels() throws {
+        let video = syntheticVideo(frames: 2)
+        let directory = temporaryPath("frames")
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let paths = try StillImages.writeFrames(video, pattern: "\(directory)/frame-%d.png")
+        #expect(paths.count == 2 && paths[1].hasSuffix("frame-0001.png"))
+        let decoded = try VideoDecoder.read(paths[1])
+        #expect(decoded.video.pixels == Array(video.frame(1)), "PNG is lossless")
+    }
+
+    @Test func contactSheetLaysFramesOutInAGrid() throws {
+        let video = syntheticVideo(width: 10, height: 6, frames: 5)
+        let sheet = StillImages.contactSheet(video, columns: 3, gap: 2)
+        #expect(sheet.width == 3 * 10 + 4 * 2 && sheet.height == 2 * 6 + 3 * 2)
+        // Frame 4 sits in row 1, column 1; compare its first pixel.
+        let offset = ((2 + 6 + 2) * sheet.width + (2 + 10 + 2)) * 3
+        #expect(Array(sheet.pixels[offset..<(offset + 3)]) == Array(video.frame(4).prefix(3)))
+        let path = temporaryPath("sheet.png")
+        try StillImages.writeContactSheet(video, to: path, columns: 3)
+        #expect(try VideoDecoder.read(path).video.width == sheet.width)
+    }
+}
