@@ -52,24 +52,27 @@ struct SelfAttention {
         let headWidth = width / heads
         let scale = 1 / Float(headWidth).squareRoot()
         let maxKeys = (0..<layout.sequences).map(keyLength).max() ?? 0
-        var scores = [Float](unsafeUninitializedCapacity: layout.length * maxKeys) { _, n in n = layout.length * maxKeys }
-        scores.withUnsafeMutableBufferPointer { sb in
-            let s = sb.baseAddress!
-            for sequence in 0..<layout.sequences {
+        let pairs = layout.sequences * heads
+        let cost = layout.length * maxKeys * headWidth * 4
+        // (sequence, head) pairs are independent and write disjoint output columns: one slice
+        // of them per thread, each with its own score matrix.
+        ComputeThreads.forEachSlice(of: pairs, parts: pairs * cost >= 1 << 20 ? ComputeThreads.count : 1) { slice in
+            let s = UnsafeMutablePointer<Float>.allocate(capacity: layout.length * maxKeys)
+            defer { s.deallocate() }
+            for pair in slice {
+                let (sequence, head) = pair.quotientAndRemainder(dividingBy: heads)
                 let queryRow = layout.firstRow(sequence), keyRow = keyFirstRow(sequence)
                 let keyCount = keyLength(sequence)
-                let q = queries + queryRow * queryStride, k = keys + keyRow * keyStride, v = values + keyRow * keyStride
-                let o = output + queryRow * outputStride
+                let column = head * headWidth
+                let q = queries + queryRow * queryStride + column
+                let k = keys + keyRow * keyStride + column, v = values + keyRow * keyStride + column
+                let o = output + queryRow * outputStride + column
                 let qStride = queryStride * layout.rowStride, kStride = keyStride * keyRowStride
-                for head in 0..<heads {
-                    let column = head * headWidth
-                    BLAS.gemm(transposeB: true, m: layout.length, n: keyCount, k: headWidth, alpha: scale,
-                              a: q + column, lda: qStride, b: k + column, ldb: kStride, c: s, ldc: keyCount)
-                    Kernels.softmaxRows(s, rows: layout.length, columns: keyCount, stride: keyCount)
-                    BLAS.gemm(m: layout.length, n: headWidth, k: keyCount,
-                              a: s, lda: keyCount, b: v + column, ldb: kStride,
-                              c: o + column, ldc: outputStride * layout.rowStride)
-                }
+                BLAS.gemm(transposeB: true, m: layout.length, n: keyCount, k: headWidth, alpha: scale,
+                          a: q, lda: qStride, b: k, ldb: kStride, c: s, ldc: keyCount)
+                for row in 0..<layout.length { Kernels.softmax(s + row * keyCount, count: keyCount) }
+                BLAS.gemm(m: layout.length, n: headWidth, k: keyCount, a: s, lda: keyCount, b: v, ldb: kStride,
+                          c: o, ldc: outputStride * layout.rowStride)
             }
         }
     }

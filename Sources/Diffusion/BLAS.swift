@@ -37,9 +37,13 @@ public enum BLAS {
         return String(cString: name)
     }
 
-    /// Measures sgemm throughput on square n×n matrices; the yardstick the engine benchmark
-    /// compares the denoiser against.
-    public static func measureSgemm(size n: Int, minimumSeconds: Double = 1.0) -> (gflops: Double, seconds: Double, calls: Int) {
+    /// Measures sgemm throughput on square n×n matrices with OpenBLAS's own threading on
+    /// `threads` cores: the machine's raw sgemm, the yardstick the engine benchmark compares
+    /// the denoiser against.
+    public static func measureSgemm(size n: Int, threads: Int, minimumSeconds: Double = 1.0) -> (gflops: Double, seconds: Double, calls: Int) {
+        let previous = BLAS.threads
+        BLAS.threads = threads
+        defer { BLAS.threads = previous }
         var a = [Float](repeating: 0, count: n * n)
         var b = a
         var c = a

@@ -1,4 +1,5 @@
 import Dispatch
+import Foundation
 
 /// Elementwise and row-wise kernels of the denoiser: layer norm, activations, softmax.
 ///
@@ -10,30 +11,25 @@ enum Kernels {
     /// Splits `count` rows into contiguous ranges and runs them on `ComputeThreads.count` threads.
     /// Small jobs run inline: a thread hop costs more than a few thousand flops.
     static func forEachRowRange(_ count: Int, costPerRow: Int, _ body: (Range<Int>) -> Void) {
-        let threads = ComputeThreads.count
-        guard threads > 1, count > 1, count * costPerRow >= 1 << 15 else {
-            body(0..<count)
-            return
-        }
-        let chunks = min(threads, count)
-        // The ranges are disjoint, so the row work is safe to run concurrently even though the
-        // closure captures raw pointers, which Swift cannot prove Sendable.
-        withoutActuallyEscaping(body) { body in
-            let work = UncheckedSendable(body)
-            DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
-                work.value(count * chunk / chunks..<count * (chunk + 1) / chunks)
-            }
-        }
+        let worthSplitting = count * costPerRow >= 1 << 15
+        ComputeThreads.forEachSlice(of: count, parts: worthSplitting ? ComputeThreads.count : 1, body)
     }
 
     // MARK: exp
 
     /// exp(x) for eight lanes: range reduction to x = n·ln2 + r, a degree-6 polynomial for e^r
     /// and the exponent field for 2^n. Relative error below 2e-7 over the float range.
+    ///
+    /// Rounding uses the 1.5·2²³ trick: adding it leaves round(x·log2e) in the low mantissa
+    /// bits, which serve both as the float n and, through the bit pattern, as the integer
+    /// exponent (a generic float-to-int vector conversion costs more than the whole polynomial).
     @inline(__always)
     static func exp(_ x: Vector) -> Vector {
-        let clamped = x.clamped(lowerBound: Vector(repeating: -87.0), upperBound: Vector(repeating: 88.0))
-        let n = (clamped * 1.442_695_04).rounded(.toNearestOrEven)
+        let magic = Vector(repeating: 12_582_912)
+        var clamped = x.replacing(with: -87, where: x .< -87)
+        clamped.replace(with: 88, where: clamped .> 88)
+        let shifted = clamped * 1.442_695_04 + magic
+        let n = shifted - magic
         let r = clamped - n * 0.693_359_375 + n * 2.121_944_4e-4
         var p = Vector(repeating: 1.987_569_1e-4)
         p = p * r + 1.398_199_9e-3
@@ -42,8 +38,8 @@ enum Kernels {
         p = p * r + 1.666_666_6e-1
         p = p * r + 5.000_000_1e-1
         p = p * r * r + r + 1
-        let exponent = (SIMD8<Int32>(n, rounding: .towardZero) &+ 127) &<< 23
-        return p * unsafeBitCast(exponent, to: Vector.self)
+        let integer = unsafeBitCast(shifted, to: SIMD8<Int32>.self) &- 0x4B40_0000
+        return p * unsafeBitCast((integer &+ 127) &<< 23, to: Vector.self)
     }
 
     @inline(__always)
@@ -58,12 +54,6 @@ enum Kernels {
 
     // MARK: softmax
 
-    /// Softmax of each row in place, over the first `columns` entries of rows `stride` apart.
-    static func softmaxRows(_ x: UnsafeMutablePointer<Float>, rows: Int, columns: Int, stride: Int) {
-        forEachRowRange(rows, costPerRow: columns * 8) { range in
-            for row in range { softmax(x + row * stride, count: columns) }
-        }
-    }
 
     @inline(__always)
     static func softmax(_ x: UnsafeMutablePointer<Float>, count: Int) {
@@ -206,16 +196,38 @@ enum Kernels {
     }
 }
 
-/// How many threads the diffusion core uses: OpenBLAS's pool and the row-parallel kernels.
-/// A worker process that shares its machine with others sets this to its share of the cores.
+/// How many threads the diffusion core uses. OpenBLAS itself runs single-threaded: Reel splits
+/// the work (rows of a linear layer, the sequences and heads of attention, rows of the
+/// elementwise kernels) so that one thread pool, not two competing ones, owns the cores.
+/// A worker process that shares its machine with others sets this to its share.
 public enum ComputeThreads {
-    nonisolated(unsafe) private static var current = BLAS.threads
+    nonisolated(unsafe) private static var current: Int = {
+        BLAS.threads = 1
+        return ProcessInfo.processInfo.activeProcessorCount
+    }()
 
     public static var count: Int { current }
 
     public static func set(_ threads: Int) {
         current = max(1, threads)
-        BLAS.threads = current
+        BLAS.threads = 1
+    }
+
+    /// Runs `body` on `parts` contiguous slices of 0..<count on up to `count` threads.
+    static func forEachSlice(of count: Int, parts: Int, _ body: (Range<Int>) -> Void) {
+        let parts = max(1, min(parts, count))
+        guard parts > 1 else {
+            body(0..<count)
+            return
+        }
+        // The slices are disjoint, so the work is safe to run concurrently even though the
+        // closure captures raw pointers, which Swift cannot prove Sendable.
+        withoutActuallyEscaping(body) { body in
+            let work = UncheckedSendable(body)
+            DispatchQueue.concurrentPerform(iterations: parts) { part in
+                work.value(count * part / parts..<count * (part + 1) / parts)
+            }
+        }
     }
 }
 

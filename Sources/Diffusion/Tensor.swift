@@ -39,3 +39,13 @@ public struct Tensor: Sendable, Equatable {
         try scalars.withUnsafeMutableBufferPointer { try body($0.baseAddress!) }
     }
 }
+
+extension Tensor: CustomStringConvertible {
+    /// A short summary; a test failure or log line should not print a million values.
+    public var description: String {
+        let head = scalars.prefix(4).map { String(format: "%.4g", $0) }.joined(separator: ", ")
+        return "Tensor(\(shape), \(count) values: \(head)\(count > 4 ? ", …" : ""))"
+    }
+}
+
+import Foundation

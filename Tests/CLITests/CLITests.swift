@@ -91,7 +91,7 @@ struct ReelCommand {
         try expectFailure(["render", "a red circle", "-o", "/nonexistent-reel-dir/out.mp4"],
                           expected: "/nonexistent-reel-dir", output: nil)
         let directory = try ReelCommand.scratchDirectory()
-        FileManager.default.createFile(atPath: "\(directory)/file", contents: Data())
+        _ = FileManager.default.createFile(atPath: "\(directory)/file", contents: Data())
         try expectFailure(["render", "a red circle", "-o", "\(directory)/file/out.mp4"], expected: "does not exist", output: nil)
         try expectFailure(["render", "a red circle", "-o", "out.avi"], expected: "must end in .mp4", output: "out.avi")
     }
@@ -110,7 +110,7 @@ struct ReelCommand {
 
 @Suite struct BenchCommandTests {
     @Test func engineBenchPrintsBothRowsAndTheirRatioAsJSON() throws {
-        let result = try ReelCommand.run(["bench", "engine", "--model", "reel-tiny", "--seconds", "0.2", "--sgemm-size", "256", "--json"],
+        let result = try ReelCommand.run(["bench", "engine", "--model", "reel-tiny", "--seconds", "0.1", "--rounds", "2", "--sgemm-size", "256", "--json"],
                                          in: try ReelCommand.scratchDirectory())
         #expect(result.status == 0, "\(result.stderr)")
         let report = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]
