@@ -42,16 +42,24 @@ public enum ModelPackage {
     public static let defaultModel = "reel-tiny"
 
     /// Directories searched for a model given by name: $REEL_MODELS (colon-separated), ./models,
-    /// and the models directory beside an installed or freshly built `reel`.
+    /// and the models directory of an installed `reel` or of the checkout it was built in.
     public static func searchPath() -> [String] {
         var paths: [String] = []
         if let env = ProcessInfo.processInfo.environment["REEL_MODELS"] {
             paths += env.split(separator: ":").map(String.init)
         }
         paths.append(FileManager.default.currentDirectoryPath + "/models")
-        let executable = URL(fileURLWithPath: CommandLine.arguments.first ?? "").resolvingSymlinksInPath().deletingLastPathComponent()
-        paths.append(executable.appendingPathComponent("../share/reel/models").standardizedFileURL.path)
-        paths.append(executable.appendingPathComponent("../../models").standardizedFileURL.path)  // .build/<config>/reel
+        // An installed binary keeps models in ../share/reel/models; one built in a checkout
+        // (.build/<triple>/<configuration>/reel) finds the checkout's models/ a few levels up.
+        var directory = URL(fileURLWithPath: CommandLine.arguments.first ?? "").resolvingSymlinksInPath().deletingLastPathComponent()
+        paths.append(directory.appendingPathComponent("../share/reel/models").standardizedFileURL.path)
+        for _ in 0..<4 {
+            directory = directory.deletingLastPathComponent()
+            if FileManager.default.fileExists(atPath: directory.appendingPathComponent("Package.swift").path) {
+                paths.append(directory.appendingPathComponent("models").path)
+                break
+            }
+        }
         var seen = Set<String>()
         return paths.filter { seen.insert($0).inserted }
     }

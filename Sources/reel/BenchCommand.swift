@@ -45,40 +45,38 @@ struct EngineBench: ParsableCommand {
         text: .init(width: 128, depth: 2, heads: 4, mlpRatio: 4, maxTokens: 24))
 
     func run() throws {
-        try reportingErrors {
-            if let threads { ComputeThreads.set(try RenderRequest.positive(threads, "--threads")) }
-            guard seconds > 0 else { throw UserError("--seconds must be above 0") }
-            guard rounds > 0 else { throw UserError("--rounds must be at least 1") }
-            let loaded = try loadModel()
-            let config = loaded.config
-            let batch = 2, frames = config.windowFrames, textTokens = 8
-            let x = NoiseField(seed: 1).tensor(step: 0, frames: 0..<(batch * frames), channels: config.channels,
-                                               height: config.canvasHeight, width: config.canvasWidth)
-                .reshaped([batch, frames, config.channels, config.canvasHeight, config.canvasWidth])
-            let context = loaded.textEncoder.encode(tokens: (0..<textTokens).map { $0 % loaded.vocabulary.count })
-            let flops = loaded.denoiser.flops(batch: batch, frames: frames, height: config.canvasHeight,
-                                              width: config.canvasWidth, textTokens: textTokens)
+        if let threads { ComputeThreads.set(try RenderRequest.positive(threads, "--threads")) }
+        guard seconds > 0 else { throw UserError("--seconds must be above 0") }
+        guard rounds > 0 else { throw UserError("--rounds must be at least 1") }
+        let loaded = try loadModel()
+        let config = loaded.config
+        let batch = 2, frames = config.windowFrames, textTokens = 8
+        let x = NoiseField(seed: 1).tensor(step: 0, frames: 0..<(batch * frames), channels: config.channels,
+                                           height: config.canvasHeight, width: config.canvasWidth)
+            .reshaped([batch, frames, config.channels, config.canvasHeight, config.canvasWidth])
+        let context = loaded.textEncoder.encode(tokens: (0..<textTokens).map { $0 % loaded.vocabulary.count })
+        let flops = loaded.denoiser.flops(batch: batch, frames: frames, height: config.canvasHeight,
+                                          width: config.canvasWidth, textTokens: textTokens)
 
-            var sgemm = (gflops: 0.0, millisecondsPerCall: 0.0)
-            var forward = sgemm
-            for _ in 0..<rounds {
-                let s = BLAS.measureSgemm(size: sgemmSize, threads: ComputeThreads.count, minimumSeconds: seconds)
-                if s.gflops > sgemm.gflops { sgemm = (s.gflops, s.seconds / Double(s.calls) * 1000) }
-                let f = Self.measure(seconds: seconds) {
-                    _ = loaded.denoiser.velocity(x, t: [0.5, 0.5], contexts: [context, context])
-                }
-                let gflops = flops * Double(f.calls) / f.seconds / 1e9
-                if gflops > forward.gflops { forward = (gflops, f.seconds / Double(f.calls) * 1000) }
+        var sgemm = (gflops: 0.0, millisecondsPerCall: 0.0)
+        var forward = sgemm
+        for _ in 0..<rounds {
+            let s = BLAS.measureSgemm(size: sgemmSize, threads: ComputeThreads.count, minimumSeconds: seconds)
+            if s.gflops > sgemm.gflops { sgemm = (s.gflops, s.seconds / Double(s.calls) * 1000) }
+            let f = Self.measure(seconds: seconds) {
+                _ = loaded.denoiser.velocity(x, t: [0.5, 0.5], contexts: [context, context])
             }
-            let report = Report(
-                cpuKernel: BLAS.coreName, threads: ComputeThreads.count,
-                rounds: rounds, sgemmSize: sgemmSize, sgemmGFLOPS: sgemm.gflops, sgemmMillisecondsPerCall: sgemm.millisecondsPerCall,
-                model: loaded.name, width: config.width, depth: config.depth, heads: config.heads,
-                batch: batch, frames: frames, height: config.canvasHeight, canvasWidth: config.canvasWidth,
-                forwardGFLOP: flops / 1e9, forwardMillisecondsPerCall: forward.millisecondsPerCall,
-                forwardGFLOPS: forward.gflops, ratio: forward.gflops / sgemm.gflops)
-            print(json ? report.json : report.table)
+            let gflops = flops * Double(f.calls) / f.seconds / 1e9
+            if gflops > forward.gflops { forward = (gflops, f.seconds / Double(f.calls) * 1000) }
         }
+        let report = Report(
+            cpuKernel: BLAS.coreName, threads: ComputeThreads.count,
+            rounds: rounds, sgemmSize: sgemmSize, sgemmGFLOPS: sgemm.gflops, sgemmMillisecondsPerCall: sgemm.millisecondsPerCall,
+            model: loaded.name, width: config.width, depth: config.depth, heads: config.heads,
+            batch: batch, frames: frames, height: config.canvasHeight, canvasWidth: config.canvasWidth,
+            forwardGFLOP: flops / 1e9, forwardMillisecondsPerCall: forward.millisecondsPerCall,
+            forwardGFLOPS: forward.gflops, ratio: forward.gflops / sgemm.gflops)
+        print(json ? report.json : report.table)
     }
 
     func loadModel() throws -> Model {

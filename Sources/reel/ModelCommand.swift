@@ -15,20 +15,18 @@ struct ModelCommand: ParsableCommand {
         var model: String = ModelPackage.defaultModel
 
         func run() throws {
-            try reportingErrors {
-                let loaded = try Diffusion.Model(named: model)
-                let c = loaded.config
-                let file = try SafeTensorsFile(path: "\(loaded.directory)/\(ModelPackage.weightsFile)")
-                let parameters = file.entries.values.reduce(0) { $0 + $1.shape.reduce(1, *) }
-                print("""
-                    model \(loaded.name) at \(loaded.directory)
-                      canvas \(c.canvasWidth)x\(c.canvasHeight), window \(c.windowFrames) frames at \(c.fps) fps, patch \(c.patch)
-                      denoiser width \(c.width), depth \(c.depth), heads \(c.heads); text encoder width \(c.text.width), depth \(c.text.depth), up to \(c.text.maxTokens - 1) words
-                      \(parameters) parameters
-                      defaults: \(c.defaults.steps) \(c.defaults.sampler) steps, guidance \(c.defaults.guidance), shift \(c.defaults.shift)
-                      words: \(loaded.vocabulary.words.dropFirst().joined(separator: " "))
-                    """)
-            }
+            let loaded = try Diffusion.Model(named: model)
+            let c = loaded.config
+            let file = try SafeTensorsFile(path: "\(loaded.directory)/\(ModelPackage.weightsFile)")
+            let parameters = file.entries.values.reduce(0) { $0 + $1.shape.reduce(1, *) }
+            print("""
+                model \(loaded.name) at \(loaded.directory)
+                  canvas \(c.canvasWidth)x\(c.canvasHeight), window \(c.windowFrames) frames at \(c.fps) fps, patch \(c.patch)
+                  denoiser width \(c.width), depth \(c.depth), heads \(c.heads); text encoder width \(c.text.width), depth \(c.text.depth), up to \(c.text.maxTokens - 1) words
+                  \(parameters) parameters
+                  defaults: \(c.defaults.steps) \(c.defaults.sampler) steps, guidance \(c.defaults.guidance), shift \(c.defaults.shift)
+                  words: \(loaded.vocabulary.words.dropFirst().joined(separator: " "))
+                """)
         }
     }
 
@@ -45,11 +43,9 @@ struct ModelCommand: ParsableCommand {
         var seed: UInt64 = 0
 
         func run() throws {
-            try reportingErrors {
-                let model = try ModelPackage.writeWeights(in: directory, from: SeededWeights(seed: seed),
-                                                          metadata: ["reel.weights": "seeded", "reel.seed": "\(seed)"])
-                print("wrote \(directory)/\(ModelPackage.weightsFile) for \(model.name) from seed \(seed)")
-            }
+            let model = try ModelPackage.writeWeights(in: directory, from: SeededWeights(seed: seed),
+                                                      metadata: ["reel.weights": "seeded", "reel.seed": "\(seed)"])
+            print("wrote \(directory)/\(ModelPackage.weightsFile) for \(model.name) from seed \(seed)")
         }
     }
 }

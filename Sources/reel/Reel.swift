@@ -17,23 +17,25 @@ struct Reel: ParsableCommand {
     )
 }
 
-/// A failure the user can fix: printed as one line on stderr, exit status 1.
+/// A failure the user can fix, described in one line.
 struct UserError: Error, CustomStringConvertible {
     let description: String
     init(_ description: String) { self.description = description }
 }
 
-extension ParsableCommand {
-    /// Runs `body`, turning any error into one line on stderr and a non-zero exit, so no error
-    /// reaches the user as a stack of framework text.
-    func reportingErrors(_ body: () throws -> Void) throws {
+extension Reel {
+    /// Parses and runs the command. Help and version go to stdout as usual; every failure,
+    /// a mistyped flag or a render that cannot proceed, is one line on stderr and exit status 1.
+    static func main() {
         do {
-            try body()
-        } catch let error as ExitCode {
-            throw error
+            var command = try parseAsRoot()
+            try command.run()
         } catch {
-            FileHandle.standardError.write(Data("reel: error: \(error)\n".utf8))
-            throw ExitCode.failure
+            let code = exitCode(for: error)
+            if code == .success { exit(withError: error) }
+            let text = message(for: error).split(whereSeparator: \.isNewline).joined(separator: "; ")
+            FileHandle.standardError.write(Data("reel: error: \(text.isEmpty ? "\(error)" : text)\n".utf8))
+            Foundation.exit(code.rawValue == 0 ? 1 : code.rawValue)
         }
     }
 }

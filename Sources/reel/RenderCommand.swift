@@ -57,12 +57,10 @@ struct Render: ParsableCommand {
     var threads: Int?
 
     func run() throws {
-        try reportingErrors {
-            if let threads { ComputeThreads.set(try RenderRequest.positive(threads, "--threads")) }
-            let request = try RenderRequest(self)
-            let video = try request.render()
-            try request.write(video)
-        }
+        if let threads { ComputeThreads.set(try RenderRequest.positive(threads, "--threads")) }
+        let request = try RenderRequest(self)
+        let video = try request.render()
+        try request.write(video)
     }
 }
 
