@@ -146,24 +146,30 @@ public struct Denoiser {
 
 /// Between videos and patch tokens.
 enum Patches {
-    /// [batch, frames, channels, H, W] -> [batch·frames·(H/p)·(W/p), channels·p·p], token-major
-    /// in (batch, frame, patch row, patch column) order, features in (channel, dy, dx) order.
+    /// Visits every value of a [videos, channels, H, W] stack in token order — (video, patch
+    /// row, patch column) tokens, each with (channel, dy, dx) features — passing its index in
+    /// the token matrix and in the video stack. Patchify and unpatchify are this one walk.
+    @inline(__always)
+    static func walk(videos: Int, channels: Int, height: Int, width: Int, patch p: Int, _ visit: (Int, Int) -> Void) {
+        var token = 0
+        for video in 0..<videos {
+            let frame = video * channels * height * width
+            for gy in 0..<(height / p) { for gx in 0..<(width / p) {
+                for c in 0..<channels { for dy in 0..<p { for dx in 0..<p {
+                    visit(token, frame + (c * height + gy * p + dy) * width + gx * p + dx)
+                    token += 1
+                } } }
+            } }
+        }
+    }
+
+    /// [batch, frames, channels, H, W] -> [batch·frames·(H/p)·(W/p), channels·p·p].
     static func patchify(_ x: Tensor, patch p: Int) -> Tensor {
         let (batch, frames, channels, height, width) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3], x.shape[4])
-        let gh = height / p, gw = width / p
-        var out = Tensor.uninitialized([batch * frames * gh * gw, channels * p * p])
+        var out = Tensor.uninitialized([batch * frames * (height / p) * (width / p), channels * p * p])
         x.withUnsafePointer { src in
             out.withUnsafeMutablePointer { dst in
-                var index = 0
-                for video in 0..<(batch * frames) {
-                    let frame = src + video * channels * height * width
-                    for gy in 0..<gh { for gx in 0..<gw {
-                        for c in 0..<channels { for dy in 0..<p { for dx in 0..<p {
-                            dst[index] = frame[(c * height + gy * p + dy) * width + gx * p + dx]
-                            index += 1
-                        } } }
-                    } }
-                }
+                walk(videos: batch * frames, channels: channels, height: height, width: width, patch: p) { dst[$0] = src[$1] }
             }
         }
         return out
@@ -171,20 +177,10 @@ enum Patches {
 
     /// The inverse of `patchify`.
     static func unpatchify(_ tokens: Tensor, batch: Int, frames: Int, channels: Int, height: Int, width: Int, patch p: Int) -> Tensor {
-        let gh = height / p, gw = width / p
         var out = Tensor.uninitialized([batch, frames, channels, height, width])
         tokens.withUnsafePointer { src in
             out.withUnsafeMutablePointer { dst in
-                var index = 0
-                for video in 0..<(batch * frames) {
-                    let frame = dst + video * channels * height * width
-                    for gy in 0..<gh { for gx in 0..<gw {
-                        for c in 0..<channels { for dy in 0..<p { for dx in 0..<p {
-                            frame[(c * height + gy * p + dy) * width + gx * p + dx] = src[index]
-                            index += 1
-                        } } }
-                    } }
-                }
+                walk(videos: batch * frames, channels: channels, height: height, width: width, patch: p) { dst[$1] = src[$0] }
             }
         }
         return out

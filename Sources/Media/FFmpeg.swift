@@ -45,6 +45,18 @@ final class Frame {
         try FFmpeg.check(av_frame_get_buffer(pointer, 0), "allocating a \(width)x\(height) frame")
     }
 
+    /// The frame's plane pointers and line sizes as the C arrays libswscale takes. AVFrame
+    /// stores them as fixed-size C arrays, which Swift imports as tuples.
+    var planes: (UnsafeMutablePointer<UnsafeMutablePointer<UInt8>?>, UnsafeMutablePointer<Int32>) {
+        let data = withUnsafeMutablePointer(to: &pointer.pointee.data) {
+            $0.withMemoryRebound(to: UnsafeMutablePointer<UInt8>?.self, capacity: 8) { $0 }
+        }
+        let lines = withUnsafeMutablePointer(to: &pointer.pointee.linesize) {
+            $0.withMemoryRebound(to: Int32.self, capacity: 8) { $0 }
+        }
+        return (data, lines)
+    }
+
     deinit {
         var frame: UnsafeMutablePointer<AVFrame>? = pointer
         av_frame_free(&frame)
@@ -99,12 +111,7 @@ final class PictureConverter {
         try FFmpeg.check(av_frame_make_writable(frame.pointer), "making a frame writable")
         var sourcePlanes: [UnsafePointer<UInt8>?] = [rgb, nil, nil, nil]
         var sourceStrides: [Int32] = [Int32(width * 3), 0, 0, 0]
-        let data = withUnsafeMutablePointer(to: &frame.pointer.pointee.data) {
-            $0.withMemoryRebound(to: UnsafeMutablePointer<UInt8>?.self, capacity: 8) { $0 }
-        }
-        let lines = withUnsafeMutablePointer(to: &frame.pointer.pointee.linesize) {
-            $0.withMemoryRebound(to: Int32.self, capacity: 8) { $0 }
-        }
+        let (data, lines) = frame.planes
         sws_scale(pointer, &sourcePlanes, &sourceStrides, 0, Int32(height), data, lines)
     }
 
@@ -112,13 +119,10 @@ final class PictureConverter {
     func convert(frame: Frame, intoRGB rgb: UnsafeMutablePointer<UInt8>, width: Int, height: Int) {
         var targetPlanes: [UnsafeMutablePointer<UInt8>?] = [rgb, nil, nil, nil]
         var targetStrides: [Int32] = [Int32(width * 3), 0, 0, 0]
-        let data = withUnsafeMutablePointer(to: &frame.pointer.pointee.data) {
-            $0.withMemoryRebound(to: UnsafePointer<UInt8>?.self, capacity: 8) { $0 }
+        let (data, lines) = frame.planes
+        data.withMemoryRebound(to: UnsafePointer<UInt8>?.self, capacity: 8) { source in
+            _ = sws_scale(pointer, source, lines, 0, frame.pointer.pointee.height, &targetPlanes, &targetStrides)
         }
-        let lines = withUnsafeMutablePointer(to: &frame.pointer.pointee.linesize) {
-            $0.withMemoryRebound(to: Int32.self, capacity: 8) { $0 }
-        }
-        sws_scale(pointer, data, lines, 0, frame.pointer.pointee.height, &targetPlanes, &targetStrides)
     }
 
     deinit { sws_freeContext(pointer) }
