@@ -33,19 +33,25 @@ let package = Package(
         // Domain modules.
         .target(name: "Diffusion", dependencies: ["COpenBLAS"]),
         .target(name: "Media", dependencies: ["CFFmpeg"]),
+        .target(name: "Planning"),
+        .target(name: "Worker", dependencies: ["Diffusion"]),
+        .target(name: "Coordinator", dependencies: ["Planning", "Diffusion", "Worker"]),
 
         // The command-line tool: parses, calls a library, prints.
         .executableTarget(
             name: "reel",
             dependencies: [
-                "Diffusion", "Media",
+                "Diffusion", "Media", "Planning", "Coordinator",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
 
         .testTarget(name: "SystemLibraryTests", dependencies: ["CZeroMQ", "CFFmpeg", "COpenBLAS"]),
-        .testTarget(name: "DiffusionTests", dependencies: ["Diffusion"], resources: [.copy("Reference")]),
+        .target(name: "TestSupport", dependencies: ["Diffusion"], path: "Tests/TestSupport"),
+        .testTarget(name: "DiffusionTests", dependencies: ["Diffusion", "TestSupport"], resources: [.copy("Reference")]),
         .testTarget(name: "MediaTests", dependencies: ["Media"]),
+        .testTarget(name: "PlanningTests", dependencies: ["Planning"]),
+        .testTarget(name: "CoordinatorTests", dependencies: ["Coordinator", "Planning", "Diffusion", "Worker", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["Media"]),
     ]
 )

@@ -8,9 +8,15 @@ struct ProgressDisplay {
     let label: String
 
     func update(_ progress: StepProgress) {
-        let fraction = Double(progress.step) / Double(progress.steps)
-        let perStep = progress.seconds / Double(progress.step)
-        let remaining = perStep * Double(progress.steps - progress.step)
+        update(done: progress.step, total: progress.steps, seconds: progress.seconds)
+    }
+
+    /// `done` of `total` steps (summed over chunks and tiles) after `seconds`.
+    func update(done: Int, total: Int, seconds: Double) {
+        let progress = (step: done, steps: total)
+        let fraction = Double(done) / Double(total)
+        let perStep = seconds / Double(max(done, 1))
+        let remaining = perStep * Double(total - done)
         let timing = String(format: "%.2f s/step, ETA %@", perStep, Self.duration(remaining))
         if interactive {
             let width = 30, filled = Int(fraction * Double(width))

@@ -2,6 +2,8 @@ import ArgumentParser
 import Diffusion
 import Foundation
 import Media
+import Planning
+import Coordinator
 
 struct Render: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -17,7 +19,7 @@ struct Render: ParsableCommand {
     @Option(help: "Number of frames (default: the model's window).")
     var frames: Int?
 
-    @Option(help: "Canvas as WIDTHxHEIGHT in model pixels, multiples of the model's patch (default: the model's canvas).")
+    @Option(help: "Canvas as WIDTHxHEIGHT in model pixels, multiples of the model's patch (default: the model's canvas). Larger canvases are cut into overlapping tiles.")
     var size: String?
 
     @Option(help: "Frames per second of the file (default: the model's).")
@@ -37,6 +39,15 @@ struct Render: ParsableCommand {
 
     @Option(help: "Timestep shift; above 1 spends more steps at high noise (default: the model's).")
     var shift: Float?
+
+    @Option(help: "Frames per temporal chunk, at most the model's window (default: the window). Longer videos are cut into overlapping chunks denoised together.")
+    var window: Int?
+
+    @Option(help: "Frames shared by neighbouring chunks (default: a quarter of the window).")
+    var overlap: Int?
+
+    @Option(help: "Steps between fusions of neighbouring chunks and tiles.")
+    var syncInterval: Int = 1
 
     @Option(help: "Model name or package directory.")
     var model: String = ModelPackage.defaultModel
@@ -66,10 +77,8 @@ struct Render: ParsableCommand {
 
 /// A render, checked: every option validated and the model loaded before any work starts.
 struct RenderRequest {
-    static let maximumFrames = 1024
-    static let maximumTokensPerFrame = 4096
     let model: Model
-    let settings: RenderSettings
+    let spec: JobSpec
     let encode: EncodeOptions
     let command: Render
 
@@ -79,41 +88,42 @@ struct RenderRequest {
         if let sheet = command.contactSheet { try Self.checkOutput(sheet, extension: "png", flag: "--contact-sheet") }
         model = try Model(named: command.model)
         let config = model.config
-        let frames = command.frames ?? config.windowFrames
-        guard frames >= 1 && frames <= Self.maximumFrames else {
-            throw UserError("--frames \(frames) is out of range; use 1 to \(Self.maximumFrames)")
-        }
         let (width, height) = try command.size.map(Self.parseSize) ?? (config.canvasWidth, config.canvasHeight)
-        guard width % config.patch == 0 && height % config.patch == 0 else {
-            throw UserError("--size \(width)x\(height) is not a multiple of the model's patch (\(config.patch)); try \(Self.round(width, config.patch))x\(Self.round(height, config.patch))")
+        let window = command.window ?? config.windowFrames
+        spec = JobSpec(prompt: command.prompt, model: model.name, frames: command.frames ?? config.windowFrames,
+                       width: width, height: height, fps: command.fps ?? config.fps,
+                       steps: command.steps ?? config.defaults.steps, sampler: command.sampler ?? config.defaults.sampler,
+                       guidance: command.guidance ?? config.defaults.guidance, shift: command.shift ?? config.defaults.shift,
+                       seed: command.seed, window: window, overlap: command.overlap ?? min(window - 1, ModelShape(config).defaultOverlap),
+                       syncInterval: command.syncInterval)
+        do {
+            try spec.validate(for: ModelShape(config))
+        } catch let error as SpecError {
+            throw UserError(error.problems.map { "\(Self.flag(for: $0.field)) \($0.problem)" }.joined(separator: "; "))
         }
-        guard (width / config.patch) * (height / config.patch) <= Self.maximumTokensPerFrame else {
-            throw UserError("--size \(width)x\(height) is too large for one piece; at most \(Self.maximumTokensPerFrame) patches of \(config.patch)x\(config.patch) per frame (model canvas: \(config.canvasWidth)x\(config.canvasHeight))")
-        }
-        let samplerName = command.sampler ?? config.defaults.sampler
-        guard let sampler = Sampler(rawValue: samplerName) else {
-            throw UserError("--sampler \(samplerName) is unknown; use one of \(Sampler.allCases.map(\.rawValue).joined(separator: ", "))")
-        }
-        let steps = command.steps ?? config.defaults.steps
-        guard steps >= 1 && steps <= 1000 else { throw UserError("--steps \(steps) is out of range; use 1 to 1000") }
-        let guidance = command.guidance ?? config.defaults.guidance
-        guard guidance.isFinite && guidance >= 0 && guidance <= 30 else {
-            throw UserError("--guidance \(guidance) is out of range; use 0 to 30 (1 means no guidance)")
-        }
-        let shift = command.shift ?? config.defaults.shift
-        guard shift.isFinite && shift > 0 && shift <= 20 else { throw UserError("--shift \(shift) is out of range; use a value above 0, at most 20") }
-        encode = EncodeOptions(fps: command.fps ?? config.fps, scale: command.scale)
-        try encode.validate(width: width, height: height, frames: frames)
-        settings = RenderSettings(prompt: command.prompt, frames: frames, height: height, width: width, steps: steps,
-                                  sampler: sampler, guidance: guidance, seed: command.seed, shift: shift)
+        encode = EncodeOptions(fps: spec.fps, scale: command.scale)
+        try encode.validate(width: width, height: height, frames: spec.frames)
         _ = try model.textEncoder.encode(command.prompt)  // unknown words fail now, not after loading everything
     }
 
+    /// The command-line flag that sets a spec field.
+    static func flag(for field: String) -> String {
+        switch field {
+        case "width", "height": return "--size \(field)"
+        case "sync_interval": return "--sync-interval"
+        default: return "--\(field)"
+        }
+    }
+
     func render() throws -> RGBVideo {
-        let s = settings
-        FileHandle.standardError.write(Data("reel: rendering \(s.frames) frames of \(s.width)x\(s.height) with \(model.name), \(s.steps) \(s.sampler.rawValue) steps, guidance \(s.guidance), seed \(s.seed)\n".utf8))
+        let s = spec
+        let plan = RenderPlan(spec: s, model: ModelShape(model.config))
+        FileHandle.standardError.write(Data("reel: rendering \(s.frames) frames of \(s.width)x\(s.height) with \(model.name), \(s.steps) \(s.sampler) steps, guidance \(s.guidance), seed \(s.seed); \(plan.chunks.count) chunk(s) x \(plan.tileRows.count * plan.tileColumns.count) tile(s)\n".utf8))
         let display = ProgressDisplay(label: "render")
-        let frames = try VideoGenerator(model: model).generate(s, progress: display.update)
+        let clock = ContinuousClock(), start = clock.now
+        let frames = try LocalRenderer(model: model).render(s) { done, total in
+            display.update(done: done, total: total, seconds: (clock.now - start).seconds)
+        }
         return RGBVideo(planar: frames.scalars, frames: s.frames, height: s.height, width: s.width)
     }
 
@@ -165,5 +175,4 @@ struct RenderRequest {
         return value
     }
 
-    static func round(_ value: Int, _ multiple: Int) -> Int { max(multiple, (value + multiple / 2) / multiple * multiple) }
 }

@@ -68,6 +68,16 @@ struct ReelCommand {
         #expect(leftovers.isEmpty)
     }
 
+    @Test func longerAndLargerThanTheModelRendersThroughChunksAndTiles() throws {
+        let directory = try ReelCommand.scratchDirectory()
+        let result = try ReelCommand.run(["render", "a blue square moving up", "--frames", "20", "--size", "96x64",
+                                          "--steps", "2", "--scale", "1", "-o", "long.mp4"], in: directory)
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stderr.contains("2 chunk(s) x 2 tile(s)"))
+        let decoded = try VideoDecoder.read("\(directory)/long.mp4")
+        #expect(decoded.video.frameCount == 20 && decoded.video.width == 96 && decoded.video.height == 64)
+    }
+
     /// Each bad input: non-zero exit, exactly one line on stderr that names the problem, and no
     /// output file (nor a temporary one) left behind.
     @Test(arguments: [
@@ -78,6 +88,8 @@ struct ReelCommand {
         (["--fps", "0"], "fps 0"),
         (["--sampler", "ddim"], "--sampler ddim"),
         (["--steps", "0"], "--steps 0"),
+        (["--window", "40"], "--window 40"),
+        (["--overlap", "16"], "--overlap 16"),
     ])
     func badOptionIsOneClearLineAndNoFile(extra: [String], expected: String) throws {
         try expectFailure(["render", "a red circle", "--steps", "2", "-o", "out.mp4"] + extra, expected: expected, output: "out.mp4")

@@ -1,4 +1,5 @@
 import Diffusion
+import TestSupport
 import Testing
 
 @Suite struct GeneratorTests {

@@ -1,4 +1,5 @@
 import Diffusion
+import TestSupport
 import Foundation
 import Testing
 

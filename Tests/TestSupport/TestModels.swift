@@ -2,17 +2,17 @@ import Diffusion
 import Foundation
 
 /// Small model packages written to temporary directories for tests.
-enum TestModels {
-    static let vocabulary = ["<start>", "a", "red", "blue", "circle", "square", "moving", "left", "right", "on", "black", "background"]
+public enum TestModels {
+    public static let vocabulary = ["<start>", "a", "red", "blue", "circle", "square", "moving", "left", "right", "on", "black", "background"]
 
-    static func smallConfig() -> ModelConfig {
+    public static func smallConfig() -> ModelConfig {
         ModelConfig(canvasHeight: 16, canvasWidth: 16, windowFrames: 4, fps: 8, patch: 4,
                     width: 32, depth: 2, heads: 2, mlpRatio: 2,
                     text: .init(width: 16, depth: 1, heads: 2, mlpRatio: 2, maxTokens: 8))
     }
 
     /// Writes config.json, vocab.txt and seeded weights into a fresh temporary directory.
-    static func makePackage(config: ModelConfig = smallConfig(), seed: UInt64 = 11) throws -> (directory: String, model: Model) {
+    public static func makePackage(config: ModelConfig = smallConfig(), seed: UInt64 = 11) throws -> (directory: String, model: Model) {
         let directory = FileManager.default.temporaryDirectory
             .appendingPathComponent("reel-test-model-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -24,7 +24,7 @@ enum TestModels {
         return (directory, try Model(directory: directory))
     }
 
-    static func temporaryPath(_ name: String) -> String {
+    public static func temporaryPath(_ name: String) -> String {
         FileManager.default.temporaryDirectory.appendingPathComponent("reel-test-\(UUID().uuidString)-\(name)").path
     }
 }

@@ -1,0 +1,134 @@
+import Planning
+
+/// Work handed to a worker: a region, a step range, and the fused latent to start from. The
+/// attempt id is a fencing token: only the latest attempt's result for a shard counts.
+public struct ShardAssignment: Sendable, Equatable {
+    public let region: Int
+    public let steps: Range<Int>
+    public let attempt: UInt64
+    public let latent: [Float]
+    /// Multistep sampler state (DPM-Solver++'s previous data prediction), fused like the latent.
+    public let state: [Float]?
+}
+
+/// A worker's answer to an assignment.
+public struct ShardResult: Sendable, Equatable {
+    public let region: Int
+    public let steps: Range<Int>
+    public let attempt: UInt64
+    public let latent: [Float]
+    public let state: [Float]?
+
+    public init(region: Int, steps: Range<Int>, attempt: UInt64, latent: [Float], state: [Float]?) {
+        self.region = region; self.steps = steps; self.attempt = attempt; self.latent = latent; self.state = state
+    }
+}
+
+/// The progress of one job: which regions reached which step, what may run next, and fusion.
+///
+/// A region may start its next step range once every region overlapping it has reached the
+/// step it starts from — a wavefront, not a barrier across the whole video. Its input is fused
+/// from those regions' results in canonical order, so the output does not depend on which
+/// worker ran what, or when.
+public final class JobRun {
+    public let spec: JobSpec
+    public let plan: RenderPlan
+
+    /// A region's latent (and sampler state) at a step.
+    struct Snapshot {
+        let latent: [Float]
+        let state: [Float]?
+    }
+
+    /// snapshots[region][step]; kept until every overlapping region has moved past the step.
+    private var snapshots: [[Int: Snapshot]]
+    /// The last step each region has a result for.
+    public private(set) var progress: [Int]
+    private var inFlight: [Int: (attempt: UInt64, steps: Range<Int>)] = [:]
+    private var nextAttempt: UInt64 = 1
+
+    /// `initialLatent` gives the step-0 latent (the seed's noise) of a box.
+    public init(spec: JobSpec, model: ModelShape, channels: Int = 3, initialLatent: (Box) -> [Float]) {
+        self.spec = spec
+        plan = RenderPlan(spec: spec, model: model, channels: channels)
+        snapshots = plan.regions.map { [0: Snapshot(latent: initialLatent($0.box), state: nil)] }
+        progress = [Int](repeating: 0, count: plan.regions.count)
+    }
+
+    public var isComplete: Bool { progress.allSatisfy { $0 == plan.steps } }
+    public var stepsDone: Int { progress.reduce(0, +) }
+    public var stepsTotal: Int { plan.regions.count * plan.steps }
+    public var runningCount: Int { inFlight.count }
+
+    /// Assignments for every region that can run now and is not already running.
+    public func takeReadyShards() -> [ShardAssignment] {
+        plan.regions.indices.compactMap { region in
+            let step = progress[region]
+            guard inFlight[region] == nil, step < plan.steps,
+                  plan.overlapping[region].allSatisfy({ snapshots[$0][step] != nil }),
+                  let steps = plan.stepRange(startingAt: step) else { return nil }
+            let input = fusedInput(region, at: step)
+            let attempt = nextAttempt
+            nextAttempt += 1
+            inFlight[region] = (attempt, steps)
+            return ShardAssignment(region: region, steps: steps, attempt: attempt, latent: input.latent, state: input.state)
+        }
+    }
+
+    public enum Acceptance: Equatable {
+        case accepted
+        /// Not the current attempt of a running shard (late, duplicate or superseded): dropped.
+        case stale
+    }
+
+    public func accept(_ result: ShardResult) -> Acceptance {
+        guard let running = inFlight[result.region], running.attempt == result.attempt, running.steps == result.steps else {
+            return .stale
+        }
+        precondition(result.latent.count == plan.regions[result.region].box.count(channels: plan.channels), "result of the wrong size")
+        inFlight[result.region] = nil
+        snapshots[result.region][result.steps.upperBound] = Snapshot(latent: result.latent, state: result.state)
+        progress[result.region] = result.steps.upperBound
+        releaseSnapshots(around: result.region)
+        return .accepted
+    }
+
+    /// Forgets the running attempt of `region` (its worker was lost or failed): it becomes
+    /// ready again under a new attempt id, and the old attempt's result will be dropped.
+    public func requeue(region: Int) {
+        inFlight[region] = nil
+    }
+
+    /// The finished video's latent, fused over the whole canvas.
+    public func finalLatent() -> [Float] {
+        precondition(isComplete, "the job has not finished")
+        return fuse(plan.wholeVideo, at: plan.steps).latent
+    }
+
+    private func fusedInput(_ region: Int, at step: Int) -> Snapshot {
+        // At step 0 every region holds the seed's noise for its own box: nothing to fuse.
+        if step == 0 { return snapshots[region][0]! }
+        return fuse(plan.regions[region].box, at: step, from: plan.overlapping[region])
+    }
+
+    private func fuse(_ area: Box, at step: Int, from regions: [Int]? = nil) -> Snapshot {
+        let sources = regions ?? Array(plan.regions.indices)
+        let parts = sources.map { ($0, snapshots[$0][step]!) }
+        let latent = Fusion.fuse(area, plan: plan, contributions: parts.map { Fusion.Contribution(region: $0.0, values: $0.1.latent) })
+        let states = parts.compactMap { part in part.1.state.map { Fusion.Contribution(region: part.0, values: $0) } }
+        let state = states.count == parts.count ? Fusion.fuse(area, plan: plan, contributions: states) : nil
+        return Snapshot(latent: latent, state: state)
+    }
+
+    /// Drops snapshots no region can need again: a region's result at a step is needed until
+    /// every region overlapping it has finished the range starting there (a failed shard
+    /// is retried from the same inputs).
+    private func releaseSnapshots(around region: Int) {
+        for neighbour in plan.overlapping[region] {
+            let slowest = plan.overlapping[neighbour].map { progress[$0] }.min()!
+            for step in snapshots[neighbour].keys where step < slowest && step < progress[neighbour] {
+                snapshots[neighbour][step] = nil
+            }
+        }
+    }
+}

@@ -1,0 +1,103 @@
+/// What a user asks the farm to render. Every field is explicit once defaults are applied, so
+/// a spec alone decides the output bits.
+public struct JobSpec: Codable, Sendable, Equatable {
+    public var prompt: String
+    public var model: String
+    public var frames: Int
+    public var width: Int
+    public var height: Int
+    public var fps: Int
+    public var steps: Int
+    public var sampler: String
+    public var guidance: Float
+    public var shift: Float
+    public var seed: UInt64
+    /// Frames per temporal chunk and frames shared by neighbouring chunks.
+    public var window: Int
+    public var overlap: Int
+    /// Steps a shard runs before its chunk is fused with its neighbours.
+    public var syncInterval: Int
+    public var priority: Int
+
+    public init(prompt: String, model: String, frames: Int, width: Int, height: Int, fps: Int, steps: Int,
+                sampler: String, guidance: Float, shift: Float, seed: UInt64, window: Int, overlap: Int,
+                syncInterval: Int = 1, priority: Int = 0) {
+        self.prompt = prompt; self.model = model; self.frames = frames; self.width = width; self.height = height
+        self.fps = fps; self.steps = steps; self.sampler = sampler; self.guidance = guidance; self.shift = shift
+        self.seed = seed; self.window = window; self.overlap = overlap; self.syncInterval = syncInterval
+        self.priority = priority
+    }
+}
+
+/// What Planning needs to know of a model: its native canvas, window and patch.
+public struct ModelShape: Sendable, Equatable {
+    public var canvasWidth: Int
+    public var canvasHeight: Int
+    public var windowFrames: Int
+    public var patch: Int
+    public var fps: Int
+
+    public init(canvasWidth: Int, canvasHeight: Int, windowFrames: Int, patch: Int, fps: Int) {
+        self.canvasWidth = canvasWidth; self.canvasHeight = canvasHeight
+        self.windowFrames = windowFrames; self.patch = patch; self.fps = fps
+    }
+
+    /// Overlap of neighbouring chunks when a spec does not say: a quarter of the window.
+    public var defaultOverlap: Int { windowFrames / 4 }
+}
+
+/// Bounds on what one job may ask for.
+public enum JobLimits {
+    public static let maxFrames = 10_000
+    public static let maxSide = 2048
+    public static let maxSteps = 1000
+    public static let maxGuidance: Float = 30
+    public static let maxShift: Float = 20
+    public static let maxFPS = 240
+    public static let maxPromptCharacters = 2000
+    public static let samplers = ["euler", "heun", "dpm++2m"]
+}
+
+/// One field of a spec that is out of bounds, with what would be accepted.
+public struct SpecProblem: Sendable, Equatable, CustomStringConvertible {
+    public let field: String
+    public let problem: String
+    public init(field: String, problem: String) { self.field = field; self.problem = problem }
+    public var description: String { "\(field) \(problem)" }
+}
+
+/// Every bad field of a spec, reported together so a user can fix them in one go.
+public struct SpecError: Error, Sendable, Equatable, CustomStringConvertible {
+    public let problems: [SpecProblem]
+    public init(problems: [SpecProblem]) { self.problems = problems }
+    public var description: String { problems.map(\.description).joined(separator: "; ") }
+}
+
+extension JobSpec {
+    /// Checks every field against the model and `JobLimits`; throws `SpecError` naming each bad one.
+    public func validate(for model: ModelShape) throws {
+        var problems: [SpecProblem] = []
+        func check(_ ok: Bool, _ field: String, _ problem: @autoclosure () -> String) {
+            if !ok { problems.append(SpecProblem(field: field, problem: problem())) }
+        }
+        check(prompt.count <= JobLimits.maxPromptCharacters, "prompt", "is \(prompt.count) characters; at most \(JobLimits.maxPromptCharacters)")
+        check(!self.model.isEmpty, "model", "is empty; name a model package")
+        check((1...JobLimits.maxFrames).contains(frames), "frames", "\(frames) is out of range; use 1 to \(JobLimits.maxFrames)")
+        for (field, value) in [("width", width), ("height", height)] {
+            if !(model.patch...JobLimits.maxSide).contains(value) {
+                check(false, field, "\(value) is out of range; use \(model.patch) to \(JobLimits.maxSide)")
+            } else {
+                check(value % model.patch == 0, field, "\(value) is not a multiple of the model's patch (\(model.patch))")
+            }
+        }
+        check((1...JobLimits.maxFPS).contains(fps), "fps", "\(fps) is out of range; use 1 to \(JobLimits.maxFPS)")
+        check((1...JobLimits.maxSteps).contains(steps), "steps", "\(steps) is out of range; use 1 to \(JobLimits.maxSteps)")
+        check(JobLimits.samplers.contains(sampler), "sampler", "\(sampler) is unknown; use one of \(JobLimits.samplers.joined(separator: ", "))")
+        check(guidance.isFinite && (0...JobLimits.maxGuidance).contains(guidance), "guidance", "\(guidance) is out of range; use 0 to \(JobLimits.maxGuidance) (1 means no guidance)")
+        check(shift.isFinite && shift > 0 && shift <= JobLimits.maxShift, "shift", "\(shift) is out of range; use above 0 to \(JobLimits.maxShift)")
+        check((1...model.windowFrames).contains(window), "window", "\(window) is out of range; use 1 to the model's window (\(model.windowFrames))")
+        check(overlap >= 0 && overlap < max(window, 1), "overlap", "\(overlap) is out of range; use 0 to window - 1 (\(window - 1))")
+        check((1...max(steps, 1)).contains(syncInterval), "sync_interval", "\(syncInterval) is out of range; use 1 to steps (\(steps))")
+        if !problems.isEmpty { throw SpecError(problems: problems) }
+    }
+}

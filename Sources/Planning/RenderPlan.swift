@@ -1,0 +1,93 @@
+/// A box of a video: frames × rows × columns, in whole-video coordinates.
+public struct Box: Hashable, Sendable {
+    public let frames: Range<Int>
+    public let rows: Range<Int>
+    public let columns: Range<Int>
+
+    public init(frames: Range<Int>, rows: Range<Int>, columns: Range<Int>) {
+        self.frames = frames; self.rows = rows; self.columns = columns
+    }
+
+    public func intersection(_ other: Box) -> Box? {
+        let f = frames.clamped(to: other.frames), r = rows.clamped(to: other.rows), c = columns.clamped(to: other.columns)
+        return f.isEmpty || r.isEmpty || c.isEmpty ? nil : Box(frames: f, rows: r, columns: c)
+    }
+
+    /// Values in a planar [frames, channels, rows, columns] latent of this box.
+    public func count(channels: Int) -> Int { frames.count * channels * rows.count * columns.count }
+}
+
+/// One unit of parallel work: a temporal chunk of one spatial tile, denoised on its own
+/// between fusion points.
+public struct Region: Sendable, Equatable {
+    /// Position in canonical order (chunk-major, then tile row, then tile column); fusion sums
+    /// contributions in this order, so results never depend on completion order.
+    public let index: Int
+    public let chunk: Int
+    public let tile: Int
+    public let box: Box
+}
+
+/// How a job is cut up: temporal chunks of the window, spatial tiles of the model's canvas,
+/// and the step ranges between fusion points. Everything follows from the spec and the
+/// model's shape alone.
+public struct RenderPlan: Sendable {
+    public let frames: Int
+    public let height: Int
+    public let width: Int
+    public let channels: Int
+    public let chunks: [Range<Int>]
+    public let tileRows: [Range<Int>]
+    public let tileColumns: [Range<Int>]
+    public let regions: [Region]
+    public let stepRanges: [Range<Int>]
+    /// For each region, the regions that share at least one point with it (itself included),
+    /// ascending: the ones whose results its fused input needs.
+    public let overlapping: [[Int]]
+
+    public init(spec: JobSpec, model: ModelShape, channels: Int = 3) {
+        frames = spec.frames
+        height = spec.height
+        width = spec.width
+        self.channels = channels
+        chunks = Segmentation.cover(total: spec.frames, window: spec.window, overlap: spec.overlap)
+        tileRows = Segmentation.cover(total: spec.height, window: model.canvasHeight, overlap: Self.tileOverlap(model.canvasHeight, patch: model.patch))
+        tileColumns = Segmentation.cover(total: spec.width, window: model.canvasWidth, overlap: Self.tileOverlap(model.canvasWidth, patch: model.patch))
+        var regions: [Region] = []
+        for (c, frames) in chunks.enumerated() {
+            for (r, rows) in tileRows.enumerated() {
+                for (k, columns) in tileColumns.enumerated() {
+                    regions.append(Region(index: regions.count, chunk: c, tile: r * tileColumns.count + k,
+                                          box: Box(frames: frames, rows: rows, columns: columns)))
+                }
+            }
+        }
+        self.regions = regions
+        stepRanges = stride(from: 0, to: spec.steps, by: spec.syncInterval).map { $0..<min($0 + spec.syncInterval, spec.steps) }
+        overlapping = regions.map { region in regions.filter { region.box.intersection($0.box) != nil }.map(\.index) }
+    }
+
+    /// Neighbouring tiles share a quarter of the canvas, in whole patches.
+    static func tileOverlap(_ canvas: Int, patch: Int) -> Int { canvas / 4 / patch * patch }
+
+    public var steps: Int { stepRanges.last?.upperBound ?? 0 }
+    public var wholeVideo: Box { Box(frames: 0..<frames, rows: 0..<height, columns: 0..<width) }
+
+    /// The step range that starts at `step`.
+    public func stepRange(startingAt step: Int) -> Range<Int>? { stepRanges.first { $0.lowerBound == step } }
+
+    /// Separable fusion weights of a region along frames, rows and columns.
+    public func weights(of region: Region) -> FusionWeights {
+        let (row, column) = region.tile.quotientAndRemainder(dividingBy: tileColumns.count)
+        return FusionWeights(frames: Segmentation.weights(of: chunks, at: region.chunk),
+                             rows: Segmentation.weights(of: tileRows, at: row),
+                             columns: Segmentation.weights(of: tileColumns, at: column))
+    }
+}
+
+/// A region's weight at (frame, row, column) is the product of its three axis weights.
+public struct FusionWeights: Sendable, Equatable {
+    public let frames: [Float]
+    public let rows: [Float]
+    public let columns: [Float]
+}

@@ -1,0 +1,109 @@
+import Coordinator
+import Diffusion
+import Planning
+import TestSupport
+import Testing
+import Worker
+
+/// Jobs driven through `JobRun` with the real shard runner on a small seeded model.
+@Suite struct JobRunTests {
+    static let modelConfig = ModelConfig(canvasHeight: 16, canvasWidth: 16, windowFrames: 6, fps: 8, patch: 4,
+                                         width: 32, depth: 1, heads: 2, mlpRatio: 2,
+                                         text: .init(width: 16, depth: 1, heads: 2, mlpRatio: 2, maxTokens: 8))
+
+    static func spec(frames: Int, width: Int = 16, steps: Int = 4, sampler: String = "euler", sync: Int = 1) -> JobSpec {
+        JobSpec(prompt: "a red circle moving left", model: "test", frames: frames, width: width, height: 16, fps: 8,
+                steps: steps, sampler: sampler, guidance: 2, shift: 1, seed: 5, window: 6, overlap: 2, syncInterval: sync)
+    }
+
+    static func makeJob(_ spec: JobSpec) -> JobRun {
+        JobRun(spec: spec, model: ModelShape(modelConfig)) { spec.initialNoise($0, channels: 3) }
+    }
+
+    /// Runs every shard, taking ready ones in an order shuffled by `seed` and finishing them in
+    /// another shuffled order, so completion order varies widely.
+    static func render(_ spec: JobSpec, renderer: LocalRenderer, shuffleSeed: UInt64) throws -> [Float] {
+        let job = makeJob(spec)
+        var generator = SplitMix(seed: shuffleSeed)
+        var pending: [ShardAssignment] = []
+        while !job.isComplete {
+            pending += job.takeReadyShards()
+            pending.shuffle(using: &generator)
+            let result = try renderer.run(pending.removeLast(), of: job)
+            #expect(job.accept(result) == .accepted)
+        }
+        return job.finalLatent()
+    }
+
+    @Test(arguments: ["euler", "heun", "dpm++2m"])
+    func oneRegionEqualsTheOnePieceGenerator(sampler: String) throws {
+        let (_, model) = try TestModels.makePackage(config: Self.modelConfig)
+        for sync in [1, 3] {
+            let spec = Self.spec(frames: 6, sampler: sampler, sync: sync)
+            let farm = try LocalRenderer(model: model).render(spec)
+            let settings = RenderSettings(prompt: spec.prompt, frames: 6, height: 16, width: 16, steps: spec.steps,
+                                          sampler: Sampler(rawValue: sampler)!, guidance: spec.guidance, seed: spec.seed)
+            let direct = try VideoGenerator(model: model).generate(settings)
+            #expect(farm.scalars == direct.scalars, "\(sampler), sync \(sync)")
+        }
+    }
+
+    @Test(arguments: ["euler", "dpm++2m"])
+    func chunksAndTilesGiveTheSameBitsInAnyCompletionOrder(sampler: String) throws {
+        let (_, model) = try TestModels.makePackage(config: Self.modelConfig)
+        let renderer = LocalRenderer(model: model)
+        let spec = Self.spec(frames: 14, width: 28, steps: 3, sampler: sampler)
+        let plan = RenderPlan(spec: spec, model: ModelShape(Self.modelConfig))
+        #expect(plan.chunks.count == 3 && plan.tileColumns.count == 2)
+        let inOrder = try renderer.render(spec).scalars
+        for seed: UInt64 in [1, 2, 3] {
+            let shuffled = try Self.render(spec, renderer: renderer, shuffleSeed: seed)
+            #expect(shuffled == inOrder, "shuffle \(seed)")
+        }
+        #expect(inOrder.allSatisfy { $0.isFinite })
+    }
+
+    @Test func aChunkAdvancesAsSoonAsItsNeighboursHaveWithoutAGlobalBarrier() throws {
+        let (_, model) = try TestModels.makePackage(config: Self.modelConfig)
+        let renderer = LocalRenderer(model: model)
+        let job = Self.makeJob(Self.spec(frames: 14, steps: 3))  // chunks 0..<6, 4..<10, 8..<14
+        let first = job.takeReadyShards()
+        #expect(first.map(\.region) == [0, 1, 2])
+        // Chunks 0 and 1 finish step 0; chunk 2 is still running.
+        for assignment in first.prefix(2) { _ = job.accept(try renderer.run(assignment, of: job)) }
+        #expect(job.takeReadyShards().map(\.region) == [0], "chunk 0 needs only itself and chunk 1; chunk 1 waits for chunk 2")
+    }
+
+    @Test func staleAndSupersededResultsAreDropped() throws {
+        let (_, model) = try TestModels.makePackage(config: Self.modelConfig)
+        let renderer = LocalRenderer(model: model)
+        let spec = Self.spec(frames: 6, steps: 2)
+        let job = Self.makeJob(spec)
+        let original = try #require(job.takeReadyShards().first)
+        let lateResult = try renderer.run(original, of: job)
+        job.requeue(region: original.region)  // its worker was presumed dead
+        let retry = try #require(job.takeReadyShards().first)
+        #expect(retry.attempt != original.attempt && retry.latent == original.latent)
+        #expect(job.accept(lateResult) == .stale, "the presumed-dead worker's late result does not count")
+        let retried = try renderer.run(retry, of: job)
+        #expect(job.accept(retried) == .accepted)
+        #expect(job.accept(retried) == .stale, "a duplicate does not count twice")
+        while !job.isComplete {
+            for assignment in job.takeReadyShards() { _ = job.accept(try renderer.run(assignment, of: job)) }
+        }
+        #expect(job.finalLatent() == (try renderer.render(spec)).scalars)
+    }
+}
+
+/// A small seeded generator for reproducible shuffles.
+struct SplitMix: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}

@@ -1,0 +1,120 @@
+import Planning
+import Testing
+
+@Suite struct SegmentationTests {
+    @Test func chunksStartEveryStrideAndTheLastEndsAtTheEnd() {
+        #expect(Segmentation.cover(total: 40, window: 16, overlap: 4) == [0..<16, 12..<28, 24..<40])
+        #expect(Segmentation.cover(total: 41, window: 16, overlap: 4) == [0..<16, 12..<28, 24..<40, 25..<41])
+        #expect(Segmentation.cover(total: 16, window: 16, overlap: 4) == [0..<16])
+        #expect(Segmentation.cover(total: 5, window: 16, overlap: 4) == [0..<5])
+        #expect(Segmentation.cover(total: 32, window: 16, overlap: 0) == [0..<16, 16..<32])
+    }
+
+    @Test(arguments: [(64, 16, 4), (100, 16, 8), (17, 16, 1), (1000, 12, 11), (33, 8, 0)])
+    func segmentsCoverEverythingWithFullWindowsAndAtLeastTheOverlap(total: Int, window: Int, overlap: Int) {
+        let segments = Segmentation.cover(total: total, window: window, overlap: overlap)
+        #expect(segments.first?.lowerBound == 0 && segments.last?.upperBound == total)
+        #expect(segments.allSatisfy { $0.count == window })
+        for (a, b) in zip(segments, segments.dropFirst()) {
+            #expect(a.lowerBound < b.lowerBound && a.upperBound - b.lowerBound >= overlap, "\(a) then \(b)")
+        }
+    }
+
+    @Test func weightsRampAcrossOverlapsAndStayWholeInside() {
+        let segments = Segmentation.cover(total: 40, window: 16, overlap: 4)
+        #expect(Segmentation.weights(of: segments, at: 0) == [1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0.8, 0.6, 0.4, 0.2])
+        let middle = Segmentation.weights(of: segments, at: 1)
+        #expect(Array(middle.prefix(4)) == [0.2, 0.4, 0.6, 0.8] && Array(middle.suffix(4)) == [0.8, 0.6, 0.4, 0.2])
+        #expect(Segmentation.weights(of: segments, at: 2).prefix(4) == [0.2, 0.4, 0.6, 0.8])
+        #expect(Segmentation.weights(of: [0..<7], at: 0) == [Float](repeating: 1, count: 7))
+    }
+}
+
+@Suite struct RenderPlanTests {
+    let model = ModelShape(canvasWidth: 64, canvasHeight: 64, windowFrames: 16, patch: 4, fps: 8)
+
+    func spec(frames: Int = 64, width: Int = 64, height: Int = 64, steps: Int = 10, sync: Int = 1) -> JobSpec {
+        JobSpec(prompt: "a red circle", model: "m", frames: frames, width: width, height: height, fps: 8, steps: steps,
+                sampler: "euler", guidance: 4, shift: 1, seed: 1, window: 16, overlap: 4, syncInterval: sync)
+    }
+
+    @Test func a64FrameJobIsFiveOverlappingChunks() {
+        let plan = RenderPlan(spec: spec(), model: model)
+        #expect(plan.chunks == [0..<16, 12..<28, 24..<40, 36..<52, 48..<64])
+        #expect(plan.regions.count == 5 && plan.tileRows == [0..<64])
+        #expect(plan.overlapping[0] == [0, 1] && plan.overlapping[2] == [1, 2, 3] && plan.overlapping[4] == [3, 4])
+    }
+
+    @Test func largeCanvasesAreTiledInWholePatches() {
+        let plan = RenderPlan(spec: spec(frames: 16, width: 160, height: 64), model: model)
+        #expect(plan.tileColumns == [0..<64, 48..<112, 96..<160] && plan.tileRows == [0..<64])
+        #expect(plan.regions.map(\.tile) == [0, 1, 2])
+        #expect(plan.overlapping[0] == [0, 1])
+    }
+
+    @Test func stepRangesFollowTheSyncInterval() {
+        #expect(RenderPlan(spec: spec(steps: 10, sync: 3), model: model).stepRanges == [0..<3, 3..<6, 6..<9, 9..<10])
+        #expect(RenderPlan(spec: spec(steps: 2, sync: 1), model: model).stepRanges == [0..<1, 1..<2])
+    }
+
+    @Test func fusionOfEqualValuesIsThoseValuesAndOrderDoesNotMatter() {
+        let plan = RenderPlan(spec: spec(frames: 40, width: 96), model: model)
+        let contributions = plan.regions.map { region in
+            Fusion.Contribution(region: region.index, values: (0..<region.box.count(channels: 3)).map { Float(($0 * 37 + region.index * 11) % 101) / 50 - 1 })
+        }
+        let area = plan.wholeVideo
+        let forward = Fusion.fuse(area, plan: plan, contributions: contributions)
+        let backward = Fusion.fuse(area, plan: plan, contributions: contributions.reversed())
+        #expect(forward == backward)
+
+        let constant = plan.regions.map { Fusion.Contribution(region: $0.index, values: [Float](repeating: 0.25, count: $0.box.count(channels: 3))) }
+        let fused = Fusion.fuse(area, plan: plan, contributions: constant)
+        #expect(fused.allSatisfy { abs($0 - 0.25) < 1e-6 })
+        // A region's own area, fused, has the same bits as the same points of the whole video.
+        let region = plan.regions[3]
+        let part = Fusion.fuse(region.box, plan: plan, contributions: contributions)
+        #expect(part == Fusion.crop(forward, from: area, to: region.box, channels: 3))
+    }
+
+    @Test func aSingleRegionFusesToItsOwnBits() {
+        let plan = RenderPlan(spec: spec(frames: 16), model: model)
+        let values = (0..<plan.regions[0].box.count(channels: 3)).map { Float($0 % 97) / 13 }
+        #expect(Fusion.fuse(plan.wholeVideo, plan: plan, contributions: [.init(region: 0, values: values)]) == values)
+    }
+}
+
+@Suite struct JobSpecValidationTests {
+    let model = ModelShape(canvasWidth: 64, canvasHeight: 64, windowFrames: 16, patch: 4, fps: 8)
+    let good = JobSpec(prompt: "a red circle", model: "reel-tiny", frames: 16, width: 64, height: 64, fps: 8, steps: 20,
+                       sampler: "euler", guidance: 4, shift: 1, seed: 0, window: 16, overlap: 4)
+
+    @Test func aGoodSpecPasses() throws {
+        try good.validate(for: model)
+    }
+
+    @Test func everyBadFieldIsNamedWithWhatWouldBeAccepted() {
+        var bad = good
+        bad.frames = 0
+        bad.width = 30
+        bad.height = -8
+        bad.sampler = "ddim"
+        bad.overlap = 16
+        bad.guidance = .nan
+        do {
+            try bad.validate(for: model)
+            Issue.record("a bad spec passed")
+        } catch let error as SpecError {
+            #expect(error.problems.map(\.field) == ["frames", "width", "height", "sampler", "guidance", "overlap"])
+            #expect(error.description.contains("frames 0 is out of range; use 1 to 10000"))
+            #expect(error.description.contains("width 30 is not a multiple of the model's patch (4)"))
+        } catch {
+            Issue.record("unexpected \(error)")
+        }
+    }
+
+    @Test func windowCannotExceedTheModelsWindow() {
+        var bad = good
+        bad.window = 32
+        #expect(throws: SpecError.self) { try bad.validate(for: model) }
+    }
+}
