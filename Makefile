@@ -11,7 +11,9 @@ APT_PACKAGES := pkg-config libzmq3-dev libavformat-dev libavcodec-dev libavutil-
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build release demo test bench clean
+PROTOC_GEN_SWIFT := tools/protoc-gen-swift/.build/release/protoc-gen-swift
+
+.PHONY: all deps build release demo test bench proto clean
 
 all: release
 
@@ -45,6 +47,15 @@ test: deps
 ## bench: the engine benchmark (denoiser forward vs sgemm)
 bench: release
 	.build/release/reel bench engine
+
+## proto: regenerate Sources/Wire/Generated from proto/ (only when a .proto changes; the
+## generated Swift is committed, so builds need neither protoc nor the plugin)
+proto:
+	@command -v protoc >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq protobuf-compiler; }
+	cd tools/protoc-gen-swift && $(SWIFT) build -c release --product protoc-gen-swift
+	rm -rf Sources/Wire/Generated/reel
+	protoc --plugin=protoc-gen-swift=$(PROTOC_GEN_SWIFT) --swift_out=Sources/Wire/Generated \
+	    --swift_opt=Visibility=Public -I proto proto/reel/v1/*.proto
 
 clean:
 	rm -rf .build demo.mp4 demo-sheet.png

@@ -11,6 +11,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
     ],
     targets: [
         // System libraries: one target per C library, found with pkg-config.
@@ -34,6 +35,8 @@ let package = Package(
         .target(name: "Diffusion", dependencies: ["COpenBLAS"]),
         .target(name: "Media", dependencies: ["CFFmpeg"]),
         .target(name: "Planning"),
+        .target(name: "Wire", dependencies: ["CZeroMQ", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+                exclude: ["Generated/README.md"]),
         .target(name: "Worker", dependencies: ["Diffusion"]),
         .target(name: "Coordinator", dependencies: ["Planning", "Diffusion", "Worker"]),
 
@@ -51,6 +54,7 @@ let package = Package(
         .testTarget(name: "DiffusionTests", dependencies: ["Diffusion", "TestSupport"], resources: [.copy("Reference")]),
         .testTarget(name: "MediaTests", dependencies: ["Media"]),
         .testTarget(name: "PlanningTests", dependencies: ["Planning"]),
+        .testTarget(name: "WireTests", dependencies: ["Wire"]),
         .testTarget(name: "CoordinatorTests", dependencies: ["Coordinator", "Planning", "Diffusion", "Worker", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["Media"]),
     ]

@@ -1,0 +1,117 @@
+import Foundation
+import SwiftProtobuf
+
+/// Bounds every socket enforces on what a peer may send.
+public enum WireLimits {
+    /// Largest single frame libzmq accepts (MAXMSGSIZE); a peer sending more is disconnected.
+    /// A latent of a 16-frame 64×64 region is 786 kB; an MP4 of a long job some tens of MB.
+    public static let maxMessageBytes: Int64 = 512 << 20
+    /// Largest protobuf header accepted.
+    public static let maxHeaderBytes = 1 << 20
+}
+
+/// Every message kind of protocol version 1, with the number of payload frames it carries
+/// after its header. Any other frame count is a protocol violation.
+public enum MessageKind: UInt8, CaseIterable, Sendable {
+    // coordinator <-> worker
+    case hello = 1, ready, heartbeat, assignment, result, disconnect
+    // client <-> coordinator
+    case submit = 16, submitReply, status, statusReply, cancel, cancelReply, workers, workersReply, fetch, fetchReply
+    case error = 31
+
+    public var payloadFrames: Int {
+        switch self {
+        case .assignment, .result: return 2     // latent, sampler state
+        case .submit: return 1                  // input video
+        case .fetchReply: return 1              // the MP4
+        default: return 0
+        }
+    }
+}
+
+/// A message that breaks protocol version 1; the peer that sent it is dropped.
+public struct WireError: Error, CustomStringConvertible, Equatable {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// One message as frames: the protocol tag, the kind, a protobuf header, then the payloads.
+public struct Envelope: Sendable {
+    public static let protocolTag = Data("REEL/1".utf8)
+    public static let protocolVersion: UInt32 = 1
+
+    public let kind: MessageKind
+    public let header: Data
+    public let payloads: [Data]
+
+    public init<M: SwiftProtobuf.Message>(_ kind: MessageKind, _ message: M, payloads: [Data] = []) {
+        precondition(payloads.count == kind.payloadFrames, "\(kind) carries \(kind.payloadFrames) payload frames")
+        self.kind = kind
+        header = try! message.serializedData()  // serialising a well-formed message cannot fail
+        self.payloads = payloads
+    }
+
+    /// Parses frames as received (after any ROUTER identity frame), checking tag, kind and count.
+    public init(frames: [Data]) throws {
+        guard frames.count >= 3 else { throw WireError("message of \(frames.count) frames; every message has at least 3") }
+        guard frames[0] == Self.protocolTag else {
+            throw WireError("wrong protocol tag \(String(decoding: frames[0].prefix(16), as: UTF8.self).debugDescription); expected REEL/1")
+        }
+        guard frames[1].count == 1, let kind = MessageKind(rawValue: frames[1][frames[1].startIndex]) else {
+            throw WireError("unknown message kind \(Array(frames[1].prefix(4)))")
+        }
+        guard frames.count == 3 + kind.payloadFrames else {
+            throw WireError("\(kind) message of \(frames.count) frames; it has \(3 + kind.payloadFrames)")
+        }
+        guard frames[2].count <= WireLimits.maxHeaderBytes else {
+            throw WireError("\(kind) header of \(frames[2].count) bytes; at most \(WireLimits.maxHeaderBytes)")
+        }
+        self.kind = kind
+        header = frames[2]
+        payloads = Array(frames[3...])
+    }
+
+    public var frames: [Data] { [Self.protocolTag, Data([kind.rawValue]), header] + payloads }
+
+    /// The header as `M`; a header that does not parse is a protocol violation.
+    public func decode<M: SwiftProtobuf.Message>(_ type: M.Type) throws -> M {
+        do {
+            return try M(serializedBytes: header)
+        } catch {
+            throw WireError("\(kind) header is not a valid \(M.protoMessageName)")
+        }
+    }
+}
+
+/// Latent tensors on the wire: planar float32, little-endian, beside the protobuf header.
+public enum LatentCodec {
+    public static func encode(_ values: [Float]) -> Data {
+        var data = Data(count: values.count * 4)
+        data.withUnsafeMutableBytes { raw in
+            for (index, value) in values.enumerated() {
+                raw.storeBytes(of: value.bitPattern.littleEndian, toByteOffset: index * 4, as: UInt32.self)
+            }
+        }
+        return data
+    }
+
+    /// Decodes exactly `count` floats; any other length is a protocol violation.
+    public static func decode(_ data: Data, count: Int) throws -> [Float] {
+        guard data.count == count * 4 else {
+            throw WireError("latent of \(data.count) bytes; its shape needs \(count * 4)")
+        }
+        return data.withUnsafeBytes { raw in
+            (0..<count).map { Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self))) }
+        }
+    }
+}
+
+extension Reel_V1_LatentShape {
+    public init(frames: Int, channels: Int, rows: Int, columns: Int) {
+        self.init()
+        self.frames = UInt32(frames); self.channels = UInt32(channels)
+        self.rows = UInt32(rows); self.columns = UInt32(columns)
+    }
+
+    public var count: Int { Int(frames) * Int(channels) * Int(rows) * Int(columns) }
+}

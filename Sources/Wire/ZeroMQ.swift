@@ -1,0 +1,129 @@
+import CZeroMQ
+import Foundation
+
+/// A ZeroMQ call that failed, with the call and libzmq's reason.
+public struct ZMQError: Error, CustomStringConvertible, Equatable {
+    public let call: String
+    public let code: Int32
+    public var description: String { "\(call): \(String(cString: zmq_strerror(code)))" }
+
+    /// The receive or send timed out (EAGAIN).
+    public var isTimeout: Bool { code == EAGAIN }
+    /// The context is shutting down (ETERM): the owning thread should close its socket and stop.
+    public var isTerminated: Bool { code == CZeroMQ_eterm() }
+    /// A ROUTER with ROUTER_MANDATORY was asked to send to a peer it does not know.
+    public var isUnreachable: Bool { code == EHOSTUNREACH }
+
+    static func last(_ call: String) -> ZMQError { ZMQError(call: call, code: zmq_errno()) }
+}
+
+/// A ZeroMQ context: owns the I/O threads. Terminating it (on deinit) waits for sockets to close.
+public final class ZMQContext: @unchecked Sendable {
+    let handle: UnsafeMutableRawPointer
+
+    public init() throws {
+        guard let handle = zmq_ctx_new() else { throw ZMQError.last("zmq_ctx_new") }
+        self.handle = handle
+    }
+
+    /// Makes blocking calls on every socket of this context fail with ETERM, so their threads
+    /// can close them; used for shutdown.
+    public func shutdown() { zmq_ctx_shutdown(handle) }
+
+    deinit { zmq_ctx_term(handle) }
+}
+
+/// One ZeroMQ socket. Not thread-safe, as libzmq sockets are not: each lives on one thread.
+public final class ZMQSocket {
+    public enum Kind {
+        case router, dealer, pair
+        var raw: Int32 {
+            switch self {
+            case .router: return ZMQ_ROUTER
+            case .dealer: return ZMQ_DEALER
+            case .pair: return ZMQ_PAIR
+            }
+        }
+    }
+
+    let handle: UnsafeMutableRawPointer
+    /// Keeps the context alive while the socket is open.
+    private let context: ZMQContext
+
+    /// A socket with Reel's defaults: no lingering on close, and a bound on message size.
+    public init(_ context: ZMQContext, _ kind: Kind, maxMessageBytes: Int64 = WireLimits.maxMessageBytes) throws {
+        guard let handle = zmq_socket(context.handle, kind.raw) else { throw ZMQError.last("zmq_socket") }
+        self.handle = handle
+        self.context = context
+        try setOption(ZMQ_LINGER, Int32(0))
+        try setOption(ZMQ_MAXMSGSIZE, maxMessageBytes)
+        if kind == .router { try setOption(ZMQ_ROUTER_MANDATORY, Int32(1)) }
+    }
+
+    deinit { zmq_close(handle) }
+
+    public func setOption<T>(_ option: Int32, _ value: T) throws {
+        var value = value
+        guard zmq_setsockopt(handle, option, &value, MemoryLayout<T>.size) == 0 else {
+            throw ZMQError.last("zmq_setsockopt(\(option))")
+        }
+    }
+
+    public func setOption(_ option: Int32, bytes: [UInt8]) throws {
+        guard zmq_setsockopt(handle, option, bytes, bytes.count) == 0 else { throw ZMQError.last("zmq_setsockopt(\(option))") }
+    }
+
+    /// Milliseconds a receive waits before failing with a timeout; -1 waits for ever.
+    public func setReceiveTimeout(milliseconds: Int32) throws { try setOption(ZMQ_RCVTIMEO, milliseconds) }
+    public func setSendTimeout(milliseconds: Int32) throws { try setOption(ZMQ_SNDTIMEO, milliseconds) }
+
+    public func bind(_ endpoint: String) throws {
+        guard zmq_bind(handle, endpoint) == 0 else { throw ZMQError.last("bind \(endpoint)") }
+    }
+
+    public func connect(_ endpoint: String) throws {
+        guard zmq_connect(handle, endpoint) == 0 else { throw ZMQError.last("connect \(endpoint)") }
+    }
+
+    /// The endpoint actually bound (resolves a `tcp://127.0.0.1:*` wildcard port).
+    public var lastEndpoint: String {
+        var buffer = [CChar](repeating: 0, count: 256)
+        var size = buffer.count
+        zmq_getsockopt(handle, ZMQ_LAST_ENDPOINT, &buffer, &size)
+        return String(cString: buffer)
+    }
+
+    /// Sends all frames as one multipart message.
+    public func send(_ frames: [Data], dontWait: Bool = false) throws {
+        for (index, frame) in frames.enumerated() {
+            var flags: Int32 = index < frames.count - 1 ? ZMQ_SNDMORE : 0
+            if dontWait { flags |= ZMQ_DONTWAIT }
+            let sent = frame.withUnsafeBytes { zmq_send(handle, $0.baseAddress, $0.count, flags) }
+            guard sent >= 0 else { throw ZMQError.last("zmq_send") }
+        }
+    }
+
+    /// Receives one multipart message, all its frames. Throws a timeout error when a receive
+    /// timeout is set and nothing arrived.
+    public func receive(dontWait: Bool = false) throws -> [Data] {
+        var frames: [Data] = []
+        var message = zmq_msg_t()
+        zmq_msg_init(&message)
+        defer { zmq_msg_close(&message) }
+        repeat {
+            guard zmq_msg_recv(&message, handle, dontWait ? ZMQ_DONTWAIT : 0) >= 0 else {
+                throw ZMQError.last("zmq_msg_recv")
+            }
+            frames.append(Data(bytes: zmq_msg_data(&message), count: zmq_msg_size(&message)))
+        } while zmq_msg_more(&message) == 1
+        return frames
+    }
+
+    /// Waits up to `milliseconds` (-1: for ever) until one of `sockets` has a message; returns
+    /// the indices of those that do.
+    public static func poll(_ sockets: [ZMQSocket], milliseconds: Int) throws -> [Int] {
+        var items = sockets.map { zmq_pollitem_t(socket: $0.handle, fd: 0, events: Int16(ZMQ_POLLIN), revents: 0) }
+        guard zmq_poll(&items, Int32(items.count), milliseconds) >= 0 else { throw ZMQError.last("zmq_poll") }
+        return items.indices.filter { items[$0].revents & Int16(ZMQ_POLLIN) != 0 }
+    }
+}

@@ -1,0 +1,115 @@
+import Foundation
+import Testing
+import Wire
+
+/// Real sockets on inproc and loopback TCP.
+@Suite struct SocketTests {
+    @Test func routerAndDealerExchangeEnvelopesWithPayloads() throws {
+        let context = try ZMQContext()
+        let router = try ZMQSocket(context, .router)
+        try router.bind("tcp://127.0.0.1:*")
+        let dealer = try ZMQSocket(context, .dealer)
+        try dealer.setReceiveTimeout(milliseconds: 5000)
+        try router.setReceiveTimeout(milliseconds: 5000)
+        try dealer.connect(router.lastEndpoint)
+
+        var hello = Reel_V1_WorkerHello()
+        hello.protocolVersion = Envelope.protocolVersion
+        hello.workerID = "w1"
+        hello.models = ["reel-tiny"]
+        try dealer.send(Envelope(.hello, hello).frames)
+
+        let received = try router.receive()
+        let identity = received[0]
+        let envelope = try Envelope(frames: Array(received.dropFirst()))
+        #expect(envelope.kind == .hello)
+        #expect(try envelope.decode(Reel_V1_WorkerHello.self) == hello)
+
+        var assignment = Reel_V1_ShardAssignment()
+        assignment.jobID = "job-1"
+        assignment.attempt = 7
+        let latent: [Float] = [1.5, -2, .pi, 0]
+        try router.send([identity] + Envelope(.assignment, assignment, payloads: [LatentCodec.encode(latent), Data()]).frames)
+        let reply = try Envelope(frames: dealer.receive())
+        #expect(reply.kind == .assignment)
+        #expect(try reply.decode(Reel_V1_ShardAssignment.self).attempt == 7)
+        #expect(try LatentCodec.decode(reply.payloads[0], count: 4) == latent)
+    }
+
+    @Test func routerRefusesToSendToAnUnknownPeer() throws {
+        let context = try ZMQContext()
+        let router = try ZMQSocket(context, .router)
+        try router.bind("inproc://mandatory")
+        let error = #expect(throws: ZMQError.self) {
+            try router.send([Data("nobody".utf8)] + Envelope(.disconnect, Reel_V1_Disconnect()).frames)
+        }
+        #expect(error?.isUnreachable == true)
+    }
+
+    @Test func receiveTimesOutWhenNothingArrives() throws {
+        let context = try ZMQContext()
+        let socket = try ZMQSocket(context, .dealer)
+        try socket.setReceiveTimeout(milliseconds: 50)
+        try socket.bind("inproc://quiet")
+        let error = #expect(throws: ZMQError.self) { _ = try socket.receive() }
+        #expect(error?.isTimeout == true)
+    }
+
+    @Test func anOversizedFrameDropsThatPeerButNotOthers() throws {
+        let context = try ZMQContext()
+        let router = try ZMQSocket(context, .router, maxMessageBytes: 4096)
+        try router.bind("tcp://127.0.0.1:*")
+        let hostile = try ZMQSocket(context, .dealer), friendly = try ZMQSocket(context, .dealer)
+        try hostile.connect(router.lastEndpoint)
+        try friendly.connect(router.lastEndpoint)
+        var big = Reel_V1_Disconnect()
+        big.reason = String(repeating: "x", count: 10_000)
+        try hostile.send(Envelope(.disconnect, big).frames)
+        var small = Reel_V1_Disconnect()
+        small.reason = "fine"
+        try friendly.send(Envelope(.disconnect, small).frames)
+        #expect(try ZMQSocket.poll([router], milliseconds: 5000) == [0])
+        let received = try Envelope(frames: Array(router.receive().dropFirst()))
+        #expect(try received.decode(Reel_V1_Disconnect.self).reason == "fine")
+        #expect(try ZMQSocket.poll([router], milliseconds: 300).isEmpty, "the oversized message never arrives")
+    }
+}
+
+@Suite struct EnvelopeTests {
+    let valid = Envelope(.heartbeat, Reel_V1_Heartbeat()).frames
+
+    @Test func wrongProtocolTagIsRejected() {
+        var frames = valid
+        frames[0] = Data("REEL/0".utf8)
+        #expect(throws: WireError.self) { try Envelope(frames: frames) }
+    }
+
+    @Test func unknownKindIsRejected() {
+        var frames = valid
+        frames[1] = Data([200])
+        #expect(throws: WireError.self) { try Envelope(frames: frames) }
+    }
+
+    @Test(arguments: [2, 4, 6])
+    func wrongFrameCountIsRejected(count: Int) {
+        var frames = valid
+        while frames.count < count { frames.append(Data()) }
+        let error = #expect(throws: WireError.self) { try Envelope(frames: Array(frames.prefix(count))) }
+        #expect(error != nil)
+        // An assignment must carry exactly its two payload frames.
+        #expect(throws: WireError.self) { try Envelope(frames: Envelope(.assignment, Reel_V1_ShardAssignment(), payloads: [Data(), Data()]).frames.dropLast()) }
+    }
+
+    @Test func malformedProtobufIsRejectedWhenDecoded() throws {
+        var frames = valid
+        frames[2] = Data([0xFF, 0xFF, 0xFF, 0xFF, 0x0F])
+        let envelope = try Envelope(frames: frames)
+        let error = #expect(throws: WireError.self) { try envelope.decode(Reel_V1_Heartbeat.self) }
+        #expect(error?.description.contains("reel.v1.Heartbeat") == true)
+    }
+
+    @Test func latentOfTheWrongSizeIsRejected() throws {
+        #expect(throws: WireError.self) { try LatentCodec.decode(Data(count: 10), count: 3) }
+        #expect(try LatentCodec.decode(LatentCodec.encode([1, 2, 3]), count: 3) == [1, 2, 3])
+    }
+}

@@ -1,0 +1,1 @@
+// Depending on protoc-gen-swift makes SwiftPM build it; this target itself does nothing.
