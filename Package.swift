@@ -12,6 +12,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
     ],
     targets: [
         // System libraries: one target per C library, found with pkg-config.
@@ -37,14 +38,16 @@ let package = Package(
         .target(name: "Planning"),
         .target(name: "Wire", dependencies: ["CZeroMQ", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
                 exclude: ["Generated/README.md"]),
-        .target(name: "Worker", dependencies: ["Diffusion"]),
-        .target(name: "Coordinator", dependencies: ["Planning", "Diffusion", "Worker"]),
+        .target(name: "Worker", dependencies: ["Diffusion", "Wire", .product(name: "Logging", package: "swift-log")]),
+        .target(name: "Coordinator", dependencies: ["Planning", "Diffusion", "Worker", "Wire", "Media",
+                                                    .product(name: "Logging", package: "swift-log")]),
 
         // The command-line tool: parses, calls a library, prints.
         .executableTarget(
             name: "reel",
             dependencies: [
-                "Diffusion", "Media", "Planning", "Coordinator",
+                "Diffusion", "Media", "Planning", "Coordinator", "Worker", "Wire",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -44,8 +44,10 @@ public struct Denoiser {
     }
 
     /// Velocity for a batch of videos `x` shaped [batch, frames, channels, height, width] at
-    /// times `t` (one per video), each conditioned on its own prompt.
-    public func velocity(_ x: Tensor, t: [Float], contexts: [TextEmbedding]) -> Tensor {
+    /// times `t` (one per video), each conditioned on its own prompt. `afterBlock` runs on the
+    /// calling thread after every transformer block: a worker heartbeats from it, so even a
+    /// slow step never goes silent for long.
+    public func velocity(_ x: Tensor, t: [Float], contexts: [TextEmbedding], afterBlock: () -> Void = {}) -> Tensor {
         let (batch, frames, height, width) = (x.shape[0], x.shape[1], x.shape[3], x.shape[4])
         precondition(x.shape.count == 5 && x.shape[2] == config.channels, "velocity expects [batch, frames, channels, height, width]")
         precondition(t.count == batch && contexts.count == batch, "one time and one prompt per video")
@@ -99,6 +101,7 @@ public struct Denoiser {
                             block.feedForward.apply(np, rows: rows, into: up)
                             gatedResidual(2)
                         }
+                        afterBlock()
                     }
                     let modulation = finalModulation.apply(conditioning, rows: batch)
                     modulation.withUnsafePointer { m in

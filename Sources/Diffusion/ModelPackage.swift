@@ -64,6 +64,18 @@ public enum ModelPackage {
         return paths.filter { seen.insert($0).inserted }
     }
 
+    /// Names of the model packages found in the search path.
+    public static func available() -> [String] {
+        var names = Set<String>()
+        for directory in searchPath() {
+            for entry in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+            where FileManager.default.fileExists(atPath: "\(directory)/\(entry)/\(configFile)") {
+                names.insert(entry)
+            }
+        }
+        return names.sorted()
+    }
+
     /// The package directory for `name`: a path if one exists there, else `name` looked up in
     /// the search path.
     public static func locate(_ name: String) throws -> String {

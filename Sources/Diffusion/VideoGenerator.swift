@@ -50,14 +50,16 @@ public struct VideoGenerator {
     }
 
     /// v = v_uncond + g·(v_cond − v_uncond); both halves run as one batch of two videos.
-    public func guidedVelocity(conditional: TextEmbedding, unconditional: TextEmbedding, guidance: Float) -> VelocityField {
+    /// `afterBlock` is passed to the denoiser (see `Denoiser.velocity`).
+    public func guidedVelocity(conditional: TextEmbedding, unconditional: TextEmbedding, guidance: Float,
+                               afterBlock: @escaping () -> Void = {}) -> VelocityField {
         let denoiser = model.denoiser
         return { x, t in
             let video = x.reshaped([1] + x.shape)
             if guidance == 1 {
-                return denoiser.velocity(video, t: [t], contexts: [conditional]).reshaped(x.shape)
+                return denoiser.velocity(video, t: [t], contexts: [conditional], afterBlock: afterBlock).reshaped(x.shape)
             }
-            let both = denoiser.velocity(Tensor.stacked([x, x]), t: [t, t], contexts: [conditional, unconditional])
+            let both = denoiser.velocity(Tensor.stacked([x, x]), t: [t, t], contexts: [conditional, unconditional], afterBlock: afterBlock)
             let (cond, uncond) = (both.slices(0..<1), both.slices(1..<2))
             return uncond.adding(cond.adding(uncond, scaledBy: -1), scaledBy: guidance).reshaped(x.shape)
         }

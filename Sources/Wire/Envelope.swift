@@ -115,3 +115,6 @@ extension Reel_V1_LatentShape {
 
     public var count: Int { Int(frames) * Int(channels) * Int(rows) * Int(columns) }
 }
+
+/// Any generated protobuf message, so users of Wire need not import SwiftProtobuf.
+public typealias SwiftProtobufMessage = SwiftProtobuf.Message

@@ -33,10 +33,11 @@ public final class ShardRunner {
         return embedding
     }
 
-    /// Runs the shard; `onStep` is called after each step with its index.
-    public func run(_ work: ShardWork, onStep: (Int) -> Void = { _ in }) throws -> (latent: Tensor, state: Sampler.State) {
+    /// Runs the shard; `onStep` is called after each step with its index, `tick` after every
+    /// transformer block (both on this thread).
+    public func run(_ work: ShardWork, onStep: (Int) -> Void = { _ in }, tick: @escaping () -> Void = {}) throws -> (latent: Tensor, state: Sampler.State) {
         let velocity = VideoGenerator(model: model).guidedVelocity(
-            conditional: try embedding(for: work.prompt), unconditional: unconditional, guidance: work.guidance)
+            conditional: try embedding(for: work.prompt), unconditional: unconditional, guidance: work.guidance, afterBlock: tick)
         var state = work.state
         let latent = work.sampler.run(velocity, work.latent, work.schedule, steps: work.steps, state: &state, onStep: onStep)
         return (latent, state)

@@ -45,7 +45,7 @@ struct EngineBench: ParsableCommand {
         text: .init(width: 128, depth: 2, heads: 4, mlpRatio: 4, maxTokens: 24))
 
     func run() throws {
-        if let threads { ComputeThreads.set(try RenderRequest.positive(threads, "--threads")) }
+        if let threads { ComputeThreads.set(try Render.positive(threads, "--threads")) }
         guard seconds > 0 else { throw UserError("--seconds must be above 0") }
         guard rounds > 0 else { throw UserError("--rounds must be at least 1") }
         let loaded = try loadModel()

@@ -1,11 +1,20 @@
 import Diffusion
+import Wire
 import Foundation
 
 /// Shows sampler progress: a redrawn bar on a terminal, one plain line per step otherwise
 /// (for logs and pipes).
-struct ProgressDisplay {
+final class ProgressDisplay {
     let interactive = isatty(STDERR_FILENO) == 1
     let label: String
+    private var lastDone = -1
+
+    init(label: String) { self.label = label }
+
+    func update(_ status: Reel_V1_JobStatus) {
+        guard status.stepsTotal > 0, status.stepsDone > 0 else { return }
+        update(done: Int(status.stepsDone), total: Int(status.stepsTotal), seconds: status.secondsElapsed)
+    }
 
     func update(_ progress: StepProgress) {
         update(done: progress.step, total: progress.steps, seconds: progress.seconds)
@@ -13,6 +22,8 @@ struct ProgressDisplay {
 
     /// `done` of `total` steps (summed over chunks and tiles) after `seconds`.
     func update(done: Int, total: Int, seconds: Double) {
+        guard done != lastDone else { return }
+        lastDone = done
         let progress = (step: done, steps: total)
         let fraction = Double(done) / Double(total)
         let perStep = seconds / Double(max(done, 1))

@@ -7,13 +7,20 @@ struct Reel: ParsableCommand {
         commandName: "reel",
         abstract: "Render generated video with a diffusion model, on one machine or a farm of many.",
         discussion: """
-            Quick start:
+            On one machine:
               reel render "a red circle moving right on a black background" -o circle.mp4
+
+            On a farm:
+              reel coordinator --bind tcp://*:5555 --data-dir /var/lib/reel --insecure
+              reel worker --connect tcp://COORDINATOR:5555 --insecure      (on each machine)
+              reel submit "a blue square moving up" --frames 64 --wait -o square.mp4 \\
+                  --coordinator tcp://COORDINATOR:5555 --insecure
 
             Models are directories with config.json, model.safetensors and a vocabulary;
             they are found by name under ./models, $REEL_MODELS, or beside the reel binary.
             """,
-        subcommands: [Render.self, Bench.self, ModelCommand.self]
+        subcommands: [Render.self, CoordinatorCommand.self, WorkerCommand.self, Submit.self, Status.self, Watch.self,
+                      Cancel.self, Workers.self, Fetch.self, Bench.self, ModelCommand.self]
     )
 }
 

@@ -86,10 +86,10 @@ struct ReelCommand {
         (["--size", "30x30"], "multiple of the model's patch"),
         (["--model", "no-such-model"], "model 'no-such-model' not found"),
         (["--fps", "0"], "fps 0"),
-        (["--sampler", "ddim"], "--sampler ddim"),
+        (["--sampler", "ddim"], "sampler ddim is unknown"),
         (["--steps", "0"], "--steps 0"),
-        (["--window", "40"], "--window 40"),
-        (["--overlap", "16"], "--overlap 16"),
+        (["--window", "40"], "window 40 is out of range"),
+        (["--overlap", "16"], "overlap 16 is out of range"),
     ])
     func badOptionIsOneClearLineAndNoFile(extra: [String], expected: String) throws {
         try expectFailure(["render", "a red circle", "--steps", "2", "-o", "out.mp4"] + extra, expected: expected, output: "out.mp4")

@@ -77,7 +77,7 @@ public nonisolated enum Reel_V1_JobState: SwiftProtobuf.Enum, Swift.CaseIterable
 
 }
 
-/// Frames: tag, kind, header, input video bytes (empty unless spec.has_input).
+/// Frames: tag, kind, header, input video bytes (empty unless spec.with_input).
 public nonisolated struct Reel_V1_SubmitRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for

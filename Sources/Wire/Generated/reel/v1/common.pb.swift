@@ -26,7 +26,8 @@ fileprivate nonisolated struct _GeneratedWithProtocGenSwiftVersion: SwiftProtobu
   typealias Version = _2
 }
 
-/// Everything that decides a render's bits. Mirrors Planning.JobSpec.
+/// Everything that decides a render's bits. Mirrors Planning.JobSpec. In a submission, a zero
+/// (or absent optional) field means "the model's default"; the coordinator fills them in.
 public nonisolated struct Reel_V1_JobSpec: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -73,9 +74,13 @@ public nonisolated struct Reel_V1_JobSpec: @unchecked Sendable {
   }
 
   public var guidance: Float {
-    get {_storage._guidance}
+    get {_storage._guidance ?? 0}
     set {_uniqueStorage()._guidance = newValue}
   }
+  /// Returns true if `guidance` has been explicitly set.
+  public var hasGuidance: Bool {_storage._guidance != nil}
+  /// Clears the value of `guidance`. Subsequent reads from it will return its default value.
+  public mutating func clearGuidance() {_uniqueStorage()._guidance = nil}
 
   public var shift: Float {
     get {_storage._shift}
@@ -93,9 +98,13 @@ public nonisolated struct Reel_V1_JobSpec: @unchecked Sendable {
   }
 
   public var overlap: UInt32 {
-    get {_storage._overlap}
+    get {_storage._overlap ?? 0}
     set {_uniqueStorage()._overlap = newValue}
   }
+  /// Returns true if `overlap` has been explicitly set.
+  public var hasOverlap: Bool {_storage._overlap != nil}
+  /// Clears the value of `overlap`. Subsequent reads from it will return its default value.
+  public mutating func clearOverlap() {_uniqueStorage()._overlap = nil}
 
   public var syncInterval: UInt32 {
     get {_storage._syncInterval}
@@ -113,9 +122,15 @@ public nonisolated struct Reel_V1_JobSpec: @unchecked Sendable {
     set {_uniqueStorage()._strength = newValue}
   }
 
-  public var hasInput_p: Bool {
-    get {_storage._hasInput_p}
-    set {_uniqueStorage()._hasInput_p = newValue}
+  public var withInput: Bool {
+    get {_storage._withInput}
+    set {_uniqueStorage()._withInput = newValue}
+  }
+
+  /// Each frame is enlarged this many times in the MP4 (1 when unset); not part of the latent.
+  public var outputScale: UInt32 {
+    get {_storage._outputScale}
+    set {_uniqueStorage()._outputScale = newValue}
   }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -150,7 +165,7 @@ fileprivate nonisolated let _protobuf_package = "reel.v1"
 
 nonisolated extension Reel_V1_JobSpec: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".JobSpec"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}prompt\0\u{1}model\0\u{1}frames\0\u{1}width\0\u{1}height\0\u{1}fps\0\u{1}steps\0\u{1}sampler\0\u{1}guidance\0\u{1}shift\0\u{1}seed\0\u{1}window\0\u{1}overlap\0\u{3}sync_interval\0\u{1}priority\0\u{1}strength\0\u{3}has_input\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}prompt\0\u{1}model\0\u{1}frames\0\u{1}width\0\u{1}height\0\u{1}fps\0\u{1}steps\0\u{1}sampler\0\u{1}guidance\0\u{1}shift\0\u{1}seed\0\u{1}window\0\u{1}overlap\0\u{3}sync_interval\0\u{1}priority\0\u{1}strength\0\u{3}with_input\0\u{3}output_scale\0")
 
   fileprivate class _StorageClass {
     var _prompt: String = String()
@@ -161,15 +176,16 @@ nonisolated extension Reel_V1_JobSpec: SwiftProtobuf.Message, SwiftProtobuf._Mes
     var _fps: UInt32 = 0
     var _steps: UInt32 = 0
     var _sampler: String = String()
-    var _guidance: Float = 0
+    var _guidance: Float? = nil
     var _shift: Float = 0
     var _seed: UInt64 = 0
     var _window: UInt32 = 0
-    var _overlap: UInt32 = 0
+    var _overlap: UInt32? = nil
     var _syncInterval: UInt32 = 0
     var _priority: Int32 = 0
     var _strength: Float = 0
-    var _hasInput_p: Bool = false
+    var _withInput: Bool = false
+    var _outputScale: UInt32 = 0
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -196,7 +212,8 @@ nonisolated extension Reel_V1_JobSpec: SwiftProtobuf.Message, SwiftProtobuf._Mes
       _syncInterval = source._syncInterval
       _priority = source._priority
       _strength = source._strength
-      _hasInput_p = source._hasInput_p
+      _withInput = source._withInput
+      _outputScale = source._outputScale
     }
   }
 
@@ -231,7 +248,8 @@ nonisolated extension Reel_V1_JobSpec: SwiftProtobuf.Message, SwiftProtobuf._Mes
         case 14: try { try decoder.decodeSingularUInt32Field(value: &_storage._syncInterval) }()
         case 15: try { try decoder.decodeSingularInt32Field(value: &_storage._priority) }()
         case 16: try { try decoder.decodeSingularFloatField(value: &_storage._strength) }()
-        case 17: try { try decoder.decodeSingularBoolField(value: &_storage._hasInput_p) }()
+        case 17: try { try decoder.decodeSingularBoolField(value: &_storage._withInput) }()
+        case 18: try { try decoder.decodeSingularUInt32Field(value: &_storage._outputScale) }()
         default: break
         }
       }
@@ -240,6 +258,10 @@ nonisolated extension Reel_V1_JobSpec: SwiftProtobuf.Message, SwiftProtobuf._Mes
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
     try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every if/case branch local when no optimizations
+      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+      // https://github.com/apple/swift-protobuf/issues/1182
       if !_storage._prompt.isEmpty {
         try visitor.visitSingularStringField(value: _storage._prompt, fieldNumber: 1)
       }
@@ -264,9 +286,9 @@ nonisolated extension Reel_V1_JobSpec: SwiftProtobuf.Message, SwiftProtobuf._Mes
       if !_storage._sampler.isEmpty {
         try visitor.visitSingularStringField(value: _storage._sampler, fieldNumber: 8)
       }
-      if _storage._guidance.bitPattern != 0 {
-        try visitor.visitSingularFloatField(value: _storage._guidance, fieldNumber: 9)
-      }
+      try { if let v = _storage._guidance {
+        try visitor.visitSingularFloatField(value: v, fieldNumber: 9)
+      } }()
       if _storage._shift.bitPattern != 0 {
         try visitor.visitSingularFloatField(value: _storage._shift, fieldNumber: 10)
       }
@@ -276,9 +298,9 @@ nonisolated extension Reel_V1_JobSpec: SwiftProtobuf.Message, SwiftProtobuf._Mes
       if _storage._window != 0 {
         try visitor.visitSingularUInt32Field(value: _storage._window, fieldNumber: 12)
       }
-      if _storage._overlap != 0 {
-        try visitor.visitSingularUInt32Field(value: _storage._overlap, fieldNumber: 13)
-      }
+      try { if let v = _storage._overlap {
+        try visitor.visitSingularUInt32Field(value: v, fieldNumber: 13)
+      } }()
       if _storage._syncInterval != 0 {
         try visitor.visitSingularUInt32Field(value: _storage._syncInterval, fieldNumber: 14)
       }
@@ -288,8 +310,11 @@ nonisolated extension Reel_V1_JobSpec: SwiftProtobuf.Message, SwiftProtobuf._Mes
       if _storage._strength.bitPattern != 0 {
         try visitor.visitSingularFloatField(value: _storage._strength, fieldNumber: 16)
       }
-      if _storage._hasInput_p != false {
-        try visitor.visitSingularBoolField(value: _storage._hasInput_p, fieldNumber: 17)
+      if _storage._withInput != false {
+        try visitor.visitSingularBoolField(value: _storage._withInput, fieldNumber: 17)
+      }
+      if _storage._outputScale != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._outputScale, fieldNumber: 18)
       }
     }
     try unknownFields.traverse(visitor: &visitor)
@@ -316,7 +341,8 @@ nonisolated extension Reel_V1_JobSpec: SwiftProtobuf.Message, SwiftProtobuf._Mes
         if _storage._syncInterval != rhs_storage._syncInterval {return false}
         if _storage._priority != rhs_storage._priority {return false}
         if _storage._strength != rhs_storage._strength {return false}
-        if _storage._hasInput_p != rhs_storage._hasInput_p {return false}
+        if _storage._withInput != rhs_storage._withInput {return false}
+        if _storage._outputScale != rhs_storage._outputScale {return false}
         return true
       }
       if !storagesAreEqual {return false}

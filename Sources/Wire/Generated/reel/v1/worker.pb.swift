@@ -80,7 +80,7 @@ public nonisolated struct Reel_V1_Heartbeat: Sendable {
   public init() {}
 }
 
-/// One denoising shard. Frames: tag, kind, header, latent, state (empty when has_state is false).
+/// One denoising shard. Frames: tag, kind, header, latent, state (empty when carries_state is false).
 public nonisolated struct Reel_V1_ShardAssignment: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -115,7 +115,7 @@ public nonisolated struct Reel_V1_ShardAssignment: Sendable {
   /// Clears the value of `shape`. Subsequent reads from it will return its default value.
   public mutating func clearShape() {self._shape = nil}
 
-  public var hasState_p: Bool = false
+  public var carriesState: Bool = false
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -150,7 +150,7 @@ public nonisolated struct Reel_V1_ShardResult: Sendable {
   /// Clears the value of `shape`. Subsequent reads from it will return its default value.
   public mutating func clearShape() {self._shape = nil}
 
-  public var hasState_p: Bool = false
+  public var carriesState: Bool = false
 
   /// Non-empty when the shard failed; the coordinator retries it elsewhere.
   public var error: String = String()
@@ -313,7 +313,7 @@ nonisolated extension Reel_V1_Heartbeat: SwiftProtobuf.Message, SwiftProtobuf._M
 
 nonisolated extension Reel_V1_ShardAssignment: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ShardAssignment"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}region\0\u{3}step_begin\0\u{3}step_end\0\u{1}attempt\0\u{1}spec\0\u{1}shape\0\u{3}has_state\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}region\0\u{3}step_begin\0\u{3}step_end\0\u{1}attempt\0\u{1}spec\0\u{1}shape\0\u{3}carries_state\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -328,7 +328,7 @@ nonisolated extension Reel_V1_ShardAssignment: SwiftProtobuf.Message, SwiftProto
       case 5: try { try decoder.decodeSingularUInt64Field(value: &self.attempt) }()
       case 6: try { try decoder.decodeSingularMessageField(value: &self._spec) }()
       case 7: try { try decoder.decodeSingularMessageField(value: &self._shape) }()
-      case 8: try { try decoder.decodeSingularBoolField(value: &self.hasState_p) }()
+      case 8: try { try decoder.decodeSingularBoolField(value: &self.carriesState) }()
       default: break
       }
     }
@@ -360,8 +360,8 @@ nonisolated extension Reel_V1_ShardAssignment: SwiftProtobuf.Message, SwiftProto
     try { if let v = self._shape {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 7)
     } }()
-    if self.hasState_p != false {
-      try visitor.visitSingularBoolField(value: self.hasState_p, fieldNumber: 8)
+    if self.carriesState != false {
+      try visitor.visitSingularBoolField(value: self.carriesState, fieldNumber: 8)
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -374,7 +374,7 @@ nonisolated extension Reel_V1_ShardAssignment: SwiftProtobuf.Message, SwiftProto
     if lhs.attempt != rhs.attempt {return false}
     if lhs._spec != rhs._spec {return false}
     if lhs._shape != rhs._shape {return false}
-    if lhs.hasState_p != rhs.hasState_p {return false}
+    if lhs.carriesState != rhs.carriesState {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -382,7 +382,7 @@ nonisolated extension Reel_V1_ShardAssignment: SwiftProtobuf.Message, SwiftProto
 
 nonisolated extension Reel_V1_ShardResult: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ShardResult"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}region\0\u{3}step_begin\0\u{3}step_end\0\u{1}attempt\0\u{1}shape\0\u{3}has_state\0\u{1}error\0\u{1}seconds\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}region\0\u{3}step_begin\0\u{3}step_end\0\u{1}attempt\0\u{1}shape\0\u{3}carries_state\0\u{1}error\0\u{1}seconds\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -396,7 +396,7 @@ nonisolated extension Reel_V1_ShardResult: SwiftProtobuf.Message, SwiftProtobuf.
       case 4: try { try decoder.decodeSingularUInt32Field(value: &self.stepEnd) }()
       case 5: try { try decoder.decodeSingularUInt64Field(value: &self.attempt) }()
       case 6: try { try decoder.decodeSingularMessageField(value: &self._shape) }()
-      case 7: try { try decoder.decodeSingularBoolField(value: &self.hasState_p) }()
+      case 7: try { try decoder.decodeSingularBoolField(value: &self.carriesState) }()
       case 8: try { try decoder.decodeSingularStringField(value: &self.error) }()
       case 9: try { try decoder.decodeSingularDoubleField(value: &self.seconds) }()
       default: break
@@ -427,8 +427,8 @@ nonisolated extension Reel_V1_ShardResult: SwiftProtobuf.Message, SwiftProtobuf.
     try { if let v = self._shape {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
     } }()
-    if self.hasState_p != false {
-      try visitor.visitSingularBoolField(value: self.hasState_p, fieldNumber: 7)
+    if self.carriesState != false {
+      try visitor.visitSingularBoolField(value: self.carriesState, fieldNumber: 7)
     }
     if !self.error.isEmpty {
       try visitor.visitSingularStringField(value: self.error, fieldNumber: 8)
@@ -446,7 +446,7 @@ nonisolated extension Reel_V1_ShardResult: SwiftProtobuf.Message, SwiftProtobuf.
     if lhs.stepEnd != rhs.stepEnd {return false}
     if lhs.attempt != rhs.attempt {return false}
     if lhs._shape != rhs._shape {return false}
-    if lhs.hasState_p != rhs.hasState_p {return false}
+    if lhs.carriesState != rhs.carriesState {return false}
     if lhs.error != rhs.error {return false}
     if lhs.seconds != rhs.seconds {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}

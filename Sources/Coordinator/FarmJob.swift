@@ -1,0 +1,76 @@
+import Diffusion
+import Foundation
+import Planning
+import Wire
+
+/// A job the coordinator holds: its spec, where it stands, and its progress.
+final class FarmJob {
+    enum State: Equatable {
+        case running, done, failed(String), cancelled
+
+        var wire: Reel_V1_JobState {
+            switch self {
+            case .running: return .running
+            case .done: return .done
+            case .failed: return .failed
+            case .cancelled: return .cancelled
+            }
+        }
+    }
+
+    let id: String
+    let spec: JobSpec
+    let outputScale: Int
+    let run: JobRun
+    let submitted = Date()
+    let clock = ContinuousClock()
+    let started: ContinuousClock.Instant
+    var state: State = .running
+    var finishedSeconds: Double?
+    /// The MP4 in the data directory, once done.
+    var outputPath: String?
+
+    init(id: String, spec: JobSpec, outputScale: Int, model: ModelShape, channels: Int) {
+        self.id = id
+        self.spec = spec
+        self.outputScale = outputScale
+        run = JobRun(spec: spec, model: model, channels: channels) { spec.initialNoise($0, channels: channels) }
+        started = clock.now
+    }
+
+    var isActive: Bool { state == .running }
+
+    func status() -> Reel_V1_JobStatus {
+        var status = Reel_V1_JobStatus()
+        status.jobID = id
+        status.state = state.wire
+        status.spec = spec.message(outputScale: outputScale)
+        status.stepsDone = UInt32(run.stepsDone)
+        status.stepsTotal = UInt32(run.stepsTotal)
+        status.chunks = UInt32(run.plan.chunks.count)
+        status.tiles = UInt32(run.plan.tileRows.count * run.plan.tileColumns.count)
+        status.regionSteps = run.progress.map(UInt32.init)
+        let elapsed = finishedSeconds ?? (clock.now - started).seconds
+        status.secondsElapsed = elapsed
+        if run.stepsDone > 0 && state == .running {
+            status.secondsRemaining = elapsed / Double(run.stepsDone) * Double(run.stepsTotal - run.stepsDone)
+        }
+        if case .failed(let reason) = state { status.error = reason }
+        status.submittedUnixMs = UInt64(submitted.timeIntervalSince1970 * 1000)
+        return status
+    }
+}
+
+/// What the coordinator knows of one connected worker.
+struct WorkerRecord {
+    let identity: Data
+    let hello: Reel_V1_WorkerHello
+    var credits = 0
+    var lastSeen: ContinuousClock.Instant
+    /// The shard it is computing: job, region and attempt.
+    var current: (job: String, region: Int, attempt: UInt64)?
+    var stepsDone = 0
+    var shardsCompleted = 0
+
+    var name: String { hello.workerID.isEmpty ? identity.map { String(format: "%02x", $0) }.joined() : hello.workerID }
+}

@@ -1,0 +1,51 @@
+import Diffusion
+import Foundation
+import Wire
+import Worker
+
+/// A coordinator and workers in this process, talking over inproc ZeroMQ with the same
+/// protocol as a farm of machines: `reel render` is the farm path on one machine.
+public final class LocalFarm {
+    public let context: ZMQContext
+    public let endpoint: String
+    private let coordinator: CoordinatorServer
+    private let workers: [WorkerService]
+    private var threads: [Thread] = []
+    private let finished = DispatchGroup()
+
+    /// Starts a coordinator keeping its files in `dataDirectory` and `workerCount` workers
+    /// sharing `library`'s models.
+    public init(workerCount: Int, library: ModelLibrary, dataDirectory: String) throws {
+        let context = try ZMQContext(), endpoint = "inproc://reel-local-\(UUID().uuidString)"
+        self.context = context
+        self.endpoint = endpoint
+        coordinator = try CoordinatorServer(options: CoordinatorOptions(bind: [endpoint], dataDirectory: dataDirectory), context: context)
+        workers = (0..<workerCount).map { index in
+            WorkerService(options: WorkerOptions(endpoint: endpoint, workerID: "local-\(index + 1)", threads: ComputeThreads.count),
+                          context: context, library: library)
+        }
+        start("reel-coordinator") { [coordinator] in try coordinator.run() }
+        for worker in workers { start("reel-worker") { try worker.run() } }
+    }
+
+    private func start(_ name: String, _ body: @escaping @Sendable () throws -> Void) {
+        finished.enter()
+        let thread = Thread { [finished] in
+            defer { finished.leave() }
+            do { try body() } catch { FileHandle.standardError.write(Data("reel: \(name) stopped: \(error)\n".utf8)) }
+        }
+        thread.name = name
+        thread.stackSize = 8 << 20
+        thread.start()
+        threads.append(thread)
+    }
+
+    /// Stops the workers (after their shards) and the coordinator, and waits for them.
+    public func stop() {
+        for worker in workers { worker.stop() }
+        coordinator.stop()
+        finished.wait()
+    }
+
+    deinit { stop() }
+}

@@ -1,0 +1,33 @@
+import Diffusion
+import Planning
+import Wire
+
+/// Between Planning's JobSpec and its wire form.
+extension JobSpec {
+    /// A complete spec from a submission: fields left zero (or unset) take `config`'s defaults.
+    public init(resolving request: Reel_V1_JobSpec, with config: ModelConfig) {
+        let window = request.window > 0 ? Int(request.window) : config.windowFrames
+        self.init(prompt: request.prompt, model: request.model,
+                  frames: request.frames > 0 ? Int(request.frames) : config.windowFrames,
+                  width: request.width > 0 ? Int(request.width) : config.canvasWidth,
+                  height: request.height > 0 ? Int(request.height) : config.canvasHeight,
+                  fps: request.fps > 0 ? Int(request.fps) : config.fps,
+                  steps: request.steps > 0 ? Int(request.steps) : config.defaults.steps,
+                  sampler: request.sampler.isEmpty ? config.defaults.sampler : request.sampler,
+                  guidance: request.hasGuidance ? request.guidance : config.defaults.guidance,
+                  shift: request.shift > 0 ? request.shift : config.defaults.shift,
+                  seed: request.seed, window: window,
+                  overlap: request.hasOverlap ? Int(request.overlap) : min(window - 1, ModelShape(config).defaultOverlap),
+                  syncInterval: request.syncInterval > 0 ? Int(request.syncInterval) : 1,
+                  priority: Int(request.priority))
+    }
+
+    public func message(outputScale: Int = 1) -> Reel_V1_JobSpec {
+        var m = Reel_V1_JobSpec()
+        m.prompt = prompt; m.model = model; m.frames = UInt32(frames); m.width = UInt32(width); m.height = UInt32(height)
+        m.fps = UInt32(fps); m.steps = UInt32(steps); m.sampler = sampler; m.guidance = guidance; m.shift = shift
+        m.seed = seed; m.window = UInt32(window); m.overlap = UInt32(overlap); m.syncInterval = UInt32(syncInterval)
+        m.priority = Int32(priority); m.outputScale = UInt32(outputScale)
+        return m
+    }
+}

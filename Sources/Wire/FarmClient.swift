@@ -1,0 +1,70 @@
+import Foundation
+
+/// A request the coordinator refused, or one it never answered.
+public struct FarmClientError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// Talks to a coordinator: one request, one reply, over a DEALER socket.
+public final class FarmClient {
+    public let endpoint: String
+    private let socket: ZMQSocket
+    private let timeoutMilliseconds: Int32
+
+    public init(context: ZMQContext, endpoint: String, timeoutSeconds: Double = 10) throws {
+        self.endpoint = endpoint
+        timeoutMilliseconds = Int32(timeoutSeconds * 1000)
+        socket = try ZMQSocket(context, .dealer)
+        try socket.setReceiveTimeout(milliseconds: timeoutMilliseconds)
+        try socket.setSendTimeout(milliseconds: timeoutMilliseconds)
+        try socket.connect(endpoint)
+    }
+
+    /// Sends one request and waits for its reply of kind `expected`.
+    public func request(_ kind: MessageKind, _ message: any SwiftProtobufMessage, payloads: [Data] = [], expecting expected: MessageKind) throws -> Envelope {
+        try socket.send(Envelope(kind, message, payloads: payloads).frames)
+        let reply: Envelope
+        do {
+            reply = try Envelope(frames: socket.receive())
+        } catch let error as ZMQError where error.isTimeout {
+            throw FarmClientError("no answer from the coordinator at \(endpoint) within \(timeoutMilliseconds / 1000) s; is `reel coordinator` running there?")
+        }
+        if reply.kind == .error { throw FarmClientError(try reply.decode(Reel_V1_ErrorReply.self).message) }
+        guard reply.kind == expected else { throw WireError("expected \(expected), the coordinator sent \(reply.kind)") }
+        return reply
+    }
+
+    public func submit(_ spec: Reel_V1_JobSpec, idempotencyKey: String = UUID().uuidString, input: Data = Data()) throws -> String {
+        let request = Reel_V1_SubmitRequest.with { $0.spec = spec; $0.idempotencyKey = idempotencyKey }
+        return try self.request(.submit, request, payloads: [input], expecting: .submitReply).decode(Reel_V1_SubmitReply.self).jobID
+    }
+
+    public func status(_ job: String = "") throws -> [Reel_V1_JobStatus] {
+        try request(.status, Reel_V1_StatusRequest.with { $0.jobID = job }, expecting: .statusReply).decode(Reel_V1_StatusReply.self).jobs
+    }
+
+    public func cancel(_ job: String) throws -> Reel_V1_JobStatus {
+        try request(.cancel, Reel_V1_CancelRequest.with { $0.jobID = job }, expecting: .cancelReply).decode(Reel_V1_CancelReply.self).status
+    }
+
+    public func workers() throws -> [Reel_V1_WorkerStatus] {
+        try request(.workers, Reel_V1_WorkersRequest(), expecting: .workersReply).decode(Reel_V1_WorkersReply.self).workers
+    }
+
+    /// The job's status and, once it is done, its MP4.
+    public func fetch(_ job: String) throws -> (status: Reel_V1_JobStatus, video: Data) {
+        let reply = try request(.fetch, Reel_V1_FetchRequest.with { $0.jobID = job }, expecting: .fetchReply)
+        return (try reply.decode(Reel_V1_FetchReply.self).status, reply.payloads[0])
+    }
+
+    /// Polls the job's status every `interval` seconds, passing each to `update`, until it ends.
+    public func wait(for job: String, interval: Double = 0.2, update: (Reel_V1_JobStatus) -> Void = { _ in }) throws -> Reel_V1_JobStatus {
+        while true {
+            guard let status = try status(job).first else { throw FarmClientError("the coordinator lost job \(job)") }
+            update(status)
+            if ![.running, .queued, .encoding].contains(status.state) { return status }
+            Thread.sleep(forTimeInterval: interval)
+        }
+    }
+}

@@ -1,0 +1,29 @@
+import Diffusion
+import Foundation
+
+/// Models loaded once per process and shared by its workers: weights are read-only.
+public final class ModelLibrary: @unchecked Sendable {
+    private let lock = NSLock()
+    private var loaded: [String: Model] = [:]
+    /// The model names this process offers.
+    public let names: [String]
+
+    /// Offers `names` (default: every package in the search path); `preloaded` models are
+    /// used as they are instead of being read again.
+    public init(names: [String]? = nil, preloaded: [Model] = []) {
+        self.names = names ?? ModelPackage.available()
+        for model in preloaded { loaded[model.name] = model }
+    }
+
+    public func model(_ name: String) throws -> Model {
+        try lock.withLock {
+            if let model = loaded[name] { return model }
+            guard names.contains(name) else {
+                throw ModelPackageError.notFound(name: name, searched: ["this worker's models: \(names.joined(separator: ", "))"])
+            }
+            let model = try Model(named: name)
+            loaded[name] = model
+            return model
+        }
+    }
+}

@@ -1,0 +1,209 @@
+import Diffusion
+import Foundation
+import Logging
+import Wire
+
+/// How a worker runs.
+public struct WorkerOptions: Sendable {
+    public var endpoint: String
+    public var workerID: String
+    /// Compute threads this worker announces (the process's ComputeThreads).
+    public var threads: Int
+    public var heartbeatInterval: Double = 1
+    /// Heartbeats from the coordinator that may be missed before reconnecting.
+    public var liveness: Int = 5
+    /// Reconnect backoff, doubling from the first to the second.
+    public var backoff: (first: Double, limit: Double) = (1, 32)
+
+    public init(endpoint: String, workerID: String, threads: Int) {
+        self.endpoint = endpoint
+        self.workerID = workerID
+        self.threads = threads
+    }
+}
+
+/// A worker: a DEALER socket to the coordinator, pulling one shard at a time. It heartbeats
+/// every second from the thread that computes (so a stuck computation goes silent and its
+/// shard is requeued), and reconnects with backoff when the coordinator falls silent.
+public final class WorkerService: @unchecked Sendable {
+    public let options: WorkerOptions
+    private let context: ZMQContext
+    private let library: ModelLibrary
+    private var runners: [String: ShardRunner] = [:]
+    private var logger: Logger
+    private let clock = ContinuousClock()
+    private let stopLock = NSLock()
+    private var stopRequested = false
+
+    public init(options: WorkerOptions, context: ZMQContext, library: ModelLibrary) {
+        self.options = options
+        self.context = context
+        self.library = library
+        logger = Logger(label: "reel.worker.\(options.workerID)")
+    }
+
+    /// Asks `run` to return after the shard in hand; safe from any thread.
+    public func stop() { stopLock.withLock { stopRequested = true } }
+    private var shouldStop: Bool { stopLock.withLock { stopRequested } }
+
+    /// Works until `stop()`. Blocking: run it on its own thread.
+    public func run() throws {
+        var backoff = options.backoff.first
+        while !shouldStop {
+            let session = try Session(worker: self)
+            if try session.serve() {
+                backoff = options.backoff.first
+            } else if !shouldStop {
+                logger.warning("coordinator at \(options.endpoint) silent; reconnecting in \(Int(backoff)) s")
+                sleepUnlessStopped(backoff)
+                backoff = min(backoff * 2, options.backoff.limit)
+            }
+        }
+    }
+
+    private func sleepUnlessStopped(_ seconds: Double) {
+        let deadline = clock.now + .milliseconds(Int(seconds * 1000))
+        while !shouldStop && clock.now < deadline { Thread.sleep(forTimeInterval: 0.05) }
+    }
+
+    func runner(for model: String) throws -> ShardRunner {
+        if let runner = runners[model] { return runner }
+        let runner = ShardRunner(model: try library.model(model))
+        runners[model] = runner
+        return runner
+    }
+
+    /// One connection to the coordinator, from hello to silence or stop.
+    final class Session {
+        let worker: WorkerService
+        let socket: ZMQSocket
+        var lastHeard: ContinuousClock.Instant
+        var lastSent: ContinuousClock.Instant
+        var heardAnything = false
+        var current: (job: String, region: UInt32, attempt: UInt64, steps: Int)?
+
+        init(worker: WorkerService) throws {
+            self.worker = worker
+            socket = try ZMQSocket(worker.context, .dealer)
+            try socket.connect(worker.options.endpoint)
+            lastHeard = worker.clock.now
+            lastSent = worker.clock.now
+        }
+
+        /// Returns true when it stopped on request or the coordinator said goodbye, false when
+        /// the coordinator fell silent.
+        func serve() throws -> Bool {
+            let options = worker.options
+            send(.hello, Reel_V1_WorkerHello.with {
+                $0.protocolVersion = Envelope.protocolVersion
+                $0.workerID = options.workerID
+                $0.hostname = ProcessInfo.processInfo.hostName
+                $0.threads = UInt32(options.threads)
+                $0.models = worker.library.names
+                $0.cpuKernel = BLAS.coreName
+            })
+            send(.ready, Reel_V1_Ready.with { $0.credits = 1 })
+            let silence = options.heartbeatInterval * Double(options.liveness)
+            while !worker.shouldStop {
+                if try !ZMQSocket.poll([socket], milliseconds: Int(options.heartbeatInterval * 250)).isEmpty {
+                    let frames = try socket.receive()
+                    lastHeard = worker.clock.now
+                    heardAnything = true
+                    do {
+                        if try !handle(Envelope(frames: frames)) { return true }
+                    } catch let error as WireError {
+                        worker.logger.warning("ignoring a malformed message from the coordinator: \(error)")
+                    }
+                }
+                heartbeatIfDue()
+                if (worker.clock.now - lastHeard).seconds > silence { return false }
+            }
+            send(.disconnect, Reel_V1_Disconnect.with { $0.reason = "worker stopping" })
+            return true
+        }
+
+        /// Handles one message; false when the coordinator told this worker to go.
+        func handle(_ envelope: Envelope) throws -> Bool {
+            switch envelope.kind {
+            case .assignment:
+                compute(try envelope.decode(Reel_V1_ShardAssignment.self), envelope.payloads)
+                send(.ready, Reel_V1_Ready.with { $0.credits = 1 })
+                // Nothing was read while computing; what the coordinator sent meanwhile is
+                // queued and read next, so its silence is judged from now.
+                lastHeard = worker.clock.now
+            case .heartbeat:
+                break
+            case .disconnect:
+                // The coordinator is stopping, or restarted and does not know us: reconnect.
+                let reason = try envelope.decode(Reel_V1_Disconnect.self).reason
+                worker.logger.info("coordinator says: \(reason)")
+                return false
+            default:
+                throw WireError("\(envelope.kind) is not a message a worker accepts")
+            }
+            return true
+        }
+
+        func compute(_ assignment: Reel_V1_ShardAssignment, _ payloads: [Data]) {
+            let started = worker.clock.now
+            current = (assignment.jobID, assignment.region, assignment.attempt, 0)
+            defer { current = nil }
+            var result = Reel_V1_ShardResult.with {
+                $0.jobID = assignment.jobID
+                $0.region = assignment.region
+                $0.stepBegin = assignment.stepBegin
+                $0.stepEnd = assignment.stepEnd
+                $0.attempt = assignment.attempt
+                $0.shape = assignment.shape
+            }
+            do {
+                let work = try shardWork(assignment, payloads)
+                let output = try worker.runner(for: assignment.spec.model).run(work, onStep: { step in
+                    self.current?.steps = step + 1 - Int(assignment.stepBegin)
+                    self.heartbeatIfDue()
+                }, tick: { self.heartbeatIfDue() })
+                result.carriesState = output.state.previousPrediction != nil
+                result.seconds = (worker.clock.now - started).seconds
+                send(.result, result, payloads: [LatentCodec.encode(output.latent.scalars),
+                                                 output.state.previousPrediction.map { LatentCodec.encode($0.scalars) } ?? Data()])
+            } catch {
+                worker.logger.error("shard \(assignment.jobID)/\(assignment.region) failed: \(error)")
+                result.error = "\(error)"
+                send(.result, result, payloads: [Data(), Data()])
+            }
+        }
+
+        func shardWork(_ assignment: Reel_V1_ShardAssignment, _ payloads: [Data]) throws -> ShardWork {
+            let spec = assignment.spec
+            guard let sampler = Sampler(rawValue: spec.sampler) else { throw WireError("unknown sampler \(spec.sampler)") }
+            let shape = [Int(assignment.shape.frames), Int(assignment.shape.channels), Int(assignment.shape.rows), Int(assignment.shape.columns)]
+            let count = assignment.shape.count
+            let latent = Tensor(shape: shape, scalars: try LatentCodec.decode(payloads[0], count: count))
+            let state = assignment.carriesState ? Tensor(shape: shape, scalars: try LatentCodec.decode(payloads[1], count: count)) : nil
+            return ShardWork(prompt: spec.prompt, sampler: sampler, schedule: FlowSchedule(steps: Int(spec.steps), shift: spec.shift),
+                             guidance: spec.guidance, steps: Int(assignment.stepBegin)..<Int(assignment.stepEnd),
+                             latent: latent, state: Sampler.State(previousPrediction: state))
+        }
+
+        func heartbeatIfDue() {
+            guard (worker.clock.now - lastSent).seconds >= worker.options.heartbeatInterval else { return }
+            send(.heartbeat, Reel_V1_Heartbeat.with {
+                if let current {
+                    $0.jobID = current.job
+                    $0.region = current.region
+                    $0.attempt = current.attempt
+                    $0.stepsDone = UInt32(current.steps)
+                }
+            })
+        }
+
+        func send(_ kind: MessageKind, _ message: any SwiftProtobufMessage, payloads: [Data] = []) {
+            do {
+                try socket.send(Envelope(kind, message, payloads: payloads).frames)
+                lastSent = worker.clock.now
+            } catch {
+                worker.logger.warning("cannot send \(kind): \(error)")
+            }
+        }
+    }
+}

@@ -1,0 +1,271 @@
+import ArgumentParser
+import Coordinator
+import Diffusion
+import Foundation
+import Logging
+import Wire
+import Worker
+
+/// Connection options shared by every command that talks to a coordinator.
+struct ConnectionOptions: ParsableArguments {
+    @Option(help: "The coordinator's endpoint (default: $REEL_COORDINATOR or tcp://127.0.0.1:5555).")
+    var coordinator: String = ProcessInfo.processInfo.environment["REEL_COORDINATOR"] ?? "tcp://127.0.0.1:5555"
+
+    @Option(help: "Seconds to wait for the coordinator's answer.")
+    var timeout: Double = 10
+
+    @Flag(help: "Talk plaintext: needed until CURVE security lands; use only on a network you trust.")
+    var insecure = false
+
+    func client() throws -> FarmClient {
+        try Security.requireInsecure(insecure)
+        return try FarmClient(context: try ZMQContext(), endpoint: coordinator, timeoutSeconds: timeout)
+    }
+}
+
+enum Security {
+    /// Reel speaks plaintext only so far; saying so must be explicit, and it is logged.
+    static func requireInsecure(_ insecure: Bool) throws {
+        guard insecure else {
+            throw UserError("this version of Reel has no CURVE encryption yet; pass --insecure to run plaintext on a network you trust")
+        }
+    }
+}
+
+/// Log lines go to stderr; daemons log at info, `reel render` only warnings.
+enum LogSetup {
+    static func start(level: Logger.Level) {
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+    }
+}
+
+extension Logger.Level: @retroactive ExpressibleByArgument {}
+
+struct CoordinatorCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "coordinator",
+        abstract: "Run the coordinator daemon: take jobs, plan them, dispatch shards to workers, fuse and encode.",
+        discussion: "Finished videos are kept under DATA-DIR/jobs. Stop with SIGINT or SIGTERM.")
+
+    @Option(help: "Endpoint to listen on (repeatable).")
+    var bind: [String] = ["tcp://*:5555"]
+
+    @Option(help: "Directory for finished videos.")
+    var dataDir: String = "reel-data"
+
+    @Flag(help: "Listen plaintext: needed until CURVE security lands; use only on a network you trust.")
+    var insecure = false
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: Logger.Level = .info
+
+    func run() throws {
+        try Security.requireInsecure(insecure)
+        LogSetup.start(level: logLevel)
+        Logger(label: "reel.coordinator").warning("running plaintext (--insecure): anyone who can reach \(bind.joined(separator: ", ")) can submit jobs and join as a worker")
+        let server = try CoordinatorServer(options: CoordinatorOptions(bind: bind, dataDirectory: dataDir), context: try ZMQContext())
+        let signals = StopSignals { server.stop() }
+        try server.run()
+        _ = signals
+    }
+}
+
+struct WorkerCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "worker",
+        abstract: "Run a worker: connect to a coordinator and denoise the shards it hands out.",
+        discussion: "Stop with SIGINT or SIGTERM; the shard in hand is finished first.")
+
+    @Option(help: "The coordinator's endpoint.")
+    var connect: String = "tcp://127.0.0.1:5555"
+
+    @Option(help: "Compute threads (default: all cores).")
+    var threads: Int?
+
+    @Option(help: "Model this worker offers (repeatable; default: every package it finds).")
+    var model: [String] = []
+
+    @Option(help: "Name shown in `reel workers` (default: host name and process id).")
+    var id: String?
+
+    @Flag(help: "Connect plaintext: needed until CURVE security lands; use only on a network you trust.")
+    var insecure = false
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: Logger.Level = .info
+
+    func run() throws {
+        try Security.requireInsecure(insecure)
+        LogSetup.start(level: logLevel)
+        if let threads { ComputeThreads.set(try Render.positive(threads, "--threads")) }
+        let library = ModelLibrary(names: model.isEmpty ? nil : model)
+        guard !library.names.isEmpty else { throw UserError("no model packages found; pass --model or set REEL_MODELS") }
+        for name in library.names { _ = try library.model(name) }  // a broken package fails now, not mid-shard
+        let name = id ?? "\(ProcessInfo.processInfo.hostName)-\(getpid())"
+        let worker = WorkerService(options: WorkerOptions(endpoint: connect, workerID: name, threads: ComputeThreads.count),
+                                   context: try ZMQContext(), library: library)
+        let signals = StopSignals { worker.stop() }
+        try worker.run()
+        _ = signals
+    }
+}
+
+/// Calls `stop` on SIGINT or SIGTERM instead of dying, so daemons can finish cleanly.
+final class StopSignals {
+    private let sources: [DispatchSourceSignal]
+
+    init(_ stop: @escaping @Sendable () -> Void) {
+        sources = [SIGINT, SIGTERM].map { number in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler(handler: stop)
+            source.resume()
+            return source
+        }
+    }
+}
+
+struct Submit: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Submit a render job to a coordinator and print its id.",
+        discussion: "With --wait, shows progress and writes the video when it is done.")
+
+    @OptionGroup var job: JobOptions
+    @OptionGroup var connection: ConnectionOptions
+
+    @Option(help: "Higher runs first.")
+    var priority: Int = 0
+
+    @Flag(help: "Wait for the job, showing progress, and write the video.")
+    var wait = false
+
+    @Option(name: [.short, .customLong("output")], help: "Where --wait writes the MP4 (default: JOB.mp4).")
+    var output: String?
+
+    func run() throws {
+        if let output { try OutputPath.check(output, extension: "mp4", flag: "--output") }
+        let client = try connection.client()
+        let id = try client.submit(try job.request(priority: priority))
+        print(id)
+        guard wait else { return }
+        try Watch.follow(id, client: client, writeTo: output ?? "\(id).mp4")
+    }
+}
+
+struct Status: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Show jobs: state, progress, chunks and tiles, time.")
+
+    @Argument(help: "A job id (default: every job).")
+    var job: String?
+
+    @OptionGroup var connection: ConnectionOptions
+
+    func run() throws {
+        let jobs = try connection.client().status(job ?? "")
+        guard !jobs.isEmpty else { return print("no jobs") }
+        print(["JOB", "STATE", "STEPS", "REGIONS", "ELAPSED", "ETA", "PROMPT"].joined(separator: "\t"))
+        for status in jobs {
+            print([status.jobID, Watch.name(status.state), "\(status.stepsDone)/\(status.stepsTotal)",
+                   "\(status.chunks)x\(status.tiles)", String(format: "%.1fs", status.secondsElapsed),
+                   status.state == .running ? String(format: "%.0fs", status.secondsRemaining) : "-",
+                   status.spec.prompt].joined(separator: "\t"))
+        }
+    }
+}
+
+struct Watch: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Follow a job's progress until it ends.")
+
+    @Argument(help: "The job id.")
+    var job: String
+
+    @OptionGroup var connection: ConnectionOptions
+
+    func run() throws {
+        try Self.follow(job, client: connection.client(), writeTo: nil)
+    }
+
+    static func follow(_ id: String, client: FarmClient, writeTo output: String?) throws {
+        let display = ProgressDisplay(label: id)
+        let status = try client.wait(for: id, interval: 0.5, update: display.update)
+        guard status.state == .done else {
+            throw UserError("job \(id) \(name(status.state))\(status.error.isEmpty ? "" : ": \(status.error)")")
+        }
+        print("job \(id) done in \(String(format: "%.1f", status.secondsElapsed)) s")
+        if let output { try Fetch.save(id, client: client, to: output) }
+    }
+
+    static func name(_ state: Reel_V1_JobState) -> String {
+        switch state {
+        case .queued: return "queued"
+        case .running: return "running"
+        case .encoding: return "encoding"
+        case .done: return "done"
+        case .failed: return "failed"
+        case .cancelled: return "cancelled"
+        default: return "unknown"
+        }
+    }
+}
+
+struct Cancel: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Cancel a job; its shards in flight are dropped.")
+
+    @Argument(help: "The job id.")
+    var job: String
+
+    @OptionGroup var connection: ConnectionOptions
+
+    func run() throws {
+        let status = try connection.client().cancel(job)
+        print("job \(job) \(Watch.name(status.state))")
+    }
+}
+
+struct Workers: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "List the workers a coordinator knows, what they do and when they last spoke.")
+
+    @OptionGroup var connection: ConnectionOptions
+
+    func run() throws {
+        let workers = try connection.client().workers()
+        guard !workers.isEmpty else { return print("no workers") }
+        print(["WORKER", "HOST", "THREADS", "MODELS", "DOING", "HEARTBEAT", "SHARDS"].joined(separator: "\t"))
+        for worker in workers {
+            let doing = worker.jobID.isEmpty ? "idle" : "\(worker.jobID)/\(worker.region) step +\(worker.stepsDone)"
+            print([worker.workerID, worker.hostname, "\(worker.threads)", worker.models.joined(separator: ","), doing,
+                   String(format: "%.1fs ago", worker.heartbeatAgeSeconds), "\(worker.shardsCompleted)"].joined(separator: "\t"))
+        }
+    }
+}
+
+struct Fetch: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Download a finished job's video.")
+
+    @Argument(help: "The job id.")
+    var job: String
+
+    @Option(name: [.short, .customLong("output")], help: "Output MP4 path (default: JOB.mp4).")
+    var output: String?
+
+    @OptionGroup var connection: ConnectionOptions
+
+    func run() throws {
+        let path = output ?? "\(job).mp4"
+        try OutputPath.check(path, extension: "mp4", flag: "--output")
+        try Self.save(job, client: connection.client(), to: path)
+    }
+
+    static func save(_ id: String, client: FarmClient, to path: String) throws {
+        let (status, video) = try client.fetch(id)
+        guard status.state == .done, !video.isEmpty else {
+            throw UserError("job \(id) is \(Watch.name(status.state)), not done; `reel watch \(id)` follows it")
+        }
+        try OutputPath.write(video, to: path)
+        print("wrote \(path) (\(video.count) bytes)")
+    }
+}

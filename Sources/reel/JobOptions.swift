@@ -1,0 +1,120 @@
+import ArgumentParser
+import Diffusion
+import Foundation
+import Planning
+import Wire
+
+/// What to render: shared by `reel render` and `reel submit`. Options left out take the
+/// model's defaults, filled in wherever the model's config.json is (here or on the coordinator).
+struct JobOptions: ParsableArguments {
+    @Argument(help: "What the video shows, in words the model knows.")
+    var prompt: String
+
+    @Option(help: "Number of frames (default: the model's window). Videos longer than the window are rendered as overlapping chunks.")
+    var frames: Int?
+
+    @Option(help: "Canvas as WIDTHxHEIGHT in model pixels, multiples of the model's patch (default: the model's canvas). Larger canvases are rendered as overlapping tiles.")
+    var size: String?
+
+    @Option(help: "Frames per second of the file (default: the model's).")
+    var fps: Int?
+
+    @Option(help: "Denoising steps (default: the model's).")
+    var steps: Int?
+
+    @Option(help: "Sampler: \(Sampler.allCases.map(\.rawValue).joined(separator: ", ")) (default: the model's).")
+    var sampler: String?
+
+    @Option(help: "Classifier-free guidance scale; 1 follows the prompt without guidance (default: the model's).")
+    var guidance: Float?
+
+    @Option(help: "Noise seed; the same seed and options render the same video.")
+    var seed: UInt64 = 0
+
+    @Option(help: "Timestep shift; above 1 spends more steps at high noise (default: the model's).")
+    var shift: Float?
+
+    @Option(help: "Frames per temporal chunk, at most the model's window (default: the window).")
+    var window: Int?
+
+    @Option(help: "Frames shared by neighbouring chunks (default: a quarter of the window).")
+    var overlap: Int?
+
+    @Option(help: "Steps between fusions of neighbouring chunks and tiles.")
+    var syncInterval: Int = 1
+
+    @Option(help: "Model name or package directory.")
+    var model: String = ModelPackage.defaultModel
+
+    @Option(help: "Enlarge each frame N times in the file (libswscale, bicubic).")
+    var scale: Int = 4
+
+    /// The job as sent to a coordinator: unset options stay zero or absent.
+    func request(priority: Int = 0) throws -> Reel_V1_JobSpec {
+        guard (1...16).contains(scale) else { throw UserError("--scale \(scale) is out of range; use 1 to 16") }
+        return try Reel_V1_JobSpec.with { spec in
+            spec.prompt = prompt
+            spec.model = model
+            spec.frames = try Self.count(frames, "--frames")
+            if let size {
+                let (width, height) = try Self.parseSize(size)
+                spec.width = UInt32(width)
+                spec.height = UInt32(height)
+            }
+            spec.fps = try Self.count(fps, "--fps")
+            spec.steps = try Self.count(steps, "--steps")
+            spec.sampler = sampler ?? ""
+            if let guidance { spec.guidance = guidance }
+            if let shift {
+                guard shift > 0 else { throw UserError("--shift \(shift) must be above 0") }
+                spec.shift = shift
+            }
+            spec.seed = seed
+            spec.window = try Self.count(window, "--window")
+            if let overlap {
+                guard overlap >= 0 else { throw UserError("--overlap \(overlap) must not be negative") }
+                spec.overlap = UInt32(overlap)
+            }
+            spec.syncInterval = try Self.count(syncInterval, "--sync-interval")
+            spec.priority = Int32(priority)
+            spec.outputScale = UInt32(scale)
+        }
+    }
+
+    /// A positive count, or 0 for "not given"; zero and negatives given explicitly are errors.
+    static func count(_ value: Int?, _ flag: String) throws -> UInt32 {
+        guard let value else { return 0 }
+        guard value >= 1 && value <= Int(UInt32.max) else { throw UserError("\(flag) \(value) is out of range; use 1 or more") }
+        return UInt32(value)
+    }
+
+    static func parseSize(_ text: String) throws -> (Int, Int) {
+        let parts = text.lowercased().split(separator: "x", omittingEmptySubsequences: false)
+        guard parts.count == 2, let width = Int(parts[0]), let height = Int(parts[1]), width > 0, height > 0 else {
+            throw UserError("--size \(text) is not WIDTHxHEIGHT with positive whole numbers (for example 64x64)")
+        }
+        return (width, height)
+    }
+}
+
+/// Output paths are checked before any work, so a bad path costs nothing.
+enum OutputPath {
+    static func check(_ path: String, extension expected: String, flag: String) throws {
+        let url = URL(fileURLWithPath: path)
+        guard url.pathExtension.lowercased() == expected else { throw UserError("\(flag) \(path) must end in .\(expected)") }
+        let directory = url.deletingLastPathComponent().path
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw UserError("cannot write \(path): directory \(directory) does not exist")
+        }
+        guard access(directory, W_OK) == 0 else { throw UserError("cannot write \(path): directory \(directory) is not writable") }
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
+            throw UserError("cannot write \(path): it is a directory")
+        }
+    }
+
+    /// Writes bytes so the file appears only when complete.
+    static func write(_ data: Data, to path: String) throws {
+        try AtomicFile.write(data, to: path)
+    }
+}
