@@ -59,6 +59,6 @@ let package = Package(
         .testTarget(name: "PlanningTests", dependencies: ["Planning"]),
         .testTarget(name: "WireTests", dependencies: ["Wire"]),
         .testTarget(name: "CoordinatorTests", dependencies: ["Coordinator", "Planning", "Diffusion", "Worker", "TestSupport"]),
-        .testTarget(name: "CLITests", dependencies: ["Media"]),
+        .testTarget(name: "CLITests", dependencies: ["Media", "Wire"]),
     ]
 )

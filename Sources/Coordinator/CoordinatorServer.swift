@@ -14,6 +14,8 @@ public struct CoordinatorOptions: Sendable {
     /// Seconds between heartbeats, and heartbeats a worker may miss before it is presumed dead.
     public var heartbeatInterval: Double = 1
     public var liveness: Int = 5
+    /// Largest frame a peer may send; a bigger one disconnects that peer.
+    public var maxMessageBytes: Int64 = 64 << 20
 
     public init(bind: [String], dataDirectory: String) {
         self.bind = bind
@@ -28,6 +30,7 @@ public final class CoordinatorServer: @unchecked Sendable {
     public let options: CoordinatorOptions
     private let context: ZMQContext
     private let router: ZMQSocket
+    private let monitor: ZMQSocket
     private var logger = Logger(label: "reel.coordinator")
     private let stopLock = NSLock()
     private var stopRequested = false
@@ -48,7 +51,8 @@ public final class CoordinatorServer: @unchecked Sendable {
         self.options = options
         self.context = context
         try FileManager.default.createDirectory(atPath: "\(options.dataDirectory)/jobs", withIntermediateDirectories: true)
-        router = try ZMQSocket(context, .router)
+        router = try ZMQSocket(context, .router, maxMessageBytes: options.maxMessageBytes)
+        monitor = try router.monitor(context)
         for endpoint in options.bind {
             try router.bind(endpoint)
             endpoints.append(endpoint.hasPrefix("tcp://") ? router.lastEndpoint : endpoint)
@@ -67,8 +71,12 @@ public final class CoordinatorServer: @unchecked Sendable {
     public func run() throws {
         logger.info("coordinator listening on \(endpoints.joined(separator: ", ")), data in \(options.dataDirectory)")
         while !shouldStop {
-            if try !ZMQSocket.poll([router], milliseconds: 50).isEmpty {
+            let readable = try ZMQSocket.poll([router, monitor], milliseconds: 50)
+            if readable.contains(0) {
                 while let frames = try? router.receive(dontWait: true) { handle(frames) }
+            }
+            if readable.contains(1) {
+                while let frames = try? monitor.receive(dontWait: true) { note(SocketEvent(frames: frames)) }
             }
             let now = clock.now
             if (now - lastHeartbeat).seconds >= options.heartbeatInterval {
@@ -96,6 +104,17 @@ public final class CoordinatorServer: @unchecked Sendable {
         } catch {
             logger.warning("dropping peer \(Self.hex(identity)): \(error)")
             drop(identity, reason: "\(error)")
+        }
+    }
+
+    /// Connections libzmq closed itself (an oversized frame, a failed handshake, a peer gone)
+    /// are logged; a worker among them falls silent and is reaped by its heartbeats.
+    private func note(_ event: SocketEvent?) {
+        guard let event else { return }
+        if event.isDisconnect || !event.description.hasPrefix("connection accepted") {
+            logger.warning("\(event)")
+        } else {
+            logger.debug("\(event)")
         }
     }
 
@@ -174,6 +193,7 @@ public final class CoordinatorServer: @unchecked Sendable {
 
     private func finish(_ job: FarmJob) {
         let latent = job.run.finalLatent()
+        job.latentDigest = latentDigest(latent)
         let spec = job.spec
         let video = RGBVideo(planar: latent, frames: spec.frames, height: spec.height, width: spec.width)
         let path = "\(options.dataDirectory)/jobs/\(job.id).mp4"
@@ -182,7 +202,7 @@ public final class CoordinatorServer: @unchecked Sendable {
             job.outputPath = path
             job.state = .done
             job.finishedSeconds = (clock.now - job.started).seconds
-            logger.info("job \(job.id) done in \(String(format: "%.1f", job.finishedSeconds!)) s: \(path)")
+            logger.info("job \(job.id) done in \(String(format: "%.1f", job.finishedSeconds!)) s: \(path), latent digest \(job.latentDigest)")
         } catch {
             job.state = .failed("encoding failed: \(error)")
             logger.error("job \(job.id) failed: \(error)")
@@ -246,7 +266,7 @@ public final class CoordinatorServer: @unchecked Sendable {
             let (kind, message, payloads) = try body()
             send(kind, message, payloads: payloads, to: peer)
         } catch let error as WireError {
-            logger.warning("dropping client \(Self.hex(peer)): \(error)")
+            logger.warning("dropping peer \(Self.hex(peer)): \(error)")
         } catch {
             send(.error, Reel_V1_ErrorReply.with { $0.message = "\(error)" }, to: peer)
         }

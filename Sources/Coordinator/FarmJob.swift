@@ -29,6 +29,7 @@ final class FarmJob {
     var finishedSeconds: Double?
     /// The MP4 in the data directory, once done.
     var outputPath: String?
+    var latentDigest = ""
 
     init(id: String, spec: JobSpec, outputScale: Int, model: ModelShape, channels: Int) {
         self.id = id
@@ -56,9 +57,23 @@ final class FarmJob {
             status.secondsRemaining = elapsed / Double(run.stepsDone) * Double(run.stepsTotal - run.stepsDone)
         }
         if case .failed(let reason) = state { status.error = reason }
+        status.latentDigest = latentDigest
         status.submittedUnixMs = UInt64(submitted.timeIntervalSince1970 * 1000)
         return status
     }
+}
+
+/// FNV-1a 64 over float bit patterns, little-endian: a content digest for equality checks.
+func latentDigest(_ values: [Float]) -> String {
+    var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+    for value in values {
+        var bits = value.bitPattern.littleEndian
+        for _ in 0..<4 {
+            hash = (hash ^ UInt64(bits & 0xFF)) &* 0x100_0000_01b3
+            bits >>= 8
+        }
+    }
+    return String(hash, radix: 16)
 }
 
 /// What the coordinator knows of one connected worker.

@@ -119,11 +119,45 @@ public final class ZMQSocket {
         return frames
     }
 
+    /// A PAIR socket receiving this socket's connection events (accepted, disconnected, and
+    /// handshakes failed), so closed connections can be logged.
+    public func monitor(_ context: ZMQContext) throws -> ZMQSocket {
+        let endpoint = "inproc://reel-monitor-\(UUID().uuidString)"
+        let events = ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL
+        guard zmq_socket_monitor(handle, endpoint, events) == 0 else { throw ZMQError.last("zmq_socket_monitor") }
+        let pair = try ZMQSocket(context, .pair)
+        try pair.connect(endpoint)
+        return pair
+    }
+
     /// Waits up to `milliseconds` (-1: for ever) until one of `sockets` has a message; returns
     /// the indices of those that do.
     public static func poll(_ sockets: [ZMQSocket], milliseconds: Int) throws -> [Int] {
         var items = sockets.map { zmq_pollitem_t(socket: $0.handle, fd: 0, events: Int16(ZMQ_POLLIN), revents: 0) }
         guard zmq_poll(&items, Int32(items.count), milliseconds) >= 0 else { throw ZMQError.last("zmq_poll") }
         return items.indices.filter { items[$0].revents & Int16(ZMQ_POLLIN) != 0 }
+    }
+}
+
+/// One event from a socket monitor.
+public struct SocketEvent: Sendable, CustomStringConvertible {
+    public let event: Int32
+    public let address: String
+
+    /// Parses the two frames libzmq's monitor sends: (event u16, value u32), then the address.
+    public init?(frames: [Data]) {
+        guard frames.count == 2, frames[0].count >= 6 else { return nil }
+        event = Int32(UInt16(frames[0][frames[0].startIndex]) | UInt16(frames[0][frames[0].startIndex + 1]) << 8)
+        address = String(decoding: frames[1], as: UTF8.self)
+    }
+
+    public var isDisconnect: Bool { event == ZMQ_EVENT_DISCONNECTED }
+
+    public var description: String {
+        switch event {
+        case ZMQ_EVENT_ACCEPTED: return "connection accepted from \(address)"
+        case ZMQ_EVENT_DISCONNECTED: return "a connection to \(address) closed (its peer left, or sent a frame over the size limit)"
+        default: return "handshake failed with \(address)"
+        }
     }
 }

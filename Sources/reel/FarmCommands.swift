@@ -57,6 +57,12 @@ struct CoordinatorCommand: ParsableCommand {
     @Option(help: "Directory for finished videos.")
     var dataDir: String = "reel-data"
 
+    @Option(help: "Largest message frame a peer may send, in MiB; a bigger one disconnects it.")
+    var maxMessageMb: Int = 64
+
+    @Option(help: "Seconds of silence after which a worker is presumed dead and its shard requeued.")
+    var workerTimeout: Int = 5
+
     @Flag(help: "Listen plaintext: needed until CURVE security lands; use only on a network you trust.")
     var insecure = false
 
@@ -67,7 +73,10 @@ struct CoordinatorCommand: ParsableCommand {
         try Security.requireInsecure(insecure)
         LogSetup.start(level: logLevel)
         Logger(label: "reel.coordinator").warning("running plaintext (--insecure): anyone who can reach \(bind.joined(separator: ", ")) can submit jobs and join as a worker")
-        let server = try CoordinatorServer(options: CoordinatorOptions(bind: bind, dataDirectory: dataDir), context: try ZMQContext())
+        var options = CoordinatorOptions(bind: bind, dataDirectory: dataDir)
+        options.maxMessageBytes = Int64(try Render.positive(maxMessageMb, "--max-message-mb")) << 20
+        options.liveness = try Render.positive(workerTimeout, "--worker-timeout")
+        let server = try CoordinatorServer(options: options, context: try ZMQContext())
         let signals = StopSignals { server.stop() }
         try server.run()
         _ = signals

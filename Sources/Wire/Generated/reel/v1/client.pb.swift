@@ -151,6 +151,10 @@ public nonisolated struct Reel_V1_JobStatus: Sendable {
 
   public var submittedUnixMs: UInt64 = 0
 
+  /// FNV-1a 64 of the final latent's float32 bytes, in hex, once done: equal digests mean the
+  /// same bits whichever workers rendered it.
+  public var latentDigest: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -395,7 +399,7 @@ nonisolated extension Reel_V1_SubmitReply: SwiftProtobuf.Message, SwiftProtobuf.
 
 nonisolated extension Reel_V1_JobStatus: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".JobStatus"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}state\0\u{1}spec\0\u{3}steps_done\0\u{3}steps_total\0\u{1}chunks\0\u{1}tiles\0\u{3}region_steps\0\u{3}seconds_elapsed\0\u{3}seconds_remaining\0\u{1}error\0\u{3}submitted_unix_ms\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}state\0\u{1}spec\0\u{3}steps_done\0\u{3}steps_total\0\u{1}chunks\0\u{1}tiles\0\u{3}region_steps\0\u{3}seconds_elapsed\0\u{3}seconds_remaining\0\u{1}error\0\u{3}submitted_unix_ms\0\u{3}latent_digest\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -415,6 +419,7 @@ nonisolated extension Reel_V1_JobStatus: SwiftProtobuf.Message, SwiftProtobuf._M
       case 10: try { try decoder.decodeSingularDoubleField(value: &self.secondsRemaining) }()
       case 11: try { try decoder.decodeSingularStringField(value: &self.error) }()
       case 12: try { try decoder.decodeSingularUInt64Field(value: &self.submittedUnixMs) }()
+      case 13: try { try decoder.decodeSingularStringField(value: &self.latentDigest) }()
       default: break
       }
     }
@@ -461,6 +466,9 @@ nonisolated extension Reel_V1_JobStatus: SwiftProtobuf.Message, SwiftProtobuf._M
     if self.submittedUnixMs != 0 {
       try visitor.visitSingularUInt64Field(value: self.submittedUnixMs, fieldNumber: 12)
     }
+    if !self.latentDigest.isEmpty {
+      try visitor.visitSingularStringField(value: self.latentDigest, fieldNumber: 13)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -477,6 +485,7 @@ nonisolated extension Reel_V1_JobStatus: SwiftProtobuf.Message, SwiftProtobuf._M
     if lhs.secondsRemaining != rhs.secondsRemaining {return false}
     if lhs.error != rhs.error {return false}
     if lhs.submittedUnixMs != rhs.submittedUnixMs {return false}
+    if lhs.latentDigest != rhs.latentDigest {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

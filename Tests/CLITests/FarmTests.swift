@@ -1,0 +1,110 @@
+import Foundation
+import Media
+import Testing
+import Wire
+
+/// The farm as users run it: coordinator and workers as separate processes over TCP.
+@Suite(.serialized) struct FarmTests {
+    static let job = ["a blue square moving up", "--frames", "64", "--steps", "3", "--seed", "11", "--scale", "1"]
+
+    /// Submits `job`, waits, and returns the MP4 bytes and the latent digest.
+    static func render(on farm: ProcessFarm, _ job: [String] = job, name: String) throws -> (video: Data, digest: String, regions: String) {
+        let submitted = try farm.client(["submit"] + job + ["--wait", "-o", "\(name).mp4"])
+        #expect(submitted.status == 0, "\(submitted.stderr)")
+        let id = String(submitted.stdout.split(separator: "\n").first ?? "")
+        let status = try farm.client(["status", id]).stdout.split(separator: "\n").last.map { $0.split(separator: "\t").map(String.init) } ?? []
+        let digest = farm.log("coordinator.log").split(separator: "\n").last { $0.contains("job \(id) done") }?
+            .split(separator: " ").last.map(String.init) ?? ""
+        return (try Data(contentsOf: URL(fileURLWithPath: "\(farm.directory)/\(name).mp4")), digest, status.count > 3 ? status[3] : "")
+    }
+
+    @Test func threeWorkerProcessesRenderTheSameBitsAsOneWorkerAndAsReelRender() throws {
+        let three = try ProcessFarm()
+        for index in 1...3 { try three.startWorker("w\(index)") }
+        try three.waitForWorkers(3)
+        let fromThree = try Self.render(on: three, name: "three")
+        #expect(fromThree.regions == "5x1", "64 frames in a 16-frame window with overlap 4 are 5 chunks")
+        let shardsDone = try three.client(["workers"]).stdout.split(separator: "\n").dropFirst()
+            .compactMap { Int($0.split(separator: "\t").last ?? "") }
+        #expect(shardsDone.filter { $0 > 0 }.count >= 2, "the work was shared: \(shardsDone)")
+        three.stop()
+
+        let one = try ProcessFarm()
+        try one.startWorker("solo")
+        try one.waitForWorkers(1)
+        let fromOne = try Self.render(on: one, name: "one")
+        one.stop()
+
+        let local = try ReelCommand.run(["render"] + Self.job + ["-o", "local.mp4"], in: one.directory)
+        #expect(local.status == 0, "\(local.stderr)")
+        let fromRender = try Data(contentsOf: URL(fileURLWithPath: "\(one.directory)/local.mp4"))
+
+        #expect(!fromThree.digest.isEmpty && fromThree.digest == fromOne.digest, "final latent digests \(fromThree.digest) vs \(fromOne.digest)")
+        #expect(fromThree.video == fromOne.video && fromOne.video == fromRender, "MP4 bytes")
+        let frames = try VideoDecoder.read("\(three.directory)/three.mp4").video
+        let localFrames = try VideoDecoder.read("\(one.directory)/local.mp4").video
+        #expect(frames.frameCount == 64 && frames.pixels == localFrames.pixels)
+    }
+
+    @Test func aWorkerKilledMidJobLosesNothing() throws {
+        let job = ["a red circle moving left", "--frames", "40", "--steps", "24", "--seed", "4", "--scale", "1"]
+        let farm = try ProcessFarm(coordinatorArguments: ["--worker-timeout", "2"])
+        let doomed = try farm.startWorker("doomed")
+        try farm.startWorker("survivor")
+        try farm.waitForWorkers(2)
+        let submitted = try farm.client(["submit"] + job)
+        let id = submitted.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        // Wait until the job is under way and the doomed worker holds a shard, then kill it.
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline {
+            let busy = try farm.client(["workers"]).stdout.split(separator: "\n").contains { $0.hasPrefix("doomed") && $0.contains(id) }
+            if busy { break }
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+        kill(doomed.processIdentifier, SIGKILL)
+        let killed = Date()
+        _ = try farm.waitForLog("coordinator.log", containing: "requeued region", timeout: 30)
+        let requeueSeconds = Date().timeIntervalSince(killed)
+        let waited = try farm.client(["watch", id])
+        #expect(waited.status == 0, "\(waited.stderr)")
+        #expect(try farm.client(["fetch", id, "-o", "farm.mp4"]).status == 0)
+        let local = try ReelCommand.run(["render"] + job + ["-o", "clean.mp4"], in: farm.directory)
+        #expect(local.status == 0)
+        let survived = try Data(contentsOf: URL(fileURLWithPath: "\(farm.directory)/farm.mp4"))
+        let clean = try Data(contentsOf: URL(fileURLWithPath: "\(farm.directory)/clean.mp4"))
+        #expect(survived == clean, "same bytes as a clean run")
+        print("kill -9 of a worker: its shard requeued \(String(format: "%.1f", requeueSeconds)) s later (worker timeout 2 s)")
+    }
+
+    @Test func malformedPeersAreDroppedAndLoggedWhileTheCoordinatorKeepsServing() throws {
+        let farm = try ProcessFarm(coordinatorArguments: ["--max-message-mb", "1"])
+        let context = try ZMQContext()
+        let good = try FarmClient(context: context, endpoint: farm.endpoint, timeoutSeconds: 5)
+        var wrongVersion = Reel_V1_WorkerHello()
+        wrongVersion.protocolVersion = 2
+        var heartbeatFrames = Envelope(.heartbeat, Reel_V1_Heartbeat()).frames
+        heartbeatFrames.append(Data("extra".utf8))
+        var badProtobuf = Envelope(.status, Reel_V1_StatusRequest()).frames
+        badProtobuf[2] = Data([0xFF, 0xFF, 0xFF, 0xFF, 0x0F])
+        let attacks: [(String, [Data])] = [
+            ("wrong protocol tag", [Data("HTTP/1.1".utf8), Data([1]), Data()]),
+            ("wrong protocol version", Envelope(.hello, wrongVersion).frames),
+            ("wrong frame count", heartbeatFrames),
+            ("malformed protobuf", badProtobuf),
+            ("oversized frame", [Envelope.protocolTag, Data([MessageKind.submit.rawValue]), Data(count: 2 << 20), Data()]),
+        ]
+        for (name, frames) in attacks {
+            let peer = try ZMQSocket(context, .dealer)
+            try peer.connect(farm.endpoint)
+            try peer.send(frames)
+            Thread.sleep(forTimeInterval: 0.2)
+            #expect(try good.status().isEmpty, "still serving after a \(name)")
+        }
+        let log = farm.log("coordinator.log")
+        let dropped = log.split(separator: "\n").filter { $0.contains("dropping peer") }
+        #expect(dropped.count == 4, "\(log)")
+        #expect(log.contains("wrong protocol tag") && log.contains("protocol version 2") && log.contains("frames; it has")
+                && log.contains("not a valid reel.v1.StatusRequest"))
+        #expect(log.contains("closed"), "the oversized frame's connection was closed and logged")
+    }
+}

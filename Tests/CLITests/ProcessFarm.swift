@@ -1,0 +1,115 @@
+import Foundation
+import Testing
+
+/// A coordinator and workers as real `reel` processes, for tests. Everything it starts is
+/// stopped when it goes away; logs are kept in its directory.
+final class ProcessFarm {
+    let directory: String
+    private(set) var endpoint = ""
+    private(set) var coordinator: Process?
+    private(set) var workers: [Process] = []
+    /// Prefix for every command, e.g. ["ip", "netns", "exec", "ns"]; empty runs directly.
+    let coordinatorWrapper: [String]
+
+    init(coordinatorArguments: [String] = [], wrapper: [String] = [], bind: String = "tcp://127.0.0.1:*") throws {
+        directory = try ReelCommand.scratchDirectory()
+        coordinatorWrapper = wrapper
+        coordinator = try launch(wrapper, ["coordinator", "--insecure", "--bind", bind, "--data-dir", "\(directory)/data"] + coordinatorArguments,
+                                 log: "coordinator.log")
+        let line = try waitForLog("coordinator.log", containing: "coordinator listening on ")
+        // "coordinator listening on tcp://127.0.0.1:43567, data in ..."
+        endpoint = String(line.split(separator: " ").first { $0.hasPrefix("tcp://") } ?? "")
+        if endpoint.hasSuffix(",") { endpoint.removeLast() }
+    }
+
+    deinit { stop() }
+
+    @discardableResult
+    func startWorker(_ id: String, connect: String? = nil, wrapper: [String] = []) throws -> Process {
+        let worker = try launch(wrapper, ["worker", "--insecure", "--connect", connect ?? endpoint, "--threads", "1", "--id", id], log: "\(id).log")
+        workers.append(worker)
+        return worker
+    }
+
+    /// Waits until the coordinator lists `count` workers.
+    func waitForWorkers(_ count: Int, timeout: Double = 20) throws {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            let listed = try client(["workers"]).stdout.split(separator: "\n").count - 1
+            if listed >= count { return }
+            Thread.sleep(forTimeInterval: 0.2)
+        }
+        throw TestFailure("fewer than \(count) workers joined within \(timeout) s")
+    }
+
+    /// Runs a client command against this farm's coordinator.
+    func client(_ arguments: [String], endpoint override: String? = nil) throws -> ReelCommand.Result {
+        let args = arguments + ["--coordinator", override ?? endpoint, "--insecure"]
+        guard coordinatorWrapper.isEmpty else { return try ReelCommand.run(wrapped: coordinatorWrapper, args, in: directory) }
+        return try ReelCommand.run(args, in: directory)
+    }
+
+    func log(_ name: String) -> String {
+        (try? String(contentsOfFile: "\(directory)/\(name)", encoding: .utf8)) ?? ""
+    }
+
+    func waitForLog(_ name: String, containing text: String, timeout: Double = 20) throws -> String {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if let line = log(name).split(separator: "\n").last(where: { $0.contains(text) }) { return String(line) }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        throw TestFailure("\(name) did not say '\(text)' within \(timeout) s:\n\(log(name))")
+    }
+
+    func stop() {
+        for process in workers + [coordinator].compactMap({ $0 }) where process.isRunning {
+            process.terminate()
+        }
+        for process in workers + [coordinator].compactMap({ $0 }) {
+            let deadline = Date().addingTimeInterval(5)
+            while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
+            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        }
+        workers = []
+        coordinator = nil
+    }
+
+    private func launch(_ wrapper: [String], _ arguments: [String], log: String) throws -> Process {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: wrapper.isEmpty ? ReelCommand.binary : "/usr/bin/env")
+        process.arguments = wrapper.isEmpty ? arguments : wrapper + [ReelCommand.binary] + arguments
+        process.currentDirectoryURL = URL(fileURLWithPath: directory)
+        var environment = ProcessInfo.processInfo.environment
+        environment["REEL_MODELS"] = ReelCommand.packageRoot + "/models"
+        process.environment = environment
+        _ = FileManager.default.createFile(atPath: "\(directory)/\(log)", contents: nil)
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: "\(directory)/\(log)"))
+        process.standardOutput = handle
+        process.standardError = handle
+        try process.run()
+        return process
+    }
+}
+
+struct TestFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+extension ReelCommand {
+    static func run(wrapped wrapper: [String], _ arguments: [String], in directory: String) throws -> Result {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = wrapper + [binary] + arguments
+        process.currentDirectoryURL = URL(fileURLWithPath: directory)
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let stdout = out.fileHandleForReading.readDataToEndOfFile(), stderr = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Result(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
+                      stderr: String(decoding: stderr, as: UTF8.self))
+    }
+}
