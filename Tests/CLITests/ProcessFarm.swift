@@ -20,6 +20,7 @@ final class ProcessFarm {
         // "coordinator listening on tcp://127.0.0.1:43567, data in ..."
         endpoint = String(line.split(separator: " ").first { $0.hasPrefix("tcp://") } ?? "")
         if endpoint.hasSuffix(",") { endpoint.removeLast() }
+        endpoint = endpoint.replacingOccurrences(of: "0.0.0.0", with: "127.0.0.1")  // bound to every address
     }
 
     deinit { stop() }
