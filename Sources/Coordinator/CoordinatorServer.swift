@@ -23,6 +23,16 @@ public struct CoordinatorOptions: Sendable {
     }
 }
 
+/// Counters of a coordinator's own work, for benchmarks and operators.
+public struct CoordinatorStatistics: Sendable {
+    public var bytesReceived = 0
+    public var bytesSent = 0
+    public var assignmentsSent = 0
+    public var resultsAccepted = 0
+    /// CPU time of the coordinator's thread.
+    public var cpuSeconds = 0.0
+}
+
 /// The coordinator daemon: one ROUTER socket on one thread. It registers workers, hands out
 /// shards as workers ask for them (credit-based pull), fences results by attempt, requeues the
 /// shards of workers that fall silent, fuses, encodes finished jobs, and answers clients.
@@ -34,12 +44,19 @@ public final class CoordinatorServer: @unchecked Sendable {
     private var logger = Logger(label: "reel.coordinator")
     private let stopLock = NSLock()
     private var stopRequested = false
+    private var counters = CoordinatorStatistics()
+    private var publishedCounters = CoordinatorStatistics()
+
+    /// A snapshot of the counters, safe from any thread.
+    public var statistics: CoordinatorStatistics { stopLock.withLock { publishedCounters } }
 
     private var workers: [Data: WorkerRecord] = [:]
     private var jobs: [String: FarmJob] = [:]
     private var jobOrder: [String] = []
-    /// Assignments released by their jobs, waiting for a worker with credit.
+    /// Assignments released by their jobs, waiting for a worker with credit; `pendingStart`
+    /// is the first not yet sent (the array is compacted when it is all sent).
     private var pending: [(job: String, assignment: ShardAssignment)] = []
+    private var pendingStart = 0
     private var modelConfigs: [String: ModelConfig] = [:]
     private let clock = ContinuousClock()
     private var lastHeartbeat: ContinuousClock.Instant
@@ -85,14 +102,26 @@ public final class CoordinatorServer: @unchecked Sendable {
             }
             reapSilentWorkers(now)
             dispatch()
+            publishStatistics()
         }
-        for worker in workers.values { send(.disconnect, Reel_V1_Disconnect.with { $0.reason = "coordinator stopping" }, to: worker.identity) }
+        for worker in workers.values {
+            try? router.send([worker.identity] + Envelope(.disconnect, Reel_V1_Disconnect.with { $0.reason = "coordinator stopping" }).frames, dontWait: true)
+        }
         logger.info("coordinator stopped")
+    }
+
+    private func publishStatistics() {
+        var time = timespec()
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &time)
+        counters.cpuSeconds = Double(time.tv_sec) + Double(time.tv_nsec) * 1e-9
+        let snapshot = counters
+        stopLock.withLock { publishedCounters = snapshot }
     }
 
     // MARK: messages
 
     private func handle(_ frames: [Data]) {
+        counters.bytesReceived += frames.reduce(0) { $0 + $1.count }
         guard let identity = frames.first else { return }
         do {
             let envelope = try Envelope(frames: Array(frames.dropFirst()))
@@ -111,7 +140,9 @@ public final class CoordinatorServer: @unchecked Sendable {
     /// are logged; a worker among them falls silent and is reaped by its heartbeats.
     private func note(_ event: SocketEvent?) {
         guard let event else { return }
-        if event.isDisconnect || !event.description.hasPrefix("connection accepted") {
+        if event.isDisconnect {
+            logger.info("\(event)")
+        } else if event.description.hasPrefix("handshake failed") {
             logger.warning("\(event)")
         } else {
             logger.debug("\(event)")
@@ -134,7 +165,7 @@ public final class CoordinatorServer: @unchecked Sendable {
         case .result: try accept(envelope, from: peer)
         case .disconnect:
             let reason = try envelope.decode(Reel_V1_Disconnect.self).reason
-            drop(peer, reason: "left: \(reason)")
+            drop(peer, reason: "left: \(reason)", level: .info)
         case .submit: reply(to: peer) { try self.submit(envelope) }
         case .status: reply(to: peer) { try self.status(envelope) }
         case .cancel: reply(to: peer) { try self.cancel(envelope) }
@@ -154,10 +185,11 @@ public final class CoordinatorServer: @unchecked Sendable {
         logger.info("worker \(hello.workerID) joined from \(hello.hostname): \(hello.threads) thread(s), models \(hello.models.joined(separator: ", ")), OpenBLAS \(hello.cpuKernel)")
     }
 
-    /// Forgets a peer; a worker's shard goes back to its job under a new attempt.
-    private func drop(_ peer: Data, reason: String) {
+    /// Forgets a peer; a worker's shard goes back to its job under a new attempt. A worker
+    /// that said goodbye is news; one that fell silent or misbehaved is a warning.
+    private func drop(_ peer: Data, reason: String, level: Logger.Level = .warning) {
         guard let worker = workers.removeValue(forKey: peer) else { return }
-        logger.warning("worker \(worker.name) removed: \(reason)")
+        logger.log(level: level, "worker \(worker.name) removed: \(reason)")
         if let current = worker.current, let job = jobs[current.job], job.isActive {
             job.run.requeue(region: current.region)
             logger.info("requeued region \(current.region) of \(current.job)")
@@ -188,6 +220,7 @@ public final class CoordinatorServer: @unchecked Sendable {
             return
         }
         workers[peer]!.shardsCompleted += 1
+        counters.resultsAccepted += 1
         if job.run.isComplete { finish(job) }
     }
 
@@ -216,14 +249,20 @@ public final class CoordinatorServer: @unchecked Sendable {
             guard let job = jobs[id], job.isActive else { continue }
             pending += job.run.takeReadyShards().map { (id, $0) }
         }
-        pending.removeAll { jobs[$0.job]?.isActive != true }
-        while !pending.isEmpty {
-            let (jobID, assignment) = pending[0]
-            let model = jobs[jobID]!.spec.model
-            guard let worker = workers.values.filter({ $0.credits > 0 && $0.hello.models.contains(model) })
-                .min(by: { $0.shardsCompleted < $1.shardsCompleted }) else { return }
-            pending.removeFirst()
-            send(assignment, of: jobs[jobID]!, to: worker.identity)
+        while pendingStart < pending.count {
+            let (jobID, assignment) = pending[pendingStart]
+            guard let job = jobs[jobID], job.isActive else {
+                pendingStart += 1
+                continue
+            }
+            guard let worker = workers.values.filter({ $0.credits > 0 && $0.hello.models.contains(job.spec.model) })
+                .min(by: { $0.shardsCompleted < $1.shardsCompleted }) else { break }
+            pendingStart += 1
+            send(assignment, of: job, to: worker.identity)
+        }
+        if pendingStart == pending.count || pendingStart > 1024 {
+            pending.removeFirst(pendingStart)
+            pendingStart = 0
         }
     }
 
@@ -241,6 +280,7 @@ public final class CoordinatorServer: @unchecked Sendable {
         let payloads = [LatentCodec.encode(assignment.latent), assignment.state.map(LatentCodec.encode) ?? Data()]
         workers[peer]!.credits -= 1
         workers[peer]!.current = (job.id, assignment.region, assignment.attempt)
+        counters.assignmentsSent += 1
         if !send(.assignment, message, payloads: payloads, to: peer) {
             drop(peer, reason: "unreachable")
         }
@@ -346,7 +386,9 @@ public final class CoordinatorServer: @unchecked Sendable {
     @discardableResult
     private func send(_ kind: MessageKind, _ message: any SwiftProtobufMessage, payloads: [Data] = [], to peer: Data) -> Bool {
         do {
-            try router.send([peer] + Envelope(kind, message, payloads: payloads).frames, dontWait: true)
+            let frames = [peer] + Envelope(kind, message, payloads: payloads).frames
+            try router.send(frames, dontWait: true)
+            counters.bytesSent += frames.reduce(0) { $0 + $1.count }
             return true
         } catch {
             logger.warning("cannot send \(kind) to \(Self.hex(peer)): \(error)")

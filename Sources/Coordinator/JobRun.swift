@@ -46,6 +46,9 @@ public final class JobRun {
     public private(set) var progress: [Int]
     private var inFlight: [Int: (attempt: UInt64, steps: Range<Int>)] = [:]
     private var nextAttempt: UInt64 = 1
+    /// Regions whose readiness may have changed since they were last looked at: a job with
+    /// thousands of regions must not rescan them all for every result.
+    private var candidates: Set<Int>
 
     /// `initialLatent` gives the step-0 latent (the seed's noise) of a box.
     public init(spec: JobSpec, model: ModelShape, channels: Int = 3, initialLatent: (Box) -> [Float]) {
@@ -53,6 +56,7 @@ public final class JobRun {
         plan = RenderPlan(spec: spec, model: model, channels: channels)
         snapshots = plan.regions.map { [0: Snapshot(latent: initialLatent($0.box), state: nil)] }
         progress = [Int](repeating: 0, count: plan.regions.count)
+        candidates = Set(plan.regions.indices)
     }
 
     public var isComplete: Bool { progress.allSatisfy { $0 == plan.steps } }
@@ -62,7 +66,9 @@ public final class JobRun {
 
     /// Assignments for every region that can run now and is not already running.
     public func takeReadyShards() -> [ShardAssignment] {
-        plan.regions.indices.compactMap { region in
+        let looked = candidates.sorted()
+        candidates.removeAll(keepingCapacity: true)
+        return looked.compactMap { region in
             let step = progress[region]
             guard inFlight[region] == nil, step < plan.steps,
                   plan.overlapping[region].allSatisfy({ snapshots[$0][step] != nil }),
@@ -89,6 +95,7 @@ public final class JobRun {
         inFlight[result.region] = nil
         snapshots[result.region][result.steps.upperBound] = Snapshot(latent: result.latent, state: result.state)
         progress[result.region] = result.steps.upperBound
+        candidates.formUnion(plan.overlapping[result.region])
         releaseSnapshots(around: result.region)
         return .accepted
     }
@@ -97,6 +104,7 @@ public final class JobRun {
     /// ready again under a new attempt id, and the old attempt's result will be dropped.
     public func requeue(region: Int) {
         inFlight[region] = nil
+        candidates.insert(region)
     }
 
     /// The finished video's latent, fused over the whole canvas.

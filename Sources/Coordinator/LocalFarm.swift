@@ -8,21 +8,23 @@ import Worker
 public final class LocalFarm {
     public let context: ZMQContext
     public let endpoint: String
-    private let coordinator: CoordinatorServer
+    public let coordinator: CoordinatorServer
     private let workers: [WorkerService]
     private var threads: [Thread] = []
     private let finished = DispatchGroup()
 
     /// Starts a coordinator keeping its files in `dataDirectory` and `workerCount` workers
     /// sharing `library`'s models.
-    public init(workerCount: Int, library: ModelLibrary, dataDirectory: String) throws {
-        let context = try ZMQContext(), endpoint = "inproc://reel-local-\(UUID().uuidString)"
+    public init(workerCount: Int, library: ModelLibrary, dataDirectory: String, bind: String? = nil,
+                computation: WorkerService.Computation? = nil) throws {
+        let context = try ZMQContext(), endpoint = bind ?? "inproc://reel-local-\(UUID().uuidString)"
         self.context = context
-        self.endpoint = endpoint
         coordinator = try CoordinatorServer(options: CoordinatorOptions(bind: [endpoint], dataDirectory: dataDirectory), context: context)
+        let reachable = coordinator.endpoints[0]
+        self.endpoint = reachable
         workers = (0..<workerCount).map { index in
-            WorkerService(options: WorkerOptions(endpoint: endpoint, workerID: "local-\(index + 1)", threads: ComputeThreads.count),
-                          context: context, library: library)
+            WorkerService(options: WorkerOptions(endpoint: reachable, workerID: "local-\(index + 1)", threads: ComputeThreads.count),
+                          context: context, library: library, computation: computation)
         }
         start("reel-coordinator") { [coordinator] in try coordinator.run() }
         for worker in workers { start("reel-worker") { try worker.run() } }

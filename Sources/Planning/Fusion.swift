@@ -21,29 +21,34 @@ public enum Fusion {
             precondition(contribution.values.count == region.box.count(channels: channels), "contribution of region \(region.index) has the wrong size")
             let weights = plan.weights(of: region)
             let box = region.box
-            for frame in shared.frames {
-                let wf = weights.frames[frame - box.frames.lowerBound]
-                for row in shared.rows {
-                    let wfr = wf * weights.rows[row - box.rows.lowerBound]
-                    for column in shared.columns {
-                        let w = wfr * weights.columns[column - box.columns.lowerBound]
-                        let pixel = ((frame - area.frames.lowerBound) * areaRows + row - area.rows.lowerBound) * areaColumns + column - area.columns.lowerBound
-                        weightSum[pixel] += w
+            let columnWeights = Array(weights.columns[(shared.columns.lowerBound - box.columns.lowerBound)..<(shared.columns.upperBound - box.columns.lowerBound)])
+            let width = shared.columns.count
+            contribution.values.withUnsafeBufferPointer { values in
+                for frame in shared.frames {
+                    let wf = weights.frames[frame - box.frames.lowerBound]
+                    for row in shared.rows {
+                        let wfr = wf * weights.rows[row - box.rows.lowerBound]
+                        let pixel = ((frame - area.frames.lowerBound) * areaRows + row - area.rows.lowerBound) * areaColumns + shared.columns.lowerBound - area.columns.lowerBound
+                        for j in 0..<width { weightSum[pixel + j] += wfr * columnWeights[j] }
                         for channel in 0..<channels {
-                            let source = (((frame - box.frames.lowerBound) * channels + channel) * box.rows.count + row - box.rows.lowerBound) * box.columns.count + column - box.columns.lowerBound
-                            let target = (((frame - area.frames.lowerBound) * channels + channel) * areaRows + row - area.rows.lowerBound) * areaColumns + column - area.columns.lowerBound
-                            sum[target] += w * contribution.values[source]
+                            let source = (((frame - box.frames.lowerBound) * channels + channel) * box.rows.count + row - box.rows.lowerBound) * box.columns.count + shared.columns.lowerBound - box.columns.lowerBound
+                            let target = (((frame - area.frames.lowerBound) * channels + channel) * areaRows + row - area.rows.lowerBound) * areaColumns + shared.columns.lowerBound - area.columns.lowerBound
+                            for j in 0..<width { sum[target + j] += (wfr * columnWeights[j]) * values[source + j] }
                         }
                     }
                 }
             }
         }
         let plane = areaRows * areaColumns
-        for index in sum.indices {
-            let frame = index / (channels * plane), pixel = index % plane
-            let total = weightSum[frame * plane + pixel]
-            precondition(total > 0, "fusion area not covered by its contributions")
-            sum[index] /= total
+        for frame in 0..<area.frames.count {
+            for channel in 0..<channels {
+                let base = (frame * channels + channel) * plane
+                for pixel in 0..<plane {
+                    let total = weightSum[frame * plane + pixel]
+                    precondition(total > 0, "fusion area not covered by its contributions")
+                    sum[base + pixel] /= total
+                }
+            }
         }
         return sum
     }

@@ -64,7 +64,18 @@ public struct RenderPlan: Sendable {
         }
         self.regions = regions
         stepRanges = stride(from: 0, to: spec.steps, by: spec.syncInterval).map { $0..<min($0 + spec.syncInterval, spec.steps) }
-        overlapping = regions.map { region in regions.filter { region.box.intersection($0.box) != nil }.map(\.index) }
+        // Regions are chunk-major and chunks are ordered by start, so a region's overlapping
+        // regions lie in the chunks next to its own: look there only.
+        let tilesPerChunk = tileRows.count * tileColumns.count
+        let chunkList = chunks
+        overlapping = regions.map { region in
+            var chunk = region.chunk
+            while chunk > 0 && chunkList[chunk - 1].upperBound > region.box.frames.lowerBound { chunk -= 1 }
+            var last = region.chunk
+            while last + 1 < chunkList.count && chunkList[last + 1].lowerBound < region.box.frames.upperBound { last += 1 }
+            return regions[(chunk * tilesPerChunk)..<((last + 1) * tilesPerChunk)]
+                .filter { region.box.intersection($0.box) != nil }.map(\.index)
+        }
     }
 
     /// Neighbouring tiles share a quarter of the canvas, in whole patches.
@@ -74,7 +85,11 @@ public struct RenderPlan: Sendable {
     public var wholeVideo: Box { Box(frames: 0..<frames, rows: 0..<height, columns: 0..<width) }
 
     /// The step range that starts at `step`.
-    public func stepRange(startingAt step: Int) -> Range<Int>? { stepRanges.first { $0.lowerBound == step } }
+    public func stepRange(startingAt step: Int) -> Range<Int>? {
+        guard let first = stepRanges.first, step >= first.lowerBound else { return nil }
+        let index = (step - first.lowerBound) / max(first.count, 1)
+        return index < stepRanges.count && stepRanges[index].lowerBound == step ? stepRanges[index] : stepRanges.first { $0.lowerBound == step }
+    }
 
     /// Separable fusion weights of a region along frames, rows and columns.
     public func weights(of region: Region) -> FusionWeights {

@@ -86,6 +86,9 @@ public struct Envelope: Sendable {
 /// Latent tensors on the wire: planar float32, little-endian, beside the protobuf header.
 public enum LatentCodec {
     public static func encode(_ values: [Float]) -> Data {
+        #if _endian(little)
+        return values.withUnsafeBytes { Data($0) }
+        #else
         var data = Data(count: values.count * 4)
         data.withUnsafeMutableBytes { raw in
             for (index, value) in values.enumerated() {
@@ -93,6 +96,7 @@ public enum LatentCodec {
             }
         }
         return data
+        #endif
     }
 
     /// Decodes exactly `count` floats; any other length is a protocol violation.
@@ -100,8 +104,15 @@ public enum LatentCodec {
         guard data.count == count * 4 else {
             throw WireError("latent of \(data.count) bytes; its shape needs \(count * 4)")
         }
-        return data.withUnsafeBytes { raw in
-            (0..<count).map { Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self))) }
+        return [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
+            #if _endian(little)
+            _ = data.copyBytes(to: buffer)
+            #else
+            data.withUnsafeBytes { raw in
+                for i in 0..<count { buffer[i] = Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: i * 4, as: UInt32.self))) }
+            }
+            #endif
+            initialized = count
         }
     }
 }

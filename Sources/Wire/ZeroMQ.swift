@@ -134,7 +134,10 @@ public final class ZMQSocket {
     /// the indices of those that do.
     public static func poll(_ sockets: [ZMQSocket], milliseconds: Int) throws -> [Int] {
         var items = sockets.map { zmq_pollitem_t(socket: $0.handle, fd: 0, events: Int16(ZMQ_POLLIN), revents: 0) }
-        guard zmq_poll(&items, Int32(items.count), milliseconds) >= 0 else { throw ZMQError.last("zmq_poll") }
+        guard zmq_poll(&items, Int32(items.count), milliseconds) >= 0 else {
+            if zmq_errno() == EINTR { return [] }  // a signal arrived: nothing to read, the caller's loop goes on
+            throw ZMQError.last("zmq_poll")
+        }
         return items.indices.filter { items[$0].revents & Int16(ZMQ_POLLIN) != 0 }
     }
 }

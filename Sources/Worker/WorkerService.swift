@@ -26,20 +26,34 @@ public struct WorkerOptions: Sendable {
 /// every second from the thread that computes (so a stuck computation goes silent and its
 /// shard is requeued), and reconnects with backoff when the coordinator falls silent.
 public final class WorkerService: @unchecked Sendable {
+    /// How a shard is computed: normally the model's denoiser (`ShardRunner`); `tick` must be
+    /// called often (the worker heartbeats from it).
+    public typealias Computation = (_ work: ShardWork, _ model: String, _ onStep: @escaping (Int) -> Void,
+                                    _ tick: @escaping () -> Void) throws -> (latent: Tensor, state: Sampler.State)
+
     public let options: WorkerOptions
     private let context: ZMQContext
     private let library: ModelLibrary
     private var runners: [String: ShardRunner] = [:]
+    private var computation: Computation?
     private var logger: Logger
     private let clock = ContinuousClock()
     private let stopLock = NSLock()
     private var stopRequested = false
 
-    public init(options: WorkerOptions, context: ZMQContext, library: ModelLibrary) {
+    /// A worker offering `library`'s models; `computation` replaces the denoiser (the farm
+    /// benchmark measures dispatch with the identity).
+    public init(options: WorkerOptions, context: ZMQContext, library: ModelLibrary, computation: Computation? = nil) {
         self.options = options
         self.context = context
         self.library = library
+        self.computation = computation
         logger = Logger(label: "reel.worker.\(options.workerID)")
+    }
+
+    func compute(_ work: ShardWork, model: String, onStep: @escaping (Int) -> Void, tick: @escaping () -> Void) throws -> (latent: Tensor, state: Sampler.State) {
+        if let computation { return try computation(work, model, onStep, tick) }
+        return try runner(for: model).run(work, onStep: onStep, tick: tick)
     }
 
     /// Asks `run` to return after the shard in hand; safe from any thread.
@@ -158,7 +172,7 @@ public final class WorkerService: @unchecked Sendable {
             }
             do {
                 let work = try shardWork(assignment, payloads)
-                let output = try worker.runner(for: assignment.spec.model).run(work, onStep: { step in
+                let output = try worker.compute(work, model: assignment.spec.model, onStep: { step in
                     self.current?.steps = step + 1 - Int(assignment.stepBegin)
                     self.heartbeatIfDue()
                 }, tick: { self.heartbeatIfDue() })

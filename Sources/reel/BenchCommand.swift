@@ -5,7 +5,7 @@ import Foundation
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure Reel's speed on this machine.",
-        subcommands: [EngineBench.self])
+        subcommands: [EngineBench.self, FarmBench.self])
 }
 
 /// The denoiser's forward pass against raw sgemm, measured in one run.

@@ -131,4 +131,18 @@ struct ReelCommand {
         #expect(sgemm > 0 && forward > 0)
         #expect(abs(ratio - forward / sgemm) < 1e-9)
     }
+
+    @Test func farmBenchReportsScalingDispatchBytesAndSeams() throws {
+        let result = try ReelCommand.run(["bench", "farm", "--frames", "20", "--steps", "2", "--dispatch-shards", "200", "--json"],
+                                         in: try ReelCommand.scratchDirectory())
+        #expect(result.status == 0, "\(result.stderr)")
+        let report = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any] ?? [:]
+        #expect(report["chunks"] as? Int == 2)
+        #expect((report["speedup"] as? Double ?? 0) > 0)
+        #expect(report["dispatch_shards"] as? Int == 200)
+        // A 16-frame region of 64x64 RGB floats is 786,432 bytes; it travels out and back.
+        #expect((report["bytes_per_shard"] as? Double ?? 0) > 2 * 786_432)
+        #expect((report["seam_figure"] as? Double ?? 0).isFinite)
+        #expect((report["coordinator_milliseconds_per_shard"] as? Double ?? 0) > 0)
+    }
 }

@@ -1,0 +1,185 @@
+import ArgumentParser
+import Coordinator
+import Diffusion
+import Foundation
+import Media
+import Planning
+import Wire
+import Worker
+
+/// The farm's scaling and the coordinator's own cost, measured in one run.
+struct FarmBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "farm",
+        abstract: "The same job on 1 and on 2 worker processes, and the coordinator's cost per shard.",
+        discussion: """
+            Rows: the job on 1 worker process and on 2 (each with one compute thread), their
+            speedup, and bytes on the wire per shard; then a dispatch run of many tiny shards
+            through workers whose denoiser is the identity, so the time is the coordinator's
+            and the protocol's own. The seam figure is the mean absolute frame-to-frame change
+            at chunk boundaries divided by the same within chunks, on the 2-worker output.
+            """)
+
+    @Option(help: "Model of the scaling job.")
+    var model: String = ModelPackage.defaultModel
+
+    @Option(help: "Frames of the scaling job (default 100: 8 chunks of the 16-frame window).")
+    var frames: Int = 100
+
+    @Option(help: "Steps of the scaling job.")
+    var steps: Int = 8
+
+    @Option(help: "Shards in the dispatch run.")
+    var dispatchShards: Int = 10_000
+
+    @Flag(help: "Print one JSON object instead of the table.")
+    var json = false
+
+    struct Report: Encodable {
+        var model: String
+        var frames: Int
+        var chunks: Int
+        var shards: Int
+        var oneWorkerSeconds: Double
+        var twoWorkerSeconds: Double
+        var speedup: Double
+        var bytesPerShard: Double
+        var seamFigure: Double
+        var dispatchShards: Int
+        var dispatchSeconds: Double
+        var dispatchShardsPerSecond: Double
+        var coordinatorMillisecondsPerShard: Double
+    }
+
+    func run() throws {
+        LogSetup.start(level: .warning)
+        let config = try Model(named: model).config
+        var job = Reel_V1_JobSpec.with {
+            $0.prompt = "a red circle moving right"; $0.model = model; $0.frames = UInt32(frames)
+            $0.steps = UInt32(steps); $0.seed = 1; $0.outputScale = 1
+        }
+        let spec = JobSpec(resolving: job, with: config)
+        try spec.validate(for: ModelShape(config))
+        let plan = RenderPlan(spec: spec, model: ModelShape(config))
+
+        let one = try Self.timeJob(job, workerProcesses: 1)
+        let two = try Self.timeJob(job, workerProcesses: 2)
+        let video = try VideoDecoder.read(two.videoPath).video
+        let seam = Self.seamFigure(video, chunks: plan.chunks)
+
+        job = Reel_V1_JobSpec.with {
+            $0.prompt = "a red circle"; $0.model = model; $0.window = 1; $0.overlap = 0; $0.width = UInt32(config.patch)
+            $0.height = UInt32(config.patch); $0.steps = 5; $0.frames = UInt32(max(1, dispatchShards / 5)); $0.outputScale = 1
+        }
+        let dispatch = try Self.dispatchRun(job)
+
+        let report = Report(
+            model: model, frames: spec.frames, chunks: plan.chunks.count, shards: plan.regions.count * plan.stepRanges.count,
+            oneWorkerSeconds: one.seconds, twoWorkerSeconds: two.seconds, speedup: one.seconds / two.seconds,
+            bytesPerShard: two.bytesPerShard, seamFigure: seam,
+            dispatchShards: dispatch.shards, dispatchSeconds: dispatch.seconds,
+            dispatchShardsPerSecond: Double(dispatch.shards) / dispatch.seconds,
+            coordinatorMillisecondsPerShard: dispatch.coordinatorCPU / Double(dispatch.shards) * 1000)
+        print(json ? Self.json(report) : Self.table(report))
+    }
+
+    // MARK: runs
+
+    /// The job on a coordinator in this process and `workerProcesses` `reel worker` processes
+    /// with one compute thread each, from submission to the finished video.
+    static func timeJob(_ job: Reel_V1_JobSpec, workerProcesses: Int) throws -> (seconds: Double, bytesPerShard: Double, videoPath: String) {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("reel-bench-\(UUID().uuidString)").path
+        let farm = try LocalFarm(workerCount: 0, library: ModelLibrary(names: []), dataDirectory: directory, bind: "tcp://127.0.0.1:*")
+        defer { farm.stop() }
+        let processes = try (0..<workerProcesses).map { index in
+            try launchWorker(endpoint: farm.endpoint, id: "bench-\(index + 1)", model: job.model)
+        }
+        defer { for process in processes { process.terminate(); process.waitUntilExit() } }
+        let client = try FarmClient(context: farm.context, endpoint: farm.endpoint)
+        let deadline = Date().addingTimeInterval(30)
+        while try client.workers().count < workerProcesses {
+            guard Date() < deadline else { throw UserError("worker processes did not join within 30 s") }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        let before = farm.coordinator.statistics
+        let clock = ContinuousClock(), start = clock.now
+        let id = try client.submit(job)
+        let status = try client.wait(for: id, interval: 0.02)
+        let seconds = (clock.now - start).seconds
+        guard status.state == .done else { throw UserError("bench job \(Watch.name(status.state)): \(status.error)") }
+        let after = farm.coordinator.statistics
+        let shards = max(1, after.resultsAccepted - before.resultsAccepted)
+        let bytes = (after.bytesSent - before.bytesSent) + (after.bytesReceived - before.bytesReceived)
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("reel-bench-\(UUID().uuidString).mp4").path
+        try client.fetch(id).video.write(to: URL(fileURLWithPath: path))
+        return (seconds, Double(bytes) / Double(shards), path)
+    }
+
+    static func launchWorker(endpoint: String, id: String, model: String) throws -> Process {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0])
+        process.arguments = ["worker", "--connect", endpoint, "--threads", "1", "--id", id, "--model", model, "--insecure", "--log-level", "warning"]
+        try process.run()
+        return process
+    }
+
+    /// Many tiny shards through two in-process workers whose denoiser is the identity.
+    static func dispatchRun(_ job: Reel_V1_JobSpec) throws -> (shards: Int, seconds: Double, coordinatorCPU: Double) {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("reel-bench-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let identity: WorkerService.Computation = { work, _, _, _ in (work.latent, work.state) }
+        let farm = try LocalFarm(workerCount: 2, library: ModelLibrary(names: [job.model]), dataDirectory: directory, computation: identity)
+        defer { farm.stop() }
+        let client = try FarmClient(context: farm.context, endpoint: farm.endpoint, timeoutSeconds: 60)
+        while try client.workers().count < 2 { Thread.sleep(forTimeInterval: 0.01) }
+        let before = farm.coordinator.statistics
+        let clock = ContinuousClock(), start = clock.now
+        let id = try client.submit(job)
+        let status = try client.wait(for: id, interval: 0.01)
+        let seconds = (clock.now - start).seconds
+        guard status.state == .done else { throw UserError("dispatch job \(Watch.name(status.state)): \(status.error)") }
+        let after = farm.coordinator.statistics
+        return (after.resultsAccepted - before.resultsAccepted, seconds, after.cpuSeconds - before.cpuSeconds)
+    }
+
+    // MARK: seams
+
+    /// Mean absolute change between consecutive frames where a chunk's overlap begins or ends,
+    /// divided by the same over every other pair of consecutive frames. 1 means the chunk
+    /// boundaries are invisible in motion statistics.
+    static func seamFigure(_ video: RGBVideo, chunks: [Range<Int>]) -> Double {
+        guard chunks.count > 1, video.frameCount > 2 else { return 1 }
+        var boundaries = Set<Int>()
+        for (a, b) in zip(chunks, chunks.dropFirst()) {
+            boundaries.insert(b.lowerBound)   // the pair (lowerBound - 1, lowerBound)
+            boundaries.insert(a.upperBound)
+        }
+        var (seam, seamCount, inside, insideCount) = (0.0, 0, 0.0, 0)
+        for frame in 1..<video.frameCount {
+            let change = zip(video.frame(frame), video.frame(frame - 1)).reduce(0.0) { $0 + abs(Double($1.0) - Double($1.1)) } / Double(video.frameBytes)
+            if boundaries.contains(frame) { seam += change; seamCount += 1 } else { inside += change; insideCount += 1 }
+        }
+        return (seam / Double(max(seamCount, 1))) / max(inside / Double(max(insideCount, 1)), 1e-9)
+    }
+
+    // MARK: output
+
+    static func json(_ report: Report) -> String {
+        let encoder = JSONEncoder()
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        encoder.outputFormatting = [.sortedKeys]
+        return String(decoding: try! encoder.encode(report), as: UTF8.self)
+    }
+
+    static func table(_ r: Report) -> String {
+        """
+        farm benchmark: \(r.model), \(r.frames) frames in \(r.chunks) chunks, \(r.shards) shards; worker processes with 1 compute thread each
+        row                          seconds   figure
+        1 worker process             \(String(format: "%7.2f", r.oneWorkerSeconds))
+        2 worker processes           \(String(format: "%7.2f", r.twoWorkerSeconds))   speedup \(String(format: "%.2f", r.speedup))x
+        bytes on the wire per shard            \(Int(r.bytesPerShard))
+        seam figure                            \(String(format: "%.3f", r.seamFigure))
+        dispatch, identity denoiser  \(String(format: "%7.2f", r.dispatchSeconds))   \(r.dispatchShards) shards, \(Int(r.dispatchShardsPerSecond)) shards/s, coordinator \(String(format: "%.3f", r.coordinatorMillisecondsPerShard)) ms CPU/shard
+        """
+    }
+}
