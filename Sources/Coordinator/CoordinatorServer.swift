@@ -240,6 +240,7 @@ public final class CoordinatorServer: @unchecked Sendable {
             job.state = .failed("encoding failed: \(error)")
             logger.error("job \(job.id) failed: \(error)")
         }
+        publishStatistics()  // whoever sees the job end sees the counters that include it
     }
 
     // MARK: scheduling
@@ -315,15 +316,25 @@ public final class CoordinatorServer: @unchecked Sendable {
     private func submit(_ envelope: Envelope) throws -> Reply {
         let request = try envelope.decode(Reel_V1_SubmitRequest.self)
         let config = try modelConfig(request.spec.model)
-        let spec = JobSpec(resolving: request.spec, with: config)
+        var spec = JobSpec(resolving: request.spec, with: config)
+        var input: [Float]?
+        if request.spec.withInput {
+            let frames = try InputVideo.frames(envelope.payloads[0], width: spec.width, height: spec.height, fps: spec.fps)
+            if request.spec.frames == 0 { spec.frames = frames.frameCount }
+            guard spec.frames <= frames.frameCount else {
+                throw CoordinatorError("frames \(spec.frames) is more than the input video has at \(spec.fps) fps (\(frames.frameCount))")
+            }
+            input = Array(frames.planar().prefix(spec.frames * 3 * spec.width * spec.height))
+        }
         try spec.validate(for: ModelShape(config))
         let id = "j" + String(UInt64.random(in: 0..<(1 << 48)), radix: 16)
         let job = FarmJob(id: id, spec: spec, outputScale: max(1, Int(request.spec.outputScale)), model: ModelShape(config),
-                          channels: config.channels)
+                          channels: config.channels, input: input)
         jobs[id] = job
         jobOrder.append(id)
         jobOrder.sort { (jobs[$0]!.spec.priority, 0) > (jobs[$1]!.spec.priority, 1) }
         logger.info("job \(id) submitted: \(spec.frames) frames \(spec.width)x\(spec.height), \(job.run.plan.regions.count) region(s) x \(job.run.plan.stepRanges.count) shard(s)")
+        if job.run.isComplete { finish(job) }  // strength 0: the input is the answer
         return (.submitReply, Reel_V1_SubmitReply.with { $0.jobID = id }, [])
     }
 

@@ -31,11 +31,14 @@ final class FarmJob {
     var outputPath: String?
     var latentDigest = ""
 
-    init(id: String, spec: JobSpec, outputScale: Int, model: ModelShape, channels: Int) {
+    /// `input`: planar frames of an input video, at the job's canvas and frame count.
+    init(id: String, spec: JobSpec, outputScale: Int, model: ModelShape, channels: Int, input: [Float]? = nil) {
         self.id = id
         self.spec = spec
         self.outputScale = outputScale
-        run = JobRun(spec: spec, model: model, channels: channels) { spec.initialNoise($0, channels: channels) }
+        run = JobRun(spec: spec, model: model, channels: channels) { box in
+            spec.startingLatent(box, channels: channels, input: input)
+        }
         started = clock.now
     }
 

@@ -50,18 +50,20 @@ public final class JobRun {
     /// thousands of regions must not rescan them all for every result.
     private var candidates: Set<Int>
 
-    /// `initialLatent` gives the step-0 latent (the seed's noise) of a box.
+    /// `initialLatent` gives a box's latent at the first step: the seed's noise, or for an
+    /// input video its frames noised to that step's time.
     public init(spec: JobSpec, model: ModelShape, channels: Int = 3, initialLatent: (Box) -> [Float]) {
         self.spec = spec
         plan = RenderPlan(spec: spec, model: model, channels: channels)
-        snapshots = plan.regions.map { [0: Snapshot(latent: initialLatent($0.box), state: nil)] }
-        progress = [Int](repeating: 0, count: plan.regions.count)
+        let first = plan.firstStep
+        snapshots = plan.regions.map { [first: Snapshot(latent: initialLatent($0.box), state: nil)] }
+        progress = [Int](repeating: first, count: plan.regions.count)
         candidates = Set(plan.regions.indices)
     }
 
     public var isComplete: Bool { progress.allSatisfy { $0 == plan.steps } }
-    public var stepsDone: Int { progress.reduce(0, +) }
-    public var stepsTotal: Int { plan.regions.count * plan.steps }
+    public var stepsDone: Int { progress.reduce(0) { $0 + $1 - plan.firstStep } }
+    public var stepsTotal: Int { plan.regions.count * (plan.steps - plan.firstStep) }
     public var runningCount: Int { inFlight.count }
 
     /// Assignments for every region that can run now and is not already running.
@@ -114,8 +116,8 @@ public final class JobRun {
     }
 
     private func fusedInput(_ region: Int, at step: Int) -> Snapshot {
-        // At step 0 every region holds the seed's noise for its own box: nothing to fuse.
-        if step == 0 { return snapshots[region][0]! }
+        // At the first step every region holds its own box of the starting latent: nothing to fuse.
+        if step == plan.firstStep { return snapshots[region][step]! }
         return fuse(plan.regions[region].box, at: step, from: plan.overlapping[region])
     }
 

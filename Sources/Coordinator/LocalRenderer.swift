@@ -24,6 +24,19 @@ extension JobSpec {
                                       height: box.rows.count, width: box.columns.count,
                                       originY: box.rows.lowerBound, originX: box.columns.lowerBound).scalars
     }
+
+    /// A box's latent at `firstStep`: the seed's noise for a text-only job; for an input video
+    /// (planar [frames, channels, height, width] over the whole canvas), SDEdit's
+    /// (1 − t)·input + t·noise at that step's time t. At strength 1 this is the noise exactly,
+    /// at strength 0 the input exactly.
+    public func startingLatent(_ box: Box, channels: Int, input: [Float]?) -> [Float] {
+        let noise = initialNoise(box, channels: channels)
+        guard let input else { return noise }
+        let t = FlowSchedule(steps: steps, shift: shift).times[firstStep]
+        let whole = Box(frames: 0..<frames, rows: 0..<height, columns: 0..<width)
+        let frames = Fusion.crop(input, from: whole, to: box, channels: channels)
+        return zip(frames, noise).map { (1 - t) * $0 + t * $1 }
+    }
 }
 
 /// Runs a job's shards one after another in this process, with the same plan, fusion and

@@ -19,7 +19,7 @@ extension JobSpec {
                   seed: request.seed, window: window,
                   overlap: request.hasOverlap ? Int(request.overlap) : min(window - 1, ModelShape(config).defaultOverlap),
                   syncInterval: request.syncInterval > 0 ? Int(request.syncInterval) : 1,
-                  priority: Int(request.priority))
+                  priority: Int(request.priority), strength: request.withInput ? request.strength : 1)
     }
 
     public func message(outputScale: Int = 1) -> Reel_V1_JobSpec {
@@ -27,7 +27,7 @@ extension JobSpec {
         m.prompt = prompt; m.model = model; m.frames = UInt32(frames); m.width = UInt32(width); m.height = UInt32(height)
         m.fps = UInt32(fps); m.steps = UInt32(steps); m.sampler = sampler; m.guidance = guidance; m.shift = shift
         m.seed = seed; m.window = UInt32(window); m.overlap = UInt32(overlap); m.syncInterval = UInt32(syncInterval)
-        m.priority = Int32(priority); m.outputScale = UInt32(outputScale)
+        m.priority = Int32(priority); m.outputScale = UInt32(outputScale); m.strength = strength; m.withInput = strength < 1
         return m
     }
 }

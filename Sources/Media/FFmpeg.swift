@@ -20,8 +20,8 @@ enum FFmpeg {
     }
 
     /// FFmpeg logs every encoder's statistics to stderr by default; Reel reports its own
-    /// progress and errors, so only FFmpeg's errors get through.
-    static let quietLogging: Void = av_log_set_level(AV_LOG_ERROR)
+    /// progress and errors (each failed call becomes a MediaError), so only fatal ones get through.
+    static let quietLogging: Void = av_log_set_level(AV_LOG_FATAL)
 
     static let endOfFile = CFFmpeg_averror_eof()
     static let tryAgain = CFFmpeg_averror_eagain()

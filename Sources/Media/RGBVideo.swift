@@ -30,6 +30,33 @@ public struct RGBVideo: Sendable, Equatable {
         self.init(width: width, height: height, pixels: pixels)
     }
 
+    /// Planar floats [frames, 3, height, width] in [-1, 1]: the inverse of `init(planar:)`.
+    public func planar() -> [Float] {
+        let plane = width * height
+        var values = [Float](repeating: 0, count: frameCount * 3 * plane)
+        for frame in 0..<frameCount {
+            for i in 0..<plane {
+                for channel in 0..<3 {
+                    values[(frame * 3 + channel) * plane + i] = Float(pixels[(frame * plane + i) * 3 + channel]) / 127.5 - 1
+                }
+            }
+        }
+        return values
+    }
+
+    /// The video at another frame rate, same duration: each output frame is the input frame
+    /// nearest its time.
+    public func resampled(from sourceFPS: Double, to targetFPS: Int) -> RGBVideo {
+        guard sourceFPS > 0, abs(sourceFPS - Double(targetFPS)) > 1e-6 else { return self }
+        let count = max(1, Int((Double(frameCount) / sourceFPS * Double(targetFPS)).rounded()))
+        var out = [UInt8]()
+        out.reserveCapacity(count * frameBytes)
+        for index in 0..<count {
+            out += frame(min(frameCount - 1, Int((Double(index) * sourceFPS / Double(targetFPS)).rounded())))
+        }
+        return RGBVideo(width: width, height: height, pixels: out)
+    }
+
     public var frameBytes: Int { width * height * 3 }
     public var frameCount: Int { pixels.count / frameBytes }
 

@@ -18,15 +18,22 @@ public struct JobSpec: Codable, Sendable, Equatable {
     /// Steps a shard runs before its chunk is fused with its neighbours.
     public var syncInterval: Int
     public var priority: Int
+    /// For a job that re-renders an input video (SDEdit): how much of the denoising to redo,
+    /// from 0 (return the input) to 1 (ignore it: a text-only render). 1 without an input.
+    public var strength: Float
 
     public init(prompt: String, model: String, frames: Int, width: Int, height: Int, fps: Int, steps: Int,
                 sampler: String, guidance: Float, shift: Float, seed: UInt64, window: Int, overlap: Int,
-                syncInterval: Int = 1, priority: Int = 0) {
+                syncInterval: Int = 1, priority: Int = 0, strength: Float = 1) {
         self.prompt = prompt; self.model = model; self.frames = frames; self.width = width; self.height = height
         self.fps = fps; self.steps = steps; self.sampler = sampler; self.guidance = guidance; self.shift = shift
         self.seed = seed; self.window = window; self.overlap = overlap; self.syncInterval = syncInterval
-        self.priority = priority
+        self.priority = priority; self.strength = strength
     }
+
+    /// The step a job starts from: 0 for text-only jobs; later for an input video, whose noised
+    /// frames stand in for the steps skipped.
+    public var firstStep: Int { steps - Int((Double(strength) * Double(steps)).rounded()) }
 }
 
 /// What Planning needs to know of a model: its native canvas, window and patch.
@@ -97,6 +104,7 @@ extension JobSpec {
         check(shift.isFinite && shift > 0 && shift <= JobLimits.maxShift, "shift", "\(shift) is out of range; use above 0 to \(JobLimits.maxShift)")
         check((1...model.windowFrames).contains(window), "window", "\(window) is out of range; use 1 to the model's window (\(model.windowFrames))")
         check(overlap >= 0 && overlap < max(window, 1), "overlap", "\(overlap) is out of range; use 0 to window - 1 (\(window - 1))")
+        check(strength.isFinite && (0...1).contains(strength), "strength", "\(strength) is out of range; use 0 (keep the input) to 1 (ignore it)")
         check((1...max(steps, 1)).contains(syncInterval), "sync_interval", "\(syncInterval) is out of range; use 1 to steps (\(steps))")
         if !problems.isEmpty { throw SpecError(problems: problems) }
     }

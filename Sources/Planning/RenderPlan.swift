@@ -41,6 +41,10 @@ public struct RenderPlan: Sendable {
     public let tileColumns: [Range<Int>]
     public let regions: [Region]
     public let stepRanges: [Range<Int>]
+    /// Steps of the whole schedule, and the one this job starts from (later than 0 when an
+    /// input video stands in for the first steps).
+    public let steps: Int
+    public let firstStep: Int
     /// For each region, the regions that share at least one point with it (itself included),
     /// ascending: the ones whose results its fused input needs.
     public let overlapping: [[Int]]
@@ -63,7 +67,9 @@ public struct RenderPlan: Sendable {
             }
         }
         self.regions = regions
-        stepRanges = stride(from: 0, to: spec.steps, by: spec.syncInterval).map { $0..<min($0 + spec.syncInterval, spec.steps) }
+        firstStep = spec.firstStep
+        steps = spec.steps
+        stepRanges = stride(from: spec.firstStep, to: spec.steps, by: spec.syncInterval).map { $0..<min($0 + spec.syncInterval, spec.steps) }
         // Regions are chunk-major and chunks are ordered by start, so a region's overlapping
         // regions lie in the chunks next to its own: look there only.
         let tilesPerChunk = tileRows.count * tileColumns.count
@@ -81,7 +87,6 @@ public struct RenderPlan: Sendable {
     /// Neighbouring tiles share a quarter of the canvas, in whole patches.
     static func tileOverlap(_ canvas: Int, patch: Int) -> Int { canvas / 4 / patch * patch }
 
-    public var steps: Int { stepRanges.last?.upperBound ?? 0 }
     public var wholeVideo: Box { Box(frames: 0..<frames, rows: 0..<height, columns: 0..<width) }
 
     /// The step range that starts at `step`.

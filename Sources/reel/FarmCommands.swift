@@ -158,7 +158,9 @@ struct Submit: ParsableCommand {
     func run() throws {
         if let output { try OutputPath.check(output, extension: "mp4", flag: "--output") }
         let client = try connection.client()
-        let id = try client.submit(try job.request(priority: priority))
+        let request = try job.request(priority: priority)
+        let input = try job.loadInput(fps: request.fps > 0 ? Int(request.fps) : 8)
+        let id = try client.submit(request, input: input?.bytes ?? Data())
         print(id)
         guard wait else { return }
         try Watch.follow(id, client: client, writeTo: output ?? "\(id).mp4")

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Diffusion
 import Foundation
+import Media
 import Planning
 import Wire
 
@@ -49,6 +50,34 @@ struct JobOptions: ParsableArguments {
     @Option(help: "Enlarge each frame N times in the file (libswscale, bicubic).")
     var scale: Int = 4
 
+    @Option(help: "Re-render this video (any file FFmpeg reads): it is scaled to the canvas, resampled to the fps, and denoised from its noised frames (SDEdit).")
+    var input: String?
+
+    @Option(help: "With --input: how much to redo, from 0 (keep the input) to 1 (ignore it).")
+    var strength: Float = 0.6
+
+    /// Largest input file a coordinator accepts by default (its message limit is 64 MiB).
+    static let maxInputBytes = 60 << 20
+
+    /// The input video's bytes and its frame count at `fps`, read and checked here so a bad
+    /// file fails before anything is sent.
+    func loadInput(fps: Int) throws -> (bytes: Data, frames: Int)? {
+        guard let input else { return nil }
+        guard (0...1).contains(strength) else { throw UserError("--strength \(strength) is out of range; use 0 to 1") }
+        guard let bytes = FileManager.default.contents(atPath: input) else {
+            throw UserError("--input \(input): no such file, or not readable")
+        }
+        guard bytes.count <= Self.maxInputBytes else {
+            throw UserError("--input \(input) is \(bytes.count >> 20) MiB; at most \(Self.maxInputBytes >> 20) MiB (shorten or re-encode it)")
+        }
+        do {
+            let decoded = try VideoDecoder.read(input)
+            return (bytes, decoded.video.resampled(from: decoded.fps, to: fps).frameCount)
+        } catch {
+            throw UserError("--input \(input): \(error)")
+        }
+    }
+
     /// The job as sent to a coordinator: unset options stay zero or absent.
     func request(priority: Int = 0) throws -> Reel_V1_JobSpec {
         guard (1...16).contains(scale) else { throw UserError("--scale \(scale) is out of range; use 1 to 16") }
@@ -78,6 +107,10 @@ struct JobOptions: ParsableArguments {
             spec.syncInterval = try Self.count(syncInterval, "--sync-interval")
             spec.priority = Int32(priority)
             spec.outputScale = UInt32(scale)
+            if input != nil {
+                spec.withInput = true
+                spec.strength = strength
+            }
         }
     }
 

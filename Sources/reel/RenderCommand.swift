@@ -37,8 +37,13 @@ struct Render: ParsableCommand {
         if let contactSheet { try OutputPath.check(contactSheet, extension: "png", flag: "--contact-sheet") }
         let request = try job.request()
         let model = try Model(named: job.model)
-        let spec = JobSpec(resolving: request, with: model.config)
+        var spec = JobSpec(resolving: request, with: model.config)
+        let input = try job.loadInput(fps: spec.fps)
+        if let input, request.frames == 0 { spec.frames = input.frames }
         try spec.validate(for: ModelShape(model.config))
+        if let input, spec.frames > input.frames {
+            throw UserError("--frames \(spec.frames) is more than --input has at \(spec.fps) fps (\(input.frames))")
+        }
         _ = try model.textEncoder.encode(spec.prompt)  // unknown words fail now, before any work
         let plan = RenderPlan(spec: spec, model: ModelShape(model.config))
 
@@ -54,7 +59,7 @@ struct Render: ParsableCommand {
         let farm = try LocalFarm(workerCount: workers, library: ModelLibrary(names: [model.name], preloaded: [model]), dataDirectory: dataDirectory)
         defer { farm.stop() }
         let client = try FarmClient(context: farm.context, endpoint: farm.endpoint)
-        let id = try client.submit(request)
+        let id = try client.submit(request, input: input?.bytes ?? Data())
         let status = try client.wait(for: id, update: ProgressDisplay(label: "render").update)
         guard status.state == .done else { throw UserError("render \(status.state): \(status.error)") }
         let (_, video) = try client.fetch(id)
