@@ -11,9 +11,12 @@ final class ProgressDisplay {
 
     init(label: String) { self.label = label }
 
+    /// A farm job: steps summed over its regions, and how far its slowest and fastest chunks are.
     func update(_ status: Reel_V1_JobStatus) {
         guard status.stepsTotal > 0, status.stepsDone > 0 else { return }
-        update(done: Int(status.stepsDone), total: Int(status.stepsTotal), seconds: status.secondsElapsed)
+        let steps = status.regionSteps
+        let chunks = steps.count > 1 ? ", \(status.chunks) chunk(s) x \(status.tiles) tile(s) at steps \(steps.min()!)-\(steps.max()!)" : ""
+        update(done: Int(status.stepsDone), total: Int(status.stepsTotal), seconds: status.secondsElapsed, detail: chunks)
     }
 
     func update(_ progress: StepProgress) {
@@ -21,14 +24,14 @@ final class ProgressDisplay {
     }
 
     /// `done` of `total` steps (summed over chunks and tiles) after `seconds`.
-    func update(done: Int, total: Int, seconds: Double) {
+    func update(done: Int, total: Int, seconds: Double, detail: String = "") {
         guard done != lastDone else { return }
         lastDone = done
         let progress = (step: done, steps: total)
         let fraction = Double(done) / Double(total)
         let perStep = seconds / Double(max(done, 1))
         let remaining = perStep * Double(total - done)
-        let timing = String(format: "%.2f s/step, ETA %@", perStep, Self.duration(remaining))
+        let timing = String(format: "%.2f s/step, ETA %@", perStep, Self.duration(remaining)) + detail
         if interactive {
             let width = 30, filled = Int(fraction * Double(width))
             let bar = String(repeating: "█", count: filled) + String(repeating: "·", count: width - filled)
