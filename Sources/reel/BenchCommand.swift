@@ -6,6 +6,14 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure Reel's speed on this machine.",
         subcommands: [EngineBench.self, FarmBench.self])
+
+    /// A report as one line of JSON with snake_case keys, for scripts.
+    static func json(_ report: some Encodable) -> String {
+        let encoder = JSONEncoder()
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        encoder.outputFormatting = [.sortedKeys]
+        return String(decoding: try! encoder.encode(report), as: UTF8.self)
+    }
 }
 
 /// The denoiser's forward pass against raw sgemm, measured in one run.
@@ -108,12 +116,7 @@ struct EngineBench: ParsableCommand {
         let forwardGFLOP: Double, forwardMillisecondsPerCall: Double, forwardGFLOPS: Double
         let ratio: Double
 
-        var json: String {
-            let encoder = JSONEncoder()
-            encoder.keyEncodingStrategy = .convertToSnakeCase
-            encoder.outputFormatting = [.sortedKeys]
-            return String(decoding: try! encoder.encode(self), as: UTF8.self)
-        }
+        var json: String { Bench.json(self) }
 
         var table: String {
             let n = sgemmSize

@@ -80,7 +80,7 @@ struct FarmBench: ParsableCommand {
             dispatchShards: dispatch.shards, dispatchSeconds: dispatch.seconds,
             dispatchShardsPerSecond: Double(dispatch.shards) / dispatch.seconds,
             coordinatorMillisecondsPerShard: dispatch.coordinatorCPU / Double(dispatch.shards) * 1000)
-        print(json ? Self.json(report) : Self.table(report))
+        print(json ? Bench.json(report) : Self.table(report))
     }
 
     // MARK: runs
@@ -163,13 +163,6 @@ struct FarmBench: ParsableCommand {
     }
 
     // MARK: output
-
-    static func json(_ report: Report) -> String {
-        let encoder = JSONEncoder()
-        encoder.keyEncodingStrategy = .convertToSnakeCase
-        encoder.outputFormatting = [.sortedKeys]
-        return String(decoding: try! encoder.encode(report), as: UTF8.self)
-    }
 
     static func table(_ r: Report) -> String {
         """

@@ -45,6 +45,21 @@ enum LogSetup {
 
 extension Logger.Level: @retroactive ExpressibleByArgument {}
 
+/// Flags every daemon takes.
+struct DaemonOptions: ParsableArguments {
+    @Flag(help: "Talk plaintext: needed until CURVE security lands; use only on a network you trust.")
+    var insecure = false
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: Logger.Level = .info
+
+    /// Checks the security choice and starts logging.
+    func start() throws {
+        try Security.requireInsecure(insecure)
+        LogSetup.start(level: logLevel)
+    }
+}
+
 struct CoordinatorCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "coordinator",
@@ -63,15 +78,10 @@ struct CoordinatorCommand: ParsableCommand {
     @Option(help: "Seconds of silence after which a worker is presumed dead and its shard requeued.")
     var workerTimeout: Int = 5
 
-    @Flag(help: "Listen plaintext: needed until CURVE security lands; use only on a network you trust.")
-    var insecure = false
-
-    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
-    var logLevel: Logger.Level = .info
+    @OptionGroup var daemon: DaemonOptions
 
     func run() throws {
-        try Security.requireInsecure(insecure)
-        LogSetup.start(level: logLevel)
+        try daemon.start()
         Logger(label: "reel.coordinator").warning("running plaintext (--insecure): anyone who can reach \(bind.joined(separator: ", ")) can submit jobs and join as a worker")
         var options = CoordinatorOptions(bind: bind, dataDirectory: dataDir)
         options.maxMessageBytes = Int64(try Render.positive(maxMessageMb, "--max-message-mb")) << 20
@@ -101,15 +111,10 @@ struct WorkerCommand: ParsableCommand {
     @Option(help: "Name shown in `reel workers` (default: host name and process id).")
     var id: String?
 
-    @Flag(help: "Connect plaintext: needed until CURVE security lands; use only on a network you trust.")
-    var insecure = false
-
-    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
-    var logLevel: Logger.Level = .info
+    @OptionGroup var daemon: DaemonOptions
 
     func run() throws {
-        try Security.requireInsecure(insecure)
-        LogSetup.start(level: logLevel)
+        try daemon.start()
         if let threads { ComputeThreads.set(try Render.positive(threads, "--threads")) }
         let library = ModelLibrary(names: model.isEmpty ? nil : model)
         guard !library.names.isEmpty else { throw UserError("no model packages found; pass --model or set REEL_MODELS") }

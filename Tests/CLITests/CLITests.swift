@@ -26,10 +26,11 @@ struct ReelCommand {
         let stderr: String
     }
 
-    static func run(_ arguments: [String], in directory: String) throws -> Result {
+    /// Runs `reel` with `arguments`, behind `wrapper` (e.g. `ip netns exec NAME`) if given.
+    static func run(_ arguments: [String], in directory: String, wrapper: [String] = []) throws -> Result {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = arguments
+        process.executableURL = URL(fileURLWithPath: wrapper.isEmpty ? binary : "/usr/bin/env")
+        process.arguments = wrapper.isEmpty ? arguments : wrapper + [binary] + arguments
         process.currentDirectoryURL = URL(fileURLWithPath: directory)
         var environment = ProcessInfo.processInfo.environment
         environment["REEL_MODELS"] = packageRoot + "/models"

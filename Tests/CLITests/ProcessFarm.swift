@@ -46,8 +46,7 @@ final class ProcessFarm {
     /// Runs a client command against this farm's coordinator.
     func client(_ arguments: [String], endpoint override: String? = nil) throws -> ReelCommand.Result {
         let args = arguments + ["--coordinator", override ?? endpoint, "--insecure"]
-        guard coordinatorWrapper.isEmpty else { return try ReelCommand.run(wrapped: coordinatorWrapper, args, in: directory) }
-        return try ReelCommand.run(args, in: directory)
+        return try ReelCommand.run(args, in: directory, wrapper: coordinatorWrapper)
     }
 
     func log(_ name: String) -> String {
@@ -96,21 +95,4 @@ final class ProcessFarm {
 struct TestFailure: Error, CustomStringConvertible {
     let description: String
     init(_ description: String) { self.description = description }
-}
-
-extension ReelCommand {
-    static func run(wrapped wrapper: [String], _ arguments: [String], in directory: String) throws -> Result {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = wrapper + [binary] + arguments
-        process.currentDirectoryURL = URL(fileURLWithPath: directory)
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let stdout = out.fileHandleForReading.readDataToEndOfFile(), stderr = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return Result(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
-                      stderr: String(decoding: stderr, as: UTF8.self))
-    }
 }
