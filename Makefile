@@ -13,7 +13,10 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 PROTOC_GEN_SWIFT := tools/protoc-gen-swift/.build/release/protoc-gen-swift
 
-.PHONY: all deps build release demo test bench proto clean
+TRAIN_VENV   := .venv-train
+TRAIN_ARGS   ?= --minutes 60
+
+.PHONY: all deps build release demo test bench proto train train-test clean
 
 all: release
 
@@ -56,6 +59,21 @@ proto:
 	rm -rf Sources/Wire/Generated/reel
 	protoc --plugin=protoc-gen-swift=$(PROTOC_GEN_SWIFT) --swift_out=Sources/Wire/Generated \
 	    --swift_opt=Visibility=Public -I proto proto/reel/v1/*.proto
+
+## train: train models/reel-shapes (resumes from train/runs/reel-shapes; TRAIN_ARGS="--minutes N")
+train: $(TRAIN_VENV)/bin/python
+	$(TRAIN_VENV)/bin/python train/train.py --package models/reel-shapes --run train/runs/reel-shapes $(TRAIN_ARGS)
+
+## train-test: the trainer's own test (a few steps on a tiny model lower the loss), outside `make test`
+train-test: $(TRAIN_VENV)/bin/python
+	$(TRAIN_VENV)/bin/python train/test_train.py
+
+## the trainer's virtual environment, with the pinned requirements
+$(TRAIN_VENV)/bin/python: train/requirements.txt
+	@python3 -c 'import venv, ensurepip' 2>/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq python3-venv; }
+	python3 -m venv $(TRAIN_VENV)
+	$(TRAIN_VENV)/bin/pip install -q -r train/requirements.txt
+	touch $@
 
 clean:
 	rm -rf .build demo.mp4 demo-sheet.png

@@ -54,7 +54,8 @@ let package = Package(
 
         .testTarget(name: "SystemLibraryTests", dependencies: ["CZeroMQ", "CFFmpeg", "COpenBLAS"]),
         .target(name: "TestSupport", dependencies: ["Diffusion"], path: "Tests/TestSupport"),
-        .testTarget(name: "DiffusionTests", dependencies: ["Diffusion", "TestSupport"], resources: [.copy("Reference")]),
+        .testTarget(name: "DiffusionTests", dependencies: ["Diffusion", "TestSupport"],
+                    resources: [.copy("Reference"), .copy("Fixtures")]),
         .testTarget(name: "MediaTests", dependencies: ["Media"]),
         .testTarget(name: "PlanningTests", dependencies: ["Planning"]),
         .testTarget(name: "WireTests", dependencies: ["Wire"]),

@@ -68,6 +68,30 @@ public struct ModelConfig: Codable, Sendable, Equatable {
     public var patchValues: Int { channels * patch * patch }
     public var headWidth: Int { width / heads }
 
+    enum CodingKeys: String, CodingKey {
+        case format, channels, canvasHeight, canvasWidth, windowFrames, fps, patch, width, depth, heads, mlpRatio, text, vocabulary, defaults
+    }
+
+    /// Reads config.json; `channels` (3), `mlp_ratio` (4), `vocabulary` (vocab.txt) and
+    /// `defaults` may be left out.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        format = try c.decode(String.self, forKey: .format)
+        channels = try c.decodeIfPresent(Int.self, forKey: .channels) ?? 3
+        canvasHeight = try c.decode(Int.self, forKey: .canvasHeight)
+        canvasWidth = try c.decode(Int.self, forKey: .canvasWidth)
+        windowFrames = try c.decode(Int.self, forKey: .windowFrames)
+        fps = try c.decode(Int.self, forKey: .fps)
+        patch = try c.decode(Int.self, forKey: .patch)
+        width = try c.decode(Int.self, forKey: .width)
+        depth = try c.decode(Int.self, forKey: .depth)
+        heads = try c.decode(Int.self, forKey: .heads)
+        mlpRatio = try c.decodeIfPresent(Int.self, forKey: .mlpRatio) ?? 4
+        text = try c.decode(TextEncoderConfig.self, forKey: .text)
+        vocabulary = try c.decodeIfPresent(String.self, forKey: .vocabulary) ?? "vocab.txt"
+        defaults = try c.decodeIfPresent(RenderDefaults.self, forKey: .defaults) ?? RenderDefaults()
+    }
+
     /// Checks the numbers fit together; the error names the field.
     public func validate() throws {
         func require(_ condition: Bool, _ field: String, _ rule: String) throws {

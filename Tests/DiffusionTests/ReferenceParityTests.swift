@@ -55,4 +55,26 @@ import Testing
             #expect(Self.relativeError(texts[b].values, text) <= 1e-4)
         }
     }
+
+    /// The trainer's own forward pass (PyTorch, float64) on a tiny package with perturbed
+    /// weights, committed as a fixture by train/make_fixture.py: exported weights must render
+    /// in Swift what they rendered in training. Tolerance as above.
+    @Test func swiftForwardMatchesTheTrainersForward() throws {
+        let directory = try #require(Bundle.module.path(forResource: "trainer-parity", ofType: nil, inDirectory: "Fixtures"))
+        let model = try Model(directory: directory)
+        let inputs = try SafeTensorsFile(path: "\(directory)/inputs.safetensors")
+        let outputs = try SafeTensorsFile(path: "\(directory)/outputs.safetensors")
+        let x = try inputs.tensor("x")
+        let t = try inputs.tensor("t").scalars
+        let texts = try (0..<2).map { b in
+            model.textEncoder.encode(tokens: try inputs.tensor("tokens_\(b)").scalars.map { Int($0) })
+        }
+        for (b, text) in texts.enumerated() {
+            #expect(Self.relativeError(text.values, try outputs.tensor("text_\(b)")) <= 1e-4, "text \(b)")
+        }
+        let expected = try outputs.tensor("velocity")
+        let velocity = model.denoiser.velocity(x, t: t, contexts: texts)
+        #expect(expected.scalars.map(abs).max()! > 0.1, "the fixture's output is not trivially small")
+        #expect(Self.relativeError(velocity, expected) <= 1e-4)
+    }
 }

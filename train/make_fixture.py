@@ -1,0 +1,70 @@
+#!/usr/bin/env python3
+"""Writes the trainer-parity fixture: a tiny model package with weights perturbed away from
+their initialisation (so every branch, adaLN included, does something), inputs, and this
+trainer's outputs on them. Tests/DiffusionTests checks the Swift forward pass against it within
+1e-4 relative, so CI needs no PyTorch. Rerun after changing the architecture:
+
+    .venv-train/bin/python train/make_fixture.py Tests/DiffusionTests/Fixtures/trainer-parity
+"""
+import json
+import os
+import sys
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from reel_train.files import write_safetensors  # noqa: E402
+from reel_train.model import Reel  # noqa: E402
+
+CONFIG = {
+    "format": "reel-dit/1", "channels": 3, "canvas_height": 16, "canvas_width": 16, "window_frames": 4, "fps": 8,
+    "patch": 4, "width": 32, "depth": 2, "heads": 2, "mlp_ratio": 2,
+    "text": {"width": 16, "depth": 1, "heads": 2, "mlp_ratio": 2, "max_tokens": 8},
+    "vocabulary": "vocab.txt",
+}
+WORDS = ["<start>", "a", "red", "blue", "circle", "square", "moving", "left", "right", "on", "black", "background"]
+PROMPTS = [[0, 1, 2, 4, 6, 7], [0]]
+
+
+def main(directory):
+    os.makedirs(directory, exist_ok=True)
+    torch.manual_seed(1234)
+    model = Reel(CONFIG, len(WORDS)).double()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+    x = torch.randn(2, 4, 3, 16, 16, dtype=torch.float64)
+    t = torch.tensor([0.73, 0.21], dtype=torch.float64)
+    length = max(len(p) for p in PROMPTS)
+    tokens = torch.zeros(len(PROMPTS), length, dtype=torch.long)
+    mask = torch.zeros(len(PROMPTS), length, dtype=torch.bool)
+    for i, p in enumerate(PROMPTS):
+        tokens[i, :len(p)] = torch.tensor(p)
+        mask[i, :len(p)] = True
+    with torch.no_grad():
+        context = model.text(tokens, mask)
+        velocity = model.velocity(x, t, context, mask)
+        # Padding must not leak: each prompt encoded alone gives the same real rows.
+        for i, p in enumerate(PROMPTS):
+            alone = model.text(torch.tensor([p]), torch.ones(1, len(p), dtype=torch.bool))[0]
+            assert torch.allclose(alone, context[i, :len(p)], atol=1e-12)
+
+    with open(os.path.join(directory, "config.json"), "w") as f:
+        json.dump(CONFIG, f, indent=2)
+    with open(os.path.join(directory, "vocab.txt"), "w") as f:
+        f.write("\n".join(WORDS) + "\n")
+    write_safetensors(os.path.join(directory, "model.safetensors"),
+                      {k: v.numpy() for k, v in model.state_dict().items()}, {"reel.weights": "parity fixture"})
+    inputs = {"x": x.numpy(), "t": t.numpy()}
+    outputs = {"velocity": velocity.numpy()}
+    for i, p in enumerate(PROMPTS):
+        inputs["tokens_%d" % i] = np.array(p, np.float32)
+        outputs["text_%d" % i] = context[i, :len(p)].numpy()
+    write_safetensors(os.path.join(directory, "inputs.safetensors"), inputs)
+    write_safetensors(os.path.join(directory, "outputs.safetensors"), outputs)
+    print("wrote", directory)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1] if len(sys.argv) > 1 else "Tests/DiffusionTests/Fixtures/trainer-parity")

@@ -1,0 +1,121 @@
+"""Captioned clips drawn from a model package's world.json: one or two shapes of a colour and
+size, moving, bouncing, growing or shrinking on a plain background. Deterministic by seed."""
+import json
+import math
+
+import numpy as np
+
+
+class World:
+    def __init__(self, path):
+        with open(path) as f:
+            self.spec = json.load(f)
+        s = self.spec
+        self.canvas, self.frames = s["canvas"], s["frames"]
+        self.colors, self.backgrounds = s["colors"], s["backgrounds"]
+        self.shapes, self.sizes, self.motions = s["shapes"], s["sizes"], s["motions"]
+        self.heldout = set(s.get("heldout", []))
+
+    def sample_scene(self, rng, max_objects=2):
+        """A training scene: never one whose caption is held out for evaluation."""
+        while True:
+            scene = self.draw_scene(rng, max_objects)
+            if self.caption(scene) not in self.heldout:
+                return scene
+
+    def draw_scene(self, rng, max_objects=2):
+        """A scene: background and objects (each shape, colour, size, motion, start)."""
+        count = 1 if max_objects == 1 or rng.random() < 0.6 else 2
+        colors = rng.choice(sorted(self.colors), size=count, replace=False)
+        objects = []
+        for i in range(count):
+            size = str(rng.choice(sorted(self.sizes)))
+            motion = str(rng.choice(sorted(self.motions)))
+            objects.append({"shape": str(rng.choice(self.shapes)), "color": str(colors[i]), "size": size,
+                            "motion": motion, "start": self.start_position(rng, size, motion)})
+        return {"background": str(rng.choice(sorted(self.backgrounds))), "objects": objects}
+
+    def start_position(self, rng, size, motion):
+        """A start that keeps the whole object on the canvas for the whole clip."""
+        radius = self.sizes[size] * max(self.motions[motion].get("scale", [1, 1]))
+        travel = self.spec["speed"] * (self.frames - 1)
+        direction = self.motions[motion].get("direction", [0, 0])
+        lo = [radius + 1 + (travel if d < 0 else 0) for d in direction]
+        hi = [self.canvas - radius - 1 - (travel if d > 0 else 0) for d in direction]
+        if "bounce" in self.motions[motion]:
+            lo[1] += self.motions[motion]["bounce"]
+        return [float(rng.uniform(lo[k], max(lo[k], hi[k]))) for k in range(2)]
+
+    def caption(self, scene):
+        g = self.spec["grammar"]
+        parts = [g["object"].format(**{k: o[k] for k in ("size", "color", "shape", "motion")}) for o in scene["objects"]]
+        return g["clip"].format(objects=g["join"].join(parts), background=scene["background"])
+
+    def object_state(self, obj, frame):
+        """Centre (x, y) and radius of an object at a frame."""
+        motion = self.motions[obj["motion"]]
+        x, y = obj["start"]
+        radius = self.sizes[obj["size"]]
+        direction = motion.get("direction", [0, 0])
+        norm = math.hypot(*direction) or 1
+        x += direction[0] / norm * self.spec["speed"] * frame * (math.sqrt(2) if norm > 1 else 1)
+        y += direction[1] / norm * self.spec["speed"] * frame * (math.sqrt(2) if norm > 1 else 1)
+        if "bounce" in motion:
+            y -= motion["bounce"] * abs(math.sin(math.pi * frame / (self.frames / 2)))
+        if "scale" in motion:
+            a, b = motion["scale"]
+            radius *= a + (b - a) * frame / (self.frames - 1)
+        return x, y, radius
+
+    def coverage(self, shape, x, y, radius):
+        """Anti-aliased coverage in [0, 1] of a shape over the canvas grid."""
+        yy, xx = np.mgrid[0:self.canvas, 0:self.canvas].astype(np.float32) + 0.5
+        dx, dy = xx - x, yy - y
+        if shape == "circle":
+            distance = np.hypot(dx, dy) - radius
+        elif shape == "square":
+            distance = np.maximum(abs(dx), abs(dy)) - radius * 0.85
+        elif shape == "diamond":
+            distance = (abs(dx) + abs(dy)) / math.sqrt(2) - radius * 0.8
+        else:  # triangle pointing up
+            distance = np.maximum(np.maximum(dy - radius * 0.7, -dy * 0.5 + abs(dx) * 0.866 - radius * 0.5), -radius)
+        return np.clip(0.5 - distance, 0, 1)
+
+    def render(self, scene):
+        """Frames [F, 3, H, W] in [-1, 1]."""
+        clip = np.empty((self.frames, self.canvas, self.canvas, 3), np.float32)
+        background = np.array(self.backgrounds[scene["background"]], np.float32)
+        for f in range(self.frames):
+            frame = np.broadcast_to(background, clip.shape[1:]).copy()
+            for obj in scene["objects"]:
+                x, y, radius = self.object_state(obj, f)
+                cover = self.coverage(obj["shape"], x, y, radius)[..., None]
+                frame = frame * (1 - cover) + np.array(self.colors[obj["color"]], np.float32) * cover
+            clip[f] = frame
+        return (clip / 127.5 - 1).transpose(0, 3, 1, 2)
+
+
+class Vocabulary:
+    def __init__(self, path):
+        with open(path) as f:
+            self.words = [w.strip() for w in f if w.strip()]
+        self.ids = {w: i for i, w in enumerate(self.words)}
+
+    def tokenize(self, text):
+        return [0] + [self.ids[w] for w in text.lower().split()]
+
+
+def batch(world, vocabulary, rng, size, caption_dropout=0.0):
+    """Clips [B, F, 3, H, W], padded token ids [B, L] and their mask [B, L]."""
+    clips, token_lists = [], []
+    for _ in range(size):
+        scene = world.sample_scene(rng)
+        clips.append(world.render(scene))
+        token_lists.append([0] if rng.random() < caption_dropout else vocabulary.tokenize(world.caption(scene)))
+    length = max(len(t) for t in token_lists)
+    tokens = np.zeros((size, length), np.int64)
+    mask = np.zeros((size, length), bool)
+    for i, t in enumerate(token_lists):
+        tokens[i, :len(t)] = t
+        mask[i, :len(t)] = True
+    return np.stack(clips), tokens, mask

@@ -1,0 +1,208 @@
+"""The Reel denoiser and text encoder in PyTorch, tensor for tensor the architecture of
+Sources/Diffusion (Denoiser.swift, TextEncoder.swift): the state dict's names are the names the
+Swift code reads from model.safetensors, and the forward pass is the same math, so exported
+weights render the same videos there (the parity fixture checks it within 1e-4)."""
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+EPS = 1e-6
+TIMESTEP_FEATURES = 256
+
+
+def sincos(positions, width):
+    """Rows of [sin(p*w_0) .. sin(p*w_{h-1}), cos(p*w_0) .. cos(p*w_{h-1})], w_i = 10000^(-i/h)."""
+    half = width // 2
+    omega = 10000.0 ** (-torch.arange(half, dtype=torch.float64) / half)
+    angles = positions.to(torch.float64)[:, None] * omega[None, :]
+    return torch.cat([torch.sin(angles), torch.cos(angles)], dim=1).to(torch.float32)
+
+
+def video_positions(frames, grid_h, grid_w, width):
+    """Half the width for the frame index, a quarter each for patch row and column."""
+    t = sincos(torch.arange(frames), width // 2)
+    y = sincos(torch.arange(grid_h), width // 4)
+    x = sincos(torch.arange(grid_w), width // 4)
+    return torch.cat([
+        t[:, None, None, :].expand(frames, grid_h, grid_w, width // 2),
+        y[None, :, None, :].expand(frames, grid_h, grid_w, width // 4),
+        x[None, None, :, :].expand(frames, grid_h, grid_w, width // 4),
+    ], dim=-1).reshape(frames, grid_h * grid_w, width)
+
+
+def layer_norm(x):
+    return F.layer_norm(x, (x.shape[-1],), eps=EPS)
+
+
+def attend(q, k, v, heads, key_mask=None):
+    """q [..., Lq, D], k and v [..., Lk, D]; key_mask [..., Lk] True where a key is real."""
+    *lead, lq, d = q.shape
+    lk = k.shape[-2]
+    hd = d // heads
+    q = q.reshape(*lead, lq, heads, hd).transpose(-2, -3)
+    k = k.reshape(*lead, lk, heads, hd).transpose(-2, -3)
+    v = v.reshape(*lead, lk, heads, hd).transpose(-2, -3)
+    mask = None if key_mask is None else key_mask[..., None, None, :]
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    return out.transpose(-2, -3).reshape(*lead, lq, d)
+
+
+class SelfAttention(nn.Module):
+    def __init__(self, width, heads):
+        super().__init__()
+        self.qkv = nn.Linear(width, 3 * width)
+        self.out = nn.Linear(width, width)
+        self.heads = heads
+
+    def forward(self, x, key_mask=None):
+        q, k, v = self.qkv(x).chunk(3, dim=-1)
+        return self.out(attend(q, k, v, self.heads, key_mask))
+
+
+class FeedForward(nn.Module):
+    def __init__(self, width, ratio):
+        super().__init__()
+        self.fc1 = nn.Linear(width, width * ratio)
+        self.fc2 = nn.Linear(width * ratio, width)
+
+    def forward(self, x):
+        return self.fc2(F.gelu(self.fc1(x), approximate="tanh"))
+
+
+class Norm(nn.LayerNorm):
+    def __init__(self, width):
+        super().__init__(width, eps=EPS)
+
+
+class TextBlock(nn.Module):
+    def __init__(self, width, heads, ratio):
+        super().__init__()
+        self.norm1, self.attn = Norm(width), SelfAttention(width, heads)
+        self.norm2, self.mlp = Norm(width), FeedForward(width, ratio)
+
+    def forward(self, h, mask):
+        h = h + self.attn(self.norm1(h), mask)
+        return h + self.mlp(self.norm2(h))
+
+
+class TextEncoder(nn.Module):
+    def __init__(self, vocabulary, cfg):
+        super().__init__()
+        self.token_embed = nn.Embedding(vocabulary, cfg["width"])
+        self.blocks = nn.ModuleList(TextBlock(cfg["width"], cfg["heads"], cfg.get("mlp_ratio", 4)) for _ in range(cfg["depth"]))
+        self.norm = Norm(cfg["width"])
+
+    def forward(self, tokens, mask):
+        """tokens [B, L] padded, mask [B, L] True for real tokens. Padded keys are masked, so
+        each prompt's real rows equal what the Swift encoder computes on it alone."""
+        width = self.token_embed.embedding_dim
+        h = self.token_embed(tokens) + sincos(torch.arange(tokens.shape[1]), width).to(self.token_embed.weight)
+        for block in self.blocks:
+            h = block(h, mask)
+        return self.norm(h)
+
+
+class CrossAttention(nn.Module):
+    def __init__(self, width, text_width, heads):
+        super().__init__()
+        self.q = nn.Linear(width, width)
+        self.kv = nn.Linear(text_width, 2 * width)
+        self.out = nn.Linear(width, width)
+        self.heads = heads
+
+    def forward(self, x, context, mask):
+        """x [B, T, D]; context [B, L, Dt] with mask [B, L]."""
+        k, v = self.kv(context).chunk(2, dim=-1)
+        return self.out(attend(self.q(x), k, v, self.heads, mask))
+
+
+class Block(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        d, heads = cfg["width"], cfg["heads"]
+        self.adaln = nn.Linear(d, 9 * d)
+        self.attn_s = SelfAttention(d, heads)
+        self.attn_t = SelfAttention(d, heads)
+        self.norm_c = Norm(d)
+        self.cross = CrossAttention(d, cfg["text"]["width"], heads)
+        self.mlp = FeedForward(d, cfg["mlp_ratio"])
+
+    def forward(self, h, c, context, mask):
+        """h [B, F, N, D]; c [B, D] (already SiLU'd)."""
+        B, Fr, N, D = h.shape
+        m = self.adaln(c)[:, None, None, :].chunk(9, dim=-1)
+        a = layer_norm(h) * (1 + m[1]) + m[0]
+        h = h + m[2] * self.attn_s(a)
+        a = (layer_norm(h) * (1 + m[4]) + m[3]).transpose(1, 2)
+        h = h + m[5] * self.attn_t(a).transpose(1, 2)
+        a = self.norm_c(h).reshape(B, Fr * N, D)
+        h = h + self.cross(a, context, mask).reshape(B, Fr, N, D)
+        a = layer_norm(h) * (1 + m[7]) + m[6]
+        return h + m[8] * self.mlp(a)
+
+
+class TimeEmbed(nn.Module):
+    def __init__(self, width):
+        super().__init__()
+        self.fc1 = nn.Linear(TIMESTEP_FEATURES, width)
+        self.fc2 = nn.Linear(width, width)
+
+    def forward(self, t):
+        features = sincos(t * 1000.0, TIMESTEP_FEATURES).to(self.fc1.weight)
+        return F.silu(self.fc2(F.silu(self.fc1(features))))
+
+
+class Final(nn.Module):
+    def __init__(self, width, patch_values):
+        super().__init__()
+        self.adaln = nn.Linear(width, 2 * width)
+        self.linear = nn.Linear(width, patch_values)
+
+
+class Reel(nn.Module):
+    """Text encoder and denoiser; `velocity` predicts noise - clean at time t."""
+
+    def __init__(self, cfg, vocabulary):
+        super().__init__()
+        self.cfg = cfg
+        d, p, ch = cfg["width"], cfg["patch"], cfg.get("channels", 3)
+        self.text = TextEncoder(vocabulary, cfg["text"])
+        self.patch_embed = nn.Linear(ch * p * p, d)
+        self.time_embed = TimeEmbed(d)
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg["depth"]))
+        self.final = Final(d, ch * p * p)
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        """DiT's initialisation: Xavier linears, zero biases, and adaLN-Zero (every modulation and
+        the final projection start at zero, so each block starts as the identity)."""
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                nn.init.xavier_uniform_(module.weight)
+                nn.init.zeros_(module.bias)
+        nn.init.normal_(self.text.token_embed.weight, std=0.02)
+        nn.init.normal_(self.time_embed.fc1.weight, std=0.02)
+        nn.init.normal_(self.time_embed.fc2.weight, std=0.02)
+        for block in self.blocks:
+            nn.init.zeros_(block.adaln.weight)
+            nn.init.zeros_(block.adaln.bias)
+        nn.init.zeros_(self.final.adaln.weight)
+        nn.init.zeros_(self.final.adaln.bias)
+        nn.init.zeros_(self.final.linear.weight)
+        nn.init.zeros_(self.final.linear.bias)
+
+    def velocity(self, x, t, context, mask):
+        """x [B, F, C, H, W]; t [B]; context [B, L, Dt] with mask [B, L]."""
+        B, Fr, C, H, W = x.shape
+        p, d = self.cfg["patch"], self.cfg["width"]
+        gh, gw = H // p, W // p
+        tokens = x.reshape(B, Fr, C, gh, p, gw, p).permute(0, 1, 3, 5, 2, 4, 6).reshape(B, Fr, gh * gw, C * p * p)
+        h = self.patch_embed(tokens) + video_positions(Fr, gh, gw, d).to(x)
+        c = self.time_embed(t)
+        for block in self.blocks:
+            h = block(h, c, context, mask)
+        shift, scale = self.final.adaln(c)[:, None, None, :].chunk(2, dim=-1)
+        out = self.final.linear(layer_norm(h) * (1 + scale) + shift)
+        return out.reshape(B, Fr, gh, gw, C, p, p).permute(0, 1, 4, 2, 5, 3, 6).reshape(B, Fr, C, H, W)

@@ -1,0 +1,150 @@
+#!/usr/bin/env python3
+"""Trains a Reel model on synthetic clips and exports it as a model package.
+
+    train.py --package models/reel-shapes --run train/runs/reel-shapes [--steps N] [--minutes M]
+
+The package directory must hold config.json, vocab.txt and world.json. Training resumes from
+RUN/checkpoint.pt when it exists; every --checkpoint-every steps it saves the checkpoint
+(atomically), appends to RUN/loss.csv, redraws RUN/loss.png and exports the EMA weights to
+PACKAGE/model.safetensors.
+"""
+import argparse
+import json
+import math
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from reel_train.data import Vocabulary, World, batch  # noqa: E402
+from reel_train.files import plot_loss, write_safetensors  # noqa: E402
+from reel_train.model import Reel  # noqa: E402
+
+
+def arguments(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--package", required=True, help="model package directory (config.json, vocab.txt, world.json)")
+    p.add_argument("--run", required=True, help="directory for the checkpoint, loss log and plot")
+    p.add_argument("--steps", type=int, default=0, help="stop after this many steps in all (0: no limit)")
+    p.add_argument("--minutes", type=float, default=0, help="stop after this many minutes of this session (0: no limit)")
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate")
+    p.add_argument("--warmup", type=int, default=200)
+    p.add_argument("--horizon", type=int, default=40000, help="steps of the cosine decay")
+    p.add_argument("--ema", type=float, default=0.999)
+    p.add_argument("--caption-dropout", type=float, default=0.1)
+    p.add_argument("--checkpoint-every", type=int, default=100)
+    p.add_argument("--threads", type=int, default=os.cpu_count())
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    return p.parse_args(argv)
+
+
+def learning_rate(step, args):
+    if step < args.warmup:
+        return args.lr * (step + 1) / args.warmup
+    progress = min(1.0, (step - args.warmup) / max(1, args.horizon - args.warmup))
+    return args.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def flow_loss(model, clips, tokens, mask, generator):
+    """Rectified flow: x_t = (1-t) x0 + t e, predict v = e - x0, t logit-normal."""
+    b = clips.shape[0]
+    t = torch.sigmoid(torch.randn(b, generator=generator, device=clips.device))
+    noise = torch.randn(clips.shape, generator=generator, device=clips.device)
+    tt = t[:, None, None, None, None]
+    x = (1 - tt) * clips + tt * noise
+    context = model.text(tokens, mask)
+    prediction = model.velocity(x, t, context, mask)
+    return torch.mean((prediction - (noise - clips)) ** 2)
+
+
+def export(model, package, metadata):
+    tensors = {name: value.detach().cpu().numpy() for name, value in model.state_dict().items()}
+    write_safetensors(os.path.join(package, "model.safetensors"), tensors, metadata)
+
+
+def main(argv=None):
+    args = arguments(argv)
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    with open(os.path.join(args.package, "config.json")) as f:
+        cfg = json.load(f)
+    world = World(os.path.join(args.package, "world.json"))
+    vocabulary = Vocabulary(os.path.join(args.package, cfg.get("vocabulary", "vocab.txt")))
+    model = Reel(cfg, len(vocabulary.words)).to(args.device)
+    ema = Reel(cfg, len(vocabulary.words)).to(args.device)
+    ema.load_state_dict(model.state_dict())
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.99), weight_decay=0.0)
+    os.makedirs(args.run, exist_ok=True)
+    checkpoint_path = os.path.join(args.run, "checkpoint.pt")
+    step, seconds = 0, 0.0
+    if os.path.exists(checkpoint_path):
+        state = torch.load(checkpoint_path, map_location=args.device)
+        model.load_state_dict(state["model"])
+        ema.load_state_dict(state["ema"])
+        optimizer.load_state_dict(state["optimizer"])
+        step, seconds = state["step"], state["seconds"]
+        print("resumed at step %d (%.0f s trained)" % (step, seconds), flush=True)
+    parameters = sum(p.numel() for p in model.parameters())
+    print("model: %d parameters, %s" % (parameters, json.dumps({k: cfg[k] for k in ("width", "depth", "heads", "patch")})), flush=True)
+
+    rng = np.random.default_rng(args.seed * 1_000_003 + step)
+    generator = torch.Generator(device=args.device).manual_seed(args.seed * 7919 + step)
+    log_path = os.path.join(args.run, "loss.csv")
+    if not os.path.exists(log_path):
+        with open(log_path, "w") as f:
+            f.write("step,loss,lr,seconds\n")
+    session_start, window, last = time.time(), [], time.time()
+    while True:
+        if args.steps and step >= args.steps:
+            break
+        if args.minutes and time.time() - session_start > args.minutes * 60:
+            break
+        clips, tokens, mask = batch(world, vocabulary, rng, args.batch, args.caption_dropout)
+        clips = torch.from_numpy(clips).to(args.device)
+        tokens, mask = torch.from_numpy(tokens).to(args.device), torch.from_numpy(mask).to(args.device)
+        lr = learning_rate(step, args)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        loss = flow_loss(model, clips, tokens, mask, generator)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        decay = min(args.ema, (1 + step) / (10 + step))
+        with torch.no_grad():
+            for e, p in zip(ema.parameters(), model.parameters()):
+                e.mul_(decay).add_(p, alpha=1 - decay)
+        step += 1
+        now = time.time()
+        seconds += now - last
+        last = now
+        window.append(loss.item())
+        with open(log_path, "a") as f:
+            f.write("%d,%.6f,%.6g,%.1f\n" % (step, window[-1], lr, seconds))
+        if step % args.checkpoint_every == 0:
+            save(args, model, ema, optimizer, step, seconds, checkpoint_path, log_path)
+            print("step %d  loss %.4f (mean of last %d)  lr %.2e  %.1f s/step" %
+                  (step, np.mean(window), len(window), lr, seconds / step), flush=True)
+            window = []
+    save(args, model, ema, optimizer, step, seconds, checkpoint_path, log_path)
+    print("stopped at step %d after %.0f s of training" % (step, seconds), flush=True)
+
+
+def save(args, model, ema, optimizer, step, seconds, checkpoint_path, log_path):
+    temporary = checkpoint_path + ".partial"
+    torch.save({"model": model.state_dict(), "ema": ema.state_dict(), "optimizer": optimizer.state_dict(),
+                "step": step, "seconds": seconds}, temporary)
+    os.replace(temporary, checkpoint_path)
+    export(ema, args.package, {"reel.weights": "trained", "reel.steps": str(step), "reel.train_seconds": "%.0f" % seconds})
+    rows = np.loadtxt(log_path, delimiter=",", skiprows=1, ndmin=2)
+    if len(rows):
+        plot_loss(os.path.join(args.run, "loss.png"), rows[:, 0], rows[:, 1])
+
+
+if __name__ == "__main__":
+    main()
