@@ -36,6 +36,7 @@ let package = Package(
         .target(name: "Diffusion", dependencies: ["COpenBLAS"]),
         .target(name: "Media", dependencies: ["CFFmpeg"]),
         .target(name: "Planning"),
+        .target(name: "Evaluation"),
         .target(name: "Wire", dependencies: ["CZeroMQ", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
                 exclude: ["Generated/README.md"]),
         .target(name: "Worker", dependencies: ["Diffusion", "Wire", .product(name: "Logging", package: "swift-log")]),
@@ -46,7 +47,7 @@ let package = Package(
         .executableTarget(
             name: "reel",
             dependencies: [
-                "Diffusion", "Media", "Planning", "Coordinator", "Worker", "Wire",
+                "Diffusion", "Media", "Planning", "Coordinator", "Worker", "Wire", "Evaluation",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -59,6 +60,7 @@ let package = Package(
         .testTarget(name: "MediaTests", dependencies: ["Media"]),
         .testTarget(name: "PlanningTests", dependencies: ["Planning"]),
         .testTarget(name: "WireTests", dependencies: ["Wire"]),
+        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation"]),
         .testTarget(name: "CoordinatorTests", dependencies: ["Coordinator", "Planning", "Diffusion", "Worker", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["Media", "Wire"]),
     ]

@@ -20,7 +20,7 @@ struct Reel: ParsableCommand {
             they are found by name under ./models, $REEL_MODELS, or beside the reel binary.
             """,
         subcommands: [Render.self, CoordinatorCommand.self, WorkerCommand.self, Submit.self, Status.self, Watch.self,
-                      Cancel.self, Workers.self, Fetch.self, Bench.self, ModelCommand.self]
+                      Cancel.self, Workers.self, Fetch.self, Eval.self, Bench.self, ModelCommand.self]
     )
 }
 

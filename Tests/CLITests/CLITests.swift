@@ -146,4 +146,20 @@ struct ReelCommand {
         #expect((report["seam_figure"] as? Double ?? 0).isFinite)
         #expect((report["coordinator_milliseconds_per_shard"] as? Double ?? 0) > 0)
     }
+
+    @Test func evalRendersHeldOutPromptsAndReportsEachAttribute() throws {
+        let directory = try ReelCommand.scratchDirectory()
+        let result = try ReelCommand.run(["eval", "--limit", "2", "--seeds", "2", "--steps", "2", "--json",
+                                          "--contact-sheet", "sheet.png"], in: directory)
+        #expect(result.status == 0, "\(result.stderr)")
+        let report = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any] ?? [:]
+        #expect(report["videos"] as? Int == 4, "2 prompts x 2 seeds")
+        for attribute in ["color", "motion", "background"] {
+            let value = report[attribute] as? Double ?? -1
+            #expect(value >= 0 && value <= 1, "\(attribute) is a fraction")
+        }
+        #expect(try VideoDecoder.read("\(directory)/sheet.png").video.width > 64 * 8)
+        let untrained = try ReelCommand.run(["eval", "--model", "reel-tiny"], in: directory)
+        #expect(untrained.status != 0 && untrained.stderr.contains("world.json"), "a model without a world cannot be evaluated")
+    }
 }

@@ -1,0 +1,141 @@
+import Foundation
+
+/// Scores one rendered video against what its prompt asked for, from the frames alone.
+public struct Scorer: Sendable {
+    public let world: World
+
+    public init(world: World) { self.world = world }
+
+    /// Frames as packed RGB bytes, `width`×`height` each.
+    public struct Frames: Sendable {
+        public let width: Int
+        public let height: Int
+        public let pixels: [UInt8]
+        public init(width: Int, height: Int, pixels: [UInt8]) { self.width = width; self.height = height; self.pixels = pixels }
+        public var count: Int { pixels.count / (width * height * 3) }
+
+        func pixel(_ frame: Int, _ x: Int, _ y: Int) -> [Double] {
+            let i = ((frame * height + y) * width + x) * 3
+            return [Double(pixels[i]), Double(pixels[i + 1]), Double(pixels[i + 2])]
+        }
+    }
+
+    public struct Score: Sendable, Equatable {
+        public var color: Bool
+        public var motion: Bool
+        public var background: Bool
+        /// What was seen, for the report: background, object area and centroid travel.
+        public var seen: String
+    }
+
+    /// A pixel belongs to the object when the named colour is the nearest of all object and
+    /// background colours, and near enough.
+    static let colorTolerance = 90.0
+    /// The object is the largest 4-connected blob of its colour; it must cover at least this
+    /// many pixels in at least half of the frames (a small triangle covers about 40). Scattered
+    /// pixels of the colour, as in noise, do not make an object.
+    static let minimumArea = 15
+    /// Centroid travel, in pixels, that counts as moving.
+    static let minimumTravel = 6.0
+
+    public func score(_ frames: Frames, against expected: World.Expectation) -> Score {
+        let background = dominantBackground(frames)
+        let target = world.colors[expected.color]!
+        let palette = Array(world.colors.values) + Array(world.backgrounds.values)
+        var areas: [Int] = [], centroids: [(Double, Double)?] = []
+        for frame in 0..<frames.count {
+            var mask = [Bool](repeating: false, count: frames.width * frames.height)
+            for y in 0..<frames.height {
+                for x in 0..<frames.width {
+                    let p = frames.pixel(frame, x, y)
+                    let d = distance(p, target)
+                    mask[y * frames.width + x] = d < Self.colorTolerance && palette.allSatisfy { distance(p, $0) >= d }
+                }
+            }
+            let blob = Self.largestBlob(mask, width: frames.width)
+            areas.append(blob.area)
+            centroids.append(blob.area >= Self.minimumArea ? blob.centroid : nil)
+        }
+        let present = centroids.filter { $0 != nil }.count * 2 >= frames.count
+        let motion = present && moves(areas: areas, centroids: centroids.compactMap { $0 }, as: world.motions[expected.motion]!)
+        let travel = travel(centroids.compactMap { $0 })
+        return Score(color: present, motion: motion, background: background == expected.background,
+                     seen: String(format: "background %@, area %d..%d px, travel (%.1f, %.1f)", background,
+                                  areas.min() ?? 0, areas.max() ?? 0, travel.0, travel.1))
+    }
+
+    /// The largest 4-connected component of `mask`: its pixel count and centroid.
+    static func largestBlob(_ mask: [Bool], width: Int) -> (area: Int, centroid: (Double, Double)) {
+        var seen = [Bool](repeating: false, count: mask.count)
+        var best = (area: 0, centroid: (0.0, 0.0))
+        for start in mask.indices where mask[start] && !seen[start] {
+            var stack = [start], area = 0, sx = 0.0, sy = 0.0
+            seen[start] = true
+            while let i = stack.popLast() {
+                area += 1; sx += Double(i % width); sy += Double(i / width)
+                for n in [i - width, i + width, i % width > 0 ? i - 1 : -1, i % width < width - 1 ? i + 1 : -1]
+                where n >= 0 && n < mask.count && mask[n] && !seen[n] {
+                    seen[n] = true
+                    stack.append(n)
+                }
+            }
+            if area > best.area { best = (area, (sx / Double(area), sy / Double(area))) }
+        }
+        return best
+    }
+
+    /// The background whose colour is nearest the mean of the border pixels of every frame.
+    func dominantBackground(_ frames: Frames) -> String {
+        var sum = [0.0, 0.0, 0.0], count = 0.0
+        for frame in 0..<frames.count {
+            for y in 0..<frames.height {
+                for x in 0..<frames.width where x < 2 || y < 2 || x >= frames.width - 2 || y >= frames.height - 2 {
+                    let p = frames.pixel(frame, x, y)
+                    for c in 0..<3 { sum[c] += p[c] }
+                    count += 1
+                }
+            }
+        }
+        let mean = sum.map { $0 / count }
+        return world.backgrounds.min { distance(mean, $0.value) < distance(mean, $1.value) }!.key
+    }
+
+    /// Mean centroid of the last three frames minus that of the first three.
+    func travel(_ centroids: [(Double, Double)]) -> (Double, Double) {
+        guard centroids.count >= 2 else { return (0, 0) }
+        let k = min(3, centroids.count / 2)
+        let first = centroids.prefix(k), last = centroids.suffix(k)
+        let mean = { (points: ArraySlice<(Double, Double)>) in
+            (points.map(\.0).reduce(0, +) / Double(points.count), points.map(\.1).reduce(0, +) / Double(points.count))
+        }
+        let (a, b) = (mean(first), mean(last))
+        return (b.0 - a.0, b.1 - a.1)
+    }
+
+    func moves(areas: [Int], centroids: [(Double, Double)], as motion: World.Motion) -> Bool {
+        if let direction = motion.direction {
+            let (dx, dy) = travel(centroids)
+            let length = (dx * dx + dy * dy).squareRoot()
+            let norm = (direction[0] * direction[0] + direction[1] * direction[1]).squareRoot()
+            guard length >= Self.minimumTravel else { return false }
+            let cosine = (dx * direction[0] + dy * direction[1]) / (length * norm)
+            return cosine > cos(Double.pi / 8)  // within 22.5 degrees: nearer this direction than either neighbour
+        }
+        let present = areas.filter { $0 >= Self.minimumArea }
+        if let scale = motion.scale, let first = present.first, let last = present.last {
+            let ratio = Double(last) / Double(first)
+            return scale[1] > scale[0] ? ratio >= 1.5 : ratio <= 1 / 1.5
+        }
+        if motion.bounce != nil, centroids.count >= 3 {
+            // Up and back down: the highest point lies well above both ends.
+            let ys = centroids.map(\.1)
+            let top = ys.min()!
+            return ys.first! - top >= 4 && ys.last! - top >= 2 && abs(travel(centroids).0) < Self.minimumTravel
+        }
+        return false
+    }
+
+    func distance(_ a: [Double], _ b: [Double]) -> Double {
+        ((a[0] - b[0]) * (a[0] - b[0]) + (a[1] - b[1]) * (a[1] - b[1]) + (a[2] - b[2]) * (a[2] - b[2])).squareRoot()
+    }
+}

@@ -1,0 +1,127 @@
+import ArgumentParser
+import Coordinator
+import Diffusion
+import Evaluation
+import Foundation
+import Media
+import Wire
+import Worker
+
+/// Renders the held-out prompts of a model's world and scores each video by its frames.
+struct Eval: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Score how well a model follows its prompts, on prompts it never trained on.",
+        discussion: """
+            Renders each held-out prompt of the model's world.json with each seed, through an
+            in-process farm, and checks in every video's frames whether the named colour is
+            present, whether its centroid moves the named way (or its area grows or shrinks, or
+            it bounces), and whether the background is the named one. Prints adherence per
+            attribute and per motion, and writes a contact sheet.
+            """)
+
+    @Option(help: "Model name or package directory; it needs a world.json.")
+    var model: String = "reel-shapes"
+
+    @Option(help: "Denoising steps.")
+    var steps: Int = 30
+
+    @Option(help: "Guidance scale (default: the model's).")
+    var guidance: Float?
+
+    @Option(help: "Seeds per prompt (0, 1, ...).")
+    var seeds: Int = 2
+
+    @Option(help: "Evaluate only the first N held-out prompts (default: all).")
+    var limit: Int?
+
+    @Option(help: "Contact sheet of the renders (PNG).")
+    var contactSheet: String = "eval-sheet.png"
+
+    @Flag(help: "Print one JSON object instead of the table.")
+    var json = false
+
+    struct Report: Encodable {
+        var model: String
+        var videos: Int
+        var steps: Int
+        var guidance: Float
+        var color: Double
+        var motion: Double
+        var background: Double
+        var motionByKind: [String: Double]
+    }
+
+    func run() throws {
+        LogSetup.start(level: .warning)
+        try OutputPath.check(contactSheet, extension: "png", flag: "--contact-sheet")
+        let loaded = try Model(named: model)
+        let world = try World.load(package: loaded.directory)
+        let prompts = Array(world.heldout.prefix(limit ?? world.heldout.count))
+        guard !prompts.isEmpty, seeds >= 1 else { throw UserError("nothing to evaluate: no held-out prompts or --seeds below 1") }
+        let expectations = try prompts.map(world.expectation)
+        let scorer = Scorer(world: world)
+
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        ComputeThreads.set(1)
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("reel-eval-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let farm = try LocalFarm(workerCount: cores, library: ModelLibrary(names: [loaded.name], preloaded: [loaded]), dataDirectory: directory)
+        defer { farm.stop() }
+        let client = try FarmClient(context: farm.context, endpoint: farm.endpoint, timeoutSeconds: 60)
+        let jobs = try prompts.indices.flatMap { p in
+            try (0..<seeds).map { seed in
+                (p, try client.submit(Reel_V1_JobSpec.with {
+                    $0.prompt = prompts[p]; $0.model = loaded.name; $0.steps = UInt32(steps); $0.seed = UInt64(seed)
+                    if let guidance { $0.guidance = guidance }
+                    $0.outputScale = 1
+                }))
+            }
+        }
+        var scores: [(prompt: Int, score: Scorer.Score)] = []
+        var videos: [RGBVideo] = []
+        let display = ProgressDisplay(label: "eval")
+        let clock = ContinuousClock(), start = clock.now
+        for (index, (p, id)) in jobs.enumerated() {
+            let status = try client.wait(for: id, interval: 0.1)
+            guard status.state == .done else { throw UserError("render of '\(prompts[p])' \(Watch.name(status.state)): \(status.error)") }
+            let path = "\(directory)/\(id).mp4"
+            try client.fetch(id).video.write(to: URL(fileURLWithPath: path))
+            let video = try VideoDecoder.read(path, width: world.canvas, height: world.canvas).video
+            videos.append(video)
+            scores.append((p, scorer.score(Scorer.Frames(width: video.width, height: video.height, pixels: video.pixels), against: expectations[p])))
+            display.update(done: index + 1, total: jobs.count, seconds: (clock.now - start).seconds)
+        }
+        try writeSheet(videos)
+
+        let fraction = { (keep: (Scorer.Score) -> Bool) in Double(scores.filter { keep($0.score) }.count) / Double(scores.count) }
+        var byKind: [String: Double] = [:]
+        for motion in Set(expectations.map(\.motion)) {
+            let subset = scores.filter { expectations[$0.prompt].motion == motion }
+            byKind[motion] = Double(subset.filter(\.score.motion).count) / Double(subset.count)
+        }
+        let report = Report(model: loaded.name, videos: scores.count, steps: steps, guidance: guidance ?? loaded.config.defaults.guidance,
+                            color: fraction(\.color), motion: fraction(\.motion), background: fraction(\.background), motionByKind: byKind)
+        print(json ? Bench.json(report) : table(report))
+    }
+
+    func writeSheet(_ videos: [RGBVideo]) throws {
+        // One row per video (up to 32), eight frames spread over it.
+        let rows = videos.prefix(32).map { video -> RGBVideo in
+            let picked = (0..<8).flatMap { Array(video.frame($0 * (video.frameCount - 1) / 7)) }
+            return RGBVideo(width: video.width, height: video.height, pixels: picked)
+        }
+        let strip = rows.reduce(into: [UInt8]()) { $0 += $1.pixels }
+        let frames = RGBVideo(width: rows[0].width, height: rows[0].height, pixels: strip)
+        try StillImages.writeContactSheet(frames, to: contactSheet, columns: 8, maxFrames: frames.frameCount)
+    }
+
+    func table(_ r: Report) -> String {
+        let percent = { (value: Double) in String(format: "%5.1f%%", value * 100) }
+        var lines = ["eval: \(r.model), \(r.videos) videos (held-out prompts x seeds), \(r.steps) steps, guidance \(r.guidance)",
+                     "colour      \(percent(r.color))", "motion      \(percent(r.motion))", "background  \(percent(r.background))",
+                     "motion by kind:"]
+        lines += r.motionByKind.keys.sorted().map { "  \($0.padding(toLength: 22, withPad: " ", startingAt: 0)) \(percent(r.motionByKind[$0]!))" }
+        lines.append("contact sheet: \(contactSheet)")
+        return lines.joined(separator: "\n")
+    }
+}
