@@ -6,12 +6,13 @@
 The package directory must hold config.json, vocab.txt and world.json. Training resumes from
 RUN/checkpoint.pt when it exists; every --checkpoint-every steps it saves the checkpoint
 (atomically), appends to RUN/loss.csv, redraws RUN/loss.png and exports the EMA weights to
-PACKAGE/model.safetensors.
+PACKAGE/model.safetensors. SIGINT or SIGTERM stops it after the step in hand, saving first.
 """
 import argparse
 import json
 import math
 import os
+import signal
 import sys
 import time
 
@@ -99,7 +100,10 @@ def main(argv=None):
         with open(log_path, "w") as f:
             f.write("step,loss,lr,seconds\n")
     session_start, window, last = time.time(), [], time.time()
-    while True:
+    stop = []  # SIGINT or SIGTERM: finish the step, save, and leave
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, lambda *_: stop.append(True))
+    while not stop:
         if args.steps and step >= args.steps:
             break
         if args.minutes and time.time() - session_start > args.minutes * 60:

@@ -112,8 +112,24 @@ public struct Denoiser {
             }
         }
         let patches = finalProjection.apply(normed, rows: rows)
-        return Patches.unpatchify(patches, batch: batch, frames: frames, channels: config.channels,
-                                  height: height, width: width, patch: config.patch)
+        let output = Patches.unpatchify(patches, batch: batch, frames: frames, channels: config.channels,
+                                        height: height, width: width, patch: config.patch)
+        return config.prediction == .clean ? Self.velocity(fromClean: output, x: x, t: t) : output
+    }
+
+    /// v = (x_t − x̂₀) / max(t, 0.05), video by video.
+    static func velocity(fromClean clean: Tensor, x: Tensor, t: [Float]) -> Tensor {
+        var v = x
+        let perVideo = x.count / t.count
+        v.withUnsafeMutablePointer { vp in
+            clean.withUnsafePointer { cp in
+                for (video, time) in t.enumerated() {
+                    let inverse = 1 / max(time, ModelConfig.minimumPredictionTime)
+                    for i in (video * perVideo)..<((video + 1) * perVideo) { vp[i] = (vp[i] - cp[i]) * inverse }
+                }
+            }
+        }
+        return v
     }
 
     /// SiLU(MLP(timestep features)) for each video: the input of every adaLN layer.

@@ -26,6 +26,18 @@ public struct ModelConfig: Codable, Sendable, Equatable {
     public var vocabulary: String = "vocab.txt"
     /// Render defaults that suit this model.
     public var defaults: RenderDefaults = RenderDefaults()
+    /// What the network outputs: the velocity itself, or the clean video, from which the
+    /// velocity follows as v = (x_t − x̂₀) / t. Pixel-space models whose patches have more
+    /// values than the transformer is wide must predict the clean video: the noise they would
+    /// otherwise have to reproduce does not fit through the width.
+    public var prediction: Prediction = .velocity
+
+    public enum Prediction: String, Codable, Sendable {
+        case velocity, clean
+    }
+
+    /// The smallest t the clean-to-velocity conversion divides by.
+    public static let minimumPredictionTime: Float = 0.05
 
     public static let currentFormat = "reel-dit/1"
 
@@ -70,10 +82,11 @@ public struct ModelConfig: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case format, channels, canvasHeight, canvasWidth, windowFrames, fps, patch, width, depth, heads, mlpRatio, text, vocabulary, defaults
+        case prediction
     }
 
     /// Reads config.json; `channels` (3), `mlp_ratio` (4), `vocabulary` (vocab.txt) and
-    /// `defaults` may be left out.
+    /// `defaults` and `prediction` (velocity) may be left out.
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         format = try c.decode(String.self, forKey: .format)
@@ -90,6 +103,7 @@ public struct ModelConfig: Codable, Sendable, Equatable {
         text = try c.decode(TextEncoderConfig.self, forKey: .text)
         vocabulary = try c.decodeIfPresent(String.self, forKey: .vocabulary) ?? "vocab.txt"
         defaults = try c.decodeIfPresent(RenderDefaults.self, forKey: .defaults) ?? RenderDefaults()
+        prediction = try c.decodeIfPresent(Prediction.self, forKey: .prediction) ?? .velocity
     }
 
     /// Checks the numbers fit together; the error names the field.

@@ -1,8 +1,7 @@
-import Diffusion
 import Wire
 import Foundation
 
-/// Shows sampler progress: a redrawn bar on a terminal, one plain line per step otherwise
+/// Shows a job's progress: a redrawn bar on a terminal, one plain line per change otherwise
 /// (for logs and pipes).
 final class ProgressDisplay {
     let interactive = isatty(STDERR_FILENO) == 1
@@ -19,15 +18,10 @@ final class ProgressDisplay {
         update(done: Int(status.stepsDone), total: Int(status.stepsTotal), seconds: status.secondsElapsed, detail: chunks)
     }
 
-    func update(_ progress: StepProgress) {
-        update(done: progress.step, total: progress.steps, seconds: progress.seconds)
-    }
-
     /// `done` of `total` steps (summed over chunks and tiles) after `seconds`.
     func update(done: Int, total: Int, seconds: Double, detail: String = "") {
         guard done != lastDone else { return }
         lastDone = done
-        let progress = (step: done, steps: total)
         let fraction = Double(done) / Double(total)
         let perStep = seconds / Double(max(done, 1))
         let remaining = perStep * Double(total - done)
@@ -35,10 +29,10 @@ final class ProgressDisplay {
         if interactive {
             let width = 30, filled = Int(fraction * Double(width))
             let bar = String(repeating: "█", count: filled) + String(repeating: "·", count: width - filled)
-            write("\r\(label) [\(bar)] \(progress.step)/\(progress.steps) steps  \(timing)\u{1B}[K")
-            if progress.step == progress.steps { write("\n") }
+            write("\r\(label) [\(bar)] \(done)/\(total) steps  \(timing)\u{1B}[K")
+            if done == total { write("\n") }
         } else {
-            write("\(label): step \(progress.step)/\(progress.steps) (\(Int(fraction * 100))%), \(timing)\n")
+            write("\(label): step \(done)/\(total) (\(Int(fraction * 100))%), \(timing)\n")
         }
     }
 

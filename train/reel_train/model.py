@@ -10,6 +10,7 @@ from torch import nn
 
 EPS = 1e-6
 TIMESTEP_FEATURES = 256
+MINIMUM_PREDICTION_TIME = 0.05  # ModelConfig.minimumPredictionTime
 
 
 def sincos(positions, width):
@@ -205,4 +206,8 @@ class Reel(nn.Module):
             h = block(h, c, context, mask)
         shift, scale = self.final.adaln(c)[:, None, None, :].chunk(2, dim=-1)
         out = self.final.linear(layer_norm(h) * (1 + scale) + shift)
-        return out.reshape(B, Fr, gh, gw, C, p, p).permute(0, 1, 4, 2, 5, 3, 6).reshape(B, Fr, C, H, W)
+        out = out.reshape(B, Fr, gh, gw, C, p, p).permute(0, 1, 4, 2, 5, 3, 6).reshape(B, Fr, C, H, W)
+        if self.cfg.get("prediction", "velocity") == "clean":
+            # The network predicts the clean video; the velocity follows from it.
+            return (x - out) / t.clamp(min=MINIMUM_PREDICTION_TIME)[:, None, None, None, None]
+        return out
