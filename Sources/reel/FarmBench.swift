@@ -89,6 +89,7 @@ struct FarmBench: ParsableCommand {
     /// with one compute thread each, from submission to the finished video.
     static func timeJob(_ job: Reel_V1_JobSpec, workerProcesses: Int) throws -> (seconds: Double, bytesPerShard: Double, videoPath: String) {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("reel-bench-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
         let farm = try LocalFarm(workerCount: 0, library: ModelLibrary(names: []), dataDirectory: directory, bind: "tcp://127.0.0.1:*")
         defer { farm.stop() }
         let processes = try (0..<workerProcesses).map { index in
@@ -101,13 +102,7 @@ struct FarmBench: ParsableCommand {
             guard Date() < deadline else { throw UserError("worker processes did not join within 30 s") }
             Thread.sleep(forTimeInterval: 0.05)
         }
-        let before = farm.coordinator.statistics
-        let clock = ContinuousClock(), start = clock.now
-        let id = try client.submit(job)
-        let status = try client.wait(for: id, interval: 0.02)
-        let seconds = (clock.now - start).seconds
-        guard status.state == .done else { throw UserError("bench job \(Watch.name(status.state)): \(status.error)") }
-        let after = farm.coordinator.statistics
+        let (id, seconds, before, after) = try measure(job, on: farm, client: client)
         let shards = max(1, after.resultsAccepted - before.resultsAccepted)
         let bytes = (after.bytesSent - before.bytesSent) + (after.bytesReceived - before.bytesReceived)
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("reel-bench-\(UUID().uuidString).mp4").path
@@ -132,14 +127,21 @@ struct FarmBench: ParsableCommand {
         defer { farm.stop() }
         let client = try FarmClient(context: farm.context, endpoint: farm.endpoint, timeoutSeconds: 60)
         while try client.workers().count < 2 { Thread.sleep(forTimeInterval: 0.01) }
+        let (_, seconds, before, after) = try measure(job, on: farm, client: client)
+        return (after.resultsAccepted - before.resultsAccepted, seconds, after.cpuSeconds - before.cpuSeconds)
+    }
+
+    /// Submits `job`, waits for it, and returns its id, the seconds from submission to the
+    /// finished video, and the coordinator's counters before and after.
+    static func measure(_ job: Reel_V1_JobSpec, on farm: LocalFarm, client: FarmClient) throws
+        -> (id: String, seconds: Double, before: CoordinatorStatistics, after: CoordinatorStatistics) {
         let before = farm.coordinator.statistics
         let clock = ContinuousClock(), start = clock.now
         let id = try client.submit(job)
         let status = try client.wait(for: id, interval: 0.01)
         let seconds = (clock.now - start).seconds
-        guard status.state == .done else { throw UserError("dispatch job \(Watch.name(status.state)): \(status.error)") }
-        let after = farm.coordinator.statistics
-        return (after.resultsAccepted - before.resultsAccepted, seconds, after.cpuSeconds - before.cpuSeconds)
+        guard status.state == .done else { throw UserError("bench job \(Watch.name(status.state)): \(status.error)") }
+        return (id, seconds, before, farm.coordinator.statistics)
     }
 
     // MARK: seams
