@@ -37,6 +37,8 @@ def arguments(argv=None):
     p.add_argument("--horizon", type=int, default=40000, help="steps of the cosine decay")
     p.add_argument("--ema", type=float, default=0.999)
     p.add_argument("--caption-dropout", type=float, default=0.1)
+    p.add_argument("--uniform-t", type=float, default=0.25,
+                   help="share of timesteps drawn uniformly instead of logit-normal (reaches t near 0 and 1)")
     p.add_argument("--checkpoint-every", type=int, default=100)
     p.add_argument("--threads", type=int, default=os.cpu_count())
     p.add_argument("--seed", type=int, default=0)
@@ -51,10 +53,19 @@ def learning_rate(step, args):
     return args.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def flow_loss(model, clips, tokens, mask, generator):
-    """Rectified flow: x_t = (1-t) x0 + t e, predict v = e - x0, t logit-normal."""
+def timesteps(b, uniform_share, generator, device):
+    """Logit-normal t, with a share drawn uniformly: logit-normal alone rarely trains t near 1,
+    where every sample starts, or near 0, where it ends."""
+    logit_normal = torch.sigmoid(torch.randn(b, generator=generator, device=device))
+    uniform = torch.rand(b, generator=generator, device=device)
+    pick = torch.rand(b, generator=generator, device=device) < uniform_share
+    return torch.where(pick, uniform, logit_normal)
+
+
+def flow_loss(model, clips, tokens, mask, generator, uniform_share=0.0):
+    """Rectified flow: x_t = (1-t) x0 + t e, predict v = e - x0, t mostly logit-normal."""
     b = clips.shape[0]
-    t = torch.sigmoid(torch.randn(b, generator=generator, device=clips.device))
+    t = timesteps(b, uniform_share, generator, clips.device)
     noise = torch.randn(clips.shape, generator=generator, device=clips.device)
     tt = t[:, None, None, None, None]
     x = (1 - tt) * clips + tt * noise
@@ -114,7 +125,7 @@ def main(argv=None):
         lr = learning_rate(step, args)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        loss = flow_loss(model, clips, tokens, mask, generator)
+        loss = flow_loss(model, clips, tokens, mask, generator, args.uniform_t)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
