@@ -13,6 +13,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         // System libraries: one target per C library, found with pkg-config.
@@ -41,7 +42,8 @@ let package = Package(
                 exclude: ["Generated/README.md"]),
         .target(name: "Worker", dependencies: ["Diffusion", "Wire", .product(name: "Logging", package: "swift-log")]),
         .target(name: "Coordinator", dependencies: ["Planning", "Diffusion", "Worker", "Wire", "Media",
-                                                    .product(name: "Logging", package: "swift-log")]),
+                                                    .product(name: "Logging", package: "swift-log"),
+                                                    .product(name: "GRDB", package: "GRDB.swift")]),
 
         // The command-line tool: parses, calls a library, prints.
         .executableTarget(

@@ -16,6 +16,17 @@ public struct CoordinatorOptions: Sendable {
     public var liveness: Int = 5
     /// Largest frame a peer may send; a bigger one disconnects that peer.
     public var maxMessageBytes: Int64 = 64 << 20
+    /// Seconds a shard may go without finishing a step before it is given to another worker.
+    public var shardTimeout: Double = 600
+    /// Attempts of one shard that may fail before its job fails.
+    public var maxShardAttempts = 3
+    /// Failed shards after which a worker is kept off a job.
+    public var failuresBeforeBlocking = 2
+    /// Unfinished jobs one client may have; more submissions are refused until some end.
+    public var maxActiveJobsPerClient = 32
+    /// Whether a job may name its model by a path (only a coordinator inside `reel render`);
+    /// a farm accepts package names alone.
+    public var modelPathsAllowed = false
 
     public init(bind: [String], dataDirectory: String) {
         self.bind = bind
@@ -53,10 +64,17 @@ public final class CoordinatorServer: @unchecked Sendable {
     private var workers: [Data: WorkerRecord] = [:]
     private var jobs: [String: FarmJob] = [:]
     private var jobOrder: [String] = []
-    /// Assignments released by their jobs, waiting for a worker with credit; `pendingStart`
-    /// is the first not yet sent (the array is compacted when it is all sent).
+    /// The durable side: job rows, and checkpoints of running jobs written off this thread.
+    private let store: JobStore
+    private let checkpoints: CheckpointWriter
+    /// Jobs with results newer than their last checkpoint.
+    private var uncheckpointed: Set<String> = []
+    /// (client, idempotency key) → job id, so a resubmission finds the first job.
+    private var submissions: [String: String] = [:]
+    /// This life's number, the high half of every attempt id.
+    private let epoch: UInt64
+    /// Assignments released by their jobs, waiting for a worker with credit.
     private var pending: [(job: String, assignment: ShardAssignment)] = []
-    private var pendingStart = 0
     private var modelConfigs: [String: ModelConfig] = [:]
     private let clock = ContinuousClock()
     private var lastHeartbeat: ContinuousClock.Instant
@@ -68,6 +86,12 @@ public final class CoordinatorServer: @unchecked Sendable {
         self.options = options
         self.context = context
         try FileManager.default.createDirectory(atPath: "\(options.dataDirectory)/jobs", withIntermediateDirectories: true)
+        store = try JobStore(directory: options.dataDirectory)
+        epoch = try store.nextEpoch()
+        let logger = self.logger
+        checkpoints = CheckpointWriter(store: store, directory: "\(options.dataDirectory)/jobs") { job, error in
+            logger.error("cannot checkpoint \(job): \(error); it will be computed again after a restart")
+        }
         router = try ZMQSocket(context, .router, maxMessageBytes: options.maxMessageBytes)
         monitor = try router.monitor(context)
         for endpoint in options.bind {
@@ -75,6 +99,7 @@ public final class CoordinatorServer: @unchecked Sendable {
             endpoints.append(endpoint.hasPrefix("tcp://") ? router.lastEndpoint : endpoint)
         }
         lastHeartbeat = clock.now
+        try restoreJobs()
     }
 
     /// Asks `run` to return; safe from any thread.
@@ -102,11 +127,13 @@ public final class CoordinatorServer: @unchecked Sendable {
             }
             reapSilentWorkers(now)
             dispatch()
+            checkpointProgress()
             publishStatistics()
         }
         for worker in workers.values {
             try? router.send([worker.identity] + Envelope(.disconnect, Reel_V1_Disconnect.with { $0.reason = "coordinator stopping" }).frames, dontWait: true)
         }
+        flushCheckpoints()
         logger.info("coordinator stopped")
     }
 
@@ -154,19 +181,20 @@ public final class CoordinatorServer: @unchecked Sendable {
         case .hello: try register(peer, envelope.decode(Reel_V1_WorkerHello.self))
         case .ready:
             let ready = try envelope.decode(Reel_V1_Ready.self)
-            guard workers[peer] != nil else {
-                send(.disconnect, Reel_V1_Disconnect.with { $0.reason = "unknown worker: send hello first" }, to: peer)
-                return
-            }
+            guard workers[peer] != nil else { return sayHelloFirst(peer) }
             workers[peer]!.credits += Int(ready.credits)
         case .heartbeat:
             let beat = try envelope.decode(Reel_V1_Heartbeat.self)
-            workers[peer]?.stepsDone = Int(beat.stepsDone)
+            guard workers[peer] != nil else { return sayHelloFirst(peer) }
+            if Int(beat.stepsDone) != workers[peer]!.stepsDone {
+                workers[peer]!.stepsDone = Int(beat.stepsDone)
+                workers[peer]!.progressAt = clock.now
+            }
         case .result: try accept(envelope, from: peer)
         case .disconnect:
             let reason = try envelope.decode(Reel_V1_Disconnect.self).reason
             drop(peer, reason: "left: \(reason)", level: .info)
-        case .submit: reply(to: peer) { try self.submit(envelope) }
+        case .submit: reply(to: peer) { try self.submit(envelope, from: "anonymous") }
         case .status: reply(to: peer) { try self.status(envelope) }
         case .cancel: reply(to: peer) { try self.cancel(envelope) }
         case .workers: reply(to: peer) { (.workersReply, self.workersReply(), []) }
@@ -176,12 +204,18 @@ public final class CoordinatorServer: @unchecked Sendable {
         }
     }
 
+    /// A worker this coordinator does not know (it restarted, or reaped the worker): the
+    /// worker reconnects and says hello, instead of waiting out its liveness.
+    private func sayHelloFirst(_ peer: Data) {
+        send(.disconnect, Reel_V1_Disconnect.with { $0.reason = "unknown worker: send hello first" }, to: peer)
+    }
+
     private func register(_ peer: Data, _ hello: Reel_V1_WorkerHello) throws {
         guard hello.protocolVersion == Envelope.protocolVersion else {
             throw WireError("protocol version \(hello.protocolVersion); this coordinator speaks \(Envelope.protocolVersion)")
         }
         if workers[peer] != nil { drop(peer, reason: "said hello again") }
-        workers[peer] = WorkerRecord(identity: peer, hello: hello, lastSeen: clock.now)
+        workers[peer] = WorkerRecord(identity: peer, hello: hello, lastSeen: clock.now, progressAt: clock.now)
         logger.info("worker \(hello.workerID) joined from \(hello.hostname): \(hello.threads) thread(s), models \(hello.models.joined(separator: ", ")), OpenBLAS \(hello.cpuKernel)")
     }
 
@@ -201,12 +235,14 @@ public final class CoordinatorServer: @unchecked Sendable {
         guard workers[peer] != nil else { return }  // a worker presumed dead: its result is stale anyway
         if workers[peer]?.current?.attempt == result.attempt { workers[peer]!.current = nil }
         guard let job = jobs[result.jobID], job.isActive else { return }
+        let region = Int(result.region)
         if !result.error.isEmpty {
-            logger.warning("shard \(result.jobID)/\(result.region) failed on \(workers[peer]!.name): \(result.error)")
-            job.run.requeue(region: Int(result.region))
+            guard job.run.isRunning(region: region, attempt: result.attempt) else { return }
+            logger.warning("shard \(result.jobID)/\(region) failed on \(workers[peer]!.name): \(result.error)")
+            job.run.requeue(region: region)
+            shardFailed(job, region: region, on: workers[peer]!.name, reason: result.error)
             return
         }
-        let region = Int(result.region)
         guard region < job.run.plan.regions.count,
               result.shape.count == job.run.plan.regions[region].box.count(channels: job.run.plan.channels) else {
             throw WireError("result for region \(region) of \(result.jobID) has the wrong shape")
@@ -221,7 +257,23 @@ public final class CoordinatorServer: @unchecked Sendable {
         }
         workers[peer]!.shardsCompleted += 1
         counters.resultsAccepted += 1
+        uncheckpointed.insert(job.id)
+        job.shardFailures[region] = nil
         if job.run.isComplete { finish(job) }
+    }
+
+    /// A shard that failed runs again on another worker, up to `maxShardAttempts` in all; a
+    /// worker that fails `failuresBeforeBlocking` shards of a job is kept off that job.
+    private func shardFailed(_ job: FarmJob, region: Int, on worker: String, reason: String) {
+        job.shardFailures[region, default: []].append(worker)
+        job.workerFailures[worker, default: 0] += 1
+        if job.workerFailures[worker] == options.failuresBeforeBlocking {
+            logger.warning("worker \(worker) failed \(options.failuresBeforeBlocking) shards of \(job.id); it is kept off that job")
+        }
+        let attempts = job.shardFailures[region]!.count
+        if attempts >= options.maxShardAttempts {
+            end(job, .failed("region \(region) failed \(attempts) times (on \(Set(job.shardFailures[region]!).sorted().joined(separator: ", "))); last error: \(reason)"))
+        }
     }
 
     private func finish(_ job: FarmJob) {
@@ -233,14 +285,102 @@ public final class CoordinatorServer: @unchecked Sendable {
         do {
             try VideoEncoder.writeMP4(video, options: EncodeOptions(fps: spec.fps, scale: job.outputScale), to: path)
             job.outputPath = path
-            job.state = .done
             job.finishedSeconds = (clock.now - job.started).seconds
+            end(job, .done)
             logger.info("job \(job.id) done in \(String(format: "%.1f", job.finishedSeconds!)) s: \(path), latent digest \(job.latentDigest)")
         } catch {
-            job.state = .failed("encoding failed: \(error)")
-            logger.error("job \(job.id) failed: \(error)")
+            end(job, .failed("encoding failed: \(error)"))
         }
         publishStatistics()  // whoever sees the job end sees the counters that include it
+    }
+
+    /// Ends a job in memory and in the store; its checkpoint and input are no longer needed.
+    private func end(_ job: FarmJob, _ state: FarmJob.State) {
+        job.state = state
+        if case .failed(let reason) = state { logger.error("job \(job.id) failed: \(reason)") }
+        var error = ""
+        if case .failed(let reason) = state { error = reason }
+        do {
+            try store.finish(job.id, state: state.stored, error: error, outputPath: job.outputPath ?? "",
+                             latentDigest: job.latentDigest, finishedSeconds: job.finishedSeconds)
+        } catch {
+            logger.error("cannot record the end of job \(job.id): \(error)")
+        }
+        uncheckpointed.remove(job.id)
+        checkpoints.discard(job.id)
+        try? FileManager.default.removeItem(atPath: inputPath(job.id))
+    }
+
+    // MARK: durability
+
+    private func inputPath(_ id: String) -> String { "\(options.dataDirectory)/jobs/\(id).input" }
+
+    /// Hands the newest state of each job with new results to the checkpoint writer, unless
+    /// a write of that job is still under way (the next pass takes it).
+    private func checkpointProgress() {
+        for id in uncheckpointed where !checkpoints.isWriting(id) {
+            guard let job = jobs[id], job.isActive else { continue }
+            checkpoints.write(id, job.run.checkpoint(), stepsDone: job.run.stepsDone)
+            uncheckpointed.remove(id)
+        }
+    }
+
+    /// Writes every outstanding checkpoint and waits for the disk: a stopping coordinator
+    /// leaves nothing behind that a restart would have to compute again.
+    private func flushCheckpoints() {
+        checkpoints.flush()
+        checkpointProgress()
+        checkpoints.flush()
+    }
+
+    /// Rebuilds every job of the store; running ones continue from their checkpoints.
+    private func restoreJobs() throws {
+        for stored in try store.all() {
+            if !stored.idempotencyKey.isEmpty { submissions[stored.client + "\n" + stored.idempotencyKey] = stored.id }
+            do {
+                let job = try restore(stored)
+                jobs[job.id] = job
+                jobOrder.append(job.id)
+            } catch {
+                logger.error("cannot restore job \(stored.id): \(error)")
+                try? store.finish(stored.id, state: "failed", error: "could not be restored after a restart: \(error)")
+            }
+        }
+        sortJobOrder()
+        let running = jobs.values.filter(\.isActive)
+        if !jobs.isEmpty {
+            logger.info("restored \(jobs.count) job(s) from \(store.path), \(running.count) still running")
+        }
+        for job in running where job.run.isComplete { finish(job) }
+    }
+
+    private func restore(_ stored: StoredJob) throws -> FarmJob {
+        let message = try Reel_V1_JobSpec(serializedBytes: stored.spec)
+        let config = try modelConfig(message.model)
+        let spec = JobSpec(resolving: message, with: config)
+        let state = FarmJob.State(stored: stored.state, error: stored.error)
+        let input = state == .running && message.withInput
+            ? try LatentCodec.decode(Data(contentsOf: URL(fileURLWithPath: inputPath(stored.id))),
+                                     count: spec.frames * config.channels * spec.width * spec.height)
+            : nil
+        let job = FarmJob(id: stored.id, client: stored.client, spec: spec, outputScale: max(1, Int(message.outputScale)),
+                          model: ModelShape(config), channels: config.channels, input: input,
+                          firstAttempt: epoch << 32 | 1, submitted: Date(timeIntervalSince1970: Double(stored.submittedMs) / 1000))
+        job.state = state
+        job.outputPath = stored.outputPath.isEmpty ? nil : stored.outputPath
+        job.latentDigest = stored.latentDigest
+        job.finishedSeconds = stored.finishedSeconds
+        guard state == .running else { return job }
+        let path = checkpoints.path(for: stored.id)
+        if FileManager.default.fileExists(atPath: path) {
+            do {
+                try job.run.restore(CheckpointFile.read(path))
+                logger.info("job \(job.id) resumes at \(job.run.stepsDone)/\(job.run.stepsTotal) region steps")
+            } catch {
+                logger.warning("job \(job.id): checkpoint unusable (\(error)); it starts again from the first step")
+            }
+        }
+        return job
     }
 
     // MARK: scheduling
@@ -250,21 +390,29 @@ public final class CoordinatorServer: @unchecked Sendable {
             guard let job = jobs[id], job.isActive else { continue }
             pending += job.run.takeReadyShards().map { (id, $0) }
         }
-        while pendingStart < pending.count {
-            let (jobID, assignment) = pending[pendingStart]
-            guard let job = jobs[jobID], job.isActive else {
-                pendingStart += 1
-                continue
+        guard !pending.isEmpty, workers.values.contains(where: { $0.credits > 0 }) else { return }
+        var waiting: [(job: String, assignment: ShardAssignment)] = []
+        for (jobID, assignment) in pending {
+            guard let job = jobs[jobID], job.isActive else { continue }
+            if let worker = bestWorker(for: job, region: assignment.region) {
+                send(assignment, of: job, to: worker)
+            } else {
+                waiting.append((jobID, assignment))
             }
-            guard let worker = workers.values.filter({ $0.credits > 0 && $0.hello.models.contains(job.spec.model) })
-                .min(by: { $0.shardsCompleted < $1.shardsCompleted }) else { break }
-            pendingStart += 1
-            send(assignment, of: job, to: worker.identity)
         }
-        if pendingStart == pending.count || pendingStart > 1024 {
-            pending.removeFirst(pendingStart)
-            pendingStart = 0
+        pending = waiting
+    }
+
+    /// The least-used worker with credit that offers the job's model and is not kept off the
+    /// job; one that has not failed this region is preferred.
+    private func bestWorker(for job: FarmJob, region: Int) -> Data? {
+        let failedHere = job.shardFailures[region] ?? []
+        let able = workers.values.filter {
+            $0.credits > 0 && $0.hello.models.contains(job.spec.model)
+                && job.workerFailures[$0.name, default: 0] < options.failuresBeforeBlocking
         }
+        let fresh = able.filter { !failedHere.contains($0.name) }
+        return (fresh.isEmpty ? able : fresh).min(by: { $0.shardsCompleted < $1.shardsCompleted })?.identity
     }
 
     private func send(_ assignment: ShardAssignment, of job: FarmJob, to peer: Data) {
@@ -281,6 +429,8 @@ public final class CoordinatorServer: @unchecked Sendable {
         let payloads = [LatentCodec.encode(assignment.latent), assignment.state.map(LatentCodec.encode) ?? Data()]
         workers[peer]!.credits -= 1
         workers[peer]!.current = (job.id, assignment.region, assignment.attempt)
+        workers[peer]!.stepsDone = 0
+        workers[peer]!.progressAt = clock.now
         counters.assignmentsSent += 1
         if !send(.assignment, message, payloads: payloads, to: peer) {
             drop(peer, reason: "unreachable")
@@ -293,8 +443,18 @@ public final class CoordinatorServer: @unchecked Sendable {
 
     private func reapSilentWorkers(_ now: ContinuousClock.Instant) {
         let limit = options.heartbeatInterval * Double(options.liveness)
-        for worker in workers.values where (now - worker.lastSeen).seconds > limit {
-            drop(worker.identity, reason: "silent for more than \(options.liveness) heartbeats")
+        for worker in workers.values {
+            if (now - worker.lastSeen).seconds > limit {
+                drop(worker.identity, reason: "silent for more than \(options.liveness) heartbeats")
+            } else if let current = worker.current, (now - worker.progressAt).seconds > options.shardTimeout {
+                // Alive but stuck: the shard goes to someone else; this worker's result, if it
+                // ever comes, belongs to a superseded attempt and is dropped.
+                workers[worker.identity]!.current = nil
+                if let job = jobs[current.job], job.isActive {
+                    job.run.requeue(region: current.region)
+                    logger.warning("shard \(current.job)/\(current.region) made no progress on \(worker.name) for \(Int(options.shardTimeout)) s; reassigned")
+                }
+            }
         }
     }
 
@@ -313,8 +473,26 @@ public final class CoordinatorServer: @unchecked Sendable {
         }
     }
 
-    private func submit(_ envelope: Envelope) throws -> Reply {
+    private func sortJobOrder() {
+        jobOrder.sort { (jobs[$0]!.spec.priority, 0) > (jobs[$1]!.spec.priority, 1) }
+    }
+
+    private func submit(_ envelope: Envelope, from client: String) throws -> Reply {
         let request = try envelope.decode(Reel_V1_SubmitRequest.self)
+        if !request.idempotencyKey.isEmpty, let known = submissions[client + "\n" + request.idempotencyKey] {
+            logger.info("resubmission of \(known) (idempotency key \(request.idempotencyKey))")
+            return (.submitReply, Reel_V1_SubmitReply.with { $0.jobID = known }, [])
+        }
+        guard request.idempotencyKey.count <= 128 else {
+            throw CoordinatorError("idempotency_key is \(request.idempotencyKey.count) characters; at most 128")
+        }
+        guard options.modelPathsAllowed || JobLimits.isPackageName(request.spec.model) else {
+            throw CoordinatorError("model \(request.spec.model.prefix(80).debugDescription) is not a package name; use 1 to \(JobLimits.maxModelNameCharacters) letters, digits, '.', '_' or '-'")
+        }
+        let active = jobs.values.count(where: { $0.client == client && $0.isActive })
+        guard active < options.maxActiveJobsPerClient else {
+            throw CoordinatorError("client \(client) has \(active) unfinished jobs, the most this coordinator takes; wait for some to finish or cancel them")
+        }
         let config = try modelConfig(request.spec.model)
         var spec = JobSpec(resolving: request.spec, with: config)
         var input: [Float]?
@@ -328,11 +506,18 @@ public final class CoordinatorServer: @unchecked Sendable {
         }
         try spec.validate(for: ModelShape(config))
         let id = "j" + String(UInt64.random(in: 0..<(1 << 48)), radix: 16)
-        let job = FarmJob(id: id, spec: spec, outputScale: max(1, Int(request.spec.outputScale)), model: ModelShape(config),
-                          channels: config.channels, input: input)
+        let outputScale = max(1, Int(request.spec.outputScale))
+        let job = FarmJob(id: id, client: client, spec: spec, outputScale: outputScale, model: ModelShape(config),
+                          channels: config.channels, input: input, firstAttempt: epoch << 32 | 1)
+        // Acknowledged only once it is on disk: the input first, then the row that names it.
+        if let input { try AtomicFile.write(LatentCodec.encode(input), to: inputPath(id)) }
+        try store.insert(StoredJob(id: id, client: client, idempotencyKey: request.idempotencyKey,
+                                   spec: try spec.message(outputScale: outputScale).serializedData(), state: job.state.stored,
+                                   submittedMs: Int64(job.submitted.timeIntervalSince1970 * 1000)))
+        if !request.idempotencyKey.isEmpty { submissions[client + "\n" + request.idempotencyKey] = id }
         jobs[id] = job
         jobOrder.append(id)
-        jobOrder.sort { (jobs[$0]!.spec.priority, 0) > (jobs[$1]!.spec.priority, 1) }
+        sortJobOrder()
         logger.info("job \(id) submitted: \(spec.frames) frames \(spec.width)x\(spec.height), \(job.run.plan.regions.count) region(s) x \(job.run.plan.stepRanges.count) shard(s)")
         if job.run.isComplete { finish(job) }  // strength 0: the input is the answer
         return (.submitReply, Reel_V1_SubmitReply.with { $0.jobID = id }, [])
@@ -360,7 +545,7 @@ public final class CoordinatorServer: @unchecked Sendable {
     private func cancel(_ envelope: Envelope) throws -> Reply {
         let job = try job(try envelope.decode(Reel_V1_CancelRequest.self).jobID)
         if job.isActive {
-            job.state = .cancelled
+            end(job, .cancelled)
             logger.info("job \(job.id) cancelled")
         }
         return (.cancelReply, Reel_V1_CancelReply.with { $0.status = job.status() }, [])

@@ -8,6 +8,25 @@ final class FarmJob {
     enum State: Equatable {
         case running, done, failed(String), cancelled
 
+        /// The name the job store keeps.
+        var stored: String {
+            switch self {
+            case .running: return "running"
+            case .done: return "done"
+            case .failed: return "failed"
+            case .cancelled: return "cancelled"
+            }
+        }
+
+        init(stored: String, error: String) {
+            switch stored {
+            case "done": self = .done
+            case "cancelled": self = .cancelled
+            case "running": self = .running
+            default: self = .failed(error.isEmpty ? "unknown state \(stored) in the job store" : error)
+            }
+        }
+
         var wire: Reel_V1_JobState {
             switch self {
             case .running: return .running
@@ -19,10 +38,11 @@ final class FarmJob {
     }
 
     let id: String
+    let client: String
     let spec: JobSpec
     let outputScale: Int
     let run: JobRun
-    let submitted = Date()
+    let submitted: Date
     let clock = ContinuousClock()
     let started: ContinuousClock.Instant
     var state: State = .running
@@ -30,13 +50,20 @@ final class FarmJob {
     /// The MP4 in the data directory, once done.
     var outputPath: String?
     var latentDigest = ""
+    /// Workers the current shard of each region failed on, in order.
+    var shardFailures: [Int: [String]] = [:]
+    /// Shards of this job each worker failed.
+    var workerFailures: [String: Int] = [:]
 
     /// `input`: planar frames of an input video, at the job's canvas and frame count.
-    init(id: String, spec: JobSpec, outputScale: Int, model: ModelShape, channels: Int, input: [Float]? = nil) {
+    init(id: String, client: String = "", spec: JobSpec, outputScale: Int, model: ModelShape, channels: Int,
+         input: [Float]? = nil, firstAttempt: UInt64 = 1, submitted: Date = Date()) {
         self.id = id
+        self.client = client
         self.spec = spec
         self.outputScale = outputScale
-        run = JobRun(spec: spec, model: model, channels: channels) { box in
+        self.submitted = submitted
+        run = JobRun(spec: spec, model: model, channels: channels, firstAttempt: firstAttempt) { box in
             spec.startingLatent(box, channels: channels, input: input)
         }
         started = clock.now
@@ -49,7 +76,7 @@ final class FarmJob {
         status.jobID = id
         status.state = state.wire
         status.spec = spec.message(outputScale: outputScale)
-        status.stepsDone = UInt32(run.stepsDone)
+        status.stepsDone = UInt32(state == .done ? run.stepsTotal : run.stepsDone)
         status.stepsTotal = UInt32(run.stepsTotal)
         status.chunks = UInt32(run.plan.chunks.count)
         status.tiles = UInt32(run.plan.tileRows.count * run.plan.tileColumns.count)
@@ -88,6 +115,8 @@ struct WorkerRecord {
     /// The shard it is computing: job, region and attempt.
     var current: (job: String, region: Int, attempt: UInt64)?
     var stepsDone = 0
+    /// When its shard last finished a step (or was handed over).
+    var progressAt: ContinuousClock.Instant
     var shardsCompleted = 0
 
     var name: String { hello.workerID.isEmpty ? identity.map { String(format: "%02x", $0) }.joined() : hello.workerID }

@@ -41,7 +41,10 @@ public final class JobRun {
     }
 
     /// snapshots[region][step]; kept until every overlapping region has moved past the step.
+    /// The first step's are not kept: `initialLatent` draws them again when they are needed,
+    /// so a queued job holds no latents at all.
     private var snapshots: [[Int: Snapshot]]
+    private let initialLatent: (Box) -> [Float]
     /// The last step each region has a result for.
     public private(set) var progress: [Int]
     private var inFlight: [Int: (attempt: UInt64, steps: Range<Int>)] = [:]
@@ -51,14 +54,17 @@ public final class JobRun {
     private var candidates: Set<Int>
 
     /// `initialLatent` gives a box's latent at the first step: the seed's noise, or for an
-    /// input video its frames noised to that step's time.
-    public init(spec: JobSpec, model: ModelShape, channels: Int = 3, initialLatent: (Box) -> [Float]) {
+    /// input video its frames noised to that step's time. Attempt ids count up from
+    /// `firstAttempt`: a coordinator starts each life at a new epoch, so ids never repeat.
+    public init(spec: JobSpec, model: ModelShape, channels: Int = 3, firstAttempt: UInt64 = 1,
+                initialLatent: @escaping (Box) -> [Float]) {
         self.spec = spec
         plan = RenderPlan(spec: spec, model: model, channels: channels)
-        let first = plan.firstStep
-        snapshots = plan.regions.map { [first: Snapshot(latent: initialLatent($0.box), state: nil)] }
-        progress = [Int](repeating: first, count: plan.regions.count)
+        snapshots = plan.regions.map { _ in [:] }
+        progress = [Int](repeating: plan.firstStep, count: plan.regions.count)
         candidates = Set(plan.regions.indices)
+        nextAttempt = firstAttempt
+        self.initialLatent = initialLatent
     }
 
     public var isComplete: Bool { progress.allSatisfy { $0 == plan.steps } }
@@ -73,7 +79,7 @@ public final class JobRun {
         return looked.compactMap { region in
             let step = progress[region]
             guard inFlight[region] == nil, step < plan.steps,
-                  plan.overlapping[region].allSatisfy({ snapshots[$0][step] != nil }),
+                  plan.overlapping[region].allSatisfy({ hasSnapshot($0, at: step) }),
                   let steps = plan.stepRange(startingAt: step) else { return nil }
             let input = fusedInput(region, at: step)
             let attempt = nextAttempt
@@ -102,11 +108,68 @@ public final class JobRun {
         return .accepted
     }
 
+    /// Whether `attempt` is the running attempt of `region`.
+    public func isRunning(region: Int, attempt: UInt64) -> Bool { inFlight[region]?.attempt == attempt }
+
     /// Forgets the running attempt of `region` (its worker was lost or failed): it becomes
     /// ready again under a new attempt id, and the old attempt's result will be dropped.
     public func requeue(region: Int) {
         inFlight[region] = nil
         candidates.insert(region)
+    }
+
+    // MARK: checkpoints
+
+    /// Everything a run needs to go on after a restart: each region's progress and the
+    /// snapshots still held. Shards in flight are not part of it: they run again, from the same
+    /// inputs, so the output is the same bits.
+    public struct Checkpoint: Equatable, Sendable {
+        public struct Entry: Equatable, Sendable {
+            public let region: Int
+            public let step: Int
+            public let latent: [Float]
+            public let state: [Float]?
+        }
+        public var progress: [Int]
+        public var entries: [Entry]
+    }
+
+    public func checkpoint() -> Checkpoint {
+        var entries: [Checkpoint.Entry] = []
+        for region in plan.regions.indices {
+            for (step, snapshot) in snapshots[region].sorted(by: { $0.key < $1.key }) where step > plan.firstStep {
+                entries.append(.init(region: region, step: step, latent: snapshot.latent, state: snapshot.state))
+            }
+        }
+        return Checkpoint(progress: progress, entries: entries)
+    }
+
+    /// Continues from `checkpoint`, taken of a run of the same spec and plan. Nothing changes
+    /// unless the whole checkpoint fits this plan.
+    public func restore(_ checkpoint: Checkpoint) throws {
+        guard checkpoint.progress.count == plan.regions.count,
+              checkpoint.progress.allSatisfy({ (plan.firstStep...plan.steps).contains($0) }) else {
+            throw CheckpointError("progress of \(checkpoint.progress.count) regions does not fit a plan of \(plan.regions.count)")
+        }
+        for entry in checkpoint.entries {
+            guard plan.regions.indices.contains(entry.region), (plan.firstStep...plan.steps).contains(entry.step),
+                  entry.latent.count == plan.regions[entry.region].box.count(channels: plan.channels),
+                  entry.state.map({ $0.count == entry.latent.count }) ?? true else {
+                throw CheckpointError("a snapshot of region \(entry.region) at step \(entry.step) does not fit the plan")
+            }
+        }
+        for region in plan.regions.indices where checkpoint.progress[region] > plan.firstStep {
+            let step = checkpoint.progress[region]
+            guard checkpoint.entries.contains(where: { $0.region == region && $0.step == step }) else {
+                throw CheckpointError("region \(region) reached step \(step) but its snapshot is missing")
+            }
+        }
+        for entry in checkpoint.entries {
+            snapshots[entry.region][entry.step] = Snapshot(latent: entry.latent, state: entry.state)
+        }
+        progress = checkpoint.progress
+        inFlight.removeAll()
+        candidates = Set(plan.regions.indices)
     }
 
     /// The finished video's latent, fused over the whole canvas.
@@ -115,15 +178,25 @@ public final class JobRun {
         return fuse(plan.wholeVideo, at: plan.steps).latent
     }
 
+    private func hasSnapshot(_ region: Int, at step: Int) -> Bool {
+        step == plan.firstStep || snapshots[region][step] != nil
+    }
+
+    private func snapshot(_ region: Int, at step: Int) -> Snapshot {
+        if let held = snapshots[region][step] { return held }
+        precondition(step == plan.firstStep, "snapshot of region \(region) at step \(step) was released too early")
+        return Snapshot(latent: initialLatent(plan.regions[region].box), state: nil)
+    }
+
     private func fusedInput(_ region: Int, at step: Int) -> Snapshot {
         // At the first step every region holds its own box of the starting latent: nothing to fuse.
-        if step == plan.firstStep { return snapshots[region][step]! }
+        if step == plan.firstStep { return snapshot(region, at: step) }
         return fuse(plan.regions[region].box, at: step, from: plan.overlapping[region])
     }
 
     private func fuse(_ area: Box, at step: Int, from regions: [Int]? = nil) -> Snapshot {
         let sources = regions ?? Array(plan.regions.indices)
-        let parts = sources.map { ($0, snapshots[$0][step]!) }
+        let parts = sources.map { ($0, snapshot($0, at: step)) }
         let latent = Fusion.fuse(area, plan: plan, contributions: parts.map { Fusion.Contribution(region: $0.0, values: $0.1.latent) })
         let states = parts.compactMap { part in part.1.state.map { Fusion.Contribution(region: part.0, values: $0) } }
         let state = states.count == parts.count ? Fusion.fuse(area, plan: plan, contributions: states) : nil
@@ -141,4 +214,10 @@ public final class JobRun {
             }
         }
     }
+}
+
+/// A checkpoint that cannot continue this run.
+public struct CheckpointError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
 }

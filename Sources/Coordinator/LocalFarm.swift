@@ -19,7 +19,9 @@ public final class LocalFarm {
                 computation: WorkerService.Computation? = nil) throws {
         let context = try ZMQContext(), endpoint = bind ?? "inproc://reel-local-\(UUID().uuidString)"
         self.context = context
-        coordinator = try CoordinatorServer(options: CoordinatorOptions(bind: [endpoint], dataDirectory: dataDirectory), context: context)
+        var options = CoordinatorOptions(bind: [endpoint], dataDirectory: dataDirectory)
+        options.modelPathsAllowed = true
+        coordinator = try CoordinatorServer(options: options, context: context)
         let reachable = coordinator.endpoints[0]
         self.endpoint = reachable
         workers = (0..<workerCount).map { index in

@@ -63,6 +63,16 @@ public enum JobLimits {
     public static let maxFPS = 240
     public static let maxPromptCharacters = 2000
     public static let samplers = ["euler", "heun", "dpm++2m"]
+    /// frames × width × height: bounds the latent a coordinator holds for one job (1.5 GiB).
+    public static let maxSamples = 1 << 27
+    public static let maxModelNameCharacters = 64
+
+    /// A model package's name as a farm accepts it: letters, digits, '.', '_' and '-', not
+    /// starting with '.', so a name can never reach outside the model directories.
+    public static func isPackageName(_ name: String) -> Bool {
+        !name.isEmpty && name.count <= maxModelNameCharacters && !name.hasPrefix(".")
+            && name.unicodeScalars.allSatisfy { ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0) || "._-".unicodeScalars.contains($0) }
+    }
 }
 
 /// One field of a spec that is out of bounds, with what would be accepted.
@@ -97,6 +107,8 @@ extension JobSpec {
                 check(value % model.patch == 0, field, "\(value) is not a multiple of the model's patch (\(model.patch))")
             }
         }
+        check(frames * width * height <= JobLimits.maxSamples, "frames",
+              "\(frames) at \(width)x\(height) is \(frames * width * height) pixels; at most \(JobLimits.maxSamples) per job (fewer frames or a smaller size)")
         check((1...JobLimits.maxFPS).contains(fps), "fps", "\(fps) is out of range; use 1 to \(JobLimits.maxFPS)")
         check((1...JobLimits.maxSteps).contains(steps), "steps", "\(steps) is out of range; use 1 to \(JobLimits.maxSteps)")
         check(JobLimits.samplers.contains(sampler), "sampler", "\(sampler) is unknown; use one of \(JobLimits.samplers.joined(separator: ", "))")

@@ -141,7 +141,8 @@ public final class WorkerService: @unchecked Sendable {
             switch envelope.kind {
             case .assignment:
                 compute(try envelope.decode(Reel_V1_ShardAssignment.self), envelope.payloads)
-                send(.ready, Reel_V1_Ready.with { $0.credits = 1 })
+                // A draining worker asks for nothing more; it says goodbye next.
+                if !worker.shouldStop { send(.ready, Reel_V1_Ready.with { $0.credits = 1 }) }
                 // Nothing was read while computing; what the coordinator sent meanwhile is
                 // queued and read next, so its silence is judged from now.
                 lastHeard = worker.clock.now

@@ -64,12 +64,17 @@ struct CoordinatorCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "coordinator",
         abstract: "Run the coordinator daemon: take jobs, plan them, dispatch shards to workers, fuse and encode.",
-        discussion: "Finished videos are kept under DATA-DIR/jobs. Stop with SIGINT or SIGTERM.")
+        discussion: """
+            Jobs live in DATA-DIR/reel.sqlite and running jobs are checkpointed under DATA-DIR/jobs, \
+            so a coordinator restarted on the same data directory resumes every unfinished job. \
+            Finished videos are kept under DATA-DIR/jobs. Stop with SIGINT or SIGTERM: it stops \
+            taking work and writes its checkpoints first.
+            """)
 
     @Option(help: "Endpoint to listen on (repeatable).")
     var bind: [String] = ["tcp://*:5555"]
 
-    @Option(help: "Directory for finished videos.")
+    @Option(help: "Directory for the job store, checkpoints and finished videos.")
     var dataDir: String = "reel-data"
 
     @Option(help: "Largest message frame a peer may send, in MiB; a bigger one disconnects it.")
@@ -77,6 +82,12 @@ struct CoordinatorCommand: ParsableCommand {
 
     @Option(help: "Seconds of silence after which a worker is presumed dead and its shard requeued.")
     var workerTimeout: Int = 5
+
+    @Option(help: "Seconds a shard may go without finishing a step before it is given to another worker.")
+    var shardTimeout: Double = 600
+
+    @Option(help: "Unfinished jobs one client may have; further submissions are refused until some end.")
+    var maxJobsPerClient: Int = 32
 
     @OptionGroup var daemon: DaemonOptions
 
@@ -86,6 +97,9 @@ struct CoordinatorCommand: ParsableCommand {
         var options = CoordinatorOptions(bind: bind, dataDirectory: dataDir)
         options.maxMessageBytes = Int64(try Render.positive(maxMessageMb, "--max-message-mb")) << 20
         options.liveness = try Render.positive(workerTimeout, "--worker-timeout")
+        guard shardTimeout > 0 else { throw UserError("--shard-timeout must be above 0 seconds") }
+        options.shardTimeout = shardTimeout
+        options.maxActiveJobsPerClient = try Render.positive(maxJobsPerClient, "--max-jobs-per-client")
         let server = try CoordinatorServer(options: options, context: try ZMQContext())
         let signals = StopSignals { server.stop() }
         try server.run()

@@ -10,13 +10,33 @@ final class ProcessFarm {
     private(set) var workers: [Process] = []
     /// Prefix for every command, e.g. ["ip", "netns", "exec", "ns"]; empty runs directly.
     let coordinatorWrapper: [String]
+    let coordinatorArguments: [String]
+    /// The coordinator's log of its current life: coordinator.log, then coordinator-2.log, …
+    private(set) var coordinatorLog = "coordinator.log"
+    private var lives = 1
 
     init(coordinatorArguments: [String] = [], wrapper: [String] = [], bind: String = "tcp://127.0.0.1:*") throws {
         directory = try ReelCommand.scratchDirectory()
         coordinatorWrapper = wrapper
-        coordinator = try launch(wrapper, ["coordinator", "--insecure", "--bind", bind, "--data-dir", "\(directory)/data"] + coordinatorArguments,
-                                 log: "coordinator.log")
-        let line = try waitForLog("coordinator.log", containing: "coordinator listening on ")
+        self.coordinatorArguments = coordinatorArguments
+        try startCoordinator(bind: bind)
+    }
+
+    /// `kill -9` of the coordinator, then a new one on the same data directory and endpoint.
+    func restartCoordinator(afterKill: Bool = true) throws {
+        if let coordinator {
+            kill(coordinator.processIdentifier, afterKill ? SIGKILL : SIGTERM)
+            coordinator.waitUntilExit()
+        }
+        lives += 1
+        coordinatorLog = "coordinator-\(lives).log"
+        try startCoordinator(bind: endpoint)
+    }
+
+    private func startCoordinator(bind: String) throws {
+        coordinator = try launch(coordinatorWrapper, ["coordinator", "--insecure", "--bind", bind, "--data-dir", "\(directory)/data"] + coordinatorArguments,
+                                 log: coordinatorLog)
+        let line = try waitForLog(coordinatorLog, containing: "coordinator listening on ")
         // "coordinator listening on tcp://127.0.0.1:43567, data in ..."
         endpoint = String(line.split(separator: " ").first { $0.hasPrefix("tcp://") } ?? "")
         if endpoint.hasSuffix(",") { endpoint.removeLast() }

@@ -1,4 +1,5 @@
 import Coordinator
+import Foundation
 import Diffusion
 import Planning
 import TestSupport
@@ -105,5 +106,58 @@ struct SplitMix: RandomNumberGenerator {
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
         return z ^ (z >> 31)
+    }
+}
+
+/// A run checkpointed at any point and restored into a new run (a restarted coordinator, with
+/// new attempt ids) finishes with the same bits as a run never interrupted.
+@Suite struct CheckpointTests {
+    @Test(arguments: ["euler", "dpm++2m"])
+    func aRestoredRunFinishesWithTheSameBits(sampler: String) throws {
+        let (_, model) = try TestModels.makePackage(config: JobRunTests.modelConfig)
+        let renderer = LocalRenderer(model: model)
+        let spec = JobRunTests.spec(frames: 14, width: 28, steps: 3, sampler: sampler)
+        let uninterrupted = try renderer.render(spec).scalars
+        for restartAfter in [1, 4, 9] {
+            var job = JobRunTests.makeJob(spec)
+            var accepted = 0, restarts = 0
+            var generator = SplitMix(seed: UInt64(restartAfter))
+            var pending: [ShardAssignment] = []
+            while !job.isComplete {
+                pending += job.takeReadyShards()
+                pending.shuffle(using: &generator)
+                #expect(job.accept(try renderer.run(pending.removeLast(), of: job)) == .accepted)
+                accepted += 1
+                if accepted % restartAfter == 0 {
+                    // Through the file format, as a restart reads it. Shards in flight are lost.
+                    let saved = try CheckpointFile.decode(CheckpointFile.encode(job.checkpoint()))
+                    #expect(saved == job.checkpoint())
+                    restarts += 1
+                    job = JobRun(spec: spec, model: ModelShape(JobRunTests.modelConfig), firstAttempt: UInt64(restarts) << 32 | 1) {
+                        spec.initialNoise($0, channels: 3)
+                    }
+                    try job.restore(saved)
+                    pending.removeAll()
+                }
+            }
+            #expect(restarts > 0)
+            #expect(job.finalLatent() == uninterrupted, "restored every \(restartAfter) results")
+        }
+    }
+
+    @Test func damagedCheckpointsAreRefusedWithAReason() throws {
+        let spec = JobRunTests.spec(frames: 14, width: 28, steps: 3)
+        let job = JobRunTests.makeJob(spec)
+        let (_, model) = try TestModels.makePackage(config: JobRunTests.modelConfig)
+        let renderer = LocalRenderer(model: model)
+        for assignment in job.takeReadyShards() { _ = job.accept(try renderer.run(assignment, of: job)) }
+        let bytes = CheckpointFile.encode(job.checkpoint())
+        #expect(throws: CheckpointError.self) { try CheckpointFile.decode(bytes.dropLast(3)) }
+        #expect(throws: CheckpointError.self) { try CheckpointFile.decode(bytes + Data([0])) }
+        #expect(throws: CheckpointError.self) { try CheckpointFile.decode(Data("not a checkpoint".utf8)) }
+        // One that decodes but belongs to another plan changes nothing.
+        let other = JobRunTests.makeJob(JobRunTests.spec(frames: 6, width: 16, steps: 3))
+        #expect(throws: CheckpointError.self) { try other.restore(job.checkpoint()) }
+        #expect(other.stepsDone == 0)
     }
 }

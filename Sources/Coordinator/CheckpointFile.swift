@@ -1,0 +1,93 @@
+import Diffusion
+import Foundation
+import Wire
+
+/// A job's checkpoint on disk: little-endian binary, written to a temporary name and renamed,
+/// so a reader finds the previous checkpoint or the whole new one.
+///
+///     "REELCKP1"
+///     u32 regions, then u32 progress per region
+///     u32 entries, then per entry: u32 region, u32 step, u32 count, u8 has-state,
+///                                  count float32 latent, count float32 state if has-state
+public enum CheckpointFile {
+    static let magic = Data("REELCKP1".utf8)
+
+    public static func encode(_ checkpoint: JobRun.Checkpoint) -> Data {
+        var data = magic
+        data.reserveCapacity(checkpoint.entries.reduce(64) { $0 + 16 + ($1.latent.count + ($1.state?.count ?? 0)) * 4 })
+        data.appendUInt32(checkpoint.progress.count)
+        for step in checkpoint.progress { data.appendUInt32(step) }
+        data.appendUInt32(checkpoint.entries.count)
+        for entry in checkpoint.entries {
+            data.appendUInt32(entry.region)
+            data.appendUInt32(entry.step)
+            data.appendUInt32(entry.latent.count)
+            data.append(entry.state == nil ? 0 : 1)
+            data.append(LatentCodec.encode(entry.latent))
+            if let state = entry.state { data.append(LatentCodec.encode(state)) }
+        }
+        return data
+    }
+
+    public static func decode(_ data: Data) throws -> JobRun.Checkpoint {
+        var reader = ByteReader(data)
+        guard try reader.bytes(magic.count) == magic else { throw CheckpointError("not a Reel checkpoint (bad magic)") }
+        let regions = try reader.count(limit: 1 << 20)
+        let progress = try (0..<regions).map { _ in try reader.count(limit: 1 << 20) }
+        let entryCount = try reader.count(limit: 1 << 24)
+        var entries: [JobRun.Checkpoint.Entry] = []
+        for _ in 0..<entryCount {
+            let region = try reader.count(limit: regions)
+            let step = try reader.count(limit: 1 << 20)
+            let count = try reader.count(limit: reader.remaining / 4)
+            let hasState = try reader.bytes(1).first == 1
+            let latent = try LatentCodec.decode(try reader.bytes(count * 4), count: count)
+            let state = hasState ? try LatentCodec.decode(try reader.bytes(count * 4), count: count) : nil
+            entries.append(.init(region: region, step: step, latent: latent, state: state))
+        }
+        guard reader.remaining == 0 else { throw CheckpointError("\(reader.remaining) stray bytes after the checkpoint") }
+        return JobRun.Checkpoint(progress: progress, entries: entries)
+    }
+
+    static func write(_ checkpoint: JobRun.Checkpoint, to path: String) throws {
+        try AtomicFile.write(encode(checkpoint), to: path)
+    }
+
+    static func read(_ path: String) throws -> JobRun.Checkpoint {
+        try decode(Data(contentsOf: URL(fileURLWithPath: path)))
+    }
+}
+
+private extension Data {
+    mutating func appendUInt32(_ value: Int) {
+        var little = UInt32(truncatingIfNeeded: value).littleEndian
+        Swift.withUnsafeBytes(of: &little) { append(contentsOf: $0) }
+    }
+}
+
+/// Reads a byte buffer front to back; every read is bounds-checked.
+private struct ByteReader {
+    let data: Data
+    var offset: Int
+
+    init(_ data: Data) {
+        self.data = data
+        offset = data.startIndex
+    }
+
+    var remaining: Int { data.endIndex - offset }
+
+    mutating func bytes(_ count: Int) throws -> Data {
+        guard count >= 0, count <= remaining else { throw CheckpointError("checkpoint ends early (truncated?)") }
+        defer { offset += count }
+        return data[offset..<offset + count]
+    }
+
+    /// A u32 that must not exceed `limit`.
+    mutating func count(limit: Int) throws -> Int {
+        let raw = try bytes(4)
+        let value = raw.withUnsafeBytes { Int(UInt32(littleEndian: $0.loadUnaligned(as: UInt32.self))) }
+        guard value <= limit else { throw CheckpointError("checkpoint field \(value) out of range (at most \(limit))") }
+        return value
+    }
+}

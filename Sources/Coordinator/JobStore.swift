@@ -1,0 +1,159 @@
+import Foundation
+import GRDB
+
+/// One job as the store keeps it: enough to rebuild it after a restart.
+struct StoredJob: Equatable {
+    var id: String
+    /// Who submitted it: the client's enrolled name under CURVE, its connection otherwise.
+    var client: String
+    var idempotencyKey: String
+    /// The resolved spec, as the wire's JobSpec bytes (output scale included).
+    var spec: Data
+    var state: String
+    var error: String = ""
+    var outputPath: String = ""
+    var latentDigest: String = ""
+    var submittedMs: Int64
+    var finishedSeconds: Double?
+    /// Steps done at the last checkpoint, for status after a restart.
+    var checkpointSteps: Int = 0
+}
+
+/// The coordinator's durable state: a SQLite database (WAL) in its data directory. A job is
+/// acknowledged only once its row is committed; its progress lives in checkpoint files the
+/// rows point to (see `CheckpointWriter`).
+final class JobStore: @unchecked Sendable {
+    let path: String
+    private let database: DatabaseQueue
+
+    init(directory: String) throws {
+        path = "\(directory)/reel.sqlite"
+        var configuration = Configuration()
+        configuration.label = "reel.jobs"
+        configuration.prepareDatabase { db in
+            // WAL keeps readers off the writer's back; NORMAL is durable across a killed process.
+            try db.execute(sql: "PRAGMA journal_mode = WAL")
+            try db.execute(sql: "PRAGMA synchronous = NORMAL")
+        }
+        database = try DatabaseQueue(path: path, configuration: configuration)
+        try Self.migrator.migrate(database)
+    }
+
+    private static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.execute(sql: """
+                CREATE TABLE job (
+                    id TEXT PRIMARY KEY,
+                    client TEXT NOT NULL,
+                    idempotency_key TEXT NOT NULL,
+                    spec BLOB NOT NULL,
+                    state TEXT NOT NULL,
+                    error TEXT NOT NULL DEFAULT '',
+                    output_path TEXT NOT NULL DEFAULT '',
+                    latent_digest TEXT NOT NULL DEFAULT '',
+                    submitted_ms INTEGER NOT NULL,
+                    finished_seconds REAL,
+                    checkpoint_steps INTEGER NOT NULL DEFAULT 0
+                );
+                CREATE UNIQUE INDEX job_idempotency ON job(client, idempotency_key) WHERE idempotency_key != '';
+                CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+                """)
+        }
+        return migrator
+    }
+
+    /// This coordinator life's number: one more than the last. Attempt ids carry it, so a
+    /// result from before a restart can never pass for a current attempt.
+    func nextEpoch() throws -> UInt64 {
+        try database.write { db in
+            let last = try Int64.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'epoch'") ?? 0
+            try db.execute(sql: "INSERT OR REPLACE INTO meta (key, value) VALUES ('epoch', ?)", arguments: [last + 1])
+            return UInt64(last + 1)
+        }
+    }
+
+    func insert(_ job: StoredJob) throws {
+        try database.write { db in
+            try db.execute(sql: """
+                INSERT INTO job (id, client, idempotency_key, spec, state, error, output_path, latent_digest,
+                                 submitted_ms, finished_seconds, checkpoint_steps)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """, arguments: [job.id, job.client, job.idempotencyKey, job.spec, job.state, job.error, job.outputPath,
+                                 job.latentDigest, job.submittedMs, job.finishedSeconds, job.checkpointSteps])
+        }
+    }
+
+    /// Records how a job ended (or that it runs again).
+    func finish(_ id: String, state: String, error: String = "", outputPath: String = "", latentDigest: String = "",
+                finishedSeconds: Double? = nil) throws {
+        try database.write { db in
+            try db.execute(sql: """
+                UPDATE job SET state = ?, error = ?, output_path = ?, latent_digest = ?, finished_seconds = ? WHERE id = ?
+                """, arguments: [state, error, outputPath, latentDigest, finishedSeconds, id])
+        }
+    }
+
+    func recordCheckpoint(_ id: String, stepsDone: Int) throws {
+        try database.write { db in
+            try db.execute(sql: "UPDATE job SET checkpoint_steps = ? WHERE id = ?", arguments: [stepsDone, id])
+        }
+    }
+
+    /// Every job, oldest first.
+    func all() throws -> [StoredJob] {
+        try database.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM job ORDER BY submitted_ms, id").map { row in
+                StoredJob(id: row["id"], client: row["client"], idempotencyKey: row["idempotency_key"], spec: row["spec"],
+                          state: row["state"], error: row["error"], outputPath: row["output_path"],
+                          latentDigest: row["latent_digest"], submittedMs: row["submitted_ms"],
+                          finishedSeconds: row["finished_seconds"], checkpointSteps: row["checkpoint_steps"])
+            }
+        }
+    }
+}
+
+/// Writes job checkpoints off the coordinator's thread, one job at a time in order, so the
+/// loop never waits for a disk. At most one write per job is in flight: a job whose results
+/// arrive faster than its checkpoints can be written simply checkpoints less often.
+final class CheckpointWriter: @unchecked Sendable {
+    private let queue = DispatchQueue(label: "reel.checkpoints")
+    private let lock = NSLock()
+    private var busy: Set<String> = []
+    private let store: JobStore
+    private let directory: String
+    private let onError: @Sendable (String, Error) -> Void
+
+    init(store: JobStore, directory: String, onError: @escaping @Sendable (String, Error) -> Void) {
+        self.store = store
+        self.directory = directory
+        self.onError = onError
+    }
+
+    func path(for job: String) -> String { "\(directory)/\(job).checkpoint" }
+
+    /// Whether a checkpoint of `job` is being written now.
+    func isWriting(_ job: String) -> Bool { lock.withLock { busy.contains(job) } }
+
+    /// Writes `checkpoint` (temporary name, rename), then records it in the store.
+    func write(_ job: String, _ checkpoint: JobRun.Checkpoint, stepsDone: Int) {
+        lock.withLock { _ = busy.insert(job) }
+        queue.async { [self] in
+            defer { lock.withLock { _ = busy.remove(job) } }
+            do {
+                try CheckpointFile.write(checkpoint, to: path(for: job))
+                try store.recordCheckpoint(job, stepsDone: stepsDone)
+            } catch {
+                onError(job, error)
+            }
+        }
+    }
+
+    /// Deletes `job`'s checkpoint after any write already queued for it.
+    func discard(_ job: String) {
+        queue.async { [self] in try? FileManager.default.removeItem(atPath: path(for: job)) }
+    }
+
+    /// Waits for every queued write: a stopping coordinator flushes its state.
+    func flush() { queue.sync {} }
+}
