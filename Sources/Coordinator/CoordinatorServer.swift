@@ -27,6 +27,8 @@ public struct CoordinatorOptions: Sendable {
     /// Whether a job may name its model by a path (only a coordinator inside `reel render`);
     /// a farm accepts package names alone.
     public var modelPathsAllowed = false
+    /// CURVE with the enrolled keys of DATA-DIR/keys, or plaintext (`--insecure`, and inproc).
+    public var security: SocketSecurity = .plaintext
 
     public init(bind: [String], dataDirectory: String) {
         self.bind = bind
@@ -52,6 +54,7 @@ public final class CoordinatorServer: @unchecked Sendable {
     private let context: ZMQContext
     private let router: ZMQSocket
     private let monitor: ZMQSocket
+    private var zap: ZAPHandler?
     private var logger = Logger(label: "reel.coordinator")
     private let stopLock = NSLock()
     private var stopRequested = false
@@ -94,12 +97,40 @@ public final class CoordinatorServer: @unchecked Sendable {
         }
         router = try ZMQSocket(context, .router, maxMessageBytes: options.maxMessageBytes)
         monitor = try router.monitor(context)
-        for endpoint in options.bind {
-            try router.bind(endpoint)
-            endpoints.append(endpoint.hasPrefix("tcp://") ? router.lastEndpoint : endpoint)
-        }
         lastHeartbeat = clock.now
+        do {
+            try listen()
+        } catch {
+            zap?.stop()
+            throw error
+        }
         try restoreJobs()
+    }
+
+    /// Binds every endpoint; under CURVE the ZAP handler comes first, and a self-test must
+    /// see it refuse a stranger before anything is served.
+    private func listen() throws {
+        if case .curveServer(let keys) = options.security {
+            let handler = try ZAPHandler(context: context, keys: KeyDirectory(dataDirectory: options.dataDirectory), logger: logger)
+            zap = handler
+            try router.secure(options.security)
+            for endpoint in options.bind { try bindEndpoint(endpoint) }
+            guard let probeTarget = endpoints.first(where: { $0.hasPrefix("tcp://") || $0.hasPrefix("ipc://") }) else { return }
+            try ZAPHandler.selfTest(context: context, endpoint: Self.connectable(probeTarget), serverPublicKey: keys.publicKey, handler: handler)
+            logger.info("CURVE on; ZAP self-test passed (an unknown key was refused); coordinator public key \(keys.publicKey)")
+        } else {
+            for endpoint in options.bind { try bindEndpoint(endpoint) }
+        }
+    }
+
+    private func bindEndpoint(_ endpoint: String) throws {
+        try router.bind(endpoint)
+        endpoints.append(endpoint.hasPrefix("tcp://") ? router.lastEndpoint : endpoint)
+    }
+
+    /// An endpoint this host can connect to for a bound one (a wildcard address becomes loopback).
+    static func connectable(_ bound: String) -> String {
+        bound.replacingOccurrences(of: "tcp://0.0.0.0:", with: "tcp://127.0.0.1:").replacingOccurrences(of: "tcp://[::]:", with: "tcp://[::1]:")
     }
 
     /// Asks `run` to return; safe from any thread.
@@ -115,7 +146,7 @@ public final class CoordinatorServer: @unchecked Sendable {
         while !shouldStop {
             let readable = try ZMQSocket.poll([router, monitor], milliseconds: 50)
             if readable.contains(0) {
-                while let frames = try? router.receive(dontWait: true) { handle(frames) }
+                while let (frames, userID) = try? router.receiveWithUserID(dontWait: true) { handle(frames, userID: userID) }
             }
             if readable.contains(1) {
                 while let frames = try? monitor.receive(dontWait: true) { note(SocketEvent(frames: frames)) }
@@ -134,6 +165,7 @@ public final class CoordinatorServer: @unchecked Sendable {
             try? router.send([worker.identity] + Envelope(.disconnect, Reel_V1_Disconnect.with { $0.reason = "coordinator stopping" }).frames, dontWait: true)
         }
         flushCheckpoints()
+        zap?.stop()
         logger.info("coordinator stopped")
     }
 
@@ -147,7 +179,9 @@ public final class CoordinatorServer: @unchecked Sendable {
 
     // MARK: messages
 
-    private func handle(_ frames: [Data]) {
+    /// `userID`: what the ZAP handler said the connection is ("worker:NAME", "client:NAME");
+    /// nil for plaintext and inproc peers, which may do anything.
+    private func handle(_ frames: [Data], userID: String?) {
         counters.bytesReceived += frames.reduce(0) { $0 + $1.count }
         guard let identity = frames.first else { return }
         do {
@@ -156,7 +190,11 @@ public final class CoordinatorServer: @unchecked Sendable {
                 worker.lastSeen = clock.now
                 workers[identity] = worker
             }
-            try handle(envelope, from: identity)
+            let peer = userID.flatMap(PeerRole.parse)
+            if let peer, peer.role != envelope.kind.sender {
+                return refuse(envelope.kind, from: identity, peer)
+            }
+            try handle(envelope, from: identity, client: peer?.name ?? "anonymous")
         } catch {
             logger.warning("dropping peer \(Self.hex(identity)): \(error)")
             drop(identity, reason: "\(error)")
@@ -176,7 +214,16 @@ public final class CoordinatorServer: @unchecked Sendable {
         }
     }
 
-    private func handle(_ envelope: Envelope, from peer: Data) throws {
+    /// A key enrolled for one role sending the other role's messages: a client request gets
+    /// an error reply; a worker message is ignored. Both are logged.
+    private func refuse(_ kind: MessageKind, from identity: Data, _ peer: (role: PeerRole, name: String)) {
+        let reason = peer.role == .worker ? "a worker key cannot submit jobs or ask about them"
+                                          : "a client key cannot take part as a worker"
+        logger.warning("refused \(kind) from \(peer.role.rawValue) \(peer.name): \(reason)")
+        if peer.role == .worker { send(.error, Reel_V1_ErrorReply.with { $0.message = reason }, to: identity) }
+    }
+
+    private func handle(_ envelope: Envelope, from peer: Data, client: String) throws {
         switch envelope.kind {
         case .hello: try register(peer, envelope.decode(Reel_V1_WorkerHello.self))
         case .ready:
@@ -194,7 +241,7 @@ public final class CoordinatorServer: @unchecked Sendable {
         case .disconnect:
             let reason = try envelope.decode(Reel_V1_Disconnect.self).reason
             drop(peer, reason: "left: \(reason)", level: .info)
-        case .submit: reply(to: peer) { try self.submit(envelope, from: "anonymous") }
+        case .submit: reply(to: peer) { try self.submit(envelope, from: client) }
         case .status: reply(to: peer) { try self.status(envelope) }
         case .cancel: reply(to: peer) { try self.cancel(envelope) }
         case .workers: reply(to: peer) { (.workersReply, self.workersReply(), []) }

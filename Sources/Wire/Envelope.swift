@@ -19,6 +19,14 @@ public enum MessageKind: UInt8, CaseIterable, Sendable {
     case submit = 16, submitReply, status, statusReply, cancel, cancelReply, workers, workersReply, fetch, fetchReply
     case error = 31
 
+    /// Who sends this kind to a coordinator: a worker or a client (replies go the other way).
+    public var sender: PeerKind {
+        switch self {
+        case .hello, .ready, .heartbeat, .result, .disconnect, .assignment: return .worker
+        default: return .client
+        }
+    }
+
     public var payloadFrames: Int {
         switch self {
         case .assignment, .result: return 2     // latent, sampler state
@@ -28,6 +36,8 @@ public enum MessageKind: UInt8, CaseIterable, Sendable {
         }
     }
 }
+
+public enum PeerKind: String, Sendable { case worker, client }
 
 /// A message that breaks protocol version 1; the peer that sent it is dropped.
 public struct WireError: Error, CustomStringConvertible, Equatable {

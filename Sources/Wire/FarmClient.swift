@@ -12,10 +12,11 @@ public final class FarmClient {
     private let socket: ZMQSocket
     private let timeoutMilliseconds: Int32
 
-    public init(context: ZMQContext, endpoint: String, timeoutSeconds: Double = 10) throws {
+    public init(context: ZMQContext, endpoint: String, timeoutSeconds: Double = 10, security: SocketSecurity = .plaintext) throws {
         self.endpoint = endpoint
         timeoutMilliseconds = Int32(timeoutSeconds * 1000)
         socket = try ZMQSocket(context, .dealer)
+        try socket.secure(security)
         try socket.setReceiveTimeout(milliseconds: timeoutMilliseconds)
         try socket.setSendTimeout(milliseconds: timeoutMilliseconds)
         try socket.connect(endpoint)
@@ -28,7 +29,7 @@ public final class FarmClient {
         do {
             reply = try Envelope(frames: socket.receive())
         } catch let error as ZMQError where error.isTimeout {
-            throw FarmClientError("no answer from the coordinator at \(endpoint) within \(timeoutMilliseconds / 1000) s; is `reel coordinator` running there?")
+            throw FarmClientError("no answer from the coordinator at \(endpoint) within \(timeoutMilliseconds / 1000) s; is `reel coordinator` running there, and is this client's key enrolled (`reel keys enroll client`)?")
         }
         if reply.kind == .error { throw FarmClientError(try reply.decode(Reel_V1_ErrorReply.self).message) }
         guard reply.kind == expected else { throw WireError("expected \(expected), the coordinator sent \(reply.kind)") }

@@ -36,9 +36,10 @@ public final class ZMQContext: @unchecked Sendable {
 /// One ZeroMQ socket. Not thread-safe, as libzmq sockets are not: each lives on one thread.
 public final class ZMQSocket {
     public enum Kind {
-        case router, dealer, pair
+        case router, dealer, pair, rep
         var raw: Int32 {
             switch self {
+            case .rep: return ZMQ_REP
             case .router: return ZMQ_ROUTER
             case .dealer: return ZMQ_DEALER
             case .pair: return ZMQ_PAIR
@@ -106,7 +107,14 @@ public final class ZMQSocket {
     /// Receives one multipart message, all its frames. Throws a timeout error when a receive
     /// timeout is set and nothing arrived.
     public func receive(dontWait: Bool = false) throws -> [Data] {
+        try receiveWithUserID(dontWait: dontWait).frames
+    }
+
+    /// Receives one multipart message and the user id its connection was authenticated as
+    /// (what the ZAP handler answered; nil on a plaintext or inproc connection).
+    public func receiveWithUserID(dontWait: Bool = false) throws -> (frames: [Data], userID: String?) {
         var frames: [Data] = []
+        var userID: String?
         var message = zmq_msg_t()
         zmq_msg_init(&message)
         defer { zmq_msg_close(&message) }
@@ -114,16 +122,21 @@ public final class ZMQSocket {
             guard zmq_msg_recv(&message, handle, dontWait ? ZMQ_DONTWAIT : 0) >= 0 else {
                 throw ZMQError.last("zmq_msg_recv")
             }
+            // A ROUTER's routing-id frame is its own and carries no metadata; the peer's frames do.
+            if userID == nil, let value = zmq_msg_gets(&message, "User-Id") { userID = String(cString: value) }
             frames.append(Data(bytes: zmq_msg_data(&message), count: zmq_msg_size(&message)))
         } while zmq_msg_more(&message) == 1
-        return frames
+        return (frames, userID.flatMap { $0.isEmpty ? nil : $0 })
     }
 
+    /// Connection events a monitor reports by default.
+    public static let loggedEvents = ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL
+        | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH
+
     /// A PAIR socket receiving this socket's connection events (accepted, disconnected, and
-    /// handshakes failed), so closed connections can be logged.
-    public func monitor(_ context: ZMQContext) throws -> ZMQSocket {
+    /// handshakes failed, by default), so closed connections can be logged.
+    public func monitor(_ context: ZMQContext, events: Int32 = ZMQSocket.loggedEvents) throws -> ZMQSocket {
         let endpoint = "inproc://reel-monitor-\(UUID().uuidString)"
-        let events = ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL
         guard zmq_socket_monitor(handle, endpoint, events) == 0 else { throw ZMQError.last("zmq_socket_monitor") }
         let pair = try ZMQSocket(context, .pair)
         try pair.connect(endpoint)
@@ -154,12 +167,25 @@ public struct SocketEvent: Sendable, CustomStringConvertible {
         address = String(decoding: frames[1], as: UTF8.self)
     }
 
+    /// Every handshake outcome, for a monitor that waits for one.
+    public static let handshakeEvents = ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH
+        | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL
+
     public var isDisconnect: Bool { event == ZMQ_EVENT_DISCONNECTED }
+    public var isHandshakeSuccess: Bool { event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED }
+    /// The peer's ZAP handler refused this side's credentials.
+    public var isAuthenticationFailure: Bool { event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH }
+    public var isHandshakeFailure: Bool {
+        [ZMQ_EVENT_HANDSHAKE_FAILED_AUTH, ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL, ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL].contains(event)
+    }
 
     public var description: String {
         switch event {
         case ZMQ_EVENT_ACCEPTED: return "connection accepted from \(address)"
         case ZMQ_EVENT_DISCONNECTED: return "a connection to \(address) closed (its peer left, or sent a frame over the size limit)"
+        case ZMQ_EVENT_HANDSHAKE_SUCCEEDED: return "handshake succeeded with \(address)"
+        case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH: return "handshake failed with \(address): credentials refused"
+        case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL: return "handshake failed with \(address): protocol or security mechanism mismatch"
         default: return "handshake failed with \(address)"
         }
     }

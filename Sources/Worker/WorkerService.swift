@@ -14,6 +14,8 @@ public struct WorkerOptions: Sendable {
     public var liveness: Int = 5
     /// Reconnect backoff, doubling from the first to the second.
     public var backoff: (first: Double, limit: Double) = (1, 32)
+    /// CURVE with this worker's enrolled key, or plaintext (`--insecure`, and inproc).
+    public var security: SocketSecurity = .plaintext
 
     public init(endpoint: String, workerID: String, threads: Int) {
         self.endpoint = endpoint
@@ -99,6 +101,7 @@ public final class WorkerService: @unchecked Sendable {
         init(worker: WorkerService) throws {
             self.worker = worker
             socket = try ZMQSocket(worker.context, .dealer)
+            try socket.secure(worker.options.security)
             try socket.connect(worker.options.endpoint)
             lastHeard = worker.clock.now
             lastSent = worker.clock.now

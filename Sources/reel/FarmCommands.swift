@@ -14,21 +14,32 @@ struct ConnectionOptions: ParsableArguments {
     @Option(help: "Seconds to wait for the coordinator's answer.")
     var timeout: Double = 10
 
-    @Flag(help: "Talk plaintext: needed until CURVE security lands; use only on a network you trust.")
-    var insecure = false
+    @OptionGroup var keys: PeerKeyOptions
 
     func client() throws -> FarmClient {
-        try Security.requireInsecure(insecure)
-        return try FarmClient(context: try ZMQContext(), endpoint: coordinator, timeoutSeconds: timeout)
+        try FarmClient(context: try ZMQContext(), endpoint: coordinator, timeoutSeconds: timeout,
+                       security: try keys.security(as: "client"))
     }
 }
 
-enum Security {
-    /// Reel speaks plaintext only so far; saying so must be explicit, and it is logged.
-    static func requireInsecure(_ insecure: Bool) throws {
-        guard insecure else {
-            throw UserError("this version of Reel has no CURVE encryption yet; pass --insecure to run plaintext on a network you trust")
+/// The keys a worker or client connects with: its own pair and the coordinator's public key.
+struct PeerKeyOptions: ParsableArguments {
+    @Option(help: "This side's key pair, a .key file from `reel keys new` (default: $REEL_KEY).")
+    var key: String? = ProcessInfo.processInfo.environment["REEL_KEY"]
+
+    @Option(help: "The coordinator's public key: its coordinator.pub, or the key itself (default: $REEL_COORDINATOR_KEY).")
+    var coordinatorKey: String? = ProcessInfo.processInfo.environment["REEL_COORDINATOR_KEY"]
+
+    @Flag(help: "Talk plaintext, with no keys: only on a network you trust entirely.")
+    var insecure = false
+
+    /// CURVE with the given keys, or plaintext when --insecure says so.
+    func security(as role: String) throws -> SocketSecurity {
+        if insecure { return .plaintext }
+        guard let key, let coordinatorKey else {
+            throw UserError("a \(role) needs --key (its .key file; make one with `reel keys new NAME` and enroll the .pub on the coordinator) and --coordinator-key (the coordinator's coordinator.pub), or --insecure on a trusted network")
         }
+        return .curveClient(try KeyFile.readPair(key), serverPublicKey: try KeyFile.publicKey(coordinatorKey))
     }
 }
 
@@ -47,17 +58,10 @@ extension Logger.Level: @retroactive ExpressibleByArgument {}
 
 /// Flags every daemon takes.
 struct DaemonOptions: ParsableArguments {
-    @Flag(help: "Talk plaintext: needed until CURVE security lands; use only on a network you trust.")
-    var insecure = false
-
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .info
 
-    /// Checks the security choice and starts logging.
-    func start() throws {
-        try Security.requireInsecure(insecure)
-        LogSetup.start(level: logLevel)
-    }
+    func start() { LogSetup.start(level: logLevel) }
 }
 
 struct CoordinatorCommand: ParsableCommand {
@@ -89,12 +93,24 @@ struct CoordinatorCommand: ParsableCommand {
     @Option(help: "Unfinished jobs one client may have; further submissions are refused until some end.")
     var maxJobsPerClient: Int = 32
 
+    @Flag(help: "Run plaintext, with no keys: anyone who can reach the endpoint may submit and work. Only on a network you trust entirely.")
+    var insecure = false
+
     @OptionGroup var daemon: DaemonOptions
 
     func run() throws {
-        try daemon.start()
-        Logger(label: "reel.coordinator").warning("running plaintext (--insecure): anyone who can reach \(bind.joined(separator: ", ")) can submit jobs and join as a worker")
+        daemon.start()
         var options = CoordinatorOptions(bind: bind, dataDirectory: dataDir)
+        let logger = Logger(label: "reel.coordinator")
+        if insecure {
+            logger.warning("running plaintext (--insecure): anyone who can reach \(bind.joined(separator: ", ")) can submit jobs and join as a worker")
+        } else {
+            guard CurveKey.isAvailable else { throw UserError("this libzmq has no CURVE support (it needs libsodium); install Debian's libzmq5, or pass --insecure") }
+            let keys = KeyDirectory(dataDirectory: dataDir)
+            options.security = .curveServer(try keys.coordinatorKeys())
+            let enrolled = keys.enrolled()
+            logger.info("coordinator public key in \(keys.coordinatorPublicKeyPath); \(enrolled.filter { $0.role == .worker }.count) worker and \(enrolled.filter { $0.role == .client }.count) client key(s) enrolled")
+        }
         options.maxMessageBytes = Int64(try Render.positive(maxMessageMb, "--max-message-mb")) << 20
         options.liveness = try Render.positive(workerTimeout, "--worker-timeout")
         guard shardTimeout > 0 else { throw UserError("--shard-timeout must be above 0 seconds") }
@@ -125,17 +141,21 @@ struct WorkerCommand: ParsableCommand {
     @Option(help: "Name shown in `reel workers` (default: host name and process id).")
     var id: String?
 
+    @OptionGroup var keys: PeerKeyOptions
     @OptionGroup var daemon: DaemonOptions
 
     func run() throws {
-        try daemon.start()
+        daemon.start()
+        let security = try keys.security(as: "worker")
+        if keys.insecure { Logger(label: "reel.worker").warning("running plaintext (--insecure): shards and results cross the network unencrypted") }
         if let threads { ComputeThreads.set(try Render.positive(threads, "--threads")) }
         let library = ModelLibrary(names: model.isEmpty ? nil : model)
         guard !library.names.isEmpty else { throw UserError("no model packages found; pass --model or set REEL_MODELS") }
         for name in library.names { _ = try library.model(name) }  // a broken package fails now, not mid-shard
         let name = id ?? "\(ProcessInfo.processInfo.hostName)-\(getpid())"
-        let worker = WorkerService(options: WorkerOptions(endpoint: connect, workerID: name, threads: ComputeThreads.count),
-                                   context: try ZMQContext(), library: library)
+        var options = WorkerOptions(endpoint: connect, workerID: name, threads: ComputeThreads.count)
+        options.security = security
+        let worker = WorkerService(options: options, context: try ZMQContext(), library: library)
         let signals = StopSignals { worker.stop() }
         try worker.run()
         _ = signals

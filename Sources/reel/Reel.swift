@@ -10,17 +10,17 @@ struct Reel: ParsableCommand {
             On one machine:
               reel render "a red circle moving right on a black background" -o circle.mp4
 
-            On a farm:
-              reel coordinator --bind tcp://*:5555 --data-dir /var/lib/reel --insecure
-              reel worker --connect tcp://COORDINATOR:5555 --insecure      (on each machine)
+            On a farm (CURVE-encrypted; `reel keys --help` shows how to make and enroll keys):
+              reel coordinator --bind tcp://*:5555 --data-dir /var/lib/reel
+              reel worker --connect tcp://COORDINATOR:5555 --key w1.key --coordinator-key coordinator.pub
               reel submit "a blue square moving up" --frames 64 --wait -o square.mp4 \\
-                  --coordinator tcp://COORDINATOR:5555 --insecure
+                  --coordinator tcp://COORDINATOR:5555 --key alice.key --coordinator-key coordinator.pub
 
             Models are directories with config.json, model.safetensors and a vocabulary;
             they are found by name under ./models, $REEL_MODELS, or beside the reel binary.
             """,
         subcommands: [Render.self, CoordinatorCommand.self, WorkerCommand.self, Submit.self, Status.self, Watch.self,
-                      Cancel.self, Workers.self, Fetch.self, Eval.self, Bench.self, ModelCommand.self]
+                      Cancel.self, Workers.self, Fetch.self, KeysCommand.self, Eval.self, Bench.self, ModelCommand.self]
     )
 }
 

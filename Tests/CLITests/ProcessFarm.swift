@@ -11,14 +11,17 @@ final class ProcessFarm {
     /// Prefix for every command, e.g. ["ip", "netns", "exec", "ns"]; empty runs directly.
     let coordinatorWrapper: [String]
     let coordinatorArguments: [String]
+    /// CURVE (keys made and enrolled by the test) instead of --insecure.
+    let secure: Bool
     /// The coordinator's log of its current life: coordinator.log, then coordinator-2.log, …
     private(set) var coordinatorLog = "coordinator.log"
     private var lives = 1
 
-    init(coordinatorArguments: [String] = [], wrapper: [String] = [], bind: String = "tcp://127.0.0.1:*") throws {
+    init(coordinatorArguments: [String] = [], wrapper: [String] = [], bind: String = "tcp://127.0.0.1:*", secure: Bool = false) throws {
         directory = try ReelCommand.scratchDirectory()
         coordinatorWrapper = wrapper
         self.coordinatorArguments = coordinatorArguments
+        self.secure = secure
         try startCoordinator(bind: bind)
     }
 
@@ -34,7 +37,8 @@ final class ProcessFarm {
     }
 
     private func startCoordinator(bind: String) throws {
-        coordinator = try launch(coordinatorWrapper, ["coordinator", "--insecure", "--bind", bind, "--data-dir", "\(directory)/data"] + coordinatorArguments,
+        coordinator = try launch(coordinatorWrapper, ["coordinator", "--bind", bind, "--data-dir", "\(directory)/data"]
+                                    + (secure ? [] : ["--insecure"]) + coordinatorArguments,
                                  log: coordinatorLog)
         let line = try waitForLog(coordinatorLog, containing: "coordinator listening on ")
         // "coordinator listening on tcp://127.0.0.1:43567, data in ..."
@@ -46,17 +50,18 @@ final class ProcessFarm {
     deinit { stop() }
 
     @discardableResult
-    func startWorker(_ id: String, connect: String? = nil, wrapper: [String] = []) throws -> Process {
-        let worker = try launch(wrapper, ["worker", "--insecure", "--connect", connect ?? endpoint, "--threads", "1", "--id", id], log: "\(id).log")
+    func startWorker(_ id: String, connect: String? = nil, wrapper: [String] = [], extra: [String] = []) throws -> Process {
+        let security = extra.contains("--key") ? extra : ["--insecure"] + extra
+        let worker = try launch(wrapper, ["worker", "--connect", connect ?? endpoint, "--threads", "1", "--id", id] + security, log: "\(id).log")
         workers.append(worker)
         return worker
     }
 
     /// Waits until the coordinator lists `count` workers.
-    func waitForWorkers(_ count: Int, timeout: Double = 20) throws {
+    func waitForWorkers(_ count: Int, timeout: Double = 20, credentials: [String] = []) throws {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
-            let listed = try client(["workers"]).stdout.split(separator: "\n").count - 1
+            let listed = try client(["workers"] + credentials, insecure: credentials.isEmpty).stdout.split(separator: "\n").count - 1
             if listed >= count { return }
             Thread.sleep(forTimeInterval: 0.2)
         }
@@ -64,8 +69,8 @@ final class ProcessFarm {
     }
 
     /// Runs a client command against this farm's coordinator.
-    func client(_ arguments: [String], endpoint override: String? = nil) throws -> ReelCommand.Result {
-        let args = arguments + ["--coordinator", override ?? endpoint, "--insecure"]
+    func client(_ arguments: [String], endpoint override: String? = nil, insecure: Bool = true) throws -> ReelCommand.Result {
+        let args = arguments + ["--coordinator", override ?? endpoint] + (insecure ? ["--insecure"] : [])
         return try ReelCommand.run(args, in: directory, wrapper: coordinatorWrapper)
     }
 

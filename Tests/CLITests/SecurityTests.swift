@@ -1,0 +1,64 @@
+import Foundation
+import Testing
+import Wire
+
+/// CURVE by default: enrolled keys only, each in its own role.
+@Suite(.serialized) struct SecurityTests {
+    /// A secured farm: coordinator keys made on first start, a worker and a client enrolled.
+    static func securedFarm() throws -> (farm: ProcessFarm, coordinatorKey: String) {
+        let farm = try ProcessFarm(secure: true)
+        let data = "\(farm.directory)/data"
+        for (role, name) in [("worker", "w1"), ("client", "alice")] {
+            #expect(try ReelCommand.run(["keys", "new", name], in: farm.directory).status == 0)
+            let enrolled = try ReelCommand.run(["keys", "enroll", role, "\(name).pub", "--data-dir", data], in: farm.directory)
+            #expect(enrolled.status == 0, "\(enrolled.stderr)")
+        }
+        return (farm, "\(data)/keys/coordinator.pub")
+    }
+
+    @Test func enrolledKeysRenderAndStrangersAreRefused() throws {
+        let (farm, coordinatorKey) = try Self.securedFarm()
+        #expect(farm.log(farm.coordinatorLog).contains("ZAP self-test passed"))
+        let keys = ["--coordinator-key", coordinatorKey]
+        try farm.startWorker("w1", extra: ["--key", "w1.key"] + keys)
+        let alice = ["--key", "alice.key"] + keys
+        try farm.waitForWorkers(1, credentials: alice)
+        let rendered = try farm.client(["submit", "a red circle moving left", "--frames", "8", "--steps", "2", "--wait", "-o", "secure.mp4"] + alice,
+                                       insecure: false)
+        #expect(rendered.status == 0, "\(rendered.stderr)")
+
+        // A key nobody enrolled: refused at the handshake, so the request goes unanswered.
+        #expect(try ReelCommand.run(["keys", "new", "mallory"], in: farm.directory).status == 0)
+        let stranger = try farm.client(["status", "--timeout", "2", "--key", "mallory.key"] + keys, insecure: false)
+        #expect(stranger.status != 0 && stranger.stderr.contains("no answer"), "\(stranger.stderr)")
+        _ = try farm.waitForLog(farm.coordinatorLog, containing: "is not enrolled")
+
+        // A plaintext peer: its NULL mechanism does not match, and it hears nothing.
+        let plaintext = try farm.client(["status", "--timeout", "2"], insecure: true)
+        #expect(plaintext.status != 0, "\(plaintext.stdout)")
+
+        // The worker's key cannot submit; the client's key cannot register as a worker.
+        let workerSubmits = try farm.client(["submit", "a red circle moving left", "--key", "w1.key"] + keys, insecure: false)
+        #expect(workerSubmits.status != 0 && workerSubmits.stderr.contains("worker key cannot submit"), "\(workerSubmits.stderr)")
+        try farm.startWorker("impostor", extra: ["--key", "alice.key"] + keys)
+        _ = try farm.waitForLog(farm.coordinatorLog, containing: "refused hello from client alice")
+        let listed = try farm.client(["workers"] + alice, insecure: false).stdout
+        #expect(!listed.contains("impostor"), "\(listed)")
+        print("CURVE: unknown key, plaintext peer, worker key submitting and client key working all refused")
+    }
+
+    @Test func plaintextNeedsToBeAskedForAndKeysAreNeverOverwritten() throws {
+        let directory = try ReelCommand.scratchDirectory()
+        let worker = try ReelCommand.run(["worker", "--connect", "tcp://127.0.0.1:1"], in: directory)
+        #expect(worker.status != 0 && worker.stderr.contains("--key"), "\(worker.stderr)")
+        let client = try ReelCommand.run(["status"], in: directory)
+        #expect(client.status != 0 && client.stderr.contains("--insecure"), "\(client.stderr)")
+        #expect(try ReelCommand.run(["keys", "new", "k"], in: directory).status == 0)
+        let again = try ReelCommand.run(["keys", "new", "k"], in: directory)
+        #expect(again.status != 0 && again.stderr.contains("never overwritten"), "\(again.stderr)")
+        let mode = try FileManager.default.attributesOfItem(atPath: "\(directory)/k.key")[.posixPermissions] as? Int
+        #expect(mode == 0o600)
+        let bad = try ReelCommand.run(["keys", "enroll", "admin", "k.pub", "--data-dir", "data"], in: directory)
+        #expect(bad.status != 0 && bad.stderr.contains("use worker or client"), "\(bad.stderr)")
+    }
+}
