@@ -55,6 +55,11 @@ let package = Package(
             ]
         ),
 
+        // Fuzz targets for every decoder that reads the network (`make fuzz`); built normally,
+        // it replays inputs and writes seed corpora.
+        .executableTarget(name: "reel-fuzz", dependencies: ["Wire", "Planning", "Diffusion", "Coordinator"], path: "Fuzz",
+                          swiftSettings: [.unsafeFlags(["-parse-as-library"])]),
+
         .testTarget(name: "SystemLibraryTests", dependencies: ["CZeroMQ", "CFFmpeg", "COpenBLAS"]),
         .target(name: "TestSupport", dependencies: ["Diffusion"], path: "Tests/TestSupport"),
         .testTarget(name: "DiffusionTests", dependencies: ["Diffusion", "TestSupport"],

@@ -279,7 +279,12 @@ public final class CoordinatorServer: @unchecked Sendable {
 
     private func accept(_ envelope: Envelope, from peer: Data) throws {
         let result = try envelope.decode(Reel_V1_ShardResult.self)
-        guard workers[peer] != nil else { return }  // a worker presumed dead: its result is stale anyway
+        guard workers[peer] != nil else {
+            // A worker presumed dead (silent too long, or cut off) that came back: whatever it
+            // computed was requeued meanwhile, so its result belongs to a superseded attempt.
+            logger.info("dropped a late result for \(result.jobID)/\(result.region) attempt \(result.attempt) from a worker no longer registered")
+            return sayHelloFirst(peer)
+        }
         if workers[peer]?.current?.attempt == result.attempt { workers[peer]!.current = nil }
         guard let job = jobs[result.jobID], job.isActive else { return }
         let region = Int(result.region)
@@ -304,6 +309,7 @@ public final class CoordinatorServer: @unchecked Sendable {
         }
         workers[peer]!.shardsCompleted += 1
         counters.resultsAccepted += 1
+        job.resultsAccepted += 1
         uncheckpointed.insert(job.id)
         job.shardFailures[region] = nil
         if job.run.isComplete { finish(job) }
@@ -334,7 +340,7 @@ public final class CoordinatorServer: @unchecked Sendable {
             job.outputPath = path
             job.finishedSeconds = (clock.now - job.started).seconds
             end(job, .done)
-            logger.info("job \(job.id) done in \(String(format: "%.1f", job.finishedSeconds!)) s: \(path), latent digest \(job.latentDigest)")
+            logger.info("job \(job.id) done in \(String(format: "%.1f", job.finishedSeconds!)) s: \(job.resultsAccepted) results accepted for \(job.run.shardsTotal) shards, \(path), latent digest \(job.latentDigest)")
         } catch {
             end(job, .failed("encoding failed: \(error)"))
         }

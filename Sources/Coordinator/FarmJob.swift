@@ -50,6 +50,8 @@ final class FarmJob {
     /// The MP4 in the data directory, once done.
     var outputPath: String?
     var latentDigest = ""
+    /// Shard results accepted in this coordinator's life (a restored job counts from its restart).
+    var resultsAccepted = 0
     /// Workers the current shard of each region failed on, in order.
     var shardFailures: [Int: [String]] = [:]
     /// Shards of this job each worker failed.

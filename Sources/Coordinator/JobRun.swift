@@ -71,6 +71,8 @@ public final class JobRun {
     public var stepsDone: Int { progress.reduce(0) { $0 + $1 - plan.firstStep } }
     public var stepsTotal: Int { plan.regions.count * (plan.steps - plan.firstStep) }
     public var runningCount: Int { inFlight.count }
+    /// Shards of the whole job: every region runs every step range once.
+    public var shardsTotal: Int { plan.stepRanges.count * plan.regions.count }
 
     /// Assignments for every region that can run now and is not already running.
     public func takeReadyShards() -> [ShardAssignment] {
@@ -129,9 +131,18 @@ public final class JobRun {
             public let step: Int
             public let latent: [Float]
             public let state: [Float]?
+
+            public init(region: Int, step: Int, latent: [Float], state: [Float]?) {
+                self.region = region; self.step = step; self.latent = latent; self.state = state
+            }
         }
         public var progress: [Int]
         public var entries: [Entry]
+
+        public init(progress: [Int], entries: [Entry]) {
+            self.progress = progress
+            self.entries = entries
+        }
     }
 
     public func checkpoint() -> Checkpoint {

@@ -1,0 +1,162 @@
+import Foundation
+import Testing
+import Wire
+
+/// The fault suite (`make faults`; also part of `make test`): real processes on loopback and in
+/// network namespaces, each fault injected for real, each test printing its figure.
+@Suite(.serialized) struct FaultTests {
+    static let job = ["a yellow diamond moving right", "--frames", "40", "--steps", "16", "--seed", "21", "--scale", "1"]
+
+    /// The clean run's MP4, rendered in-process.
+    static func cleanRender(_ job: [String], in directory: String, name: String = "clean.mp4") throws -> Data {
+        let clean = try ReelCommand.run(["render"] + job + ["-o", name], in: directory)
+        #expect(clean.status == 0, "\(clean.stderr)")
+        return try Data(contentsOf: URL(fileURLWithPath: "\(directory)/\(name)"))
+    }
+
+    static func fetch(_ id: String, from farm: ProcessFarm, name: String) throws -> Data {
+        let watched = try farm.client(["watch", id])
+        #expect(watched.status == 0, "\(watched.stderr)")
+        #expect(try farm.client(["fetch", id, "-o", name]).status == 0)
+        return try Data(contentsOf: URL(fileURLWithPath: "\(farm.directory)/\(name)"))
+    }
+
+    /// Waits until worker `name` holds a shard of job `id`.
+    static func waitUntilBusy(_ farm: ProcessFarm, worker name: String, job id: String) throws {
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline {
+            if try farm.client(["workers"]).stdout.split(separator: "\n").contains(where: { $0.hasPrefix(name) && $0.contains(id) }) { return }
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+        throw TestFailure("worker \(name) never took a shard of \(id)")
+    }
+
+    /// "N results accepted for M shards" from the coordinator's line for the finished job.
+    static func shardCounts(_ farm: ProcessFarm, _ id: String) -> (accepted: Int, total: Int)? {
+        guard let line = farm.log(farm.coordinatorLog).split(separator: "\n").last(where: { $0.contains("job \(id) done") }) else { return nil }
+        let words = line.split(separator: " ")
+        guard let at = words.firstIndex(of: "results"), at > 0, let accepted = Int(words[at - 1]),
+              let forIndex = words[at...].firstIndex(of: "for"), let total = Int(words[forIndex + 1]) else { return nil }
+        return (accepted, total)
+    }
+
+    @Test func aStoppedWorkersLateResultIsDropped() throws {
+        let farm = try ProcessFarm(coordinatorArguments: ["--worker-timeout", "2"])
+        let frozen = try farm.startWorker("frozen")
+        try farm.startWorker("steady")
+        try farm.waitForWorkers(2)
+        let id = try farm.client(["submit"] + Self.job).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        try Self.waitUntilBusy(farm, worker: "frozen", job: id)
+        kill(frozen.processIdentifier, SIGSTOP)
+        let stopped = Date()
+        _ = try farm.waitForLog(farm.coordinatorLog, containing: "requeued region", timeout: 30)
+        let requeued = Date().timeIntervalSince(stopped)
+        kill(frozen.processIdentifier, SIGCONT)
+        _ = try farm.waitForLog(farm.coordinatorLog, containing: "dropped a late result", timeout: 30)
+        let video = try Self.fetch(id, from: farm, name: "farm.mp4")
+        #expect(video == (try Self.cleanRender(Self.job, in: farm.directory)), "same bytes as a clean run")
+        let counts = Self.shardCounts(farm, id)
+        #expect(counts != nil && counts!.accepted == counts!.total, "each shard counted once: \(String(describing: counts))")
+        print("SIGSTOP past liveness: requeued after \(String(format: "%.1f", requeued)) s (worker timeout 2 s); late result dropped; output identical")
+    }
+
+    @Test(.enabled(if: NamespaceNetwork.available, "needs root and iproute2"))
+    func aWorkerCutOffByItsNetworkComesBackWithoutCountingAShardTwice() throws {
+        let network = try NamespaceNetwork(workers: 2)
+        let farm = try ProcessFarm(coordinatorArguments: ["--worker-timeout", "2"], wrapper: network.exec(network.coordinator),
+                                   bind: "tcp://0.0.0.0:5555")
+        defer { farm.stop() }
+        for index in 1...2 {
+            try farm.startWorker("ns-w\(index)", connect: "tcp://\(network.coordinatorAddress(for: index)):5555",
+                                 wrapper: network.exec(network.worker(index)))
+        }
+        try farm.waitForWorkers(2)
+        let id = try farm.client(["submit"] + Self.job).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        try Self.waitUntilBusy(farm, worker: "ns-w1", job: id)
+        let link = "vw1-\(network.suffix)"
+        try network.ip(["-n", network.worker(1), "link", "set", link, "down"])
+        let cut = Date()
+        _ = try farm.waitForLog(farm.coordinatorLog, containing: "worker ns-w1 removed", timeout: 30)
+        let noticed = Date().timeIntervalSince(cut)
+        Thread.sleep(forTimeInterval: 1)
+        try network.ip(["-n", network.worker(1), "link", "set", link, "up"])
+        _ = try farm.waitForLog(farm.coordinatorLog, containing: "worker ns-w1 joined", timeout: 60)
+        let video = try Self.fetch(id, from: farm, name: "farm.mp4")
+        #expect(video == (try Self.cleanRender(Self.job, in: farm.directory)), "same bytes as a clean run")
+        let counts = Self.shardCounts(farm, id)
+        #expect(counts != nil && counts!.accepted == counts!.total, "each shard counted once: \(String(describing: counts))")
+        print("link down on a worker's namespace: removed after \(String(format: "%.1f", noticed)) s, rejoined after link up; \(counts?.accepted ?? 0) results for \(counts?.total ?? 0) shards; output identical")
+    }
+
+    @Test func aFloodOfSubmissionsIsRefusedPastTheLimitWhileAcceptedJobsFinish() throws {
+        let limit = 8
+        let farm = try ProcessFarm(coordinatorArguments: ["--max-jobs-per-client", "\(limit)"])
+        try farm.startWorker("w1")
+        try farm.waitForWorkers(1)
+        let rssBefore = try Self.residentKB(farm.coordinator!.processIdentifier)
+        let client = try FarmClient(context: try ZMQContext(), endpoint: farm.endpoint)
+        var spec = Reel_V1_JobSpec()
+        spec.prompt = "a small blue circle moving up"
+        spec.model = "reel-tiny"
+        spec.frames = 8
+        spec.steps = 2
+        var accepted: [String] = [], refusals: [String] = []
+        for _ in 0..<1000 {
+            do {
+                accepted.append(try client.submit(spec))
+            } catch {
+                refusals.append("\(error)")
+            }
+        }
+        let rssAfter = try Self.residentKB(farm.coordinator!.processIdentifier)
+        #expect(accepted.count >= limit && accepted.count < 1000 && refusals.count == 1000 - accepted.count)
+        #expect(refusals.allSatisfy { $0.contains("unfinished jobs") && $0.contains("wait for some to finish") }, "\(refusals.first ?? "")")
+        for id in accepted {
+            let status = try client.wait(for: id, interval: 0.1)
+            #expect(status.state == .done, "\(id): \(status.error)")
+        }
+        #expect(rssAfter - rssBefore < 256 * 1024, "coordinator memory grew \(rssAfter - rssBefore) kB")
+        print("flood of 1,000 submissions: \(accepted.count) accepted and rendered, \(refusals.count) refused (\"\(refusals.first ?? "")\"); coordinator RSS \(rssBefore / 1024) → \(rssAfter / 1024) MB")
+    }
+
+    @Test func aSoakWithWorkersKilledAtRandomRendersEveryJobExactlyOnce() throws {
+        // 5 jobs of 64 frames (5 chunks) × 12 steps = 300 shards.
+        let job = ["a red square moving left", "--frames", "64", "--steps", "12", "--seed", "3", "--scale", "1"]
+        let farm = try ProcessFarm(coordinatorArguments: ["--worker-timeout", "2"])
+        var next = 1
+        for _ in 0..<3 { try farm.startWorker("soak-\(next)"); next += 1 }
+        try farm.waitForWorkers(3)
+        let ids = try (0..<5).map { _ in try farm.client(["submit"] + job).stdout.trimmingCharacters(in: .whitespacesAndNewlines) }
+        var generator = SystemRandomNumberGenerator()
+        var kills = 0
+        let deadline = Date().addingTimeInterval(400)
+        while Date() < deadline {
+            let states = try farm.client(["status"]).stdout
+            if !states.contains("running") { break }
+            Thread.sleep(forTimeInterval: Double.random(in: 2...4, using: &generator))
+            let alive = farm.workers.filter(\.isRunning)
+            if let victim = alive.randomElement(using: &generator) {
+                kill(victim.processIdentifier, SIGKILL)
+                kills += 1
+                try farm.startWorker("soak-\(next)")
+                next += 1
+            }
+        }
+        let clean = try Self.cleanRender(job, in: farm.directory)
+        var shards = 0
+        for (index, id) in ids.enumerated() {
+            #expect(try Self.fetch(id, from: farm, name: "soak-\(index).mp4") == clean, "job \(index) identical to its clean run")
+            let counts = Self.shardCounts(farm, id)
+            #expect(counts != nil && counts!.accepted == counts!.total, "\(id) counted each shard once: \(String(describing: counts))")
+            shards += counts?.total ?? 0
+        }
+        #expect(shards >= 300 && kills >= 3)
+        print("soak: \(shards) shards in \(ids.count) jobs with \(kills) workers killed at random; every job done once, each identical to its clean run")
+    }
+
+    static func residentKB(_ pid: Int32) throws -> Int {
+        let status = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
+        let line = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") } ?? ""
+        return Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0
+    }
+}
