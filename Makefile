@@ -1,6 +1,7 @@
 # Reel: `make demo` renders a sample video, `make test` runs the test suite.
 # Both install any missing Debian packages first (apt-get, through sudo when not root).
 
+SHELL        := /bin/bash
 SWIFT        ?= swift
 DEMO_PROMPT  ?= a red circle moving right on a black background
 DEMO_ARGS    ?= --frames 16 --steps 20 --seed 7 --scale 4
@@ -16,7 +17,15 @@ PROTOC_GEN_SWIFT := tools/protoc-gen-swift/.build/release/protoc-gen-swift
 TRAIN_VENV   := .venv-train
 TRAIN_ARGS   ?= --minutes 60
 
-.PHONY: all deps build release demo test bench proto train train-test clean
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := envelope spec checkpoint
+# libFuzzer without its main (SwiftPM names the executable's entry point itself; ours calls
+# libFuzzer's driver), from the Swift toolchain's clang runtime.
+FUZZ_RUNTIME  = $(dir $(realpath $(shell command -v $(SWIFT))))../lib/swift/clang/lib/linux/libclang_rt.fuzzer_no_main-x86_64.a
+FUZZ_FLAGS    = -Xswiftc -sanitize=address -Xswiftc -sanitize-coverage=edge,inline-8bit-counters,pc-table,trace-cmp \
+                -Xswiftc -DFUZZING -Xlinker $(FUZZ_RUNTIME) -Xlinker -lstdc++
+
+.PHONY: all deps build release demo test faults fuzz bench proto train train-test clean
 
 all: release
 
@@ -46,6 +55,26 @@ demo: release
 test: deps
 	$(SWIFT) build -c release --build-tests
 	$(SWIFT) test -c release --skip-build
+
+## faults: the fault suite (worker and coordinator kills, SIGSTOP, a cut network link, CURVE
+## refusals, a submission flood, a soak with random kills), each test printing its figure
+faults: deps
+	$(SWIFT) build -c release --build-tests
+	$(SWIFT) test -c release --skip-build --filter 'FaultTests|DurabilityTests|SecurityTests|FarmTests/aWorkerKilled|FarmTests/malformedPeers'
+
+## fuzz: every fuzz target for FUZZ_SECONDS (60) under libFuzzer and AddressSanitizer (leaks
+## included), from seeds of real messages; a crash leaves its input in .build-fuzz/
+fuzz: deps
+	$(SWIFT) build -c release --product reel-fuzz
+	$(SWIFT) build -c release --product reel-fuzz --scratch-path .build-fuzz $(FUZZ_FLAGS)
+	.build/release/reel-fuzz --seeds .build-fuzz/corpus
+	for target in $(FUZZ_TARGETS); do \
+	    echo "fuzzing $$target for $(FUZZ_SECONDS) s"; \
+	    REEL_FUZZ_TARGET=$$target .build-fuzz/release/reel-fuzz -max_total_time=$(FUZZ_SECONDS) -timeout=10 \
+	        -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix=.build-fuzz/crash-$$target- \
+	        .build-fuzz/corpus/$$target 2>&1 | grep -E '^(stat::number_of_executed_units|stat::peak_rss_mb|Done|==.*ERROR)' ; \
+	    status=$${PIPESTATUS[0]}; [ $$status -eq 0 ] || { echo "fuzz target $$target failed ($$status)"; exit 1; }; \
+	done
 
 ## bench: the engine benchmark (denoiser forward vs sgemm)
 bench: release

@@ -3,23 +3,37 @@ import Foundation
 /// A request the coordinator refused, or one it never answered.
 public struct FarmClientError: Error, CustomStringConvertible {
     public let description: String
-    public init(_ description: String) { self.description = description }
+    /// No answer came in time.
+    public var isTimeout = false
+    public init(_ description: String, isTimeout: Bool = false) {
+        self.description = description
+        self.isTimeout = isTimeout
+    }
 }
 
 /// Talks to a coordinator: one request, one reply, over a DEALER socket.
 public final class FarmClient {
     public let endpoint: String
-    private let socket: ZMQSocket
+    private let context: ZMQContext
+    private let security: SocketSecurity
+    private var socket: ZMQSocket
     private let timeoutMilliseconds: Int32
 
     public init(context: ZMQContext, endpoint: String, timeoutSeconds: Double = 10, security: SocketSecurity = .plaintext) throws {
         self.endpoint = endpoint
+        self.context = context
+        self.security = security
         timeoutMilliseconds = Int32(timeoutSeconds * 1000)
-        socket = try ZMQSocket(context, .dealer)
+        socket = try Self.connect(context, endpoint, security, timeoutMilliseconds)
+    }
+
+    private static func connect(_ context: ZMQContext, _ endpoint: String, _ security: SocketSecurity, _ timeout: Int32) throws -> ZMQSocket {
+        let socket = try ZMQSocket(context, .dealer)
         try socket.secure(security)
-        try socket.setReceiveTimeout(milliseconds: timeoutMilliseconds)
-        try socket.setSendTimeout(milliseconds: timeoutMilliseconds)
+        try socket.setReceiveTimeout(milliseconds: timeout)
+        try socket.setSendTimeout(milliseconds: timeout)
         try socket.connect(endpoint)
+        return socket
     }
 
     /// Sends one request and waits for its reply of kind `expected`.
@@ -29,16 +43,29 @@ public final class FarmClient {
         do {
             reply = try Envelope(frames: socket.receive())
         } catch let error as ZMQError where error.isTimeout {
-            throw FarmClientError("no answer from the coordinator at \(endpoint) within \(timeoutMilliseconds / 1000) s; is `reel coordinator` running there, and is this client's key enrolled (`reel keys enroll client`)?")
+            throw FarmClientError("no answer from the coordinator at \(endpoint) within \(timeoutMilliseconds / 1000) s; is `reel coordinator` running there, and is this client's key enrolled (`reel keys enroll client`)?",
+                                  isTimeout: true)
         }
         if reply.kind == .error { throw FarmClientError(try reply.decode(Reel_V1_ErrorReply.self).message) }
         guard reply.kind == expected else { throw WireError("expected \(expected), the coordinator sent \(reply.kind)") }
         return reply
     }
 
-    public func submit(_ spec: Reel_V1_JobSpec, idempotencyKey: String = UUID().uuidString, input: Data = Data()) throws -> String {
+    /// Submits a job. When no answer comes, it asks again on a new connection with the same
+    /// idempotency key, up to `attempts` times: if the first submission was taken and only its
+    /// reply lost, the coordinator answers with that job instead of making a second.
+    public func submit(_ spec: Reel_V1_JobSpec, idempotencyKey: String = UUID().uuidString, input: Data = Data(),
+                       attempts: Int = 3) throws -> String {
         let request = Reel_V1_SubmitRequest.with { $0.spec = spec; $0.idempotencyKey = idempotencyKey }
-        return try self.request(.submit, request, payloads: [input], expecting: .submitReply).decode(Reel_V1_SubmitReply.self).jobID
+        for attempt in 1...max(1, attempts) {
+            do {
+                return try self.request(.submit, request, payloads: [input], expecting: .submitReply).decode(Reel_V1_SubmitReply.self).jobID
+            } catch let error as FarmClientError where error.isTimeout && attempt < attempts {
+                // A late reply on the old socket would answer the wrong request: start afresh.
+                socket = try Self.connect(context, endpoint, security, timeoutMilliseconds)
+            }
+        }
+        throw FarmClientError("unreachable")  // the loop returns or throws on its last attempt
     }
 
     public func status(_ job: String = "") throws -> [Reel_V1_JobStatus] {

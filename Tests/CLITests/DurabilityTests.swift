@@ -72,4 +72,23 @@ import Wire
         let listed = try farm.client(["status"]).stdout.split(separator: "\n").dropFirst()
         #expect(listed.count == 2, "two jobs, not four: \(listed)")
     }
+
+    @Test func aSubmissionWhoseReplyIsLostIsAskedAgainAndNotDoubled() throws {
+        let farm = try ProcessFarm()
+        let client = try FarmClient(context: try ZMQContext(), endpoint: farm.endpoint, timeoutSeconds: 1)
+        #expect(try client.status().isEmpty)  // connected before the coordinator freezes
+        let coordinator = farm.coordinator!.processIdentifier
+        kill(coordinator, SIGSTOP)
+        // The first submission sits unread until the coordinator resumes, after the client
+        // gave up on it: its reply goes to a closed connection, and the retry must find it.
+        DispatchQueue.global().asyncAfter(deadline: .now() + 1.5) { kill(coordinator, SIGCONT) }
+        var spec = Reel_V1_JobSpec()
+        spec.prompt = "a small blue circle moving up"
+        spec.model = "reel-tiny"
+        spec.frames = 8
+        spec.steps = 2
+        let id = try client.submit(spec, attempts: 4)
+        let jobs = try client.status()
+        #expect(jobs.map(\.jobID) == [id], "one job, not two: \(jobs.map(\.jobID))")
+    }
 }

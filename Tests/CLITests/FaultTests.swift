@@ -60,6 +60,27 @@ import Wire
         print("SIGSTOP past liveness: requeued after \(String(format: "%.1f", requeued)) s (worker timeout 2 s); late result dropped; output identical")
     }
 
+    @Test func sigtermDrainsAWorkerAfterItsShardAndACoordinatorAfterItsCheckpoints() throws {
+        let farm = try ProcessFarm()
+        let leaving = try farm.startWorker("leaving")
+        try farm.startWorker("staying")
+        try farm.waitForWorkers(2)
+        let id = try farm.client(["submit"] + Self.job).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        try Self.waitUntilBusy(farm, worker: "leaving", job: id)
+        kill(leaving.processIdentifier, SIGTERM)
+        leaving.waitUntilExit()
+        #expect(leaving.terminationStatus == 0)
+        let log = farm.log(farm.coordinatorLog)
+        #expect(log.contains("worker leaving removed: left: worker stopping"), "\(log)")
+        #expect(!log.contains("requeued region"), "the leaving worker finished its shard: nothing requeued")
+
+        try farm.restartCoordinator(afterKill: false)  // SIGTERM: it writes its checkpoints, then exits
+        let resumed = try farm.waitForLog(farm.coordinatorLog, containing: "job \(id) resumes at")
+        #expect(!resumed.contains("resumes at 0/"), "\(resumed)")
+        #expect(try Self.fetch(id, from: farm, name: "farm.mp4") == (try Self.cleanRender(Self.job, in: farm.directory)))
+        print("SIGTERM: the worker finished its shard and left with nothing requeued; the coordinator flushed its checkpoints and\(resumed.split(separator: "]").last ?? "") after its restart")
+    }
+
     @Test(.enabled(if: NamespaceNetwork.available, "needs root and iproute2"))
     func aWorkerCutOffByItsNetworkComesBackWithoutCountingAShardTwice() throws {
         let network = try NamespaceNetwork(workers: 2)
