@@ -22,6 +22,9 @@ public struct CoordinatorOptions: Sendable {
     public var maxShardAttempts = 3
     /// Failed shards after which a worker is kept off a job.
     public var failuresBeforeBlocking = 2
+    /// Seconds between checkpoints of one job at most: what a crash can cost in recomputation,
+    /// against the disk and CPU a checkpoint of every result would take.
+    public var checkpointInterval: Double = 1
     /// Unfinished jobs one client may have; more submissions are refused until some end.
     public var maxActiveJobsPerClient = 32
     /// Whether a job may name its model by a path (only a coordinator inside `reel render`);
@@ -76,8 +79,10 @@ public final class CoordinatorServer: @unchecked Sendable {
     private var submissions: [String: String] = [:]
     /// This life's number, the high half of every attempt id.
     private let epoch: UInt64
-    /// Assignments released by their jobs, waiting for a worker with credit.
-    private var pending: [(job: String, assignment: ShardAssignment)] = []
+    /// Assignments released by their jobs, per job, waiting for a worker with credit.
+    private var pending: [String: ShardQueue] = [:]
+    /// Shards handed out per client, for fair share.
+    private var served: [String: Int] = [:]
     private var modelConfigs: [String: ModelConfig] = [:]
     private let clock = ContinuousClock()
     private var lastHeartbeat: ContinuousClock.Instant
@@ -369,11 +374,15 @@ public final class CoordinatorServer: @unchecked Sendable {
     private func inputPath(_ id: String) -> String { "\(options.dataDirectory)/jobs/\(id).input" }
 
     /// Hands the newest state of each job with new results to the checkpoint writer, unless
-    /// a write of that job is still under way (the next pass takes it).
-    private func checkpointProgress() {
+    /// a write of that job is still under way or its last was under `checkpointInterval` ago
+    /// (a later pass takes it).
+    private func checkpointProgress(force: Bool = false) {
+        let now = clock.now
         for id in uncheckpointed where !checkpoints.isWriting(id) {
             guard let job = jobs[id], job.isActive else { continue }
+            if !force, let last = job.checkpointedAt, (now - last).seconds < options.checkpointInterval { continue }
             checkpoints.write(id, job.run.checkpoint(), stepsDone: job.run.stepsDone)
+            job.checkpointedAt = now
             uncheckpointed.remove(id)
         }
     }
@@ -382,7 +391,7 @@ public final class CoordinatorServer: @unchecked Sendable {
     /// leaves nothing behind that a restart would have to compute again.
     private func flushCheckpoints() {
         checkpoints.flush()
-        checkpointProgress()
+        checkpointProgress(force: true)
         checkpoints.flush()
     }
 
@@ -438,34 +447,68 @@ public final class CoordinatorServer: @unchecked Sendable {
 
     // MARK: scheduling
 
+    /// Hands released shards to workers with credit. Higher priority goes first; among equal
+    /// priorities, the client served the fewest shards so far (fair share), then the job
+    /// submitted first; within a job, the shard released first.
     private func dispatch() {
         for id in jobOrder {
             guard let job = jobs[id], job.isActive else { continue }
-            pending += job.run.takeReadyShards().map { (id, $0) }
+            let ready = job.run.takeReadyShards()
+            if !ready.isEmpty { pending[id, default: ShardQueue()].append(contentsOf: ready) }
         }
-        guard !pending.isEmpty, workers.values.contains(where: { $0.credits > 0 }) else { return }
-        var waiting: [(job: String, assignment: ShardAssignment)] = []
-        for (jobID, assignment) in pending {
-            guard let job = jobs[jobID], job.isActive else { continue }
-            if let worker = bestWorker(for: job, region: assignment.region) {
-                send(assignment, of: job, to: worker)
-            } else {
-                waiting.append((jobID, assignment))
-            }
-        }
-        pending = waiting
+        guard !pending.isEmpty else { return }
+        for id in pending.keys where jobs[id]?.isActive != true { pending[id] = nil }
+        admitNewClients()
+        let position = Dictionary(uniqueKeysWithValues: jobOrder.enumerated().map { ($1, $0) })
+        while workers.values.contains(where: { $0.credits > 0 }), sendNextShard(position: position) {}
     }
 
-    /// The least-used worker with credit that offers the job's model and is not kept off the
-    /// job; one that has not failed this region is preferred.
+    /// Sends the first shard, in scheduling order, that some worker can take; false if none.
+    private func sendNextShard(position: [String: Int]) -> Bool {
+        let order = pending.keys.sorted { a, b in
+            let (jobA, jobB) = (jobs[a]!, jobs[b]!)
+            if jobA.spec.priority != jobB.spec.priority { return jobA.spec.priority > jobB.spec.priority }
+            let (servedA, servedB) = (served[jobA.client, default: 0], served[jobB.client, default: 0])
+            return servedA != servedB ? servedA < servedB : position[a, default: 0] < position[b, default: 0]
+        }
+        for id in order {
+            let job = jobs[id]!
+            var worker: Data?
+            guard let assignment = pending[id]!.takeFirst(where: { assignment in
+                worker = bestWorker(for: job, region: assignment.region)
+                return worker != nil
+            }) else { continue }
+            if pending[id]!.isEmpty { pending[id] = nil }
+            send(assignment, of: job, to: worker!)
+            served[job.client, default: 0] += 1
+            return true
+        }
+        return false
+    }
+
+    /// A client new to the queue starts level with the least-served client waiting, so it
+    /// shares from now on rather than taking everything until it has caught up.
+    private func admitNewClients() {
+        let waiting = Set(pending.keys.map { jobs[$0]!.client })
+        let level = waiting.compactMap { served[$0] }.min() ?? 0
+        for client in waiting where served[client] == nil { served[client] = level }
+    }
+
+    /// A worker with credit that offers the job's model and is not kept off the job. Preferred:
+    /// one that has not failed this region, then one that already holds the model (it has
+    /// run it before: no load), then the least used.
     private func bestWorker(for job: FarmJob, region: Int) -> Data? {
         let failedHere = job.shardFailures[region] ?? []
+        let model = job.spec.model
         let able = workers.values.filter {
-            $0.credits > 0 && $0.hello.models.contains(job.spec.model)
+            $0.credits > 0 && $0.hello.models.contains(model)
                 && job.workerFailures[$0.name, default: 0] < options.failuresBeforeBlocking
         }
-        let fresh = able.filter { !failedHere.contains($0.name) }
-        return (fresh.isEmpty ? able : fresh).min(by: { $0.shardsCompleted < $1.shardsCompleted })?.identity
+        return able.min { a, b in
+            let keyA = (failedHere.contains(a.name) ? 1 : 0, a.modelsRun.contains(model) ? 0 : 1, a.shardsCompleted)
+            let keyB = (failedHere.contains(b.name) ? 1 : 0, b.modelsRun.contains(model) ? 0 : 1, b.shardsCompleted)
+            return keyA < keyB
+        }?.identity
     }
 
     private func send(_ assignment: ShardAssignment, of job: FarmJob, to peer: Data) {
@@ -482,6 +525,7 @@ public final class CoordinatorServer: @unchecked Sendable {
         let payloads = [LatentCodec.encode(assignment.latent), assignment.state.map(LatentCodec.encode) ?? Data()]
         workers[peer]!.credits -= 1
         workers[peer]!.current = (job.id, assignment.region, assignment.attempt)
+        workers[peer]!.modelsRun.insert(job.spec.model)
         workers[peer]!.stepsDone = 0
         workers[peer]!.progressAt = clock.now
         counters.assignmentsSent += 1
@@ -652,4 +696,26 @@ public final class CoordinatorServer: @unchecked Sendable {
 public struct CoordinatorError: Error, CustomStringConvertible {
     public let description: String
     public init(_ description: String) { self.description = description }
+}
+
+/// One job's assignments waiting for workers, in release order; taking the first is O(1).
+struct ShardQueue {
+    private var items: [ShardAssignment] = []
+    private var head = 0
+
+    var isEmpty: Bool { head == items.count }
+
+    mutating func append(contentsOf assignments: [ShardAssignment]) { items += assignments }
+
+    /// Removes and returns the first assignment `accept` takes, if any.
+    mutating func takeFirst(where accept: (ShardAssignment) -> Bool) -> ShardAssignment? {
+        guard let index = items[head...].firstIndex(where: accept) else { return nil }
+        let taken = items[index]
+        if index == head { head += 1 } else { items.remove(at: index) }
+        if head > 1024 && head * 2 > items.count {
+            items.removeFirst(head)
+            head = 0
+        }
+        return taken
+    }
 }

@@ -50,6 +50,8 @@ final class FarmJob {
     /// The MP4 in the data directory, once done.
     var outputPath: String?
     var latentDigest = ""
+    /// When its last checkpoint was handed to the writer.
+    var checkpointedAt: ContinuousClock.Instant?
     /// Shard results accepted in this coordinator's life (a restored job counts from its restart).
     var resultsAccepted = 0
     /// Workers the current shard of each region failed on, in order.
@@ -120,6 +122,8 @@ struct WorkerRecord {
     /// When its shard last finished a step (or was handed over).
     var progressAt: ContinuousClock.Instant
     var shardsCompleted = 0
+    /// Models it has computed shards of, and so holds loaded.
+    var modelsRun: Set<String> = []
 
     var name: String { hello.workerID.isEmpty ? identity.map { String(format: "%02x", $0) }.joined() : hello.workerID }
 }

@@ -90,6 +90,9 @@ struct CoordinatorCommand: ParsableCommand {
     @Option(help: "Seconds a shard may go without finishing a step before it is given to another worker.")
     var shardTimeout: Double = 600
 
+    @Option(help: "Seconds between checkpoints of a running job at most (what a crash can cost in recomputation).")
+    var checkpointInterval: Double = 1
+
     @Option(help: "Unfinished jobs one client may have; further submissions are refused until some end.")
     var maxJobsPerClient: Int = 32
 
@@ -115,6 +118,8 @@ struct CoordinatorCommand: ParsableCommand {
         options.liveness = try Render.positive(workerTimeout, "--worker-timeout")
         guard shardTimeout > 0 else { throw UserError("--shard-timeout must be above 0 seconds") }
         options.shardTimeout = shardTimeout
+        guard checkpointInterval >= 0 else { throw UserError("--checkpoint-interval must be 0 seconds or more") }
+        options.checkpointInterval = checkpointInterval
         options.maxActiveJobsPerClient = try Render.positive(maxJobsPerClient, "--max-jobs-per-client")
         let server = try CoordinatorServer(options: options, context: try ZMQContext())
         let signals = StopSignals { server.stop() }
