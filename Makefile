@@ -6,9 +6,10 @@ SWIFT        ?= swift
 DEMO_PROMPT  ?= a red circle moving right on a black background
 DEMO_ARGS    ?= --frames 16 --steps 20 --seed 7 --scale 4
 
-# Build-time libraries (SQLite for the job store); ffmpeg (ffprobe), numpy and iproute2 (network namespaces) for the tests.
+# Build-time libraries (SQLite for the job store); ffmpeg (ffprobe), numpy, iproute2 (network
+# namespaces) and chromium (the dashboard test) for the tests.
 APT_PACKAGES := pkg-config libzmq3-dev libavformat-dev libavcodec-dev libavutil-dev libswscale-dev \
-                libopenblas-dev libsqlite3-dev ffmpeg python3 python3-numpy iproute2
+                libopenblas-dev libsqlite3-dev ffmpeg python3 python3-numpy iproute2 chromium
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 

@@ -14,6 +14,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
     ],
     targets: [
         // System libraries: one target per C library, found with pkg-config.
@@ -43,14 +46,23 @@ let package = Package(
         .target(name: "Worker", dependencies: ["Diffusion", "Wire", .product(name: "Logging", package: "swift-log")]),
         .target(name: "Coordinator", dependencies: ["Planning", "Diffusion", "Worker", "Wire", "Media",
                                                     .product(name: "Logging", package: "swift-log"),
-                                                    .product(name: "GRDB", package: "GRDB.swift")]),
+                                                    .product(name: "GRDB", package: "GRDB.swift"),
+                                                    .product(name: "Metrics", package: "swift-metrics")]),
+        // The coordinator's web side: dashboard, JSON API and Prometheus /metrics.
+        .target(name: "Dashboard", dependencies: ["Coordinator", "Media",
+                                                  .product(name: "Hummingbird", package: "hummingbird"),
+                                                  .product(name: "Prometheus", package: "swift-prometheus"),
+                                                  .product(name: "Metrics", package: "swift-metrics")],
+                resources: [.copy("Page")]),
 
         // The command-line tool: parses, calls a library, prints.
         .executableTarget(
             name: "reel",
             dependencies: [
-                "Diffusion", "Media", "Planning", "Coordinator", "Worker", "Wire", "Evaluation",
+                "Diffusion", "Media", "Planning", "Coordinator", "Worker", "Wire", "Evaluation", "Dashboard",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

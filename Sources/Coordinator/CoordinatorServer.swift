@@ -67,6 +67,13 @@ public final class CoordinatorServer: @unchecked Sendable {
     /// A snapshot of the counters, safe from any thread.
     public var statistics: CoordinatorStatistics { stopLock.withLock { publishedCounters } }
 
+    /// Jobs, workers and previews as of a moment ago, safe from any thread.
+    public var snapshot: FarmSnapshot { stopLock.withLock { publishedSnapshot } }
+    private var publishedSnapshot = FarmSnapshot()
+    private var lastSnapshot: ContinuousClock.Instant?
+    private var inbox: [FarmCommand] = []
+    private let metrics = CoordinatorMetrics()
+
     private var workers: [Data: WorkerRecord] = [:]
     private var jobs: [String: FarmJob] = [:]
     private var jobOrder: [String] = []
@@ -162,9 +169,14 @@ public final class CoordinatorServer: @unchecked Sendable {
                 lastHeartbeat = now
             }
             reapSilentWorkers(now)
+            performCommands()
             dispatch()
             checkpointProgress()
             publishStatistics()
+            if lastSnapshot.map({ (now - $0).seconds >= 0.25 }) ?? true {
+                publishSnapshot()
+                lastSnapshot = now
+            }
         }
         for worker in workers.values {
             try? router.send([worker.identity] + Envelope(.disconnect, Reel_V1_Disconnect.with { $0.reason = "coordinator stopping" }).frames, dontWait: true)
@@ -172,6 +184,48 @@ public final class CoordinatorServer: @unchecked Sendable {
         flushCheckpoints()
         zap?.stop()
         logger.info("coordinator stopped")
+    }
+
+    /// Asks the coordinator's thread to do `command` at its next turn; safe from any thread.
+    public func perform(_ command: FarmCommand) {
+        stopLock.withLock { inbox.append(command) }
+    }
+
+    private func performCommands() {
+        let commands = stopLock.withLock { () -> [FarmCommand] in
+            defer { inbox.removeAll() }
+            return inbox
+        }
+        for command in commands {
+            switch command {
+            case .cancel(let id):
+                if let job = jobs[id], job.isActive {
+                    end(job, .cancelled)
+                    logger.info("job \(id) cancelled from the dashboard")
+                }
+            case .setPriority(let id, let priority):
+                guard let job = jobs[id], job.isActive else { continue }
+                job.priority = priority
+                sortJobOrder()
+                try? store.setPriority(id, spec: job.spec.message(outputScale: job.outputScale), priority: priority)
+                logger.info("job \(id) priority set to \(priority)")
+            }
+        }
+    }
+
+    private func publishSnapshot() {
+        var snapshot = FarmSnapshot()
+        snapshot.jobs = jobOrder.compactMap { jobs[$0]?.status() }
+        snapshot.workers = workersReply().workers
+        for job in jobs.values where job.isActive { snapshot.previews[job.id] = job.run.previewFrames() }
+        snapshot.dataDirectory = options.dataDirectory
+        snapshot.taken = Date()
+        stopLock.withLock { publishedSnapshot = snapshot }
+        metrics.queueDepth.record(pending.values.reduce(0) { $0 + $1.count })
+        metrics.workers.record(workers.count)
+        var byState: [String: Int] = [:]
+        for job in jobs.values { byState[job.state.stored, default: 0] += 1 }
+        for (state, gauge) in metrics.jobsByState { gauge.record(byState[state] ?? 0) }
     }
 
     private func publishStatistics() {
@@ -187,7 +241,9 @@ public final class CoordinatorServer: @unchecked Sendable {
     /// `userID`: what the ZAP handler said the connection is ("worker:NAME", "client:NAME");
     /// nil for plaintext and inproc peers, which may do anything.
     private func handle(_ frames: [Data], userID: String?) {
-        counters.bytesReceived += frames.reduce(0) { $0 + $1.count }
+        let size = frames.reduce(0) { $0 + $1.count }
+        counters.bytesReceived += size
+        metrics.bytesReceived.increment(by: size)
         guard let identity = frames.first else { return }
         do {
             let envelope = try Envelope(frames: Array(frames.dropFirst()))
@@ -278,6 +334,7 @@ public final class CoordinatorServer: @unchecked Sendable {
         logger.log(level: level, "worker \(worker.name) removed: \(reason)")
         if let current = worker.current, let job = jobs[current.job], job.isActive {
             job.run.requeue(region: current.region)
+            metrics.requeues.increment()
             logger.info("requeued region \(current.region) of \(current.job)")
         }
     }
@@ -297,6 +354,7 @@ public final class CoordinatorServer: @unchecked Sendable {
             guard job.run.isRunning(region: region, attempt: result.attempt) else { return }
             logger.warning("shard \(result.jobID)/\(region) failed on \(workers[peer]!.name): \(result.error)")
             job.run.requeue(region: region)
+            metrics.shardFailures.increment()
             shardFailed(job, region: region, on: workers[peer]!.name, reason: result.error)
             return
         }
@@ -315,6 +373,12 @@ public final class CoordinatorServer: @unchecked Sendable {
         workers[peer]!.shardsCompleted += 1
         counters.resultsAccepted += 1
         job.resultsAccepted += 1
+        metrics.shardsCompleted.increment()
+        if let assigned = workers[peer]!.assignedAt {
+            metrics.shardLatency.recordNanoseconds(Int64((clock.now - assigned).seconds * 1e9))
+        }
+        let steps = Int(result.stepEnd) - Int(result.stepBegin)
+        if steps > 0 && result.seconds > 0 { metrics.stepLatency.recordNanoseconds(Int64(result.seconds / Double(steps) * 1e9)) }
         uncheckpointed.insert(job.id)
         job.shardFailures[region] = nil
         if job.run.isComplete { finish(job) }
@@ -467,7 +531,7 @@ public final class CoordinatorServer: @unchecked Sendable {
     private func sendNextShard(position: [String: Int]) -> Bool {
         let order = pending.keys.sorted { a, b in
             let (jobA, jobB) = (jobs[a]!, jobs[b]!)
-            if jobA.spec.priority != jobB.spec.priority { return jobA.spec.priority > jobB.spec.priority }
+            if jobA.priority != jobB.priority { return jobA.priority > jobB.priority }
             let (servedA, servedB) = (served[jobA.client, default: 0], served[jobB.client, default: 0])
             return servedA != servedB ? servedA < servedB : position[a, default: 0] < position[b, default: 0]
         }
@@ -528,6 +592,7 @@ public final class CoordinatorServer: @unchecked Sendable {
         workers[peer]!.modelsRun.insert(job.spec.model)
         workers[peer]!.stepsDone = 0
         workers[peer]!.progressAt = clock.now
+        workers[peer]!.assignedAt = clock.now
         counters.assignmentsSent += 1
         if !send(.assignment, message, payloads: payloads, to: peer) {
             drop(peer, reason: "unreachable")
@@ -549,6 +614,7 @@ public final class CoordinatorServer: @unchecked Sendable {
                 workers[worker.identity]!.current = nil
                 if let job = jobs[current.job], job.isActive {
                     job.run.requeue(region: current.region)
+                    metrics.requeues.increment()
                     logger.warning("shard \(current.job)/\(current.region) made no progress on \(worker.name) for \(Int(options.shardTimeout)) s; reassigned")
                 }
             }
@@ -571,7 +637,7 @@ public final class CoordinatorServer: @unchecked Sendable {
     }
 
     private func sortJobOrder() {
-        jobOrder.sort { (jobs[$0]!.spec.priority, 0) > (jobs[$1]!.spec.priority, 1) }
+        jobOrder.sort { (jobs[$0]!.priority, 0) > (jobs[$1]!.priority, 1) }
     }
 
     private func submit(_ envelope: Envelope, from client: String) throws -> Reply {
@@ -681,7 +747,9 @@ public final class CoordinatorServer: @unchecked Sendable {
         do {
             let frames = [peer] + Envelope(kind, message, payloads: payloads).frames
             try router.send(frames, dontWait: true)
-            counters.bytesSent += frames.reduce(0) { $0 + $1.count }
+            let size = frames.reduce(0) { $0 + $1.count }
+            counters.bytesSent += size
+            metrics.bytesSent.increment(by: size)
             return true
         } catch {
             logger.warning("cannot send \(kind) to \(Self.hex(peer)): \(error)")
@@ -704,6 +772,7 @@ struct ShardQueue {
     private var head = 0
 
     var isEmpty: Bool { head == items.count }
+    var count: Int { items.count - head }
 
     mutating func append(contentsOf assignments: [ShardAssignment]) { items += assignments }
 

@@ -46,6 +46,8 @@ final class FarmJob {
     let clock = ContinuousClock()
     let started: ContinuousClock.Instant
     var state: State = .running
+    /// Starts as the spec's; an operator may change it while the job runs.
+    var priority: Int
     var finishedSeconds: Double?
     /// The MP4 in the data directory, once done.
     var outputPath: String?
@@ -67,6 +69,7 @@ final class FarmJob {
         self.spec = spec
         self.outputScale = outputScale
         self.submitted = submitted
+        priority = spec.priority
         run = JobRun(spec: spec, model: model, channels: channels, firstAttempt: firstAttempt) { box in
             spec.startingLatent(box, channels: channels, input: input)
         }
@@ -80,6 +83,7 @@ final class FarmJob {
         status.jobID = id
         status.state = state.wire
         status.spec = spec.message(outputScale: outputScale)
+        status.spec.priority = Int32(priority)
         status.stepsDone = UInt32(state == .done ? run.stepsTotal : run.stepsDone)
         status.stepsTotal = UInt32(run.stepsTotal)
         status.chunks = UInt32(run.plan.chunks.count)
@@ -119,6 +123,8 @@ struct WorkerRecord {
     /// The shard it is computing: job, region and attempt.
     var current: (job: String, region: Int, attempt: UInt64)?
     var stepsDone = 0
+    /// When its current shard was handed over.
+    var assignedAt: ContinuousClock.Instant?
     /// When its shard last finished a step (or was handed over).
     var progressAt: ContinuousClock.Instant
     var shardsCompleted = 0

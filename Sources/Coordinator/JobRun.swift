@@ -110,6 +110,11 @@ public final class JobRun {
         return .accepted
     }
 
+    /// The latent `region` reached at its last finished step; nil before its first result.
+    public func latestLatent(of region: Int) -> [Float]? {
+        progress[region] > plan.firstStep ? snapshots[region][progress[region]]?.latent : nil
+    }
+
     /// Whether `attempt` is the running attempt of `region`.
     public func isRunning(region: Int, attempt: UInt64) -> Bool { inFlight[region]?.attempt == attempt }
 

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import Wire
 
 /// One job as the store keeps it: enough to rebuild it after a restart.
 struct StoredJob: Equatable {
@@ -91,6 +92,16 @@ final class JobStore: @unchecked Sendable {
             try db.execute(sql: """
                 UPDATE job SET state = ?, error = ?, output_path = ?, latent_digest = ?, finished_seconds = ? WHERE id = ?
                 """, arguments: [state, error, outputPath, latentDigest, finishedSeconds, id])
+        }
+    }
+
+    /// Stores a new priority inside the job's spec.
+    func setPriority(_ id: String, spec: Reel_V1_JobSpec, priority: Int) throws {
+        var spec = spec
+        spec.priority = Int32(priority)
+        let bytes = try spec.serializedData()
+        try database.write { db in
+            try db.execute(sql: "UPDATE job SET spec = ? WHERE id = ?", arguments: [bytes, id])
         }
     }
 

@@ -5,6 +5,11 @@ import Foundation
 public enum StillImages {
     /// Writes one RGB picture as a PNG (atomically: temporary name, then rename).
     public static func writePNG(rgb: [UInt8], width: Int, height: Int, to path: String) throws {
+        try writeAtomically(try png(rgb: rgb, width: width, height: height), to: path)
+    }
+
+    /// One RGB picture (row-major, 3 bytes a pixel) as PNG bytes.
+    public static func png(rgb: [UInt8], width: Int, height: Int) throws -> Data {
         precondition(rgb.count == width * height * 3)
         guard let codec = avcodec_find_encoder(AV_CODEC_ID_PNG) else { throw MediaError("this FFmpeg has no PNG encoder") }
         let encoder = try CodecContext(codec: codec)
@@ -25,8 +30,7 @@ public enum StillImages {
         try FFmpeg.check(avcodec_send_frame(encoder.pointer, nil), "encoding a PNG")
         let packet = try Packet()
         try FFmpeg.check(avcodec_receive_packet(encoder.pointer, packet.pointer), "encoding a PNG")
-        let bytes = Data(bytes: packet.pointer.pointee.data, count: Int(packet.pointer.pointee.size))
-        try writeAtomically(bytes, to: path)
+        return Data(bytes: packet.pointer.pointee.data, count: Int(packet.pointer.pointee.size))
     }
 
     /// Writes each frame of `video` as PATTERN with %d replaced by the frame number

@@ -1,8 +1,11 @@
 import ArgumentParser
 import Coordinator
+import Dashboard
 import Diffusion
 import Foundation
 import Logging
+import Metrics
+import Prometheus
 import Wire
 import Worker
 
@@ -99,10 +102,17 @@ struct CoordinatorCommand: ParsableCommand {
     @Flag(help: "Run plaintext, with no keys: anyone who can reach the endpoint may submit and work. Only on a network you trust entirely.")
     var insecure = false
 
+    @Option(help: "Serve the dashboard and Prometheus /metrics on [HOST]:PORT, e.g. :8080 (every address) or 127.0.0.1:8080.")
+    var http: String?
+
+    @Option(help: "The dashboard's access token (default: DATA-DIR/keys/http-token, made on first use).")
+    var httpToken: String?
+
     @OptionGroup var daemon: DaemonOptions
 
     func run() throws {
         daemon.start()
+        let web = try http.map { try WebOptions(address: $0, token: httpToken, dataDirectory: dataDir) }
         var options = CoordinatorOptions(bind: bind, dataDirectory: dataDir)
         let logger = Logger(label: "reel.coordinator")
         if insecure {
@@ -121,10 +131,65 @@ struct CoordinatorCommand: ParsableCommand {
         guard checkpointInterval >= 0 else { throw UserError("--checkpoint-interval must be 0 seconds or more") }
         options.checkpointInterval = checkpointInterval
         options.maxActiveJobsPerClient = try Render.positive(maxJobsPerClient, "--max-jobs-per-client")
+        let registry = web.map { _ in WebOptions.bootstrapMetrics() }
         let server = try CoordinatorServer(options: options, context: try ZMQContext())
         let signals = StopSignals { server.stop() }
+        if let web, let registry {
+            let dashboard = Dashboard(coordinator: server, registry: registry, token: web.token)
+            Task.detached {
+                do {
+                    try await dashboard.serve(host: web.host, port: web.port) { port in
+                        logger.info("dashboard on http://\(web.host == "0.0.0.0" ? "HOST" : web.host):\(port)/?token=… (token in \(web.tokenSource)); Prometheus metrics at /metrics")
+                    }
+                } catch {
+                    logger.error("the dashboard stopped: \(error)")
+                }
+            }
+        }
         try server.run()
         _ = signals
+    }
+}
+
+/// Where the dashboard listens and the token it asks for.
+struct WebOptions {
+    let host: String
+    let port: Int
+    let token: String
+    let tokenSource: String
+
+    init(address: String, token: String?, dataDirectory: String) throws {
+        let parts = address.split(separator: ":", omittingEmptySubsequences: false)
+        guard parts.count == 2, let port = Int(parts[1]), (0...65535).contains(port) else {
+            throw UserError("--http \(address): use [HOST]:PORT, e.g. :8080 or 127.0.0.1:8080")
+        }
+        host = parts[0].isEmpty ? "0.0.0.0" : String(parts[0])
+        self.port = port
+        if let token {
+            guard token.count >= 16 else { throw UserError("--http-token: use at least 16 characters") }
+            self.token = token
+            tokenSource = "--http-token"
+        } else {
+            let path = "\(dataDirectory)/keys/http-token"
+            tokenSource = path
+            if let stored = FileManager.default.contents(atPath: path) {
+                self.token = String(decoding: stored, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            } else {
+                let made = (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
+                try FileManager.default.createDirectory(atPath: "\(dataDirectory)/keys", withIntermediateDirectories: true)
+                guard FileManager.default.createFile(atPath: path, contents: Data(made.utf8), attributes: [.posixPermissions: 0o600]) else {
+                    throw UserError("cannot write \(path)")
+                }
+                self.token = made
+            }
+        }
+    }
+
+    /// Routes swift-metrics into a Prometheus registry, before the coordinator makes its series.
+    static func bootstrapMetrics() -> PrometheusCollectorRegistry {
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        return registry
     }
 }
 

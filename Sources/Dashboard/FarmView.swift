@@ -1,0 +1,74 @@
+import Coordinator
+import Foundation
+import Wire
+
+/// The JSON the dashboard polls: what a person watching the farm needs, nothing more.
+struct FarmView: Encodable {
+    struct Job: Encodable {
+        let id: String
+        let state: String
+        let prompt: String
+        let priority: Int
+        let frames: Int
+        let width: Int
+        let height: Int
+        let steps: Int
+        let stepsDone: Int
+        let stepsTotal: Int
+        let chunks: Int
+        let tiles: Int
+        /// Per region (chunk-major, then tile), the last step it finished: the chunk-by-step map.
+        let regionSteps: [Int]
+        let secondsElapsed: Double
+        let secondsRemaining: Double?
+        let error: String
+        /// Chunks with a preview frame now.
+        let previews: [Int]
+    }
+
+    struct Worker: Encodable {
+        let id: String
+        let host: String
+        let state: String
+        let job: String
+        let region: Int
+        let threads: Int
+        let models: [String]
+        let heartbeatAgeSeconds: Double
+        let shardsCompleted: Int
+    }
+
+    let jobs: [Job]
+    let workers: [Worker]
+    let taken: Double
+
+    init(_ snapshot: FarmSnapshot) {
+        jobs = snapshot.jobs.map { status in
+            Job(id: status.jobID, state: Self.name(status.state), prompt: status.spec.prompt, priority: Int(status.spec.priority),
+                frames: Int(status.spec.frames), width: Int(status.spec.width), height: Int(status.spec.height),
+                steps: Int(status.spec.steps), stepsDone: Int(status.stepsDone), stepsTotal: Int(status.stepsTotal),
+                chunks: Int(status.chunks), tiles: Int(status.tiles), regionSteps: status.regionSteps.map(Int.init),
+                secondsElapsed: status.secondsElapsed,
+                secondsRemaining: status.state == .running && status.stepsDone > 0 ? status.secondsRemaining : nil,
+                error: status.error, previews: (snapshot.previews[status.jobID] ?? []).map(\.chunk))
+        }
+        workers = snapshot.workers.map { worker in
+            Worker(id: worker.workerID, host: worker.hostname, state: worker.jobID.isEmpty ? "idle" : "busy",
+                   job: worker.jobID, region: Int(worker.region), threads: Int(worker.threads), models: worker.models,
+                   heartbeatAgeSeconds: worker.heartbeatAgeSeconds, shardsCompleted: Int(worker.shardsCompleted))
+        }
+        taken = snapshot.taken.timeIntervalSince1970
+    }
+
+    static func name(_ state: Reel_V1_JobState) -> String {
+        switch state {
+        case .queued: return "queued"
+        case .running: return "running"
+        case .encoding: return "encoding"
+        case .done: return "done"
+        case .failed: return "failed"
+        case .cancelled: return "cancelled"
+        default: return "unknown"
+        }
+    }
+}

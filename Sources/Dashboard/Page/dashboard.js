@@ -1,0 +1,152 @@
+// The farm dashboard: polls /api/farm every second and redraws the tables. Everything the
+// farm reports is put in the page as text, never as markup.
+"use strict";
+
+const token = new URLSearchParams(location.search).get("token") || "";
+const withToken = (path) => path + (path.includes("?") ? "&" : "?") + "token=" + encodeURIComponent(token);
+const videos = new Map();   // job id -> <video>, kept so playback survives redraws
+
+function element(tag, text, attributes) {
+  const node = document.createElement(tag);
+  if (text !== undefined && text !== null) node.textContent = String(text);
+  for (const [name, value] of Object.entries(attributes || {})) node.setAttribute(name, value);
+  return node;
+}
+
+function cell(row, content) {
+  const td = element("td");
+  if (content instanceof Node) td.appendChild(content); else td.textContent = content ?? "";
+  row.appendChild(td);
+  return td;
+}
+
+function duration(seconds) {
+  if (seconds === null || seconds === undefined) return "–";
+  if (seconds < 60) return seconds.toFixed(0) + " s";
+  return Math.floor(seconds / 60) + " min " + Math.round(seconds % 60) + " s";
+}
+
+function progressBar(job) {
+  const wrapper = element("span");
+  const bar = element("span", null, { class: "bar", role: "progressbar", "aria-valuenow": job.stepsDone, "aria-valuemax": job.stepsTotal });
+  const fill = element("span");
+  fill.style.width = (job.stepsTotal ? 100 * job.stepsDone / job.stepsTotal : 0) + "%";
+  bar.appendChild(fill);
+  wrapper.appendChild(bar);
+  wrapper.appendChild(document.createTextNode(" " + job.stepsDone + "/" + job.stepsTotal));
+  return wrapper;
+}
+
+// One cell per region: columns are chunks, rows are tiles; darker is further along.
+function stepMap(job) {
+  const map = element("span", null, { class: "map", title: "region steps: " + job.regionSteps.join(" ") });
+  map.style.gridTemplateColumns = "repeat(" + job.chunks + ", .9em)";
+  for (let tile = 0; tile < job.tiles; tile++) {
+    for (let chunk = 0; chunk < job.chunks; chunk++) {
+      const step = job.regionSteps[chunk * job.tiles + tile] ?? 0;
+      const square = element("span", null, { title: "chunk " + chunk + ", tile " + tile + ": step " + step + "/" + job.steps });
+      square.style.background = "hsl(213, 75%, " + (92 - 55 * step / Math.max(job.steps, 1)) + "%)";
+      map.appendChild(square);
+    }
+  }
+  return map;
+}
+
+function now(job) {
+  if (job.state === "done") {
+    if (!videos.has(job.id)) {
+      videos.set(job.id, element("video", null, { src: withToken("/api/jobs/" + job.id + "/video"), controls: "", loop: "", muted: "", class: "video" }));
+    }
+    return videos.get(job.id);
+  }
+  if (job.state === "failed") return element("span", job.error);
+  const previews = element("span", null, { class: "previews" });
+  for (const chunk of job.previews) {
+    previews.appendChild(element("img", null, {
+      src: withToken("/api/jobs/" + job.id + "/preview/" + chunk + "?step=" + job.regionSteps[chunk * job.tiles]),
+      alt: "chunk " + chunk + " at step " + job.regionSteps[chunk * job.tiles], title: "chunk " + chunk,
+    }));
+  }
+  return previews;
+}
+
+async function post(path) {
+  const response = await fetch(withToken(path), { method: "POST" });
+  if (!response.ok) document.getElementById("problem").textContent = await response.text();
+  refresh();
+}
+
+function actions(job) {
+  const span = element("span");
+  if (job.state !== "running") return span;
+  const up = element("button", "▲", { title: "raise priority", "data-action": "raise" });
+  up.onclick = () => post("/api/jobs/" + job.id + "/priority?value=" + (job.priority + 1));
+  const down = element("button", "▼", { title: "lower priority", "data-action": "lower" });
+  down.onclick = () => post("/api/jobs/" + job.id + "/priority?value=" + (job.priority - 1));
+  const cancel = element("button", "Cancel", { "data-action": "cancel" });
+  cancel.onclick = () => { if (confirm("Cancel job " + job.id + "?")) post("/api/jobs/" + job.id + "/cancel"); };
+  span.append(up, down, cancel);
+  return span;
+}
+
+function drawJobs(jobs) {
+  const body = document.querySelector("#jobs tbody");
+  body.replaceChildren();
+  if (jobs.length === 0) {
+    const row = element("tr");
+    cell(row, "no jobs yet: reel submit …").colSpan = 9;
+    body.appendChild(row);
+  }
+  for (const job of jobs) {
+    const row = element("tr", null, { "data-job": job.id, "data-state": job.state });
+    cell(row, job.id);
+    cell(row, job.prompt + " (" + job.frames + " frames, " + job.width + "×" + job.height + ")");
+    cell(row, element("span", job.state, { class: "state-" + job.state }));
+    cell(row, progressBar(job));
+    cell(row, job.state === "running" ? duration(job.secondsRemaining) : duration(job.secondsElapsed) + " taken");
+    cell(row, job.priority);
+    cell(row, stepMap(job));
+    cell(row, now(job));
+    cell(row, actions(job));
+    body.appendChild(row);
+  }
+}
+
+function drawWorkers(workers) {
+  const body = document.querySelector("#workers tbody");
+  body.replaceChildren();
+  if (workers.length === 0) {
+    const row = element("tr");
+    cell(row, "no workers connected: reel worker --connect …").colSpan = 8;
+    body.appendChild(row);
+  }
+  for (const worker of workers) {
+    const row = element("tr", null, { "data-worker": worker.id });
+    cell(row, worker.id);
+    cell(row, worker.host);
+    cell(row, worker.state);
+    cell(row, worker.state === "busy" ? worker.job + " region " + worker.region : "–");
+    cell(row, worker.threads);
+    cell(row, worker.models.join(", "));
+    cell(row, worker.heartbeatAgeSeconds.toFixed(1) + " s ago");
+    cell(row, worker.shardsCompleted);
+    body.appendChild(row);
+  }
+}
+
+async function refresh() {
+  try {
+    const response = await fetch(withToken("/api/farm"), { cache: "no-store" });
+    if (!response.ok) throw new Error(response.status + " " + await response.text());
+    const farm = await response.json();
+    drawJobs(farm.jobs);
+    drawWorkers(farm.workers);
+    document.getElementById("updated").textContent = "updated " + new Date(farm.taken * 1000).toLocaleTimeString();
+    document.getElementById("problem").textContent = "";
+  } catch (error) {
+    document.getElementById("problem").textContent = "cannot reach the coordinator: " + error.message;
+  }
+}
+
+refresh();
+setInterval(refresh, 1000);

@@ -1,0 +1,121 @@
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import Testing
+
+/// The dashboard as a user sees it: headless Chromium (Debian's chromium, which `make test`
+/// installs) loads the page from a real coordinator while a job runs.
+@Suite(.serialized) struct DashboardTests {
+    static var chromium: String? {
+        ["/usr/bin/chromium", "/usr/bin/chromium-browser"].first { FileManager.default.isExecutableFile(atPath: $0) }
+    }
+
+    /// A farm with its dashboard on a free loopback port; returns the base URL and token.
+    static func farmWithDashboard() throws -> (farm: ProcessFarm, base: String, token: String) {
+        let farm = try ProcessFarm(coordinatorArguments: ["--http", "127.0.0.1:0"])
+        let line = try farm.waitForLog(farm.coordinatorLog, containing: "dashboard on http://")
+        let address = line.split(separator: " ").first { $0.hasPrefix("http://") }.map { String($0.prefix { $0 != "?" }) } ?? ""
+        let token = try String(contentsOfFile: "\(farm.directory)/data/keys/http-token", encoding: .utf8)
+        return (farm, address.hasSuffix("/") ? String(address.dropLast()) : address, token)
+    }
+
+    /// Status code and body of one request.
+    static func fetch(_ url: String, method: String = "GET", token: String? = nil) throws -> (status: Int, body: String) {
+        var request = URLRequest(url: URL(string: url)!)
+        request.httpMethod = method
+        if let token { request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }
+        let done = DispatchSemaphore(value: 0)
+        nonisolated(unsafe) var result: (Int, String) = (0, "")
+        URLSession.shared.dataTask(with: request) { data, response, _ in
+            result = ((response as? HTTPURLResponse)?.statusCode ?? 0, data.map { String(decoding: $0, as: UTF8.self) } ?? "")
+            done.signal()
+        }.resume()
+        guard done.wait(timeout: .now() + 20) == .success else { throw TestFailure("no answer from \(url)") }
+        return result
+    }
+
+    /// The page's DOM after its scripts ran, as headless Chromium renders it.
+    static func renderedPage(_ url: String, screenshot: String? = nil) throws -> String {
+        guard let chromium else { throw TestFailure("chromium is not installed; `make deps` installs it") }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: chromium)
+        let profile = try ReelCommand.scratchDirectory()
+        process.arguments = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--user-data-dir=\(profile)",
+                             "--virtual-time-budget=5000", "--window-size=1400,900"]
+            + (screenshot.map { ["--screenshot=\($0)"] } ?? ["--dump-dom"]) + [url]
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let dom = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        return dom
+    }
+
+    @Test func chromiumShowsJobsWorkersPreviewsAndVideosFromARealCoordinator() throws {
+        let (farm, base, token) = try Self.farmWithDashboard()
+        try farm.startWorker("dash-w1")
+        try farm.waitForWorkers(1)
+        let finished = try farm.client(["submit", "a red circle moving right", "--frames", "8", "--steps", "2", "--wait", "-o", "done.mp4"])
+        #expect(finished.status == 0, "\(finished.stderr)")
+        let doneID = String(finished.stdout.split(separator: "\n").first ?? "")
+        let running = try farm.client(["submit", "a blue square moving up", "--frames", "40", "--steps", "30"])
+        let runningID = running.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        try FaultTests.waitUntilBusy(farm, worker: "dash-w1", job: runningID)
+        Thread.sleep(forTimeInterval: 1.5)  // a few shards in: previews to show
+
+        let dom = try Self.renderedPage("\(base)/?token=\(token)")
+        #expect(dom.contains("<h1>Reel farm</h1>"))
+        #expect(dom.contains("data-job=\"\(doneID)\" data-state=\"done\""), "the finished job is listed as done")
+        #expect(dom.contains("data-job=\"\(runningID)\" data-state=\"running\""), "the running job is listed")
+        #expect(dom.contains("a blue square moving up (40 frames, 64×64)"), "its prompt")
+        #expect(dom.contains("role=\"progressbar\""), "a progress bar")
+        #expect(dom.contains("class=\"map\""), "the chunk-by-step map")
+        #expect(dom.contains("/api/jobs/\(runningID)/preview/"), "previews of the running job's latents")
+        #expect(dom.contains("<video src=\"/api/jobs/\(doneID)/video?token="), "the finished video, playable")
+        #expect(dom.contains("data-worker=\"dash-w1\""), "the worker")
+        #expect(dom.contains("data-action=\"cancel\""), "a cancel button")
+        #expect(!dom.contains("cannot reach the coordinator"), "\(dom)")
+
+        // What the page's links and buttons call.
+        #expect(try Self.fetch("\(base)/api/farm").status == 401, "no token, no farm")
+        let preview = try Self.fetch("\(base)/api/jobs/\(runningID)/preview/0", token: token)
+        #expect(preview.status == 200 && preview.body.dropFirst().hasPrefix("PNG"), "a PNG of the current latent")
+        #expect(try Self.fetch("\(base)/api/jobs/\(doneID)/video", token: token).status == 200)
+        #expect(try Self.fetch("\(base)/api/jobs/\(runningID)/priority?value=7", method: "POST", token: token).status == 202)
+        #expect(try Self.fetch("\(base)/api/jobs/\(runningID)/cancel", method: "POST", token: token).status == 202)
+        Thread.sleep(forTimeInterval: 0.6)
+        let after = try Self.renderedPage("\(base)/?token=\(token)")
+        #expect(after.contains("data-job=\"\(runningID)\" data-state=\"cancelled\""), "cancel from the page's API took effect")
+        let status = try farm.client(["status", runningID]).stdout
+        #expect(status.contains("cancelled"), "\(status)")
+
+        let metrics = try Self.fetch("\(base)/metrics", token: token).body
+        for series in ["reel_jobs{state=\"done\"} 1", "reel_shards_completed_total", "reel_queue_depth", "reel_workers 1",
+                       "reel_wire_bytes_total{direction=\"in\"}", "reel_shard_latency_seconds_bucket", "reel_step_latency_seconds_count"] {
+            #expect(metrics.contains(series), "/metrics has \(series)")
+        }
+        print("dashboard: Chromium saw the done job's video, the running job's progress, map and previews, and the worker; cancel and priority took effect")
+    }
+
+    @Test func metricsMoveDuringARender() throws {
+        let (farm, base, token) = try Self.farmWithDashboard()
+        try farm.startWorker("m1")
+        try farm.waitForWorkers(1)
+        func shardsCompleted() throws -> Double {
+            let text = try Self.fetch("\(base)/metrics", token: token).body
+            return text.split(separator: "\n").first { $0.hasPrefix("reel_shards_completed_total ") }
+                .flatMap { Double($0.split(separator: " ").last ?? "") } ?? 0
+        }
+        let id = try farm.client(["submit", "a green triangle moving down", "--frames", "40", "--steps", "20"]).stdout
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        try FaultTests.waitUntilBusy(farm, worker: "m1", job: id)
+        let early = try shardsCompleted()
+        Thread.sleep(forTimeInterval: 2)
+        let later = try shardsCompleted()
+        #expect(later > early, "shards completed went from \(early) to \(later)")
+        _ = try farm.client(["cancel", id])
+        print("metrics during a render: reel_shards_completed_total \(Int(early)) → \(Int(later)) in 2 s")
+    }
+}
