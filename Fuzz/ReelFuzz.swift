@@ -6,8 +6,8 @@ import Wire
 
 /// Fuzz targets for everything a coordinator or worker decodes from the network.
 ///
-/// Built with `-sanitize=fuzzer` (`make fuzz`), libFuzzer drives `LLVMFuzzerTestOneInput`
-/// with the target named by $REEL_FUZZ_TARGET. Built normally, `reel-fuzz TARGET FILE…`
+/// Built with `-sanitize=fuzzer` (`make fuzz`), libFuzzer drives the target named by
+/// $REEL_FUZZ_TARGET. Built normally, `reel-fuzz TARGET FILE…`
 /// replays inputs (a crash found by the fuzzer, say) and `reel-fuzz --seeds DIR` writes a
 /// seed corpus of real messages for each target.
 enum FuzzTarget: String, CaseIterable {
@@ -124,10 +124,20 @@ enum FuzzTarget: String, CaseIterable {
 }
 
 #if FUZZING
-@_cdecl("LLVMFuzzerTestOneInput")
-public func fuzzOneInput(_ bytes: UnsafePointer<UInt8>, _ count: Int) -> CInt {
-    FuzzTarget.selected.run(Data(bytes: bytes, count: count))
-    return 0
+// SwiftPM links an executable's entry point under the name `reel_fuzz_main` (so tests can
+// link executables); here that entry point hands control to libFuzzer's driver.
+@_silgen_name("LLVMFuzzerRunDriver")
+func LLVMFuzzerRunDriver(_ argc: UnsafeMutablePointer<CInt>, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
+                         _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt) -> CInt
+
+@_cdecl("reel_fuzz_main")
+public func fuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
+    var count = argc, arguments = argv
+    _ = FuzzTarget.selected
+    return LLVMFuzzerRunDriver(&count, &arguments) { bytes, size in
+        FuzzTarget.selected.run(bytes.map { Data(bytes: $0, count: size) } ?? Data())
+        return 0
+    }
 }
 
 extension FuzzTarget {
