@@ -520,16 +520,17 @@ public final class CoordinatorServer: @unchecked Sendable {
             let ready = job.run.takeReadyShards()
             if !ready.isEmpty { pending[id, default: ShardQueue()].append(contentsOf: ready) }
         }
-        guard !pending.isEmpty else { return }
+        guard !pending.isEmpty, workers.values.contains(where: { $0.credits > 0 }) else { return }
         for id in pending.keys where jobs[id]?.isActive != true { pending[id] = nil }
         admitNewClients()
-        let position = Dictionary(uniqueKeysWithValues: jobOrder.enumerated().map { ($1, $0) })
+        // Submission order breaks ties; only needed when several jobs wait.
+        let position = pending.count > 1 ? Dictionary(uniqueKeysWithValues: jobOrder.enumerated().map { ($1, $0) }) : [:]
         while workers.values.contains(where: { $0.credits > 0 }), sendNextShard(position: position) {}
     }
 
     /// Sends the first shard, in scheduling order, that some worker can take; false if none.
     private func sendNextShard(position: [String: Int]) -> Bool {
-        let order = pending.keys.sorted { a, b in
+        let order = pending.count == 1 ? Array(pending.keys) : pending.keys.sorted { a, b in
             let (jobA, jobB) = (jobs[a]!, jobs[b]!)
             if jobA.priority != jobB.priority { return jobA.priority > jobB.priority }
             let (servedA, servedB) = (served[jobA.client, default: 0], served[jobB.client, default: 0])
