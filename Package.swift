@@ -17,6 +17,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
         // System libraries: one target per C library, found with pkg-config.
@@ -81,6 +82,6 @@ let package = Package(
         .testTarget(name: "WireTests", dependencies: ["Wire"]),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation"]),
         .testTarget(name: "CoordinatorTests", dependencies: ["Coordinator", "Planning", "Diffusion", "Worker", "TestSupport"]),
-        .testTarget(name: "CLITests", dependencies: ["Media", "Wire"]),
+        .testTarget(name: "CLITests", dependencies: ["Media", "Wire", .product(name: "Yams", package: "Yams")]),
     ]
 )
