@@ -585,6 +585,8 @@ public final class CoordinatorServer: @unchecked Sendable {
         message.stepEnd = UInt32(assignment.steps.upperBound)
         message.attempt = assignment.attempt
         message.spec = job.spec.message()
+        message.spec.prompt = job.spec.prompt(forChunk: box.frames)  // a storyboard's shot
+        message.spec.shots = []
         message.shape = Reel_V1_LatentShape(frames: box.frames.count, channels: job.run.plan.channels, rows: box.rows.count, columns: box.columns.count)
         message.carriesState = assignment.state != nil
         let payloads = [LatentCodec.encode(assignment.latent), assignment.state.map(LatentCodec.encode) ?? Data()]

@@ -21,6 +21,9 @@ public struct JobSpec: Codable, Sendable, Equatable {
     /// For a job that re-renders an input video (SDEdit): how much of the denoising to redo,
     /// from 0 (return the input) to 1 (ignore it: a text-only render). 1 without an input.
     public var strength: Float
+    /// A storyboard: consecutive shots whose frames add up to `frames`; empty means `prompt`
+    /// throughout.
+    public var shots: [Shot] = []
 
     public init(prompt: String, model: String, frames: Int, width: Int, height: Int, fps: Int, steps: Int,
                 sampler: String, guidance: Float, shift: Float, seed: UInt64, window: Int, overlap: Int,
@@ -31,9 +34,34 @@ public struct JobSpec: Codable, Sendable, Equatable {
         self.priority = priority; self.strength = strength
     }
 
+    /// The prompt a temporal chunk is denoised with: that of the shot its middle frame falls
+    /// in. Chunks of neighbouring shots share frames, and fusion blends them there: the
+    /// transition between shots.
+    public func prompt(forChunk frames: Range<Int>) -> String {
+        guard !shots.isEmpty else { return prompt }
+        let middle = (frames.lowerBound + frames.upperBound - 1) / 2
+        var end = 0
+        for shot in shots {
+            end += shot.frames
+            if middle < end { return shot.prompt }
+        }
+        return shots[shots.count - 1].prompt
+    }
+
     /// The step a job starts from: 0 for text-only jobs; later for an input video, whose noised
     /// frames stand in for the steps skipped.
     public var firstStep: Int { steps - Int((Double(strength) * Double(steps)).rounded()) }
+}
+
+/// One shot of a storyboard.
+public struct Shot: Codable, Sendable, Equatable {
+    public var prompt: String
+    public var frames: Int
+
+    public init(prompt: String, frames: Int) {
+        self.prompt = prompt
+        self.frames = frames
+    }
 }
 
 /// What Planning needs to know of a model: its native canvas, window and patch.
@@ -66,6 +94,7 @@ public enum JobLimits {
     /// frames × width × height: bounds the latent a coordinator holds for one job (1.5 GiB).
     public static let maxSamples = 1 << 27
     public static let maxModelNameCharacters = 64
+    public static let maxShots = 256
 
     /// A model package's name as a farm accepts it: letters, digits, '.', '_' and '-', not
     /// starting with '.', so a name can never reach outside the model directories.
@@ -98,6 +127,16 @@ extension JobSpec {
             if !ok { problems.append(SpecProblem(field: field, problem: problem())) }
         }
         check(prompt.count <= JobLimits.maxPromptCharacters, "prompt", "is \(prompt.count) characters; at most \(JobLimits.maxPromptCharacters)")
+        if !shots.isEmpty {
+            check(shots.count <= JobLimits.maxShots, "shots", "has \(shots.count) shots; at most \(JobLimits.maxShots)")
+            for (index, shot) in shots.enumerated() {
+                check(shot.frames >= 1, "shots[\(index)].frames", "\(shot.frames) is out of range; a shot has at least 1 frame")
+                check(shot.prompt.count <= JobLimits.maxPromptCharacters, "shots[\(index)].prompt",
+                      "is \(shot.prompt.count) characters; at most \(JobLimits.maxPromptCharacters)")
+            }
+            let total = shots.reduce(0) { $0 + max($1.frames, 0) }
+            check(total == frames, "shots", "add up to \(total) frames but the job has \(frames); make them equal")
+        }
         check(!self.model.isEmpty, "model", "is empty; name a model package")
         check((1...JobLimits.maxFrames).contains(frames), "frames", "\(frames) is out of range; use 1 to \(JobLimits.maxFrames)")
         for (field, value) in [("width", width), ("height", height)] {

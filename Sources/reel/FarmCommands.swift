@@ -265,9 +265,10 @@ struct Submit: ParsableCommand {
     var output: String?
 
     func run() throws {
+        let (request, fileOutput) = try job.resolvedRequest(priority: priority)
+        let output = output ?? fileOutput
         if let output { try OutputPath.check(output, extension: "mp4", flag: "--output") }
         let client = try connection.client()
-        let request = try job.request(priority: priority)
         let input = try job.loadInput(fps: request.fps > 0 ? Int(request.fps) : 8)
         let id = try client.submit(request, input: input?.bytes ?? Data())
         print(id)

@@ -8,7 +8,7 @@ import Wire
 /// What to render: shared by `reel render` and `reel submit`. Options left out take the
 /// model's defaults, filled in wherever the model's config.json is (here or on the coordinator).
 struct JobOptions: ParsableArguments {
-    @Argument(help: "What the video shows, in words the model knows.")
+    @Argument(help: "What the video shows, in words the model knows; or a job file (.yaml, .yml, .json) describing the whole render, storyboards included (docs/job-files.md).")
     var prompt: String
 
     @Option(help: "Number of frames (default: the model's window). Videos longer than the window are rendered as overlapping chunks.")
@@ -76,6 +76,17 @@ struct JobOptions: ParsableArguments {
         } catch {
             throw UserError("--input \(input): \(error)")
         }
+    }
+
+    /// The job as sent to a coordinator, from the command line or from a job file (which
+    /// then describes the whole render), and the output path the file names, if any.
+    func resolvedRequest(priority: Int = 0) throws -> (spec: Reel_V1_JobSpec, output: String?) {
+        guard JobFile.looksLikeOne(prompt) else { return (try request(priority: priority), nil) }
+        let file = try JobFile(path: prompt)
+        var spec = file.spec
+        if spec.model.isEmpty { spec.model = ModelPackage.defaultModel }
+        if spec.priority == 0 { spec.priority = Int32(priority) }
+        return (spec, file.outputPath)
     }
 
     /// The job as sent to a coordinator: unset options stay zero or absent.

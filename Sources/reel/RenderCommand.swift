@@ -19,8 +19,8 @@ struct Render: ParsableCommand {
 
     @OptionGroup var job: JobOptions
 
-    @Option(name: [.short, .customLong("output")], help: "Output MP4 path.")
-    var output: String = "out.mp4"
+    @Option(name: [.short, .customLong("output")], help: "Output MP4 path (default: the job file's output, or out.mp4).")
+    var output: String?
 
     @Option(help: "Also write a contact sheet (a PNG grid of the frames) here.")
     var contactSheet: String?
@@ -33,10 +33,11 @@ struct Render: ParsableCommand {
 
     func run() throws {
         LogSetup.start(level: .warning)
+        let (request, fileOutput) = try job.resolvedRequest()
+        let output = output ?? fileOutput ?? "out.mp4"
         try OutputPath.check(output, extension: "mp4", flag: "--output")
         if let contactSheet { try OutputPath.check(contactSheet, extension: "png", flag: "--contact-sheet") }
-        let request = try job.request()
-        let model = try Model(named: job.model)
+        let model = try Model(named: request.model)
         var spec = JobSpec(resolving: request, with: model.config)
         let input = try job.loadInput(fps: spec.fps)
         if let input, request.frames == 0 { spec.frames = input.frames }
@@ -44,7 +45,9 @@ struct Render: ParsableCommand {
         if let input, spec.frames > input.frames {
             throw UserError("--frames \(spec.frames) is more than --input has at \(spec.fps) fps (\(input.frames))")
         }
-        _ = try model.textEncoder.encode(spec.prompt)  // unknown words fail now, before any work
+        for prompt in [spec.prompt] + spec.shots.map(\.prompt) {
+            _ = try model.textEncoder.encode(prompt)  // unknown words fail now, before any work
+        }
         let plan = RenderPlan(spec: spec, model: ModelShape(model.config))
 
         // One worker per core, but no more workers than regions can run at once; each gets an
@@ -64,8 +67,11 @@ struct Render: ParsableCommand {
         guard status.state == .done else { throw UserError("render \(status.state): \(status.error)") }
         let (_, video) = try client.fetch(id)
         try OutputPath.write(video, to: output)
-        print("wrote \(output): \(spec.frames) frames, \(spec.width * job.scale)x\(spec.height * job.scale), \(spec.fps) fps, \(String(format: "%.2f", Double(spec.frames) / Double(spec.fps))) s")
+        print("wrote \(output): \(spec.frames) frames, \(spec.width * Int(request.outputScale))x\(spec.height * Int(request.outputScale)), \(spec.fps) fps, \(String(format: "%.2f", Double(spec.frames) / Double(spec.fps))) s")
         try writeStills(of: output, width: spec.width, height: spec.height)
+        if !spec.shots.isEmpty {
+            print("storyboard: " + plan.chunks.enumerated().map { "chunk \($0.offset + 1) (frames \($0.element.lowerBound)-\($0.element.upperBound - 1)): \(spec.prompt(forChunk: $0.element))" }.joined(separator: "; "))
+        }
     }
 
     /// Contact sheet and frame PNGs, from the finished file at the model's canvas size.

@@ -133,11 +133,33 @@ public nonisolated struct Reel_V1_JobSpec: @unchecked Sendable {
     set {_uniqueStorage()._outputScale = newValue}
   }
 
+  /// A storyboard: consecutive shots whose frames add up to `frames`. Each temporal chunk is
+  /// denoised with the prompt of the shot its middle frame falls in, so shots blend across
+  /// the frames chunks share. Empty: `prompt` throughout.
+  public var shots: [Reel_V1_Shot] {
+    get {_storage._shots}
+    set {_uniqueStorage()._shots = newValue}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
   fileprivate var _storage = _StorageClass.defaultInstance
+}
+
+public nonisolated struct Reel_V1_Shot: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var prompt: String = String()
+
+  public var frames: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
 }
 
 /// The shape of a latent payload: planar float32 [frames, channels, rows, columns].
@@ -165,7 +187,7 @@ fileprivate nonisolated let _protobuf_package = "reel.v1"
 
 nonisolated extension Reel_V1_JobSpec: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".JobSpec"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}prompt\0\u{1}model\0\u{1}frames\0\u{1}width\0\u{1}height\0\u{1}fps\0\u{1}steps\0\u{1}sampler\0\u{1}guidance\0\u{1}shift\0\u{1}seed\0\u{1}window\0\u{1}overlap\0\u{3}sync_interval\0\u{1}priority\0\u{1}strength\0\u{3}with_input\0\u{3}output_scale\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}prompt\0\u{1}model\0\u{1}frames\0\u{1}width\0\u{1}height\0\u{1}fps\0\u{1}steps\0\u{1}sampler\0\u{1}guidance\0\u{1}shift\0\u{1}seed\0\u{1}window\0\u{1}overlap\0\u{3}sync_interval\0\u{1}priority\0\u{1}strength\0\u{3}with_input\0\u{3}output_scale\0\u{1}shots\0")
 
   fileprivate class _StorageClass {
     var _prompt: String = String()
@@ -186,6 +208,7 @@ nonisolated extension Reel_V1_JobSpec: SwiftProtobuf.Message, SwiftProtobuf._Mes
     var _strength: Float = 0
     var _withInput: Bool = false
     var _outputScale: UInt32 = 0
+    var _shots: [Reel_V1_Shot] = []
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -214,6 +237,7 @@ nonisolated extension Reel_V1_JobSpec: SwiftProtobuf.Message, SwiftProtobuf._Mes
       _strength = source._strength
       _withInput = source._withInput
       _outputScale = source._outputScale
+      _shots = source._shots
     }
   }
 
@@ -250,6 +274,7 @@ nonisolated extension Reel_V1_JobSpec: SwiftProtobuf.Message, SwiftProtobuf._Mes
         case 16: try { try decoder.decodeSingularFloatField(value: &_storage._strength) }()
         case 17: try { try decoder.decodeSingularBoolField(value: &_storage._withInput) }()
         case 18: try { try decoder.decodeSingularUInt32Field(value: &_storage._outputScale) }()
+        case 19: try { try decoder.decodeRepeatedMessageField(value: &_storage._shots) }()
         default: break
         }
       }
@@ -316,6 +341,9 @@ nonisolated extension Reel_V1_JobSpec: SwiftProtobuf.Message, SwiftProtobuf._Mes
       if _storage._outputScale != 0 {
         try visitor.visitSingularUInt32Field(value: _storage._outputScale, fieldNumber: 18)
       }
+      if !_storage._shots.isEmpty {
+        try visitor.visitRepeatedMessageField(value: _storage._shots, fieldNumber: 19)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -343,10 +371,46 @@ nonisolated extension Reel_V1_JobSpec: SwiftProtobuf.Message, SwiftProtobuf._Mes
         if _storage._strength != rhs_storage._strength {return false}
         if _storage._withInput != rhs_storage._withInput {return false}
         if _storage._outputScale != rhs_storage._outputScale {return false}
+        if _storage._shots != rhs_storage._shots {return false}
         return true
       }
       if !storagesAreEqual {return false}
     }
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Reel_V1_Shot: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".Shot"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}prompt\0\u{1}frames\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.prompt) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.frames) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.prompt.isEmpty {
+      try visitor.visitSingularStringField(value: self.prompt, fieldNumber: 1)
+    }
+    if self.frames != 0 {
+      try visitor.visitSingularUInt32Field(value: self.frames, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Reel_V1_Shot, rhs: Reel_V1_Shot) -> Bool {
+    if lhs.prompt != rhs.prompt {return false}
+    if lhs.frames != rhs.frames {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -1,0 +1,68 @@
+import Foundation
+import Media
+import Testing
+
+/// Job files: storyboards and every render option in one file, with errors that name the line.
+@Suite(.serialized) struct JobFileTests {
+    static let twoShots = """
+        # two shots of reel-tiny
+        model: reel-tiny
+        seed: 5
+        steps: 3
+        overlap: 4
+        scale: 1
+        shots:
+          - prompt: a red circle moving left
+            frames: 24
+          - prompt: a blue square moving up
+            frames: 16
+        """
+
+    @Test func aTwoShotJobRendersOneVideoAndTheFarmRendersTheSameBytes() throws {
+        let farm = try ProcessFarm()
+        try farm.startWorker("w1")
+        try farm.startWorker("w2")
+        try Self.twoShots.write(toFile: "\(farm.directory)/story.yaml", atomically: true, encoding: .utf8)
+        let local = try ReelCommand.run(["render", "story.yaml", "-o", "local.mp4"], in: farm.directory)
+        #expect(local.status == 0, "\(local.stderr)")
+        #expect(local.stdout.contains("chunk 1 (frames 0-15): a red circle moving left"), "\(local.stdout)")
+        #expect(local.stdout.contains("chunk 3 (frames 24-39): a blue square moving up"), "\(local.stdout)")
+        let video = try VideoDecoder.read("\(farm.directory)/local.mp4").video
+        #expect(video.frameCount == 40, "one video of both shots")
+
+        try farm.waitForWorkers(2)
+        let submitted = try farm.client(["submit", "story.yaml", "--wait", "-o", "farm.mp4"])
+        #expect(submitted.status == 0, "\(submitted.stderr)")
+        let farmed = try Data(contentsOf: URL(fileURLWithPath: "\(farm.directory)/farm.mp4"))
+        #expect(farmed == (try Data(contentsOf: URL(fileURLWithPath: "\(farm.directory)/local.mp4"))), "the same bytes through the farm")
+
+        // With one prompt throughout, the second shot's frames come out otherwise: the
+        // storyboard reached the workers.
+        let single = try ReelCommand.run(["render", "a red circle moving left", "--frames", "40", "--steps", "3", "--seed", "5",
+                                          "--overlap", "4", "--scale", "1", "--model", "reel-tiny", "-o", "single.mp4"], in: farm.directory)
+        #expect(single.status == 0, "\(single.stderr)")
+        let singleVideo = try VideoDecoder.read("\(farm.directory)/single.mp4").video
+        #expect(singleVideo.frame(39) != video.frame(39), "the second shot is not the first prompt's")
+    }
+
+    @Test(arguments: [
+        ("model: reel-tiny\npromt: a red circle\n", "story.yaml:2: promt is not a job file field"),
+        ("prompt: a red circle\nsteps: many\n", "story.yaml:2: steps must be a whole number"),
+        ("prompt: a red circle\nsteps: 0\n", "story.yaml:2: steps 0 is out of range; use 1 to 1000"),
+        ("frames: 10\nshots:\n  - prompt: a red circle\n    frames: 8\n", "frames is 10 but the shots add up to 8"),
+        ("shots:\n  - prompt: a red circle\n    seconds: 2\n", "story.yaml:3: shots[0].seconds needs fps"),
+        ("shots:\n  - prompt: a red circle\n    frame: 8\n", "story.yaml:3: shots[0].frame is not a shot field"),
+        ("prompt: [unclosed\n", "story.yaml: not valid YAML or JSON: line"),
+        ("- just a list\n", "a job file is a mapping of fields"),
+        ("{\"prompt\": \"a red circle\", \"size\": \"64by64\"}", "size is not WIDTHxHEIGHT"),
+    ])
+    func badJobFilesAreRefusedWithTheLineAndField(file: String, message: String) throws {
+        let directory = try ReelCommand.scratchDirectory()
+        try file.write(toFile: "\(directory)/story.yaml", atomically: true, encoding: .utf8)
+        let result = try ReelCommand.run(["render", "story.yaml", "-o", "out.mp4"], in: directory)
+        #expect(result.status != 0)
+        #expect(result.stderr.contains(message), "\(result.stderr)")
+        #expect(result.stderr.split(separator: "\n").count == 1, "one line: \(result.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: "\(directory)/out.mp4"))
+    }
+}
