@@ -1,0 +1,124 @@
+import Diffusion
+import Foundation
+import Planning
+import Wire
+
+/// Client requests: submit, status, cancel, workers, fetch.
+extension CoordinatorServer {
+    typealias Reply = (MessageKind, any SwiftProtobufMessage, [Data])
+
+    func reply(to peer: Data, _ body: () throws -> Reply) {
+        do {
+            let (kind, message, payloads) = try body()
+            send(kind, message, payloads: payloads, to: peer)
+        } catch let error as WireError {
+            logger.warning("dropping peer \(Self.hex(peer)): \(error)")
+        } catch {
+            send(.error, Reel_V1_ErrorReply.with { $0.message = "\(error)" }, to: peer)
+        }
+    }
+
+    func sortJobOrder() {
+        jobOrder.sort { (jobs[$0]!.priority, 0) > (jobs[$1]!.priority, 1) }
+    }
+
+    func submit(_ envelope: Envelope, from client: String) throws -> Reply {
+        let request = try envelope.decode(Reel_V1_SubmitRequest.self)
+        if !request.idempotencyKey.isEmpty, let known = submissions[client + "\n" + request.idempotencyKey] {
+            logger.info("resubmission of \(known) (idempotency key \(request.idempotencyKey))")
+            return (.submitReply, Reel_V1_SubmitReply.with { $0.jobID = known }, [])
+        }
+        guard request.idempotencyKey.count <= 128 else {
+            throw CoordinatorError("idempotency_key is \(request.idempotencyKey.count) characters; at most 128")
+        }
+        guard options.modelPathsAllowed || JobLimits.isPackageName(request.spec.model) else {
+            throw CoordinatorError("model \(request.spec.model.prefix(80).debugDescription) is not a package name; use 1 to \(JobLimits.maxModelNameCharacters) letters, digits, '.', '_' or '-'")
+        }
+        let active = jobs.values.count(where: { $0.client == client && $0.isActive })
+        guard active < options.maxActiveJobsPerClient else {
+            throw CoordinatorError("client \(client) has \(active) unfinished jobs, the most this coordinator takes; wait for some to finish or cancel them")
+        }
+        let config = try modelConfig(request.spec.model)
+        var spec = JobSpec(resolving: request.spec, with: config)
+        var input: [Float]?
+        if request.spec.withInput {
+            let frames = try InputVideo.frames(envelope.payloads[0], width: spec.width, height: spec.height, fps: spec.fps)
+            if request.spec.frames == 0 { spec.frames = frames.frameCount }
+            guard spec.frames <= frames.frameCount else {
+                throw CoordinatorError("frames \(spec.frames) is more than the input video has at \(spec.fps) fps (\(frames.frameCount))")
+            }
+            input = Array(frames.planar().prefix(spec.frames * 3 * spec.width * spec.height))
+        }
+        try spec.validate(for: ModelShape(config))
+        let id = "j" + String(UInt64.random(in: 0..<(1 << 48)), radix: 16)
+        let outputScale = max(1, Int(request.spec.outputScale))
+        let job = FarmJob(id: id, client: client, spec: spec, outputScale: outputScale, model: ModelShape(config),
+                          channels: config.channels, input: input, firstAttempt: epoch << 32 | 1)
+        // Acknowledged only once it is on disk: the input first, then the row that names it.
+        if let input { try AtomicFile.write(LatentCodec.encode(input), to: inputPath(id)) }
+        try store.insert(StoredJob(id: id, client: client, idempotencyKey: request.idempotencyKey,
+                                   spec: try spec.message(outputScale: outputScale).serializedData(), state: job.state.stored,
+                                   submittedMs: Int64(job.submitted.timeIntervalSince1970 * 1000)))
+        if !request.idempotencyKey.isEmpty { submissions[client + "\n" + request.idempotencyKey] = id }
+        jobs[id] = job
+        jobOrder.append(id)
+        sortJobOrder()
+        logger.info("job \(id) submitted: \(spec.frames) frames \(spec.width)x\(spec.height), \(job.run.plan.regions.count) region(s) x \(job.run.plan.stepRanges.count) shard(s)")
+        if job.run.isComplete { finish(job) }  // strength 0: the input is the answer
+        return (.submitReply, Reel_V1_SubmitReply.with { $0.jobID = id }, [])
+    }
+
+    /// The coordinator reads a model's config.json (never its weights) to plan and fill defaults.
+    func modelConfig(_ name: String) throws -> ModelConfig {
+        if let known = modelConfigs[name] { return known }
+        let config = try ModelPackage.readConfig(in: try ModelPackage.locate(name))
+        modelConfigs[name] = config
+        return config
+    }
+
+    func job(_ id: String) throws -> FarmJob {
+        guard let job = jobs[id] else { throw CoordinatorError("no job \(id); `reel status` lists the jobs") }
+        return job
+    }
+
+    func status(_ envelope: Envelope) throws -> Reply {
+        let request = try envelope.decode(Reel_V1_StatusRequest.self)
+        let selected = request.jobID.isEmpty ? jobOrder.compactMap { jobs[$0] } : [try job(request.jobID)]
+        return (.statusReply, Reel_V1_StatusReply.with { $0.jobs = selected.map { $0.status() } }, [])
+    }
+
+    func cancel(_ envelope: Envelope) throws -> Reply {
+        let job = try job(try envelope.decode(Reel_V1_CancelRequest.self).jobID)
+        if job.isActive {
+            end(job, .cancelled)
+            logger.info("job \(job.id) cancelled")
+        }
+        return (.cancelReply, Reel_V1_CancelReply.with { $0.status = job.status() }, [])
+    }
+
+    func workersReply() -> Reel_V1_WorkersReply {
+        let now = clock.now
+        return Reel_V1_WorkersReply.with { reply in
+            reply.workers = workers.values.sorted { $0.name < $1.name }.map { worker in
+                Reel_V1_WorkerStatus.with {
+                    $0.workerID = worker.name
+                    $0.hostname = worker.hello.hostname
+                    $0.models = worker.hello.models
+                    $0.threads = worker.hello.threads
+                    $0.cpuKernel = worker.hello.cpuKernel
+                    $0.jobID = worker.current?.job ?? ""
+                    $0.region = UInt32(worker.current?.region ?? 0)
+                    $0.stepsDone = UInt32(worker.stepsDone)
+                    $0.heartbeatAgeSeconds = (now - worker.lastSeen).seconds
+                    $0.shardsCompleted = UInt32(worker.shardsCompleted)
+                }
+            }
+        }
+    }
+
+    func fetch(_ envelope: Envelope) throws -> Reply {
+        let job = try job(try envelope.decode(Reel_V1_FetchRequest.self).jobID)
+        let video = try job.outputPath.map { try Data(contentsOf: URL(fileURLWithPath: $0)) } ?? Data()
+        return (.fetchReply, Reel_V1_FetchReply.with { $0.status = job.status() }, [video])
+    }
+}

@@ -1,0 +1,142 @@
+import Foundation
+import Planning
+import Wire
+
+/// Scheduling: which shard goes to which worker, and noticing workers that died or stalled.
+extension CoordinatorServer {
+    /// Hands released shards to workers with credit. Higher priority goes first; among equal
+    /// priorities, the client served the fewest shards so far (fair share), then the job
+    /// submitted first; within a job, the shard released first.
+    func dispatch() {
+        for id in jobOrder {
+            guard let job = jobs[id], job.isActive else { continue }
+            let ready = job.run.takeReadyShards()
+            if !ready.isEmpty { pending[id, default: ShardQueue()].append(contentsOf: ready) }
+        }
+        guard !pending.isEmpty, workers.values.contains(where: { $0.credits > 0 }) else { return }
+        for id in pending.keys where jobs[id]?.isActive != true { pending[id] = nil }
+        admitNewClients()
+        // Submission order breaks ties; only needed when several jobs wait.
+        let position = pending.count > 1 ? Dictionary(uniqueKeysWithValues: jobOrder.enumerated().map { ($1, $0) }) : [:]
+        while workers.values.contains(where: { $0.credits > 0 }), sendNextShard(position: position) {}
+    }
+
+    /// Sends the first shard, in scheduling order, that some worker can take; false if none.
+    func sendNextShard(position: [String: Int]) -> Bool {
+        let order = pending.count == 1 ? Array(pending.keys) : pending.keys.sorted { a, b in
+            let (jobA, jobB) = (jobs[a]!, jobs[b]!)
+            if jobA.priority != jobB.priority { return jobA.priority > jobB.priority }
+            let (servedA, servedB) = (served[jobA.client, default: 0], served[jobB.client, default: 0])
+            return servedA != servedB ? servedA < servedB : position[a, default: 0] < position[b, default: 0]
+        }
+        for id in order {
+            let job = jobs[id]!
+            var worker: Data?
+            guard let assignment = pending[id]!.takeFirst(where: { assignment in
+                worker = bestWorker(for: job, region: assignment.region)
+                return worker != nil
+            }) else { continue }
+            if pending[id]!.isEmpty { pending[id] = nil }
+            send(assignment, of: job, to: worker!)
+            served[job.client, default: 0] += 1
+            return true
+        }
+        return false
+    }
+
+    /// A client new to the queue starts level with the least-served client waiting, so it
+    /// shares from now on rather than taking everything until it has caught up.
+    func admitNewClients() {
+        let waiting = Set(pending.keys.map { jobs[$0]!.client })
+        let level = waiting.compactMap { served[$0] }.min() ?? 0
+        for client in waiting where served[client] == nil { served[client] = level }
+    }
+
+    /// A worker with credit that offers the job's model and is not kept off the job. Preferred:
+    /// one that has not failed this region, then one that already holds the model (it has
+    /// run it before: no load), then the least used.
+    func bestWorker(for job: FarmJob, region: Int) -> Data? {
+        let failedHere = job.shardFailures[region] ?? []
+        let model = job.spec.model
+        let able = workers.values.filter {
+            $0.credits > 0 && $0.hello.models.contains(model)
+                && job.workerFailures[$0.name, default: 0] < options.failuresBeforeBlocking
+        }
+        return able.min { a, b in
+            let keyA = (failedHere.contains(a.name) ? 1 : 0, a.modelsRun.contains(model) ? 0 : 1, a.shardsCompleted)
+            let keyB = (failedHere.contains(b.name) ? 1 : 0, b.modelsRun.contains(model) ? 0 : 1, b.shardsCompleted)
+            return keyA < keyB
+        }?.identity
+    }
+
+    func send(_ assignment: ShardAssignment, of job: FarmJob, to peer: Data) {
+        let box = job.run.plan.regions[assignment.region].box
+        var message = Reel_V1_ShardAssignment()
+        message.jobID = job.id
+        message.region = UInt32(assignment.region)
+        message.stepBegin = UInt32(assignment.steps.lowerBound)
+        message.stepEnd = UInt32(assignment.steps.upperBound)
+        message.attempt = assignment.attempt
+        message.spec = job.spec.message()
+        message.spec.prompt = job.spec.prompt(forChunk: box.frames)  // a storyboard's shot
+        message.spec.shots = []
+        message.shape = Reel_V1_LatentShape(frames: box.frames.count, channels: job.run.plan.channels, rows: box.rows.count, columns: box.columns.count)
+        message.carriesState = assignment.state != nil
+        let payloads = [LatentCodec.encode(assignment.latent), assignment.state.map(LatentCodec.encode) ?? Data()]
+        workers[peer]!.credits -= 1
+        workers[peer]!.current = (job.id, assignment.region, assignment.attempt)
+        workers[peer]!.modelsRun.insert(job.spec.model)
+        workers[peer]!.stepsDone = 0
+        workers[peer]!.progressAt = clock.now
+        workers[peer]!.assignedAt = clock.now
+        counters.assignmentsSent += 1
+        if !send(.assignment, message, payloads: payloads, to: peer) {
+            drop(peer, reason: "unreachable")
+        }
+    }
+
+    func sendHeartbeats() {
+        for worker in workers.values { send(.heartbeat, Reel_V1_Heartbeat(), to: worker.identity) }
+    }
+
+    func reapSilentWorkers(_ now: ContinuousClock.Instant) {
+        let limit = options.heartbeatInterval * Double(options.liveness)
+        for worker in workers.values {
+            if (now - worker.lastSeen).seconds > limit {
+                drop(worker.identity, reason: "silent for more than \(options.liveness) heartbeats")
+            } else if let current = worker.current, (now - worker.progressAt).seconds > options.shardTimeout {
+                // Alive but stuck: the shard goes to someone else; this worker's result, if it
+                // ever comes, belongs to a superseded attempt and is dropped.
+                workers[worker.identity]!.current = nil
+                if let job = jobs[current.job], job.isActive {
+                    job.run.requeue(region: current.region)
+                    metrics.requeues.increment()
+                    logger.warning("shard \(current.job)/\(current.region) made no progress on \(worker.name) for \(Int(options.shardTimeout)) s; reassigned")
+                }
+            }
+        }
+    }
+}
+
+/// One job's assignments waiting for workers, in release order; taking the first is O(1).
+struct ShardQueue {
+    private var items: [ShardAssignment] = []
+    private var head = 0
+
+    var isEmpty: Bool { head == items.count }
+    var count: Int { items.count - head }
+
+    mutating func append(contentsOf assignments: [ShardAssignment]) { items += assignments }
+
+    /// Removes and returns the first assignment `accept` takes, if any.
+    mutating func takeFirst(where accept: (ShardAssignment) -> Bool) -> ShardAssignment? {
+        guard let index = items[head...].firstIndex(where: accept) else { return nil }
+        let taken = items[index]
+        if index == head { head += 1 } else { items.remove(at: index) }
+        if head > 1024 && head * 2 > items.count {
+            items.removeFirst(head)
+            head = 0
+        }
+        return taken
+    }
+}
