@@ -70,9 +70,9 @@ import Wire
         kill(leaving.processIdentifier, SIGTERM)
         leaving.waitUntilExit()
         #expect(leaving.terminationStatus == 0)
-        let log = farm.log(farm.coordinatorLog)
-        #expect(log.contains("worker leaving removed: left: worker stopping"), "\(log)")
-        #expect(!log.contains("requeued region"), "the leaving worker finished its shard: nothing requeued")
+        // The worker has exited; the coordinator logs its goodbye when it reads it.
+        _ = try farm.waitForLog(farm.coordinatorLog, containing: "worker leaving removed: left: worker stopping")
+        #expect(!farm.log(farm.coordinatorLog).contains("requeued region"), "the leaving worker finished its shard: nothing requeued")
 
         try farm.restartCoordinator(afterKill: false)  // SIGTERM: it writes its checkpoints, then exits
         let resumed = try farm.waitForLog(farm.coordinatorLog, containing: "job \(id) resumes at")
