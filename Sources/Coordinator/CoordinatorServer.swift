@@ -77,6 +77,10 @@ public final class CoordinatorServer: @unchecked Sendable {
     var publishedSnapshot = FarmSnapshot()
     var lastSnapshot: ContinuousClock.Instant?
     var inbox: [FarmCommand] = []
+    /// Work other threads hand back to the loop (finished encodes).
+    var loopTasks: [@Sendable () -> Void] = []
+    /// Encodes finished jobs, one at a time, off the loop thread.
+    let encoder = DispatchQueue(label: "reel.encoder")
     let metrics = CoordinatorMetrics()
 
     var workers: [Data: WorkerRecord] = [:]
@@ -186,6 +190,8 @@ public final class CoordinatorServer: @unchecked Sendable {
         for worker in workers.values {
             try? router.send([worker.identity] + Envelope(.disconnect, Reel_V1_Disconnect.with { $0.reason = "coordinator stopping" }).frames, dontWait: true)
         }
+        encoder.sync {}  // encodes under way finish, and their jobs are recorded done
+        performCommands()
         flushCheckpoints()
         zap?.stop()
         logger.info("coordinator stopped")
@@ -197,10 +203,11 @@ public final class CoordinatorServer: @unchecked Sendable {
     }
 
     func performCommands() {
-        let commands = stopLock.withLock { () -> [FarmCommand] in
-            defer { inbox.removeAll() }
-            return inbox
+        let (commands, tasks) = stopLock.withLock { () -> ([FarmCommand], [@Sendable () -> Void]) in
+            defer { inbox.removeAll(); loopTasks.removeAll() }
+            return (inbox, loopTasks)
         }
+        for task in tasks { task() }
         for command in commands {
             switch command {
             case .cancel(let id):
@@ -403,22 +410,43 @@ public final class CoordinatorServer: @unchecked Sendable {
         }
     }
 
+    /// Every shard is done: fuse the whole video and encode it on the encoder's queue, so a
+    /// long encode never stalls dispatch or heartbeats; the loop marks the job done after.
     func finish(_ job: FarmJob) {
         let latent = job.run.finalLatent()
         job.latentDigest = latentDigest(latent)
-        let spec = job.spec
-        let video = RGBVideo(planar: latent, frames: spec.frames, height: spec.height, width: spec.width)
-        let path = "\(options.dataDirectory)/jobs/\(job.id).mp4"
-        do {
-            try VideoEncoder.writeMP4(video, options: EncodeOptions(fps: spec.fps, scale: job.outputScale), to: path)
+        job.state = .encoding
+        // A restart during the encode then finds every region done and only encodes again.
+        checkpoints.write(job.id, job.run.checkpoint(), stepsDone: job.run.stepsDone)
+        uncheckpointed.remove(job.id)
+        let spec = job.spec, scale = job.outputScale, id = job.id
+        let path = "\(options.dataDirectory)/jobs/\(id).mp4"
+        encoder.async { [self] in
+            let outcome = Result {
+                let video = RGBVideo(planar: latent, frames: spec.frames, height: spec.height, width: spec.width)
+                try VideoEncoder.writeMP4(video, options: EncodeOptions(fps: spec.fps, scale: scale), to: path)
+            }
+            onLoop { self.encoded(id, path: path, outcome) }
+        }
+    }
+
+    private func encoded(_ id: String, path: String, _ outcome: Result<Void, any Error>) {
+        guard let job = jobs[id], job.state == .encoding else { return }
+        switch outcome {
+        case .success:
             job.outputPath = path
             job.finishedSeconds = (clock.now - job.started).seconds
             end(job, .done)
             logger.info("job \(job.id) done in \(String(format: "%.1f", job.finishedSeconds!)) s: \(job.resultsAccepted) results accepted for \(job.run.shardsTotal) shards, \(path), latent digest \(job.latentDigest)")
-        } catch {
+        case .failure(let error):
             end(job, .failed("encoding failed: \(error)"))
         }
         publishStatistics()  // whoever sees the job end sees the counters that include it
+    }
+
+    /// Runs `body` on the loop's thread at its next turn; safe from any thread.
+    func onLoop(_ body: @escaping @Sendable () -> Void) {
+        stopLock.withLock { loopTasks.append(body) }
     }
 
     /// Ends a job in memory and in the store; its checkpoint and input are no longer needed.

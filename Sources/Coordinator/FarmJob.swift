@@ -6,12 +6,14 @@ import Wire
 /// A job the coordinator holds: its spec, where it stands, and its progress.
 final class FarmJob {
     enum State: Equatable {
-        case running, done, failed(String), cancelled
+        /// `encoding`: every shard is done and the MP4 is being written, off the loop thread.
+        case running, encoding, done, failed(String), cancelled
 
-        /// The name the job store keeps.
+        /// The name the job store keeps; an encoding job is stored as running, so a restart
+        /// finds its last checkpoint complete and encodes it again.
         var stored: String {
             switch self {
-            case .running: return "running"
+            case .running, .encoding: return "running"
             case .done: return "done"
             case .failed: return "failed"
             case .cancelled: return "cancelled"
@@ -30,6 +32,7 @@ final class FarmJob {
         var wire: Reel_V1_JobState {
             switch self {
             case .running: return .running
+            case .encoding: return .encoding
             case .done: return .done
             case .failed: return .failed
             case .cancelled: return .cancelled
