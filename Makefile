@@ -61,7 +61,7 @@ test: deps
 ## refusals, a submission flood, a soak with random kills), each test printing its figure
 faults: deps
 	$(SWIFT) build -c release --build-tests
-	$(SWIFT) test -c release --skip-build --filter 'FaultTests|DurabilityTests|SecurityTests|FarmTests/aWorkerKilled|FarmTests/malformedPeers'
+	$(SWIFT) test -c release --skip-build --filter 'FaultTests|DurabilityTests|SecurityTests|FailureHandlingTests|FarmTests/aWorkerKilled|FarmTests/malformedPeers'
 
 ## fuzz: every fuzz target for FUZZ_SECONDS (60) under libFuzzer and AddressSanitizer (leaks
 ## included), from seeds of real messages; a crash leaves its input in .build-fuzz/

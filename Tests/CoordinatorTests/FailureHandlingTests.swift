@@ -1,0 +1,145 @@
+import Coordinator
+import Diffusion
+import Foundation
+import TestSupport
+import Testing
+import Wire
+import Worker
+
+/// Retries, blocklists and stalled shards, with a coordinator and workers in this process
+/// whose computations fail or stall on purpose (the identity stands in for denoising).
+@Suite(.serialized) struct FailureHandlingTests {
+    /// Counts calls from any thread.
+    final class Calls: @unchecked Sendable {
+        private let lock = NSLock()
+        private var count = 0
+        func add() { lock.withLock { count += 1 } }
+        var value: Int { lock.withLock { count } }
+    }
+
+    struct Injected: Error, CustomStringConvertible {
+        var description: String { "injected failure" }
+    }
+
+    static func identity(_ calls: Calls = Calls()) -> WorkerService.Computation {
+        { work, _, _, _ in calls.add(); return (work.latent, work.state) }
+    }
+
+    static func failing(_ calls: Calls) -> WorkerService.Computation {
+        { _, _, _, _ in calls.add(); throw Injected() }
+    }
+
+    /// Runs without finishing a step for `seconds`, heartbeating all the while.
+    static func stalling(_ calls: Calls, seconds: Double) -> WorkerService.Computation {
+        { work, _, _, tick in
+            calls.add()
+            let until = Date().addingTimeInterval(seconds)
+            while Date() < until { tick(); Thread.sleep(forTimeInterval: 0.02) }
+            return (work.latent, work.state)
+        }
+    }
+
+    /// A coordinator on inproc and workers started on demand, all stopped at the end.
+    final class Farm {
+        let context: ZMQContext
+        let coordinator: CoordinatorServer
+        let model: String
+        private var workers: [WorkerService] = []
+        private let group = DispatchGroup()
+
+        init(shardTimeout: Double = 600) throws {
+            context = try ZMQContext()
+            model = try TestModels.makePackage().directory
+            var options = CoordinatorOptions(bind: ["inproc://reel-failures-\(UUID().uuidString)"], dataDirectory: TestModels.temporaryPath("data"))
+            options.modelPathsAllowed = true
+            options.shardTimeout = shardTimeout
+            coordinator = try CoordinatorServer(options: options, context: context)
+            run { [coordinator] in try coordinator.run() }
+        }
+
+        func startWorker(_ id: String, _ computation: @escaping WorkerService.Computation) {
+            let worker = WorkerService(options: WorkerOptions(endpoint: coordinator.endpoints[0], workerID: id, threads: 1),
+                                       context: context, library: ModelLibrary(names: [model]), computation: computation)
+            workers.append(worker)
+            run { try worker.run() }
+        }
+
+        private func run(_ body: @escaping @Sendable () throws -> Void) {
+            group.enter()
+            Thread { [group] in
+                defer { group.leave() }
+                try? body()
+            }.start()
+        }
+
+        func submit(steps: UInt32) throws -> (client: FarmClient, id: String) {
+            let client = try FarmClient(context: context, endpoint: coordinator.endpoints[0])
+            var spec = Reel_V1_JobSpec()
+            spec.prompt = "a red circle moving left"
+            spec.model = model
+            spec.frames = 4
+            spec.steps = steps
+            return (client, try client.submit(spec))
+        }
+
+        func waitForWorkers(_ count: Int) throws {
+            let deadline = Date().addingTimeInterval(20)
+            while coordinator.snapshot.workers.count < count {
+                guard Date() < deadline else { throw CoordinatorError("workers did not join") }
+                Thread.sleep(forTimeInterval: 0.02)
+            }
+        }
+
+        deinit {
+            for worker in workers { worker.stop() }
+            coordinator.stop()
+            group.wait()
+        }
+    }
+
+    @Test func aFailingWorkerIsKeptOffTheJobAfterTwoFailuresAndAnotherFinishesIt() throws {
+        let farm = try Farm()
+        let bad = Calls(), good = Calls()
+        farm.startWorker("bad", Self.failing(bad))
+        try farm.waitForWorkers(1)
+        let (client, id) = try farm.submit(steps: 8)
+        // Alone, the failing worker gets the first shard twice, and is then kept off the job,
+        // which waits for a worker it may use.
+        while bad.value < 2 { Thread.sleep(forTimeInterval: 0.01) }
+        Thread.sleep(forTimeInterval: 0.3)
+        #expect(try client.status(id).first?.state == .running)
+        farm.startWorker("good", Self.identity(good))
+        let status = try client.wait(for: id, interval: 0.02)
+        #expect(status.state == .done, "\(status.error)")
+        #expect(bad.value == 2, "the failing worker got exactly 2 shards of the job, then none: \(bad.value)")
+        #expect(good.value == 8, "every shard, the two retried ones included, ran once on the good worker")
+    }
+
+    @Test func aShardThatFailsThreeTimesFailsItsJobWithTheReason() throws {
+        let farm = try Farm()
+        let calls = Calls()
+        farm.startWorker("bad-1", Self.failing(calls))
+        farm.startWorker("bad-2", Self.failing(calls))
+        try farm.waitForWorkers(2)
+        let (client, id) = try farm.submit(steps: 4)
+        let status = try client.wait(for: id, interval: 0.02)
+        #expect(status.state == .failed)
+        #expect(status.error.contains("region 0 failed 3 times (on bad-1, bad-2)") && status.error.contains("injected failure"), "\(status.error)")
+        #expect(calls.value == 3)
+    }
+
+    @Test func aStalledShardIsReassignedAndItsLateResultDropped() throws {
+        let farm = try Farm(shardTimeout: 0.5)
+        let stalled = Calls(), good = Calls()
+        farm.startWorker("stuck", Self.stalling(stalled, seconds: 2))
+        try farm.waitForWorkers(1)
+        let (client, id) = try farm.submit(steps: 3)
+        while stalled.value == 0 { Thread.sleep(forTimeInterval: 0.01) }
+        farm.startWorker("good", Self.identity(good))
+        let status = try client.wait(for: id, interval: 0.02)
+        #expect(status.state == .done, "\(status.error)")
+        #expect(good.value >= 1, "the stalled shard went to the other worker")
+        let stats = farm.coordinator.statistics
+        #expect(stats.resultsAccepted == 3, "one result per shard: the stalled one's late result was dropped")
+    }
+}
