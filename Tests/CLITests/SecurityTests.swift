@@ -36,10 +36,12 @@ import Wire
         // A plaintext peer: its NULL mechanism does not match, and it hears nothing.
         let plaintext = try farm.client(["status", "--timeout", "2"], insecure: true)
         #expect(plaintext.status != 0, "\(plaintext.stdout)")
+        _ = try farm.waitForLog(farm.coordinatorLog, containing: "security mechanism mismatch")
 
         // The worker's key cannot submit; the client's key cannot register as a worker.
         let workerSubmits = try farm.client(["submit", "a red circle moving left", "--key", "w1.key"] + keys, insecure: false)
         #expect(workerSubmits.status != 0 && workerSubmits.stderr.contains("worker key cannot submit"), "\(workerSubmits.stderr)")
+        _ = try farm.waitForLog(farm.coordinatorLog, containing: "refused submit from worker w1")
         try farm.startWorker("impostor", extra: ["--key", "alice.key"] + keys)
         _ = try farm.waitForLog(farm.coordinatorLog, containing: "refused hello from client alice")
         let listed = try farm.client(["workers"] + alice, insecure: false).stdout
