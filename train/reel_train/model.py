@@ -183,7 +183,11 @@ class Reel(nn.Module):
             if isinstance(module, nn.Linear):
                 nn.init.xavier_uniform_(module.weight)
                 nn.init.zeros_(module.bias)
-        nn.init.normal_(self.text.token_embed.weight, std=0.02)
+        # Token embeddings as large as the sin-cos positions they are added to: at std 0.02 the
+        # positions drowned the words, the encoder's output hardly depended on the prompt
+        # (0.16 % between two unrelated prompts after 2,177 steps) and the denoiser learned
+        # to ignore it.
+        nn.init.normal_(self.text.token_embed.weight, std=1.0)
         nn.init.normal_(self.time_embed.fc1.weight, std=0.02)
         nn.init.normal_(self.time_embed.fc2.weight, std=0.02)
         for block in self.blocks:
