@@ -44,7 +44,7 @@ struct FarmView: Encodable {
 
     init(_ snapshot: FarmSnapshot) {
         jobs = snapshot.jobs.map { status in
-            Job(id: status.jobID, state: Self.name(status.state), prompt: status.spec.prompt, priority: Int(status.spec.priority),
+            Job(id: status.jobID, state: status.state.word, prompt: status.spec.prompt, priority: Int(status.spec.priority),
                 frames: Int(status.spec.frames), width: Int(status.spec.width), height: Int(status.spec.height),
                 steps: Int(status.spec.steps), stepsDone: Int(status.stepsDone), stepsTotal: Int(status.stepsTotal),
                 chunks: Int(status.chunks), tiles: Int(status.tiles), regionSteps: status.regionSteps.map(Int.init),
@@ -58,17 +58,5 @@ struct FarmView: Encodable {
                    heartbeatAgeSeconds: worker.heartbeatAgeSeconds, shardsCompleted: Int(worker.shardsCompleted))
         }
         taken = snapshot.taken.timeIntervalSince1970
-    }
-
-    static func name(_ state: Reel_V1_JobState) -> String {
-        switch state {
-        case .queued: return "queued"
-        case .running: return "running"
-        case .encoding: return "encoding"
-        case .done: return "done"
-        case .failed: return "failed"
-        case .cancelled: return "cancelled"
-        default: return "unknown"
-        }
     }
 }

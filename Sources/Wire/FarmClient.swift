@@ -96,3 +96,18 @@ public final class FarmClient {
         }
     }
 }
+
+extension Reel_V1_JobState {
+    /// The state in one word, as people read it (status lines, the dashboard).
+    public var word: String {
+        switch self {
+        case .queued: return "queued"
+        case .running: return "running"
+        case .encoding: return "encoding"
+        case .done: return "done"
+        case .failed: return "failed"
+        case .cancelled: return "cancelled"
+        default: return "unknown"
+        }
+    }
+}

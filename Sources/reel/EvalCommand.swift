@@ -83,7 +83,7 @@ struct Eval: ParsableCommand {
         let clock = ContinuousClock(), start = clock.now
         for (index, (p, id)) in jobs.enumerated() {
             let status = try client.wait(for: id, interval: 0.1)
-            guard status.state == .done else { throw UserError("render of '\(prompts[p])' \(Watch.name(status.state)): \(status.error)") }
+            guard status.state == .done else { throw UserError("render of '\(prompts[p])' \(status.state.word): \(status.error)") }
             let path = "\(directory)/\(id).mp4"
             try client.fetch(id).video.write(to: URL(fileURLWithPath: path))
             let video = try VideoDecoder.read(path, width: world.canvas, height: world.canvas).video

@@ -140,7 +140,7 @@ struct FarmBench: ParsableCommand {
         let id = try client.submit(job)
         let status = try client.wait(for: id, interval: 0.01)
         let seconds = (clock.now - start).seconds
-        guard status.state == .done else { throw UserError("bench job \(Watch.name(status.state)): \(status.error)") }
+        guard status.state == .done else { throw UserError("bench job \(status.state.word): \(status.error)") }
         return (id, seconds, before, farm.coordinator.statistics)
     }
 

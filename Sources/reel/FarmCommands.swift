@@ -292,7 +292,7 @@ struct Status: ParsableCommand {
         guard !jobs.isEmpty else { return print("no jobs") }
         print(["JOB", "STATE", "STEPS", "REGIONS", "ELAPSED", "ETA", "PROMPT"].joined(separator: "\t"))
         for status in jobs {
-            print([status.jobID, Watch.name(status.state), "\(status.stepsDone)/\(status.stepsTotal)",
+            print([status.jobID, status.state.word, "\(status.stepsDone)/\(status.stepsTotal)",
                    "\(status.chunks)x\(status.tiles)", String(format: "%.1fs", status.secondsElapsed),
                    status.state == .running ? String(format: "%.0fs", status.secondsRemaining) : "-",
                    status.spec.prompt].joined(separator: "\t"))
@@ -316,22 +316,10 @@ struct Watch: ParsableCommand {
         let display = ProgressDisplay(label: id)
         let status = try client.wait(for: id, interval: 0.5, update: display.update)
         guard status.state == .done else {
-            throw UserError("job \(id) \(name(status.state))\(status.error.isEmpty ? "" : ": \(status.error)")")
+            throw UserError("job \(id) \(status.state.word)\(status.error.isEmpty ? "" : ": \(status.error)")")
         }
         print("job \(id) done in \(String(format: "%.1f", status.secondsElapsed)) s")
         if let output { try Fetch.save(id, client: client, to: output) }
-    }
-
-    static func name(_ state: Reel_V1_JobState) -> String {
-        switch state {
-        case .queued: return "queued"
-        case .running: return "running"
-        case .encoding: return "encoding"
-        case .done: return "done"
-        case .failed: return "failed"
-        case .cancelled: return "cancelled"
-        default: return "unknown"
-        }
     }
 }
 
@@ -345,7 +333,7 @@ struct Cancel: ParsableCommand {
 
     func run() throws {
         let status = try connection.client().cancel(job)
-        print("job \(job) \(Watch.name(status.state))")
+        print("job \(job) \(status.state.word)")
     }
 }
 
@@ -386,7 +374,7 @@ struct Fetch: ParsableCommand {
     static func save(_ id: String, client: FarmClient, to path: String) throws {
         let (status, video) = try client.fetch(id)
         guard status.state == .done, !video.isEmpty else {
-            throw UserError("job \(id) is \(Watch.name(status.state)), not done; `reel watch \(id)` follows it")
+            throw UserError("job \(id) is \(status.state.word), not done; `reel watch \(id)` follows it")
         }
         try OutputPath.write(video, to: path)
         print("wrote \(path) (\(video.count) bytes)")
