@@ -31,6 +31,18 @@ import Wire
         throw TestFailure("worker \(name) never took a shard of \(id)")
     }
 
+    /// Waits for job `id`, then expects its MP4 to equal the clean render of `job` and every
+    /// shard's result to have been accepted exactly once; returns the shard counts.
+    @discardableResult
+    static func expectCleanOutputCountedOnce(_ id: String, on farm: ProcessFarm, job: [String] = job,
+                                             clean: Data? = nil, name: String = "farm.mp4") throws -> (accepted: Int, total: Int)? {
+        let video = try fetch(id, from: farm, name: name)
+        #expect(video == (try clean ?? cleanRender(job, in: farm.directory)), "\(id): the same bytes as a clean run")
+        let counts = shardCounts(farm, id)
+        #expect(counts != nil && counts!.accepted == counts!.total, "\(id): each shard counted once: \(String(describing: counts))")
+        return counts
+    }
+
     /// "N results accepted for M shards" from the coordinator's line for the finished job.
     static func shardCounts(_ farm: ProcessFarm, _ id: String) -> (accepted: Int, total: Int)? {
         guard let line = farm.log(farm.coordinatorLog).split(separator: "\n").last(where: { $0.contains("job \(id) done") }) else { return nil }
@@ -53,10 +65,7 @@ import Wire
         let requeued = Date().timeIntervalSince(stopped)
         kill(frozen.processIdentifier, SIGCONT)
         _ = try farm.waitForLog(farm.coordinatorLog, containing: "dropped a late result", timeout: 30)
-        let video = try Self.fetch(id, from: farm, name: "farm.mp4")
-        #expect(video == (try Self.cleanRender(Self.job, in: farm.directory)), "same bytes as a clean run")
-        let counts = Self.shardCounts(farm, id)
-        #expect(counts != nil && counts!.accepted == counts!.total, "each shard counted once: \(String(describing: counts))")
+        try Self.expectCleanOutputCountedOnce(id, on: farm)
         print("SIGSTOP past liveness: requeued after \(String(format: "%.1f", requeued)) s (worker timeout 2 s); late result dropped; output identical")
     }
 
@@ -102,10 +111,7 @@ import Wire
         Thread.sleep(forTimeInterval: 1)
         try network.ip(["-n", network.worker(1), "link", "set", link, "up"])
         _ = try farm.waitForLog(farm.coordinatorLog, containing: "worker ns-w1 joined", timeout: 60)
-        let video = try Self.fetch(id, from: farm, name: "farm.mp4")
-        #expect(video == (try Self.cleanRender(Self.job, in: farm.directory)), "same bytes as a clean run")
-        let counts = Self.shardCounts(farm, id)
-        #expect(counts != nil && counts!.accepted == counts!.total, "each shard counted once: \(String(describing: counts))")
+        let counts = try Self.expectCleanOutputCountedOnce(id, on: farm)
         print("link down on a worker's namespace: removed after \(String(format: "%.1f", noticed)) s, rejoined after link up; \(counts?.accepted ?? 0) results for \(counts?.total ?? 0) shards; output identical")
     }
 
@@ -166,9 +172,7 @@ import Wire
         let clean = try Self.cleanRender(job, in: farm.directory)
         var shards = 0
         for (index, id) in ids.enumerated() {
-            #expect(try Self.fetch(id, from: farm, name: "soak-\(index).mp4") == clean, "job \(index) identical to its clean run")
-            let counts = Self.shardCounts(farm, id)
-            #expect(counts != nil && counts!.accepted == counts!.total, "\(id) counted each shard once: \(String(describing: counts))")
+            let counts = try Self.expectCleanOutputCountedOnce(id, on: farm, job: job, clean: clean, name: "soak-\(index).mp4")
             shards += counts?.total ?? 0
         }
         #expect(shards >= 300 && kills >= 3)
