@@ -77,6 +77,9 @@ public final class ZMQSocket {
     /// Milliseconds a receive waits before failing with a timeout; -1 waits for ever.
     public func setReceiveTimeout(milliseconds: Int32) throws { try setOption(ZMQ_RCVTIMEO, milliseconds) }
     public func setSendTimeout(milliseconds: Int32) throws { try setOption(ZMQ_SNDTIMEO, milliseconds) }
+    /// Milliseconds the context's termination waits for this socket's queued messages to leave
+    /// after it is closed (Reel's sockets start at 0: nothing is kept).
+    public func setLinger(milliseconds: Int32) throws { try setOption(ZMQ_LINGER, milliseconds) }
 
     public func bind(_ endpoint: String) throws {
         guard zmq_bind(handle, endpoint) == 0 else { throw ZMQError.last("bind \(endpoint)") }

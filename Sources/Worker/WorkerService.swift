@@ -136,6 +136,9 @@ public final class WorkerService: @unchecked Sendable {
                 if (worker.clock.now - lastHeard).seconds > silence { return false }
             }
             send(.disconnect, Reel_V1_Disconnect.with { $0.reason = "worker stopping" })
+            // The last result and the goodbye may still be queued; without lingering, closing
+            // drops them and the coordinator waits out its liveness before requeueing.
+            try? socket.setLinger(milliseconds: Int32(options.heartbeatInterval * 3000))
             return true
         }
 
