@@ -21,14 +21,34 @@ import Wire
         return try Data(contentsOf: URL(fileURLWithPath: "\(farm.directory)/\(name)"))
     }
 
+    /// Whether the coordinator sees worker `name` holding a shard of job `id`.
+    static func isBusy(_ farm: ProcessFarm, worker name: String, job id: String) throws -> Bool {
+        try farm.client(["workers"]).stdout.split(separator: "\n").contains(where: { $0.hasPrefix(name) && $0.contains(id) })
+    }
+
     /// Waits until worker `name` holds a shard of job `id`.
     static func waitUntilBusy(_ farm: ProcessFarm, worker name: String, job id: String) throws {
         let deadline = Date().addingTimeInterval(30)
         while Date() < deadline {
-            if try farm.client(["workers"]).stdout.split(separator: "\n").contains(where: { $0.hasPrefix(name) && $0.contains(id) }) { return }
+            if try isBusy(farm, worker: name, job: id) { return }
             Thread.sleep(forTimeInterval: 0.02)
         }
         throw TestFailure("worker \(name) never took a shard of \(id)")
+    }
+
+    /// SIGSTOPs `worker` while it holds a shard of job `id`. A shard can end between seeing the
+    /// worker busy and stopping it; then the worker is let go and caught again. Returns when
+    /// the stop that held was sent.
+    static func freezeWhileBusy(_ farm: ProcessFarm, worker: Process, name: String, job id: String) throws -> Date {
+        for _ in 0..<20 {
+            try waitUntilBusy(farm, worker: name, job: id)
+            kill(worker.processIdentifier, SIGSTOP)
+            let stopped = Date()
+            Thread.sleep(forTimeInterval: 0.3)  // a result sent just before the stop lands meanwhile
+            if try isBusy(farm, worker: name, job: id) { return stopped }
+            kill(worker.processIdentifier, SIGCONT)
+        }
+        throw TestFailure("worker \(name) was never stopped holding a shard of \(id)")
     }
 
     /// Waits for job `id`, then expects its MP4 to equal the clean render of `job` and every
@@ -58,9 +78,7 @@ import Wire
         try farm.startWorker("steady")
         try farm.waitForWorkers(2)
         let id = try farm.client(["submit"] + Self.job).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-        try Self.waitUntilBusy(farm, worker: "frozen", job: id)
-        kill(frozen.processIdentifier, SIGSTOP)
-        let stopped = Date()
+        let stopped = try Self.freezeWhileBusy(farm, worker: frozen, name: "frozen", job: id)
         _ = try farm.waitForLog(farm.coordinatorLog, containing: "requeued region", timeout: 30)
         let requeued = Date().timeIntervalSince(stopped)
         kill(frozen.processIdentifier, SIGCONT)
