@@ -17,6 +17,11 @@ struct Eval: ParsableCommand {
             present, whether its centroid moves the named way (or its area grows or shrinks, or
             it bounces), and whether the background is the named one. Prints adherence per
             attribute and per motion, and writes a contact sheet.
+
+            With --frames beyond the model's window, each video is rendered in overlapping
+            chunks fused as a farm fuses them, and scored window by window: every consecutive
+            window-long segment counts once, since the world's clips are one window long and an
+            object crossing the canvas cannot keep moving one way for longer.
             """)
 
     @Option(help: "Model name or package directory; it needs a world.json.")
@@ -27,6 +32,9 @@ struct Eval: ParsableCommand {
 
     @Option(help: "Guidance scale (default: the model's).")
     var guidance: Float?
+
+    @Option(help: "Frames per video (default: the model's window).")
+    var frames: Int?
 
     @Option(help: "Seeds per prompt (0, 1, ...).")
     var seeds: Int = 2
@@ -43,6 +51,9 @@ struct Eval: ParsableCommand {
     struct Report: Encodable {
         var model: String
         var videos: Int
+        var frames: Int
+        /// Window-long segments scored: one a video unless --frames exceeds the window.
+        var segments: Int
         var steps: Int
         var guidance: Float
         var color: Double
@@ -60,6 +71,8 @@ struct Eval: ParsableCommand {
         guard !prompts.isEmpty, seeds >= 1 else { throw UserError("nothing to evaluate: no held-out prompts or --seeds below 1") }
         let expectations = try prompts.map(world.expectation)
         let scorer = Scorer(world: world)
+        let window = loaded.config.windowFrames
+        let length = try frames.map { try Render.positive($0, "--frames") } ?? window
 
         let cores = ProcessInfo.processInfo.activeProcessorCount
         ComputeThreads.set(1)
@@ -72,6 +85,7 @@ struct Eval: ParsableCommand {
             try (0..<seeds).map { seed in
                 (p, try client.submit(Reel_V1_JobSpec.with {
                     $0.prompt = prompts[p]; $0.model = loaded.name; $0.steps = UInt32(steps); $0.seed = UInt64(seed)
+                    $0.frames = UInt32(length)
                     if let guidance { $0.guidance = guidance }
                     $0.outputScale = 1
                 }))
@@ -88,7 +102,9 @@ struct Eval: ParsableCommand {
             try client.fetch(id).video.write(to: URL(fileURLWithPath: path))
             let video = try VideoDecoder.read(path, width: world.canvas, height: world.canvas).video
             videos.append(video)
-            scores.append((p, scorer.score(Scorer.Frames(width: video.width, height: video.height, pixels: video.pixels), against: expectations[p])))
+            for segment in Self.segments(of: video, window: window) {
+                scores.append((p, scorer.score(segment, against: expectations[p])))
+            }
             display.update(done: index + 1, total: jobs.count, seconds: (clock.now - start).seconds)
         }
         try writeSheet(videos)
@@ -99,9 +115,22 @@ struct Eval: ParsableCommand {
             let subset = scores.filter { expectations[$0.prompt].motion == motion }
             byKind[motion] = Double(subset.filter(\.score.motion).count) / Double(subset.count)
         }
-        let report = Report(model: loaded.name, videos: scores.count, steps: steps, guidance: guidance ?? loaded.config.defaults.guidance,
+        let report = Report(model: loaded.name, videos: jobs.count, frames: length, segments: scores.count, steps: steps, guidance: guidance ?? loaded.config.defaults.guidance,
                             color: fraction(\.color), motion: fraction(\.motion), background: fraction(\.background), motionByKind: byKind)
         print(json ? Bench.json(report) : table(report))
+    }
+
+    /// Consecutive window-long segments of `video`, the last one ending at its end; a video no
+    /// longer than the window is one segment.
+    static func segments(of video: RGBVideo, window: Int) -> [Scorer.Frames] {
+        let count = video.frameCount
+        var starts = Array(stride(from: 0, through: count - window, by: window))
+        if starts.isEmpty { starts = [0] } else if starts.last! + window < count { starts.append(count - window) }
+        let bytes = video.pixels.count / count
+        return starts.map { start in
+            let end = min(count, start + window)
+            return Scorer.Frames(width: video.width, height: video.height, pixels: Array(video.pixels[start * bytes..<end * bytes]))
+        }
     }
 
     func writeSheet(_ videos: [RGBVideo]) throws {
@@ -117,7 +146,8 @@ struct Eval: ParsableCommand {
 
     func table(_ r: Report) -> String {
         let percent = { (value: Double) in String(format: "%5.1f%%", value * 100) }
-        var lines = ["eval: \(r.model), \(r.videos) videos (held-out prompts x seeds), \(r.steps) steps, guidance \(r.guidance)",
+        let scored = r.segments == r.videos ? "" : ", scored as \(r.segments) window-long segments"
+        var lines = ["eval: \(r.model), \(r.videos) videos of \(r.frames) frames (held-out prompts x seeds\(scored)), \(r.steps) steps, guidance \(r.guidance)",
                      "colour      \(percent(r.color))", "motion      \(percent(r.motion))", "background  \(percent(r.background))",
                      "motion by kind:"]
         lines += r.motionByKind.keys.sorted().map { "  \($0.padding(toLength: 22, withPad: " ", startingAt: 0)) \(percent(r.motionByKind[$0]!))" }

@@ -180,6 +180,13 @@ final class ScratchDirectories: @unchecked Sendable {
             #expect(value >= 0 && value <= 1, "\(attribute) is a fraction")
         }
         #expect(try VideoDecoder.read("\(directory)/sheet.png").video.width > 64 * 8)
+        // 40 frames of a 16-frame window: chunks through the farm, scored at 0, 16 and 24.
+        let long = try ReelCommand.run(["eval", "--limit", "1", "--seeds", "1", "--steps", "2", "--frames", "40", "--json",
+                                        "--contact-sheet", "long.png"], in: directory)
+        #expect(long.status == 0, "\(long.stderr)")
+        let longReport = try JSONSerialization.jsonObject(with: Data(long.stdout.utf8)) as? [String: Any] ?? [:]
+        #expect(longReport["videos"] as? Int == 1 && longReport["frames"] as? Int == 40 && longReport["segments"] as? Int == 3,
+                "\(longReport)")
         let untrained = try ReelCommand.run(["eval", "--model", "reel-tiny"], in: directory)
         #expect(untrained.status != 0 && untrained.stderr.contains("world.json"), "a model without a world cannot be evaluated")
     }
