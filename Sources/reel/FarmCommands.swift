@@ -28,10 +28,10 @@ struct ConnectionOptions: ParsableArguments {
 /// The keys a worker or client connects with: its own pair and the coordinator's public key.
 struct PeerKeyOptions: ParsableArguments {
     @Option(help: "This side's key pair, a .key file from `reel keys new` (default: $REEL_KEY).")
-    var key: String? = ProcessInfo.processInfo.environment["REEL_KEY"]
+    var key: String?
 
     @Option(help: "The coordinator's public key: its coordinator.pub, or the key itself (default: $REEL_COORDINATOR_KEY).")
-    var coordinatorKey: String? = ProcessInfo.processInfo.environment["REEL_COORDINATOR_KEY"]
+    var coordinatorKey: String?
 
     @Flag(help: "Talk plaintext, with no keys: only on a network you trust entirely.")
     var insecure = false
@@ -39,7 +39,8 @@ struct PeerKeyOptions: ParsableArguments {
     /// CURVE with the given keys, or plaintext when --insecure says so.
     func security(as role: String) throws -> SocketSecurity {
         if insecure { return .plaintext }
-        guard let key, let coordinatorKey else {
+        let environment = ProcessInfo.processInfo.environment
+        guard let key = key ?? environment["REEL_KEY"], let coordinatorKey = coordinatorKey ?? environment["REEL_COORDINATOR_KEY"] else {
             throw UserError("a \(role) needs --key (its .key file; make one with `reel keys new NAME` and enroll the .pub on the coordinator) and --coordinator-key (the coordinator's coordinator.pub), or --insecure on a trusted network")
         }
         return .curveClient(try KeyFile.readPair(key), serverPublicKey: try KeyFile.publicKey(coordinatorKey))

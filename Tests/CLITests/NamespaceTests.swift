@@ -37,7 +37,7 @@ final class NamespaceNetwork {
 
     deinit {
         // Deleting a namespace deletes the veth ends inside it.
-        for name in [coordinator] + (1...workers).map(worker) { try? ip(["netns", "del", name]) }
+        for name in [coordinator] + (1...workers).map(worker) { _ = try? ip(["netns", "del", name]) }
     }
 
     func exec(_ namespace: String) -> [String] { ["ip", "netns", "exec", namespace] }
