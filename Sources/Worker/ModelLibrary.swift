@@ -11,8 +11,14 @@ public final class ModelLibrary: @unchecked Sendable {
     /// Offers `names` (default: every package in the search path); `preloaded` models are
     /// used as they are instead of being read again.
     public init(names: [String]? = nil, preloaded: [Model] = []) {
-        self.names = names ?? ModelPackage.available()
-        for model in preloaded { loaded[model.name] = model }
+        var offered = names ?? ModelPackage.available()
+        for model in preloaded {
+            // Also under the directory it was read from: a job given `--model DIR` names it so.
+            loaded[model.name] = model
+            loaded[model.directory] = model
+            if !offered.contains(model.directory) { offered.append(model.directory) }
+        }
+        self.names = offered
     }
 
     public func model(_ name: String) throws -> Model {

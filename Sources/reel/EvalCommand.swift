@@ -84,7 +84,7 @@ struct Eval: ParsableCommand {
         let jobs = try prompts.indices.flatMap { p in
             try (0..<seeds).map { seed in
                 (p, try client.submit(Reel_V1_JobSpec.with {
-                    $0.prompt = prompts[p]; $0.model = loaded.name; $0.steps = UInt32(steps); $0.seed = UInt64(seed)
+                    $0.prompt = prompts[p]; $0.model = model; $0.steps = UInt32(steps); $0.seed = UInt64(seed)
                     $0.frames = UInt32(length)
                     if let guidance { $0.guidance = guidance }
                     $0.outputScale = 1

@@ -90,6 +90,15 @@ final class ScratchDirectories: @unchecked Sendable {
         #expect(leftovers.isEmpty)
     }
 
+    @Test func aModelGivenAsADirectoryRenders() throws {
+        let directory = try ReelCommand.scratchDirectory()
+        try FileManager.default.copyItem(atPath: ReelCommand.packageRoot + "/models/reel-tiny", toPath: "\(directory)/my-model")
+        let result = try ReelCommand.run(["render", "a red circle moving right", "--model", "./my-model", "--frames", "4", "--steps", "2",
+                                          "-o", "clip.mp4"], in: directory, wrapper: ["timeout", "60"])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(try VideoDecoder.read("\(directory)/clip.mp4").video.frameCount == 4)
+    }
+
     @Test func longerAndLargerThanTheModelRendersThroughChunksAndTiles() throws {
         let directory = try ReelCommand.scratchDirectory()
         let result = try ReelCommand.run(["render", "a blue square moving up", "--frames", "20", "--size", "96x64",
@@ -181,7 +190,9 @@ final class ScratchDirectories: @unchecked Sendable {
         }
         #expect(try VideoDecoder.read("\(directory)/sheet.png").video.width > 64 * 8)
         // 40 frames of a 16-frame window: chunks through the farm, scored at 0, 16 and 24.
-        let long = try ReelCommand.run(["eval", "--limit", "1", "--seeds", "1", "--steps", "2", "--frames", "40", "--json",
+        // The model given as a package directory rather than a name.
+        let package = ReelCommand.packageRoot + "/models/reel-shapes"
+        let long = try ReelCommand.run(["eval", "--model", package, "--limit", "1", "--seeds", "1", "--steps", "2", "--frames", "40", "--json",
                                         "--contact-sheet", "long.png"], in: directory)
         #expect(long.status == 0, "\(long.stderr)")
         let longReport = try JSONSerialization.jsonObject(with: Data(long.stdout.utf8)) as? [String: Any] ?? [:]
