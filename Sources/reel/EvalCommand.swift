@@ -93,7 +93,7 @@ struct Eval: ParsableCommand {
         }
         var scores: [(prompt: Int, score: Scorer.Score)] = []
         var videos: [RGBVideo] = []
-        let display = ProgressDisplay(label: "eval")
+        let display = ProgressDisplay(label: "eval", unit: "video")
         let clock = ContinuousClock(), start = clock.now
         for (index, (p, id)) in jobs.enumerated() {
             let status = try client.wait(for: id, interval: 0.1)

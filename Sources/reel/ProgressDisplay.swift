@@ -6,9 +6,11 @@ import Foundation
 final class ProgressDisplay {
     let interactive = isatty(STDERR_FILENO) == 1
     let label: String
+    /// What is counted: steps for a render, videos for an evaluation.
+    let unit: String
     private var lastDone = -1
 
-    init(label: String) { self.label = label }
+    init(label: String, unit: String = "step") { self.label = label; self.unit = unit }
 
     /// A farm job: steps summed over its regions, and how far its slowest and fastest chunks are.
     func update(_ status: Reel_V1_JobStatus) {
@@ -18,21 +20,21 @@ final class ProgressDisplay {
         update(done: Int(status.stepsDone), total: Int(status.stepsTotal), seconds: status.secondsElapsed, detail: chunks)
     }
 
-    /// `done` of `total` steps (summed over chunks and tiles) after `seconds`.
+    /// `done` of `total` units (for a render, steps summed over chunks and tiles) after `seconds`.
     func update(done: Int, total: Int, seconds: Double, detail: String = "") {
         guard done != lastDone else { return }
         lastDone = done
         let fraction = Double(done) / Double(total)
         let perStep = seconds / Double(max(done, 1))
         let remaining = perStep * Double(total - done)
-        let timing = String(format: "%.2f s/step, ETA %@", perStep, Self.duration(remaining)) + detail
+        let timing = String(format: "%.2f s/%@, ETA %@", perStep, unit, Self.duration(remaining)) + detail
         if interactive {
             let width = 30, filled = Int(fraction * Double(width))
             let bar = String(repeating: "█", count: filled) + String(repeating: "·", count: width - filled)
-            write("\r\(label) [\(bar)] \(done)/\(total) steps  \(timing)\u{1B}[K")
+            write("\r\(label) [\(bar)] \(done)/\(total) \(unit)s  \(timing)\u{1B}[K")
             if done == total { write("\n") }
         } else {
-            write("\(label): step \(done)/\(total) (\(Int(fraction * 100))%), \(timing)\n")
+            write("\(label): \(unit) \(done)/\(total) (\(Int(fraction * 100))%), \(timing)\n")
         }
     }
 
