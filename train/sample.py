@@ -1,0 +1,78 @@
+#!/usr/bin/env python3
+"""Samples a checkpoint in PyTorch and writes a contact sheet: one row per prompt, every other
+frame. Reel renders the same weights in Swift; when both show the same pictures, what they show
+is the training's doing, not the renderer's.
+
+    sample.py --package models/reel-shapes --run train/runs/reel-shapes -o sheet.png [PROMPT ...]
+
+Euler steps from t = 1 to 0 (the Swift sampler's schedule at shift 1) with classifier-free
+guidance against the empty prompt.
+"""
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from reel_train.data import Vocabulary  # noqa: E402
+from reel_train.files import write_png  # noqa: E402
+from reel_train.model import Reel  # noqa: E402
+
+DEFAULT_PROMPTS = ["a large red circle moving right on a gray background",
+                   "a large blue square moving up on a white background",
+                   "a small green triangle moving left on a black background"]
+
+
+def sample(model, vocabulary, prompt, frames, height, width, steps, guidance, seed):
+    """Frames [F, H, W, 3] as bytes."""
+    def context(text):
+        tokens = torch.tensor([vocabulary.tokenize(text)] if text else [[0]])
+        mask = torch.ones_like(tokens, dtype=torch.bool)
+        return model.text(tokens, mask), mask
+
+    conditional, unconditional = context(prompt), context("")
+    x = torch.randn((1, frames, 3, height, width), generator=torch.Generator().manual_seed(seed))
+    times = torch.linspace(1, 0, steps + 1)
+    for k in range(steps):
+        t = times[k].repeat(1)
+        v = model.velocity(x, t, *conditional)
+        if guidance != 1:
+            v_empty = model.velocity(x, t, *unconditional)
+            v = v_empty + guidance * (v - v_empty)
+        x = x + (times[k + 1] - times[k]) * v
+    return ((x[0].clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--package", required=True)
+    p.add_argument("--run", required=True, help="directory holding checkpoint.pt (its EMA weights are sampled)")
+    p.add_argument("-o", "--output", default="sample-sheet.png")
+    p.add_argument("--steps", type=int, default=30)
+    p.add_argument("--guidance", type=float, default=None, help="default: the package's")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("prompts", nargs="*", default=DEFAULT_PROMPTS)
+    args = p.parse_args(argv)
+    with open(os.path.join(args.package, "config.json")) as f:
+        cfg = json.load(f)
+    vocabulary = Vocabulary(os.path.join(args.package, cfg.get("vocabulary", "vocab.txt")))
+    state = torch.load(os.path.join(args.run, "checkpoint.pt"), map_location="cpu")
+    model = Reel(cfg, len(vocabulary.words))
+    model.load_state_dict(state["ema"])
+    model.eval()
+    guidance = args.guidance if args.guidance is not None else cfg["defaults"]["guidance"]
+    rows = []
+    with torch.no_grad():
+        for index, prompt in enumerate(args.prompts):
+            frames = sample(model, vocabulary, prompt, cfg["window_frames"], cfg["canvas_height"], cfg["canvas_width"],
+                            args.steps, guidance, args.seed + index)
+            rows.append(np.concatenate(list(frames[::2]), axis=1))
+    write_png(args.output, np.concatenate(rows, axis=0))
+    print("step %d, guidance %g: wrote %s" % (state["step"], guidance, args.output))
+
+
+if __name__ == "__main__":
+    main()
