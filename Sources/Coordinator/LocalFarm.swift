@@ -21,6 +21,9 @@ public final class LocalFarm {
         self.context = context
         var options = CoordinatorOptions(bind: [endpoint], dataDirectory: dataDirectory)
         options.modelPathsAllowed = true
+        // Its one client is the command that started it, which waits for all it submits
+        // (`reel eval` submits every video at once); the limit protects shared coordinators.
+        options.maxActiveJobsPerClient = .max
         coordinator = try CoordinatorServer(options: options, context: context)
         let reachable = coordinator.endpoints[0]
         self.endpoint = reachable

@@ -179,11 +179,12 @@ final class ScratchDirectories: @unchecked Sendable {
 
     @Test func evalRendersHeldOutPromptsAndReportsEachAttribute() throws {
         let directory = try ReelCommand.scratchDirectory()
-        let result = try ReelCommand.run(["eval", "--limit", "2", "--seeds", "2", "--steps", "2", "--json",
+        // 34 videos: more jobs at once than a coordinator takes from one client by default.
+        let result = try ReelCommand.run(["eval", "--limit", "17", "--seeds", "2", "--steps", "1", "--json",
                                           "--contact-sheet", "sheet.png"], in: directory)
         #expect(result.status == 0, "\(result.stderr)")
         let report = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any] ?? [:]
-        #expect(report["videos"] as? Int == 4, "2 prompts x 2 seeds")
+        #expect(report["videos"] as? Int == 34, "17 prompts x 2 seeds")
         for attribute in ["color", "motion", "background"] {
             let value = report[attribute] as? Double ?? -1
             #expect(value >= 0 && value <= 1, "\(attribute) is a fraction")
