@@ -18,6 +18,9 @@ PROTOC_GEN_SWIFT := tools/protoc-gen-swift/.build/release/protoc-gen-swift
 TRAIN_VENV   := .venv-train
 TRAIN_ARGS   ?= --minutes 60
 
+GALLERY      := docs/gallery
+GALLERY_SHAPES := .build/release/reel render --model reel-shapes --seed 1
+
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS := envelope spec checkpoint
 # libFuzzer without its main (SwiftPM names the executable's entry point itself; ours calls
@@ -26,7 +29,7 @@ FUZZ_RUNTIME  = $(dir $(realpath $(shell command -v $(SWIFT))))../lib/swift/clan
 FUZZ_FLAGS    = -Xswiftc -sanitize=address -Xswiftc -sanitize-coverage=edge,inline-8bit-counters,pc-table,trace-cmp \
                 -Xswiftc -DFUZZING -Xlinker $(FUZZ_RUNTIME) -Xlinker -lstdc++
 
-.PHONY: all deps build release demo test faults fuzz bench proto train train-test clean
+.PHONY: all deps build release demo test faults fuzz bench proto train train-test gallery clean
 
 all: release
 
@@ -93,6 +96,17 @@ proto:
 ## train: train models/reel-shapes (resumes from train/runs/reel-shapes; TRAIN_ARGS="--minutes N")
 train: $(TRAIN_VENV)/bin/python
 	$(TRAIN_VENV)/bin/python train/train.py --package models/reel-shapes --run train/runs/reel-shapes $(TRAIN_ARGS)
+
+## gallery: docs/gallery/ from models/reel-shapes: its scores and contact sheet on the held-out
+## prompts, one render a window long, one four windows long, and the two-shot job file
+gallery: release
+	mkdir -p $(GALLERY)
+	.build/release/reel eval --model reel-shapes --limit 16 --seeds 1 --contact-sheet $(GALLERY)/heldout.png | tee $(GALLERY)/heldout.txt
+	$(GALLERY_SHAPES) "a large red circle moving right on a gray background" \
+	    -o $(GALLERY)/window.mp4 --contact-sheet $(GALLERY)/window.png
+	$(GALLERY_SHAPES) "a large yellow square moving down and a small cyan circle moving left on a black background" \
+	    --frames 64 -o $(GALLERY)/long.mp4 --contact-sheet $(GALLERY)/long.png
+	.build/release/reel render examples/two-shots.yaml -o $(GALLERY)/two-shots.mp4 --contact-sheet $(GALLERY)/two-shots.png
 
 ## train-test: the trainer's own test (a few steps on a tiny model lower the loss), outside `make test`
 train-test: $(TRAIN_VENV)/bin/python
