@@ -126,10 +126,10 @@ struct Eval: ParsableCommand {
         let count = video.frameCount
         var starts = Array(stride(from: 0, through: count - window, by: window))
         if starts.isEmpty { starts = [0] } else if starts.last! + window < count { starts.append(count - window) }
-        let bytes = video.pixels.count / count
         return starts.map { start in
             let end = min(count, start + window)
-            return Scorer.Frames(width: video.width, height: video.height, pixels: Array(video.pixels[start * bytes..<end * bytes]))
+            return Scorer.Frames(width: video.width, height: video.height,
+                                 pixels: Array(video.pixels[start * video.frameBytes..<end * video.frameBytes]))
         }
     }
 

@@ -64,7 +64,7 @@ struct Render: ParsableCommand {
         let client = try FarmClient(context: farm.context, endpoint: farm.endpoint)
         let id = try client.submit(request, input: input?.bytes ?? Data())
         let status = try client.wait(for: id, update: ProgressDisplay(label: "render").update)
-        guard status.state == .done else { throw UserError("render \(status.state): \(status.error)") }
+        guard status.state == .done else { throw UserError("render \(status.state.word): \(status.error)") }
         let (_, video) = try client.fetch(id)
         try OutputPath.write(video, to: output)
         print("wrote \(output): \(spec.frames) frames, \(spec.width * Int(request.outputScale))x\(spec.height * Int(request.outputScale)), \(spec.fps) fps, \(String(format: "%.2f", Double(spec.frames) / Double(spec.fps))) s")
