@@ -5,8 +5,8 @@ is the training's doing, not the renderer's.
 
     sample.py --package models/reel-shapes --run train/runs/reel-shapes -o sheet.png [PROMPT ...]
 
-Euler steps from t = 1 to 0 (the Swift sampler's schedule at shift 1) with classifier-free
-guidance against the empty prompt.
+Euler steps from t = 1 to 0 on the Swift sampler's schedule, with classifier-free guidance
+against the empty prompt.
 """
 import argparse
 import json
@@ -26,7 +26,13 @@ DEFAULT_PROMPTS = ["a large red circle moving right on a gray background",
                    "a small green triangle moving left on a black background"]
 
 
-def sample(model, vocabulary, prompt, frames, height, width, steps, guidance, seed):
+def schedule(steps, shift):
+    """Times from 1 to 0, warped as the Swift FlowSchedule does: t' = s t / (1 + (s - 1) t)."""
+    t = torch.linspace(1, 0, steps + 1)
+    return shift * t / (1 + (shift - 1) * t)
+
+
+def sample(model, vocabulary, prompt, frames, height, width, steps, guidance, seed, shift=1.0):
     """Frames [F, H, W, 3] as bytes."""
     def context(text):
         tokens = torch.tensor([vocabulary.tokenize(text)] if text else [[0]])
@@ -35,7 +41,7 @@ def sample(model, vocabulary, prompt, frames, height, width, steps, guidance, se
 
     conditional, unconditional = context(prompt), context("")
     x = torch.randn((1, frames, 3, height, width), generator=torch.Generator().manual_seed(seed))
-    times = torch.linspace(1, 0, steps + 1)
+    times = schedule(steps, shift)
     for k in range(steps):
         t = times[k].repeat(1)
         v = model.velocity(x, t, *conditional)
@@ -49,11 +55,13 @@ def sample(model, vocabulary, prompt, frames, height, width, steps, guidance, se
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--package", required=True)
-    p.add_argument("--run", required=True, help="directory holding checkpoint.pt (its EMA weights are sampled)")
+    p.add_argument("--run", required=True, help="directory holding checkpoint.pt")
     p.add_argument("-o", "--output", default="sample-sheet.png")
     p.add_argument("--steps", type=int, default=30)
     p.add_argument("--guidance", type=float, default=None, help="default: the package's")
+    p.add_argument("--shift", type=float, default=None, help="timestep shift; default: the package's")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--raw", action="store_true", help="sample the raw weights instead of their EMA")
     p.add_argument("prompts", nargs="*", default=DEFAULT_PROMPTS)
     args = p.parse_args(argv)
     with open(os.path.join(args.package, "config.json")) as f:
@@ -61,17 +69,19 @@ def main(argv=None):
     vocabulary = Vocabulary(os.path.join(args.package, cfg.get("vocabulary", "vocab.txt")))
     state = torch.load(os.path.join(args.run, "checkpoint.pt"), map_location="cpu")
     model = Reel(cfg, len(vocabulary.words))
-    model.load_state_dict(state["ema"])
+    model.load_state_dict(state["model" if args.raw else "ema"])
     model.eval()
     guidance = args.guidance if args.guidance is not None else cfg["defaults"]["guidance"]
+    shift = args.shift if args.shift is not None else cfg["defaults"].get("shift", 1.0)
     rows = []
     with torch.no_grad():
         for index, prompt in enumerate(args.prompts):
             frames = sample(model, vocabulary, prompt, cfg["window_frames"], cfg["canvas_height"], cfg["canvas_width"],
-                            args.steps, guidance, args.seed + index)
+                            args.steps, guidance, args.seed + index, shift)
             rows.append(np.concatenate(list(frames[::2]), axis=1))
     write_png(args.output, np.concatenate(rows, axis=0))
-    print("step %d, guidance %g: wrote %s" % (state["step"], guidance, args.output))
+    print("step %d (%s weights), guidance %g, shift %g: wrote %s" %
+          (state["step"], "raw" if args.raw else "EMA", guidance, shift, args.output))
 
 
 if __name__ == "__main__":

@@ -39,6 +39,12 @@ def arguments(argv=None):
     p.add_argument("--caption-dropout", type=float, default=0.1)
     p.add_argument("--uniform-t", type=float, default=0.25,
                    help="share of timesteps drawn uniformly instead of logit-normal (reaches t near 0 and 1)")
+    p.add_argument("--shift", type=float, default=3.0,
+                   help="timestep shift of the logit-normal draws, t' = s t / (1 + (s - 1) t): above 1 trains "
+                        "more at high noise, where objects are placed")
+    p.add_argument("--weight-cap", type=float, default=4.0,
+                   help="cap on the 1/t^2 weight the velocity loss puts on the clean video's error (0: none); "
+                        "uncapped, the few low-noise samples of a batch dominate its gradient")
     p.add_argument("--checkpoint-every", type=int, default=100)
     p.add_argument("--threads", type=int, default=os.cpu_count())
     p.add_argument("--seed", type=int, default=0)
@@ -53,25 +59,32 @@ def learning_rate(step, args):
     return args.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def timesteps(b, uniform_share, generator, device):
-    """Logit-normal t, with a share drawn uniformly: logit-normal alone rarely trains t near 1,
-    where every sample starts, or near 0, where it ends."""
+def timesteps(b, uniform_share, generator, device, shift=1.0):
+    """Logit-normal t warped by `shift`, with a share drawn uniformly: logit-normal alone rarely
+    trains t near 1, where every sample starts, or near 0, where it ends."""
     logit_normal = torch.sigmoid(torch.randn(b, generator=generator, device=device))
+    logit_normal = shift * logit_normal / (1 + (shift - 1) * logit_normal)
     uniform = torch.rand(b, generator=generator, device=device)
     pick = torch.rand(b, generator=generator, device=device) < uniform_share
     return torch.where(pick, uniform, logit_normal)
 
 
-def flow_loss(model, clips, tokens, mask, generator, uniform_share=0.0):
-    """Rectified flow: x_t = (1-t) x0 + t e, predict v = e - x0, t mostly logit-normal."""
+def flow_loss(model, clips, tokens, mask, generator, uniform_share=0.0, shift=1.0, weight_cap=0.0):
+    """Rectified flow: x_t = (1-t) x0 + t e, predict v = e - x0, t mostly logit-normal.
+
+    The velocity error is the clean video's error over t, so the loss weighs that error by
+    1/t^2; `weight_cap` > 0 caps the weight (below t = 1/sqrt(cap) every t counts alike)."""
     b = clips.shape[0]
-    t = timesteps(b, uniform_share, generator, clips.device)
+    t = timesteps(b, uniform_share, generator, clips.device, shift)
     noise = torch.randn(clips.shape, generator=generator, device=clips.device)
     tt = t[:, None, None, None, None]
     x = (1 - tt) * clips + tt * noise
     context = model.text(tokens, mask)
     prediction = model.velocity(x, t, context, mask)
-    return torch.mean((prediction - (noise - clips)) ** 2)
+    per_clip = torch.mean((prediction - (noise - clips)) ** 2, dim=(1, 2, 3, 4))
+    if weight_cap > 0:
+        per_clip = per_clip * torch.clamp(weight_cap * t ** 2, max=1.0)
+    return torch.mean(per_clip)
 
 
 def export(model, package, metadata):
@@ -125,7 +138,7 @@ def main(argv=None):
         lr = learning_rate(step, args)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        loss = flow_loss(model, clips, tokens, mask, generator, args.uniform_t)
+        loss = flow_loss(model, clips, tokens, mask, generator, args.uniform_t, args.shift, args.weight_cap)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

@@ -56,25 +56,55 @@ def write_png(path, rgb):
     atomic_write(path, png)
 
 
+# A 3x5 pixel font for the plot's labels: each glyph is five rows of three bits.
+GLYPHS = {
+    "0": "111 101 101 101 111", "1": "010 110 010 010 111", "2": "111 001 111 100 111",
+    "3": "111 001 111 001 111", "4": "101 101 111 001 001", "5": "111 100 111 001 111",
+    "6": "111 100 111 101 111", "7": "111 001 001 001 001", "8": "111 101 111 101 111",
+    "9": "111 101 111 001 111", ".": "000 000 000 000 010", " ": "000 000 000 000 000",
+    "l": "100 100 100 100 111", "o": "000 111 101 101 111", "s": "000 111 110 011 111",
+    "t": "010 111 010 010 011", "e": "000 111 111 100 111", "p": "000 111 101 111 100",
+}
+
+
+def draw_text(image, text, x, y, scale=2, color=(0, 0, 0)):
+    """Writes `text` with its top-left corner at (x, y)."""
+    for k, character in enumerate(text):
+        rows = GLYPHS[character].split()
+        for row, bits in enumerate(rows):
+            for column, bit in enumerate(bits):
+                if bit == "1":
+                    top, left = y + row * scale, x + (4 * k + column) * scale
+                    image[top:top + scale, left:left + scale] = color
+
+
 def plot_loss(path, steps, losses, width=640, height=320):
-    """A line plot of the loss (and its running mean) over steps, as a PNG."""
+    """A line plot of the loss (and its running mean) over steps, as a PNG, with the loss range
+    on the left axis and the step range on the bottom one."""
     image = np.full((height, width, 3), 255, np.uint8)
     if len(steps) < 2:
         write_png(path, image)
         return
-    margin = 24
+    left, margin = 56, 24
     losses = np.asarray(losses, np.float64)
     smooth = np.convolve(losses, np.ones(25) / 25, mode="valid") if len(losses) > 25 else losses
     top, bottom = float(np.percentile(losses, 99)), float(losses.min())
     span = max(top - bottom, 1e-9)
 
     def point(i, value, count):
-        x = margin + int((width - 2 * margin) * i / max(count - 1, 1))
+        x = left + int((width - left - margin) * i / max(count - 1, 1))
         y = height - margin - int((height - 2 * margin) * (min(value, top) - bottom) / span)
         return x, y
 
-    image[height - margin, margin:width - margin] = 0
-    image[margin:height - margin, margin] = 0
+    image[height - margin, left:width - margin] = 0
+    image[margin:height - margin, left] = 0
+    draw_text(image, "loss", 4, 4)
+    draw_text(image, "%.3f" % top, 4, margin)
+    draw_text(image, "%.3f" % bottom, 4, height - margin - 10)
+    first, last = "%d" % steps[0], "%d" % steps[-1]
+    draw_text(image, first, left, height - margin + 6)
+    draw_text(image, "step", (left + width - margin) // 2 - 16, height - margin + 6)
+    draw_text(image, last, width - margin - 8 * len(last), height - margin + 6)
     for series, color in ((losses, (170, 190, 230)), (smooth, (20, 60, 160))):
         previous = None
         for i, value in enumerate(series):
