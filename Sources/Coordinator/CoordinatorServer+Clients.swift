@@ -84,7 +84,7 @@ extension CoordinatorServer {
     func status(_ envelope: Envelope) throws -> Reply {
         let request = try envelope.decode(Reel_V1_StatusRequest.self)
         let selected = request.jobID.isEmpty ? jobOrder.compactMap { jobs[$0] } : [try job(request.jobID)]
-        return (.statusReply, Reel_V1_StatusReply.with { $0.jobs = selected.map { $0.status() } }, [])
+        return (.statusReply, Reel_V1_StatusReply.with { $0.jobs = selected.map(status(of:)) }, [])
     }
 
     func cancel(_ envelope: Envelope) throws -> Reply {
@@ -93,7 +93,7 @@ extension CoordinatorServer {
             end(job, .cancelled)
             logger.info("job \(job.id) cancelled")
         }
-        return (.cancelReply, Reel_V1_CancelReply.with { $0.status = job.status() }, [])
+        return (.cancelReply, Reel_V1_CancelReply.with { $0.status = status(of: job) }, [])
     }
 
     func workersReply() -> Reel_V1_WorkersReply {
@@ -119,6 +119,6 @@ extension CoordinatorServer {
     func fetch(_ envelope: Envelope) throws -> Reply {
         let job = try job(try envelope.decode(Reel_V1_FetchRequest.self).jobID)
         let video = try job.outputPath.map { try Data(contentsOf: URL(fileURLWithPath: $0)) } ?? Data()
-        return (.fetchReply, Reel_V1_FetchReply.with { $0.status = job.status() }, [video])
+        return (.fetchReply, Reel_V1_FetchReply.with { $0.status = status(of: job) }, [video])
     }
 }

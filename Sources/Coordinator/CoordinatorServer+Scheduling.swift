@@ -52,6 +52,27 @@ extension CoordinatorServer {
         for client in waiting where served[client] == nil { served[client] = level }
     }
 
+    /// Why `job` cannot move now, for its status: no connected worker offers its model, or
+    /// every one that does is kept off it. Empty when some worker may take its work.
+    func waitingReason(for job: FarmJob) -> String {
+        guard job.isActive else { return "" }
+        let model = job.spec.model
+        let offering = workers.values.filter { $0.hello.models.contains(model) }
+        if offering.isEmpty {
+            return "no connected worker offers model '\(model)'; start one with `reel worker --model \(model)`"
+        }
+        guard offering.allSatisfy({ job.workerFailures[$0.name, default: 0] >= options.failuresBeforeBlocking }) else { return "" }
+        return "every worker offering '\(model)' failed \(options.failuresBeforeBlocking) of this job's shards and is kept off it; "
+            + "it waits for another worker (`reel cancel \(job.id)` to give up)"
+    }
+
+    /// A job's status as clients see it: the job's own, and why it waits, if it does.
+    func status(of job: FarmJob) -> Reel_V1_JobStatus {
+        var status = job.status()
+        status.waiting = waitingReason(for: job)
+        return status
+    }
+
     /// A worker with credit that offers the job's model and is not kept off the job. Preferred:
     /// one that has not failed this region, then one that already holds the model (it has
     /// run it before: no load), then the least used.

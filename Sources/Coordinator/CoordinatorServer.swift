@@ -227,7 +227,7 @@ public final class CoordinatorServer: @unchecked Sendable {
 
     func publishSnapshot() {
         var snapshot = FarmSnapshot()
-        snapshot.jobs = jobOrder.compactMap { jobs[$0]?.status() }
+        snapshot.jobs = jobOrder.compactMap { jobs[$0].map(status(of:)) }
         snapshot.workers = workersReply().workers
         for job in jobs.values where job.isActive { snapshot.previews[job.id] = job.run.previewFrames() }
         snapshot.dataDirectory = options.dataDirectory

@@ -22,6 +22,8 @@ struct FarmView: Encodable {
         let secondsElapsed: Double
         let secondsRemaining: Double?
         let error: String
+        /// Why it is not moving, when the coordinator can tell.
+        let waiting: String
         /// Chunks with a preview frame now.
         let previews: [Int]
     }
@@ -50,7 +52,7 @@ struct FarmView: Encodable {
                 chunks: Int(status.chunks), tiles: Int(status.tiles), regionSteps: status.regionSteps.map(Int.init),
                 secondsElapsed: status.secondsElapsed,
                 secondsRemaining: status.state == .running && status.stepsDone > 0 ? status.secondsRemaining : nil,
-                error: status.error, previews: (snapshot.previews[status.jobID] ?? []).map(\.chunk))
+                error: status.error, waiting: status.waiting, previews: (snapshot.previews[status.jobID] ?? []).map(\.chunk))
         }
         workers = snapshot.workers.map { worker in
             Worker(id: worker.workerID, host: worker.hostname, state: worker.jobID.isEmpty ? "idle" : "busy",

@@ -16,7 +16,7 @@ public final class ModelLibrary: @unchecked Sendable {
             // Also under the directory it was read from: a job given `--model DIR` names it so.
             loaded[model.name] = model
             loaded[model.directory] = model
-            if !offered.contains(model.directory) { offered.append(model.directory) }
+            for name in [model.name, model.directory] where !offered.contains(name) { offered.append(name) }
         }
         self.names = offered
     }

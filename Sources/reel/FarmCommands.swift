@@ -222,9 +222,11 @@ struct WorkerCommand: ParsableCommand {
         let security = try keys.security(as: "worker")
         if keys.insecure { Logger(label: "reel.worker").warning("running plaintext (--insecure): shards and results cross the network unencrypted") }
         if let threads { ComputeThreads.set(try Render.positive(threads, "--threads")) }
-        let library = ModelLibrary(names: model.isEmpty ? nil : model)
+        // Every model is loaded now, so a broken package fails here, not mid-shard. One given
+        // by --model is offered by its package name and by its directory: jobs name it either way.
+        let library = model.isEmpty ? ModelLibrary() : ModelLibrary(names: [], preloaded: try model.map { try Model(named: $0) })
         guard !library.names.isEmpty else { throw UserError("no model packages found; pass --model or set REEL_MODELS") }
-        for name in library.names { _ = try library.model(name) }  // a broken package fails now, not mid-shard
+        for name in library.names { _ = try library.model(name) }
         let name = id ?? "\(ProcessInfo.processInfo.hostName)-\(getpid())"
         var options = WorkerOptions(endpoint: connect, workerID: name, threads: ComputeThreads.count)
         options.security = security
@@ -297,6 +299,10 @@ struct Status: ParsableCommand {
                    "\(status.chunks)x\(status.tiles)", String(format: "%.1fs", status.secondsElapsed),
                    status.state == .running ? String(format: "%.0fs", status.secondsRemaining) : "-",
                    status.spec.prompt].joined(separator: "\t"))
+        }
+        // On stderr, so the table on stdout stays one row a job for scripts.
+        for status in jobs where !status.waiting.isEmpty {
+            FileHandle.standardError.write(Data("\(status.jobID) waits: \(status.waiting)\n".utf8))
         }
     }
 }

@@ -9,11 +9,17 @@ final class ProgressDisplay {
     /// What is counted: steps for a render, videos for an evaluation.
     let unit: String
     private var lastDone = -1
+    private var lastWaiting = ""
 
     init(label: String, unit: String = "step") { self.label = label; self.unit = unit }
 
     /// A farm job: steps summed over its regions, and how far its slowest and fastest chunks are.
+    /// Why the job waits is told once each time it changes.
     func update(_ status: Reel_V1_JobStatus) {
+        if status.waiting != lastWaiting {
+            lastWaiting = status.waiting
+            if !status.waiting.isEmpty { write("\(interactive ? "\n" : "")\(label) waits: \(status.waiting)\n") }
+        }
         guard status.stepsTotal > 0, status.stepsDone > 0 else { return }
         let steps = status.regionSteps
         let chunks = steps.count > 1 ? ", \(status.chunks) chunk(s) x \(status.tiles) tile(s) at steps \(steps.min()!)-\(steps.max()!)" : ""

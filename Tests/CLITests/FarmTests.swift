@@ -46,6 +46,25 @@ import Wire
         #expect(frames.frameCount == 64 && frames.pixels == localFrames.pixels)
     }
 
+    @Test func aJobNoWorkerCanTakeSaysWhyUntilAWorkerOffersItsModel() throws {
+        let farm = try ProcessFarm()
+        defer { farm.stop() }
+        try farm.startWorker("tiny-only", extra: ["--model", "reel-tiny"])
+        try farm.waitForWorkers(1)
+        let submitted = try farm.client(["submit", "a red circle moving left", "--model", "reel-shapes", "--frames", "16", "--steps", "1"])
+        let id = submitted.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(submitted.status == 0, "\(submitted.stderr)")
+        let waiting = try farm.client(["status", id]).stderr
+        #expect(waiting.contains("\(id) waits: no connected worker offers model 'reel-shapes'"), "\(waiting)")
+
+        // A worker given the package as a directory offers it by name too, and takes the job.
+        try farm.startWorker("shapes", extra: ["--model", ReelCommand.packageRoot + "/models/reel-shapes"])
+        let watched = try ReelCommand.run(["watch", id, "--coordinator", farm.endpoint, "--insecure"], in: farm.directory, wrapper: ["timeout", "60"])
+        #expect(watched.status == 0, "\(watched.stderr)")
+        let after = try farm.client(["status", id])
+        #expect(after.stdout.contains("done") && !after.stderr.contains("waits:"), "\(after.stdout)\(after.stderr)")
+    }
+
     @Test func aWorkerKilledMidJobLosesNothing() throws {
         let job = ["a red circle moving left", "--frames", "40", "--steps", "24", "--seed", "4", "--scale", "1"]
         let farm = try ProcessFarm(coordinatorArguments: ["--worker-timeout", "2"])

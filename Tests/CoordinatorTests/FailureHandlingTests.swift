@@ -107,10 +107,13 @@ import Worker
         // which waits for a worker it may use.
         while bad.value < 2 { Thread.sleep(forTimeInterval: 0.01) }
         Thread.sleep(forTimeInterval: 0.3)
-        #expect(try client.status(id).first?.state == .running)
+        let waiting = try client.status(id).first
+        #expect(waiting?.state == .running)
+        #expect(waiting?.waiting.contains("failed 2 of this job's shards and is kept off it") == true, "\(waiting?.waiting ?? "")")
         farm.startWorker("good", Self.identity(good))
         let status = try client.wait(for: id, interval: 0.02)
         #expect(status.state == .done, "\(status.error)")
+        #expect(status.waiting.isEmpty, "a finished job waits for nothing: \(status.waiting)")
         #expect(bad.value == 2, "the failing worker got exactly 2 shards of the job, then none: \(bad.value)")
         #expect(good.value == 8, "every shard, the two retried ones included, ran once on the good worker")
     }

@@ -61,6 +61,7 @@ function now(job) {
   }
   if (job.state === "failed") return element("span", job.error);
   const previews = element("span", null, { class: "previews" });
+  if (job.waiting) previews.appendChild(element("span", "waits: " + job.waiting, { class: "waiting" }));
   for (const chunk of job.previews) {
     previews.appendChild(element("img", null, {
       src: withToken("/api/jobs/" + job.id + "/preview/" + chunk + "?step=" + job.regionSteps[chunk * job.tiles]),

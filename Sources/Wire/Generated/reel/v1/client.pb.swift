@@ -155,6 +155,11 @@ public nonisolated struct Reel_V1_JobStatus: Sendable {
   /// same bits whichever workers rendered it.
   public var latentDigest: String = String()
 
+  /// Why a queued or running job is not moving, when the coordinator can tell: no connected
+  /// worker offers its model, or every one that does is kept off it after failures. Empty
+  /// while work can be handed out.
+  public var waiting: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -399,7 +404,7 @@ nonisolated extension Reel_V1_SubmitReply: SwiftProtobuf.Message, SwiftProtobuf.
 
 nonisolated extension Reel_V1_JobStatus: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".JobStatus"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}state\0\u{1}spec\0\u{3}steps_done\0\u{3}steps_total\0\u{1}chunks\0\u{1}tiles\0\u{3}region_steps\0\u{3}seconds_elapsed\0\u{3}seconds_remaining\0\u{1}error\0\u{3}submitted_unix_ms\0\u{3}latent_digest\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}state\0\u{1}spec\0\u{3}steps_done\0\u{3}steps_total\0\u{1}chunks\0\u{1}tiles\0\u{3}region_steps\0\u{3}seconds_elapsed\0\u{3}seconds_remaining\0\u{1}error\0\u{3}submitted_unix_ms\0\u{3}latent_digest\0\u{1}waiting\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -420,6 +425,7 @@ nonisolated extension Reel_V1_JobStatus: SwiftProtobuf.Message, SwiftProtobuf._M
       case 11: try { try decoder.decodeSingularStringField(value: &self.error) }()
       case 12: try { try decoder.decodeSingularUInt64Field(value: &self.submittedUnixMs) }()
       case 13: try { try decoder.decodeSingularStringField(value: &self.latentDigest) }()
+      case 14: try { try decoder.decodeSingularStringField(value: &self.waiting) }()
       default: break
       }
     }
@@ -469,6 +475,9 @@ nonisolated extension Reel_V1_JobStatus: SwiftProtobuf.Message, SwiftProtobuf._M
     if !self.latentDigest.isEmpty {
       try visitor.visitSingularStringField(value: self.latentDigest, fieldNumber: 13)
     }
+    if !self.waiting.isEmpty {
+      try visitor.visitSingularStringField(value: self.waiting, fieldNumber: 14)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -486,6 +495,7 @@ nonisolated extension Reel_V1_JobStatus: SwiftProtobuf.Message, SwiftProtobuf._M
     if lhs.error != rhs.error {return false}
     if lhs.submittedUnixMs != rhs.submittedUnixMs {return false}
     if lhs.latentDigest != rhs.latentDigest {return false}
+    if lhs.waiting != rhs.waiting {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
