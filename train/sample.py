@@ -4,9 +4,10 @@ frame. Reel renders the same weights in Swift; when both show the same pictures,
 is the training's doing, not the renderer's.
 
     sample.py --package models/reel-shapes --run train/runs/reel-shapes -o sheet.png [PROMPT ...]
+    sample.py ... --start 0.9 --guidance 1     # finish three noised clips instead
 
-Euler steps from t = 1 to 0 on the Swift sampler's schedule, with classifier-free guidance
-against the empty prompt.
+Euler steps from t = 1 (or --start) to 0 on the Swift sampler's schedule, with classifier-free
+guidance against the empty prompt.
 """
 import argparse
 import json
@@ -17,7 +18,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from reel_train.data import Vocabulary  # noqa: E402
+from reel_train.data import Vocabulary, World  # noqa: E402
 from reel_train.files import write_png  # noqa: E402
 from reel_train.model import Reel  # noqa: E402
 
@@ -26,14 +27,15 @@ DEFAULT_PROMPTS = ["a large red circle moving right on a gray background",
                    "a small green triangle moving left on a black background"]
 
 
-def schedule(steps, shift):
-    """Times from 1 to 0, warped as the Swift FlowSchedule does: t' = s t / (1 + (s - 1) t)."""
+def schedule(steps, shift, start=1.0):
+    """Times from `start` to 0, warped as the Swift FlowSchedule does: t' = s t / (1 + (s - 1) t)."""
     t = torch.linspace(1, 0, steps + 1)
-    return shift * t / (1 + (shift - 1) * t)
+    return start * shift * t / (1 + (shift - 1) * t)
 
 
-def sample(model, vocabulary, prompt, frames, height, width, steps, guidance, seed, shift=1.0):
-    """Frames [F, H, W, 3] as bytes."""
+def sample(model, vocabulary, prompt, frames, height, width, steps, guidance, seed, shift=1.0, clip=None, start=1.0):
+    """Frames [F, H, W, 3] as bytes. With `clip` ([F, 3, H, W] in [-1, 1]), starts from it noised
+    to t = `start` instead of from pure noise."""
     def context(text):
         tokens = torch.tensor([vocabulary.tokenize(text)] if text else [[0]])
         mask = torch.ones_like(tokens, dtype=torch.bool)
@@ -41,7 +43,9 @@ def sample(model, vocabulary, prompt, frames, height, width, steps, guidance, se
 
     conditional, unconditional = context(prompt), context("")
     x = torch.randn((1, frames, 3, height, width), generator=torch.Generator().manual_seed(seed))
-    times = schedule(steps, shift)
+    if clip is not None:
+        x = (1 - start) * torch.as_tensor(clip)[None] + start * x
+    times = schedule(steps, shift, start)
     for k in range(steps):
         t = times[k].repeat(1)
         v = model.velocity(x, t, *conditional)
@@ -49,7 +53,12 @@ def sample(model, vocabulary, prompt, frames, height, width, steps, guidance, se
             v_empty = model.velocity(x, t, *unconditional)
             v = v_empty + guidance * (v - v_empty)
         x = x + (times[k + 1] - times[k]) * v
-    return ((x[0].clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
+    return to_bytes(x[0])
+
+
+def to_bytes(frames):
+    """[F, 3, H, W] in [-1, 1] to [F, H, W, 3] bytes."""
+    return ((torch.as_tensor(frames).clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
 
 
 def main(argv=None):
@@ -62,6 +71,10 @@ def main(argv=None):
     p.add_argument("--shift", type=float, default=None, help="timestep shift; default: the package's")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--raw", action="store_true", help="sample the raw weights instead of their EMA")
+    p.add_argument("--start", type=float, default=1.0,
+                   help="below 1: denoise three clips of the world (a seed training never draws) noised to this t, "
+                        "each row followed by the clip itself; shows up to which noise level the model can "
+                        "finish a picture it is given")
     p.add_argument("prompts", nargs="*", default=DEFAULT_PROMPTS)
     args = p.parse_args(argv)
     with open(os.path.join(args.package, "config.json")) as f:
@@ -73,15 +86,23 @@ def main(argv=None):
     model.eval()
     guidance = args.guidance if args.guidance is not None else cfg["defaults"]["guidance"]
     shift = args.shift if args.shift is not None else cfg["defaults"].get("shift", 1.0)
+    jobs = [(prompt, None) for prompt in args.prompts]
+    if args.start < 1:
+        world = World(os.path.join(args.package, "world.json"))
+        rng = np.random.default_rng(987_654_321)
+        jobs = [(world.caption(scene), world.render(scene)) for scene in (world.sample_scene(rng) for _ in range(3))]
     rows = []
     with torch.no_grad():
-        for index, prompt in enumerate(args.prompts):
+        for index, (prompt, clip) in enumerate(jobs):
             frames = sample(model, vocabulary, prompt, cfg["window_frames"], cfg["canvas_height"], cfg["canvas_width"],
-                            args.steps, guidance, args.seed + index, shift)
+                            args.steps, guidance, args.seed + index, shift, clip, args.start)
             rows.append(np.concatenate(list(frames[::2]), axis=1))
+            if clip is not None:
+                rows.append(np.concatenate(list(to_bytes(clip)[::2]), axis=1))
+                print("row %d: %s" % (len(rows) // 2, prompt))
     write_png(args.output, np.concatenate(rows, axis=0))
-    print("step %d (%s weights), guidance %g, shift %g: wrote %s" %
-          (state["step"], "raw" if args.raw else "EMA", guidance, shift, args.output))
+    print("step %d (%s weights), guidance %g, shift %g, from t = %g: wrote %s" %
+          (state["step"], "raw" if args.raw else "EMA", guidance, shift, args.start, args.output))
 
 
 if __name__ == "__main__":
