@@ -20,7 +20,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from reel_train.data import Vocabulary, World  # noqa: E402
 from reel_train.files import write_png  # noqa: E402
-from reel_train.model import Reel  # noqa: E402
+from reel_train.model import Reel, shifted  # noqa: E402
 
 DEFAULT_PROMPTS = ["a large red circle moving right on a gray background",
                    "a large blue square moving up on a white background",
@@ -28,9 +28,8 @@ DEFAULT_PROMPTS = ["a large red circle moving right on a gray background",
 
 
 def schedule(steps, shift, start=1.0):
-    """Times from `start` to 0, warped as the Swift FlowSchedule does: t' = s t / (1 + (s - 1) t)."""
-    t = torch.linspace(1, 0, steps + 1)
-    return start * shift * t / (1 + (shift - 1) * t)
+    """Times from `start` to 0, on the Swift FlowSchedule's steps."""
+    return start * shifted(torch.linspace(1, 0, steps + 1), shift)
 
 
 def sample(model, vocabulary, prompt, frames, height, width, steps, guidance, seed, shift=1.0, clip=None, start=1.0):

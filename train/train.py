@@ -22,7 +22,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from reel_train.data import Vocabulary, World, batch  # noqa: E402
 from reel_train.files import plot_loss, write_safetensors  # noqa: E402
-from reel_train.model import Reel  # noqa: E402
+from reel_train.model import Reel, shifted  # noqa: E402
 
 
 def arguments(argv=None):
@@ -63,7 +63,7 @@ def timesteps(b, uniform_share, generator, device, shift=1.0):
     """Logit-normal t warped by `shift`, with a share drawn uniformly: logit-normal alone rarely
     trains t near 1, where every sample starts, or near 0, where it ends."""
     logit_normal = torch.sigmoid(torch.randn(b, generator=generator, device=device))
-    logit_normal = shift * logit_normal / (1 + (shift - 1) * logit_normal)
+    logit_normal = shifted(logit_normal, shift)
     uniform = torch.rand(b, generator=generator, device=device)
     pick = torch.rand(b, generator=generator, device=device) < uniform_share
     return torch.where(pick, uniform, logit_normal)

@@ -13,6 +13,11 @@ TIMESTEP_FEATURES = 256
 MINIMUM_PREDICTION_TIME = 0.05  # ModelConfig.minimumPredictionTime
 
 
+def shifted(t, shift):
+    """Timestep shift, as the Swift FlowSchedule warps its steps: t' = s t / (1 + (s - 1) t)."""
+    return shift * t / (1 + (shift - 1) * t)
+
+
 def sincos(positions, width):
     """Rows of [sin(p*w_0) .. sin(p*w_{h-1}), cos(p*w_0) .. cos(p*w_{h-1})], w_i = 10000^(-i/h)."""
     half = width // 2
