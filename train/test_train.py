@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The trainer's own test (make train-test): a few dozen steps on a tiny model and a tiny world
-lower the loss, resuming from a checkpoint continues where it stopped, and the export writes
-every tensor the Swift model reads."""
+lower the loss, resuming from a checkpoint continues where it stopped, an anneal lowers the
+learning rate, the export writes every tensor the Swift model reads, and caption_check runs."""
 import json
 import os
 import sys
@@ -10,6 +10,7 @@ import tempfile
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import caption_check  # noqa: E402
 import train  # noqa: E402
 from reel_train.files import read_safetensors  # noqa: E402
 
@@ -56,6 +57,10 @@ def main():
                      "final.adaln.weight", "time_embed.fc2.bias", "text.blocks.0.norm1.weight"):
             assert name in exported, name
         assert os.path.exists(os.path.join(run, "loss.png"))
+        train.main(common + ["--steps", "100", "--anneal-at", "80", "--anneal-steps", "20"])
+        rates = losses(run)[80:, 2]
+        assert np.all(np.diff(rates) < 0) and rates[-1] < 0.1 * rates[0], "the anneal decays the learning rate"
+        caption_check.main(["--package", directory, "--run", run, "--clips", "4", "--repeats", "1"])
     print("train-test passed")
 
 

@@ -35,6 +35,9 @@ def arguments(argv=None):
     p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate")
     p.add_argument("--warmup", type=int, default=200)
     p.add_argument("--horizon", type=int, default=40000, help="steps of the cosine decay")
+    p.add_argument("--anneal-at", type=int, default=0,
+                   help="from this step on, decay the learning rate linearly to 2%% of its value there (0: never)")
+    p.add_argument("--anneal-steps", type=int, default=1000, help="steps of that linear decay")
     p.add_argument("--ema", type=float, default=0.999)
     p.add_argument("--caption-dropout", type=float, default=0.1)
     p.add_argument("--uniform-t", type=float, default=0.25,
@@ -53,6 +56,15 @@ def arguments(argv=None):
 
 
 def learning_rate(step, args):
+    """Warm-up, then cosine decay over `horizon`; with `anneal_at`, a short linear decay from there
+    ends a session with a settled model, and a later session without it picks the cosine up again."""
+    if args.anneal_at and step >= args.anneal_at:
+        progress = min(1.0, (step - args.anneal_at) / max(1, args.anneal_steps))
+        return cosine_rate(args.anneal_at, args) * (1 - 0.98 * progress)
+    return cosine_rate(step, args)
+
+
+def cosine_rate(step, args):
     if step < args.warmup:
         return args.lr * (step + 1) / args.warmup
     progress = min(1.0, (step - args.warmup) / max(1, args.horizon - args.warmup))

@@ -112,10 +112,16 @@ def batch(world, vocabulary, rng, size, caption_dropout=0.0):
         scene = world.sample_scene(rng)
         clips.append(world.render(scene))
         token_lists.append([0] if rng.random() < caption_dropout else vocabulary.tokenize(world.caption(scene)))
+    tokens, mask = pad_tokens(token_lists)
+    return np.stack(clips), tokens, mask
+
+
+def pad_tokens(token_lists):
+    """Token id lists as padded ids [B, L] and a mask [B, L], True for real tokens."""
     length = max(len(t) for t in token_lists)
-    tokens = np.zeros((size, length), np.int64)
-    mask = np.zeros((size, length), bool)
+    tokens = np.zeros((len(token_lists), length), np.int64)
+    mask = np.zeros((len(token_lists), length), bool)
     for i, t in enumerate(token_lists):
         tokens[i, :len(t)] = t
         mask[i, :len(t)] = True
-    return np.stack(clips), tokens, mask
+    return tokens, mask
