@@ -11,6 +11,7 @@ that follows its prompts has a clearly lower loss with its own captions; when a 
 with its own captions, the denoiser has learned to ignore what that variant changes.
 """
 import argparse
+import copy
 import json
 import os
 import sys
@@ -29,7 +30,7 @@ HIGH_NOISE = 0.9
 def with_other_motions(world, scene, rng):
     """The scene with every object's motion replaced by a different one."""
     motions = sorted(world.motions)
-    swapped = json.loads(json.dumps(scene))
+    swapped = copy.deepcopy(scene)
     for obj in swapped["objects"]:
         others = [m for m in motions if m != obj["motion"]]
         obj["motion"] = others[rng.integers(len(others))]
