@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Writes the trainer-parity fixture: a tiny model package with weights perturbed away from
-their initialisation (so every branch, adaLN included, does something), predicting the clean
-video (so the conversion to velocity is covered too; dit_reference.py covers velocity models),
+their initialisation (so every branch, adaLN and the pooled-text path included, does something),
+predicting the clean video (so the conversion to velocity is covered too; dit_reference.py
+covers velocity models without pooled text),
 inputs, and this trainer's outputs on them. Tests/DiffusionTests checks the Swift forward pass against it within
 1e-4 relative, so CI needs no PyTorch. Rerun after changing the architecture:
 
@@ -22,7 +23,7 @@ CONFIG = {
     "format": "reel-dit/1", "channels": 3, "canvas_height": 16, "canvas_width": 16, "window_frames": 4, "fps": 8,
     "patch": 4, "width": 32, "depth": 2, "heads": 2, "mlp_ratio": 2,
     "text": {"width": 16, "depth": 1, "heads": 2, "mlp_ratio": 2, "max_tokens": 8},
-    "vocabulary": "vocab.txt", "prediction": "clean",
+    "vocabulary": "vocab.txt", "prediction": "clean", "pooled_text": True,
 }
 WORDS = ["<start>", "a", "red", "blue", "circle", "square", "moving", "left", "right", "on", "black", "background"]
 PROMPTS = [[0, 1, 2, 4, 6, 7], [0]]

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The trainer's own test (make train-test): a few dozen steps on a tiny model and a tiny world
 lower the loss, resuming from a checkpoint continues where it stopped, an anneal lowers the
-learning rate, the export writes every tensor the Swift model reads, and caption_check runs."""
+learning rate, the export writes every tensor the Swift model reads, a checkpoint resumes into
+a config that adds the pooled-text path (which then learns), and caption_check runs."""
 import json
 import os
 import sys
@@ -35,6 +36,15 @@ def tiny_package(directory):
         f.write(vocab)
 
 
+def add_pooled_text(directory):
+    path = os.path.join(directory, "config.json")
+    with open(path) as f:
+        config = json.load(f)
+    config["pooled_text"] = True
+    with open(path, "w") as f:
+        json.dump(config, f)
+
+
 def losses(run):
     return np.loadtxt(os.path.join(run, "loss.csv"), delimiter=",", skiprows=1, ndmin=2)
 
@@ -60,6 +70,11 @@ def main():
         train.main(common + ["--steps", "100", "--anneal-at", "80", "--anneal-steps", "20"])
         rates = losses(run)[80:, 2]
         assert np.all(np.diff(rates) < 0) and rates[-1] < 0.1 * rates[0], "the anneal decays the learning rate"
+        add_pooled_text(directory)
+        train.main(common + ["--steps", "110", "--high-noise", "0.3"])
+        assert len(losses(run)) == 110, "the checkpoint resumed into the wider model"
+        pool = read_safetensors(os.path.join(directory, "model.safetensors"))["text_pool.weight"]
+        assert np.abs(pool).max() > 0, "the pooled-text path starts at zero and learns"
         caption_check.main(["--package", directory, "--run", run, "--clips", "4", "--repeats", "1"])
     print("train-test passed")
 

@@ -24,6 +24,8 @@ from reel_train.data import Vocabulary, World, batch  # noqa: E402
 from reel_train.files import plot_loss, write_safetensors  # noqa: E402
 from reel_train.model import Reel, shifted  # noqa: E402
 
+HIGH_NOISE_FLOOR = 0.85
+
 
 def arguments(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -42,6 +44,9 @@ def arguments(argv=None):
     p.add_argument("--caption-dropout", type=float, default=0.1)
     p.add_argument("--uniform-t", type=float, default=0.25,
                    help="share of timesteps drawn uniformly instead of logit-normal (reaches t near 0 and 1)")
+    p.add_argument("--high-noise", type=float, default=0.0,
+                   help="share of timesteps drawn uniformly from [%g, 1], where only the caption says where "
+                        "objects go and which way they move" % HIGH_NOISE_FLOOR)
     p.add_argument("--shift", type=float, default=3.0,
                    help="timestep shift of the logit-normal draws, t' = s t / (1 + (s - 1) t): above 1 trains "
                         "more at high noise, where objects are placed")
@@ -71,23 +76,29 @@ def cosine_rate(step, args):
     return args.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def timesteps(b, uniform_share, generator, device, shift=1.0):
+def timesteps(b, uniform_share, generator, device, shift=1.0, high_share=0.0):
     """Logit-normal t warped by `shift`, with a share drawn uniformly: logit-normal alone rarely
-    trains t near 1, where every sample starts, or near 0, where it ends."""
+    trains t near 1, where every sample starts, or near 0, where it ends. `high_share` more are
+    drawn from [HIGH_NOISE_FLOOR, 1]: below it the noisy clip itself shows where an object is and
+    which way it goes, so only there does a caption's motion lower the loss."""
     logit_normal = torch.sigmoid(torch.randn(b, generator=generator, device=device))
     logit_normal = shifted(logit_normal, shift)
     uniform = torch.rand(b, generator=generator, device=device)
-    pick = torch.rand(b, generator=generator, device=device) < uniform_share
-    return torch.where(pick, uniform, logit_normal)
+    pick = torch.rand(b, generator=generator, device=device)
+    t = torch.where(pick < uniform_share, uniform, logit_normal)
+    if high_share > 0:
+        high = HIGH_NOISE_FLOOR + (1 - HIGH_NOISE_FLOOR) * torch.rand(b, generator=generator, device=device)
+        t = torch.where(pick >= 1 - high_share, high, t)
+    return t
 
 
-def flow_loss(model, clips, tokens, mask, generator, uniform_share=0.0, shift=1.0, weight_cap=0.0):
+def flow_loss(model, clips, tokens, mask, generator, uniform_share=0.0, shift=1.0, weight_cap=0.0, high_share=0.0):
     """Rectified flow: x_t = (1-t) x0 + t e, predict v = e - x0, t mostly logit-normal.
 
     The velocity error is the clean video's error over t, so the loss weighs that error by
     1/t^2; `weight_cap` > 0 caps the weight (below t = 1/sqrt(cap) every t counts alike)."""
     b = clips.shape[0]
-    t = timesteps(b, uniform_share, generator, clips.device, shift)
+    t = timesteps(b, uniform_share, generator, clips.device, shift, high_share)
     noise = torch.randn(clips.shape, generator=generator, device=clips.device)
     tt = t[:, None, None, None, None]
     x = (1 - tt) * clips + tt * noise
@@ -99,6 +110,23 @@ def flow_loss(model, clips, tokens, mask, generator, uniform_share=0.0, shift=1.
     return torch.mean(per_clip)
 
 
+def load_checkpoint(state, model, ema, optimizer):
+    """Weights, EMA and optimiser from a checkpoint. Parameters the checkpoint lacks (a path
+    added to the config since, such as pooled_text) keep their zero start and get fresh
+    optimiser moments; they are registered last, so every other parameter keeps its place."""
+    result = model.load_state_dict(state["model"], strict=False)
+    missing = result.missing_keys
+    if result.unexpected_keys or any(not name.startswith("text_pool.") for name in missing):
+        sys.exit("train.py: the checkpoint does not fit config.json (unexpected %s, missing %s); "
+                 "start a new --run directory for a new architecture" % (result.unexpected_keys, missing))
+    ema.load_state_dict(state["ema"], strict=False)
+    saved = state["optimizer"]
+    if missing:
+        print("new in this run, starting from zero: %s" % ", ".join(missing), flush=True)
+        saved["param_groups"][0]["params"] = list(range(len(list(model.parameters()))))
+    optimizer.load_state_dict(saved)
+
+
 def export(model, package, metadata):
     tensors = {name: value.detach().cpu().numpy() for name, value in model.state_dict().items()}
     write_safetensors(os.path.join(package, "model.safetensors"), tensors, metadata)
@@ -106,6 +134,9 @@ def export(model, package, metadata):
 
 def main(argv=None):
     args = arguments(argv)
+    if args.uniform_t + args.high_noise > 1:
+        sys.exit("train.py: --uniform-t plus --high-noise is %g; the two shares must add up to at most 1"
+                 % (args.uniform_t + args.high_noise))
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     with open(os.path.join(args.package, "config.json")) as f:
@@ -121,9 +152,7 @@ def main(argv=None):
     step, seconds = 0, 0.0
     if os.path.exists(checkpoint_path):
         state = torch.load(checkpoint_path, map_location=args.device)
-        model.load_state_dict(state["model"])
-        ema.load_state_dict(state["ema"])
-        optimizer.load_state_dict(state["optimizer"])
+        load_checkpoint(state, model, ema, optimizer)
         step, seconds = state["step"], state["seconds"]
         print("resumed at step %d (%.0f s trained)" % (step, seconds), flush=True)
     parameters = sum(p.numel() for p in model.parameters())
@@ -150,7 +179,8 @@ def main(argv=None):
         lr = learning_rate(step, args)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        loss = flow_loss(model, clips, tokens, mask, generator, args.uniform_t, args.shift, args.weight_cap)
+        loss = flow_loss(model, clips, tokens, mask, generator, args.uniform_t, args.shift, args.weight_cap,
+                         args.high_noise)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

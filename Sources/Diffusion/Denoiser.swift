@@ -3,13 +3,15 @@
 /// Frames are cut into patch tokens with fixed sin-cos (frame, row, column) positions. Each block
 /// runs spatial self-attention (within a frame), temporal self-attention (one patch position
 /// across frames), cross-attention to the prompt and an MLP; the timestep conditions the
-/// spatial, temporal and MLP branches through adaLN-Zero (shift, scale and gate per branch).
+/// spatial, temporal and MLP branches through adaLN-Zero (shift, scale and gate per branch),
+/// joined there by the pooled prompt when the config has `pooled_text`.
 /// It predicts the rectified-flow velocity v = noise − clean for a noisy video at time t.
 public struct Denoiser {
     public let config: ModelConfig
     let patchEmbed: Linear
     let timeEmbed1: Linear
     let timeEmbed2: Linear
+    let textPool: Linear?
     let blocks: [Block]
     let finalModulation: Linear
     let finalProjection: Linear
@@ -29,6 +31,7 @@ public struct Denoiser {
         patchEmbed = try Linear(weights, "patch_embed", inputs: config.patchValues, outputs: width)
         timeEmbed1 = try Linear(weights, "time_embed.fc1", inputs: PositionEmbedding.timestepFeatures, outputs: width)
         timeEmbed2 = try Linear(weights, "time_embed.fc2", inputs: width, outputs: width)
+        textPool = config.pooledText ? try Linear(weights, "text_pool", inputs: config.text.width, outputs: width) : nil
         blocks = try (0..<config.depth).map { i in
             let name = "blocks.\(i)"
             return Block(
@@ -63,7 +66,7 @@ public struct Denoiser {
         h.withUnsafeMutablePointer { hp in
             for row in 0..<rows { for j in 0..<d { hp[row * d + j] += positions[(row % tokensPerVideo) * d + j] } }
         }
-        let conditioning = timestepConditioning(t)
+        let conditioning = conditioning(t: t, contexts: contexts)
 
         var normed = Tensor.uninitialized([rows, d])
         var update = Tensor.uninitialized([rows, d])
@@ -132,16 +135,33 @@ public struct Denoiser {
         return v
     }
 
-    /// SiLU(MLP(timestep features)) for each video: the input of every adaLN layer.
-    func timestepConditioning(_ t: [Float]) -> Tensor {
+    /// SiLU(MLP(timestep features) + text_pool(mean of the prompt's tokens)) for each video:
+    /// the input of every adaLN layer. Without `pooled_text`, the timestep's alone.
+    func conditioning(t: [Float], contexts: [TextEmbedding]) -> Tensor {
         let features = Tensor(shape: [t.count, PositionEmbedding.timestepFeatures], scalars: t.flatMap(PositionEmbedding.timestep))
         var hidden = timeEmbed1.apply(features, rows: t.count)
         let hiddenCount = hidden.count
         hidden.withUnsafeMutablePointer { Kernels.silu($0, count: hiddenCount) }
         var c = timeEmbed2.apply(hidden, rows: t.count)
+        if let textPool {
+            let pooled = textPool.apply(Self.meanTokens(contexts, width: config.text.width), rows: contexts.count)
+            c.withUnsafeMutablePointer { cp in pooled.withUnsafePointer { Kernels.add($0, to: cp, count: pooled.count) } }
+        }
         let cCount = c.count
         c.withUnsafeMutablePointer { Kernels.silu($0, count: cCount) }
         return c
+    }
+
+    /// [prompts, width]: each prompt's encoded tokens averaged.
+    static func meanTokens(_ contexts: [TextEmbedding], width: Int) -> Tensor {
+        var means = [Float](repeating: 0, count: contexts.count * width)
+        for (i, context) in contexts.enumerated() {
+            context.values.withUnsafePointer { v in
+                for token in 0..<context.tokens { for j in 0..<width { means[i * width + j] += v[token * width + j] } }
+            }
+            for j in 0..<width { means[i * width + j] /= Float(context.tokens) }
+        }
+        return Tensor(shape: [contexts.count, width], scalars: means)
     }
 
     /// Multiply-add count ×2 of every matrix product in one `velocity` call: the work the
@@ -159,7 +179,8 @@ public struct Denoiser {
         let perBlock = 2 * (tokens * (linearPerToken + attentionPerToken) + b * l * dt * 2 * d + b * d * 9 * d)
         let embed = 2 * tokens * p * d + 2 * b * (Double(PositionEmbedding.timestepFeatures) * d + d * d)
         let final = 2 * b * d * 2 * d + 2 * tokens * d * p
-        return embed + Double(config.depth) * perBlock + final
+        let pooledText = config.pooledText ? 2 * b * dt * d : 0
+        return embed + pooledText + Double(config.depth) * perBlock + final
     }
 }
 

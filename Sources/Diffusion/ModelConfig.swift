@@ -31,6 +31,10 @@ public struct ModelConfig: Codable, Sendable, Equatable {
     /// values than the transformer is wide must predict the clean video: the noise they would
     /// otherwise have to reproduce does not fit through the width.
     public var prediction: Prediction = .velocity
+    /// Whether the mean of the prompt's encoded tokens, projected by `text_pool`, joins the
+    /// timestep in every adaLN: a clip-wide condition (which way things move, where they
+    /// start) beside the per-token cross-attention, as a class label conditions DiT.
+    public var pooledText: Bool = false
 
     public enum Prediction: String, Codable, Sendable {
         case velocity, clean
@@ -82,11 +86,11 @@ public struct ModelConfig: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case format, channels, canvasHeight, canvasWidth, windowFrames, fps, patch, width, depth, heads, mlpRatio, text, vocabulary, defaults
-        case prediction
+        case prediction, pooledText
     }
 
     /// Reads config.json; `channels` (3), `mlp_ratio` (4), `vocabulary` (vocab.txt) and
-    /// `defaults` and `prediction` (velocity) may be left out.
+    /// `defaults`, `prediction` (velocity) and `pooled_text` (false) may be left out.
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         format = try c.decode(String.self, forKey: .format)
@@ -104,6 +108,7 @@ public struct ModelConfig: Codable, Sendable, Equatable {
         vocabulary = try c.decodeIfPresent(String.self, forKey: .vocabulary) ?? "vocab.txt"
         defaults = try c.decodeIfPresent(RenderDefaults.self, forKey: .defaults) ?? RenderDefaults()
         prediction = try c.decodeIfPresent(Prediction.self, forKey: .prediction) ?? .velocity
+        pooledText = try c.decodeIfPresent(Bool.self, forKey: .pooledText) ?? false
     }
 
     /// Checks the numbers fit together; the error names the field.

@@ -155,9 +155,11 @@ class TimeEmbed(nn.Module):
         self.fc1 = nn.Linear(TIMESTEP_FEATURES, width)
         self.fc2 = nn.Linear(width, width)
 
-    def forward(self, t):
+    def forward(self, t, text=None):
+        """SiLU of the timestep's MLP, plus `text` (the pooled prompt's projection) when given."""
         features = sincos(t * 1000.0, TIMESTEP_FEATURES).to(self.fc1.weight)
-        return F.silu(self.fc2(F.silu(self.fc1(features))))
+        c = self.fc2(F.silu(self.fc1(features)))
+        return F.silu(c if text is None else c + text)
 
 
 class Final(nn.Module):
@@ -179,6 +181,11 @@ class Reel(nn.Module):
         self.time_embed = TimeEmbed(d)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg["depth"]))
         self.final = Final(d, ch * p * p)
+        if cfg.get("pooled_text", False):
+            # The mean of the prompt's encoded tokens joins the timestep in every adaLN: a
+            # clip-wide condition, as a class label is in DiT. Registered last, so a checkpoint
+            # without it still lines up with the optimiser's parameter order.
+            self.text_pool = nn.Linear(cfg["text"]["width"], d)
         self.reset_parameters()
 
     def reset_parameters(self):
@@ -202,6 +209,17 @@ class Reel(nn.Module):
         nn.init.zeros_(self.final.adaln.bias)
         nn.init.zeros_(self.final.linear.weight)
         nn.init.zeros_(self.final.linear.bias)
+        if hasattr(self, "text_pool"):
+            # Zero: a model gains the path without changing what it computes.
+            nn.init.zeros_(self.text_pool.weight)
+            nn.init.zeros_(self.text_pool.bias)
+
+    def pooled_text(self, context, mask):
+        """The projected mean of each prompt's real tokens [B, D], or None without the path."""
+        if not hasattr(self, "text_pool"):
+            return None
+        weights = mask.to(context.dtype)[..., None]
+        return self.text_pool((context * weights).sum(dim=1) / weights.sum(dim=1))
 
     def velocity(self, x, t, context, mask):
         """x [B, F, C, H, W]; t [B]; context [B, L, Dt] with mask [B, L]."""
@@ -210,7 +228,7 @@ class Reel(nn.Module):
         gh, gw = H // p, W // p
         tokens = x.reshape(B, Fr, C, gh, p, gw, p).permute(0, 1, 3, 5, 2, 4, 6).reshape(B, Fr, gh * gw, C * p * p)
         h = self.patch_embed(tokens) + video_positions(Fr, gh, gw, d).to(x)
-        c = self.time_embed(t)
+        c = self.time_embed(t, self.pooled_text(context, mask))
         for block in self.blocks:
             h = block(h, c, context, mask)
         shift, scale = self.final.adaln(c)[:, None, None, :].chunk(2, dim=-1)
