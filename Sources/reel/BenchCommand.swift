@@ -22,11 +22,11 @@ struct EngineBench: ParsableCommand {
         commandName: "engine",
         abstract: "Denoiser forward pass GFLOP/s beside raw sgemm GFLOP/s on this machine, and their ratio.",
         discussion: """
-            Without --model it builds a width-256 model (depth 4, 4 heads, patch 4, 64x64 canvas,
-            16-frame window) from a fixed seed in memory. The forward pass runs a batch of 2 (the
-            conditional and unconditional halves of guidance) over the model's full window.
-            FLOPs count the matrix products only; layer norms, softmax and activations are the
-            overhead the ratio exposes.
+            Without --model it builds a width-256 model (depth 4, 4 heads, patch 4, \
+            64x64 canvas, 16-frame window) from a fixed seed in memory. The forward pass \
+            runs a batch of 2 (the conditional and unconditional halves of guidance) \
+            over the model's full window. FLOPs count the matrix products only; layer \
+            norms, softmax and activations are the overhead the ratio exposes.
             """)
 
     @Option(help: "Model name or package directory (default: a seeded width-256 model).")

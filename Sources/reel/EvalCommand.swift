@@ -12,16 +12,18 @@ struct Eval: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Score how well a model follows its prompts, on prompts it never trained on.",
         discussion: """
-            Renders each held-out prompt of the model's world.json with each seed, through an
-            in-process farm, and checks in every video's frames whether the named colour is
-            present, whether its centroid moves the named way (or its area grows or shrinks, or
-            it bounces), and whether the background is the named one. Prints adherence per
-            attribute and per motion, and writes a contact sheet.
+            Renders each held-out prompt of the model's world.json with each seed, \
+            through an in-process farm, and checks in every video's frames whether the \
+            named colour is present, whether its centroid moves the named way (or its \
+            area grows or shrinks, or it bounces), and whether the background is the \
+            named one. Prints adherence per attribute and per motion, and writes a \
+            contact sheet.
 
-            With --frames beyond the model's window, each video is rendered in overlapping
-            chunks fused as a farm fuses them, and scored window by window: every consecutive
-            window-long segment counts once, since the world's clips are one window long and an
-            object crossing the canvas cannot keep moving one way for longer.
+            With --frames beyond the model's window, each video is rendered in \
+            overlapping chunks fused as a farm fuses them, and scored window by window: \
+            every consecutive window-long segment counts once, since the world's clips \
+            are one window long and an object crossing the canvas cannot keep moving one \
+            way for longer.
             """)
 
     @Option(help: "Model name or package directory; it needs a world.json.")

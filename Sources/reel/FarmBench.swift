@@ -13,11 +13,12 @@ struct FarmBench: ParsableCommand {
         commandName: "farm",
         abstract: "The same job on 1 and on 2 worker processes, and the coordinator's cost per shard.",
         discussion: """
-            Rows: the job on 1 worker process and on 2 (each with one compute thread), their
-            speedup, and bytes on the wire per shard; then a dispatch run of many tiny shards
-            through workers whose denoiser is the identity, so the time is the coordinator's
-            and the protocol's own. The seam figure is the mean absolute frame-to-frame change
-            at chunk boundaries divided by the same within chunks, on the 2-worker output.
+            Rows: the job on 1 worker process and on 2 (each with one compute thread), \
+            their speedup, and bytes on the wire per shard; then a dispatch run of many \
+            tiny shards through workers whose denoiser is the identity, so the time is \
+            the coordinator's and the protocol's own. The seam figure is the mean \
+            absolute frame-to-frame change at chunk boundaries divided by the same \
+            within chunks, on the 2-worker output.
             """)
 
     @Option(help: "Model of the scaling job.")

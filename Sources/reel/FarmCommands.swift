@@ -73,12 +73,13 @@ struct CoordinatorCommand: ParsableCommand {
         commandName: "coordinator",
         abstract: "Run the coordinator daemon: take jobs, plan them, dispatch shards to workers, fuse and encode.",
         discussion: """
-            Jobs live in DATA-DIR/reel.sqlite and running jobs are checkpointed under DATA-DIR/jobs, \
-            so a coordinator restarted on the same data directory resumes every unfinished job. \
-            Finished videos are kept under DATA-DIR/jobs. Connections are CURVE-encrypted: the \
-            coordinator's key pair is made in DATA-DIR/keys on first start, and only keys enrolled \
-            with `reel keys enroll` may connect. Stop with SIGINT or SIGTERM: it stops taking work \
-            and writes its checkpoints first.
+            Jobs live in DATA-DIR/reel.sqlite and running jobs are checkpointed under \
+            DATA-DIR/jobs, so a coordinator restarted on the same data directory resumes \
+            every unfinished job. Finished videos are kept under DATA-DIR/jobs. \
+            Connections are CURVE-encrypted: the coordinator's key pair is made in DATA- \
+            DIR/keys on first start, and only keys enrolled with `reel keys enroll` may \
+            connect. Stop with SIGINT or SIGTERM: it stops taking work and writes its \
+            checkpoints first.
             """)
 
     @Option(help: "Endpoint to listen on (repeatable).")

@@ -8,11 +8,12 @@ struct KeysCommand: ParsableCommand {
         commandName: "keys",
         abstract: "Create CURVE key pairs, enroll public keys on a coordinator, and list them.",
         discussion: """
-            A farm is encrypted and closed by default. On the coordinator's machine, its own pair is \\
-            made on first start (DATA-DIR/keys/coordinator.key; hand out coordinator.pub). For each \\
-            worker or user:
-              reel keys new alice                                   (writes alice.key and alice.pub)
-              reel keys enroll client alice.pub --data-dir DATA-DIR  (on the coordinator's machine)
+            A farm is encrypted and closed by default. On the coordinator's machine, its \
+            own pair is made on first start (DATA-DIR/keys/coordinator.key; hand out \
+            coordinator.pub). Each worker or user makes a pair where it runs, and its \
+            public key is enrolled on the coordinator's machine:
+              reel keys new alice                    (writes alice.key and alice.pub)
+              reel keys enroll client alice.pub --data-dir DATA-DIR
               reel submit … --key alice.key --coordinator-key coordinator.pub
             A worker key can only work and a client key can only submit and ask.
             """,

@@ -10,14 +10,18 @@ struct Reel: ParsableCommand {
             On one machine:
               reel render "a red circle moving right on a black background" -o circle.mp4
 
-            On a farm (CURVE-encrypted; `reel keys --help` shows how to make and enroll keys):
+            On a farm (CURVE-encrypted; `reel keys --help` shows how to make and enroll \
+            keys):
               reel coordinator --bind tcp://*:5555 --data-dir /var/lib/reel
-              reel worker --connect tcp://COORDINATOR:5555 --key w1.key --coordinator-key coordinator.pub
+              reel worker --connect tcp://COORDINATOR:5555 --key w1.key \\
+                  --coordinator-key coordinator.pub
               reel submit "a blue square moving up" --frames 64 --wait -o square.mp4 \\
-                  --coordinator tcp://COORDINATOR:5555 --key alice.key --coordinator-key coordinator.pub
+                  --coordinator tcp://COORDINATOR:5555 --key alice.key \\
+                  --coordinator-key coordinator.pub
 
-            Models are directories with config.json, model.safetensors and a vocabulary;
-            they are found by name under ./models, $REEL_MODELS, or beside the reel binary.
+            Models are directories with config.json, model.safetensors and a vocabulary; \
+            they are found by name under ./models, $REEL_MODELS, or beside the reel \
+            binary.
             """,
         subcommands: [Render.self, CoordinatorCommand.self, WorkerCommand.self, Submit.self, Status.self, Watch.self,
                       Cancel.self, Workers.self, Fetch.self, KeysCommand.self, Eval.self, Bench.self, ModelCommand.self]

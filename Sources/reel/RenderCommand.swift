@@ -11,10 +11,10 @@ struct Render: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Render a video on this machine, through an in-process farm, and write it as H.264 MP4.",
         discussion: """
-            `reel render` starts a coordinator and local workers in this process, talking over
-            the same protocol as a farm of machines, so it renders exactly what a farm would.
-            Options left out take the model's defaults; `reel model info` lists them. The file
-            appears only when complete.
+            `reel render` starts a coordinator and local workers in this process, \
+            talking over the same protocol as a farm of machines, so it renders exactly \
+            what a farm would. Options left out take the model's defaults; `reel model \
+            info` lists them. The file appears only when complete.
             """)
 
     @OptionGroup var job: JobOptions

@@ -26,14 +26,17 @@ struct ReelCommand {
         let stderr: String
     }
 
-    /// Runs `reel` with `arguments`, behind `wrapper` (e.g. `ip netns exec NAME`) if given.
-    static func run(_ arguments: [String], in directory: String, wrapper: [String] = []) throws -> Result {
+    /// Runs `reel` with `arguments`, behind `wrapper` (e.g. `ip netns exec NAME`) if given,
+    /// with `environment` added to this process's.
+    static func run(_ arguments: [String], in directory: String, wrapper: [String] = [],
+                    environment extra: [String: String] = [:]) throws -> Result {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: wrapper.isEmpty ? binary : "/usr/bin/env")
         process.arguments = wrapper.isEmpty ? arguments : wrapper + [binary] + arguments
         process.currentDirectoryURL = URL(fileURLWithPath: directory)
         var environment = ProcessInfo.processInfo.environment
         environment["REEL_MODELS"] = packageRoot + "/models"
+        environment.merge(extra) { _, new in new }
         process.environment = environment
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
@@ -148,6 +151,32 @@ final class ScratchDirectories: @unchecked Sendable {
         #expect(result.stderr.contains(expected), "stderr: \(result.stderr)")
         #expect(try FileManager.default.contentsOfDirectory(atPath: directory).isEmpty, "no file left in the working directory")
         if let output { #expect(!FileManager.default.fileExists(atPath: "\(directory)/\(output)")) }
+    }
+}
+
+@Suite struct HelpTextTests {
+    /// Every command's help, unwrapped: at 1,000 columns the lines are the source's own.
+    static func unwrappedHelps(_ path: [String] = []) throws -> [(command: String, help: String)] {
+        let result = try ReelCommand.run(path + ["--help"], in: NSTemporaryDirectory(), environment: ["COLUMNS": "1000"])
+        let own = (command: (["reel"] + path).joined(separator: " "), help: result.stdout)
+        return try [own] + CLIReference.subcommands(result.stdout).sorted().flatMap { try unwrappedHelps(path + [$0]) }
+    }
+
+    /// Help prose is read on terminals of any width: each paragraph must be one line for the
+    /// help printer to wrap, since a line broken in the source stays broken on a narrower
+    /// screen, and examples (indented lines) must fit 80 columns.
+    @Test func paragraphsAreLeftToTheTerminalAndExamplesFitEightyColumns() throws {
+        let helps = try Self.unwrappedHelps()
+        #expect(helps.count > 15, "every subcommand's help was read")
+        for (command, help) in helps {
+            let prose = help.components(separatedBy: "\nUSAGE:").first?.split(separator: "\n", omittingEmptySubsequences: false) ?? []
+            for (line, next) in zip(prose, prose.dropFirst()) where !line.isEmpty && !line.hasPrefix(" ") {
+                #expect(next.isEmpty || next.hasPrefix(" "), "`\(command) --help`: a paragraph is broken after \"\(line)\"")
+            }
+            for line in prose where line.hasPrefix(" ") {
+                #expect(line.count <= 80, "`\(command) --help`: an example is wider than 80 columns: \"\(line)\"")
+            }
+        }
     }
 }
 

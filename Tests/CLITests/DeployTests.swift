@@ -127,9 +127,11 @@ enum CLIReference {
         return result.stdout
     }
 
-    /// The subcommands a help text lists.
+    /// The subcommands a help text lists: its SUBCOMMANDS section, up to the blank line
+    /// before "See 'reel help <subcommand>'".
     static func subcommands(_ help: String) -> Set<String> {
-        guard let section = help.components(separatedBy: "SUBCOMMANDS:").last, help.contains("SUBCOMMANDS:") else { return [] }
+        guard let start = help.range(of: "SUBCOMMANDS:\n") else { return [] }
+        let section = help[start.upperBound...].components(separatedBy: "\n\n").first ?? ""
         return Set(section.split(separator: "\n").compactMap { line in
             line.hasPrefix("  ") && !line.hasPrefix("   ") ? line.split(separator: " ").first.map(String.init) : nil
         })
