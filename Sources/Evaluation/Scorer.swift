@@ -26,6 +26,18 @@ public struct Scorer: Sendable {
         public var background: Bool
         /// What was seen, for the report: background, object area and centroid travel.
         public var seen: String
+        /// How the object travelled against what the prompt asked; nil when the motion names
+        /// no direction, the object is missing or the world gives no speed.
+        public var travel: Travel?
+    }
+
+    /// Tells apart objects that stay put (a small share) from ones that move the wrong way (a
+    /// large angle).
+    public struct Travel: Sendable, Equatable {
+        /// Centroid travel over the travel asked for.
+        public var share: Double
+        /// Degrees between the travel and the asked direction, 0...180.
+        public var angle: Double
     }
 
     /// A pixel belongs to the object when the named colour is the nearest of all object and
@@ -61,7 +73,19 @@ public struct Scorer: Sendable {
         let travel = travel(centroids.compactMap { $0 })
         return Score(color: present, motion: motion, background: background == expected.background,
                      seen: String(format: "background %@, area %d..%d px, travel (%.1f, %.1f)", background,
-                                  areas.min() ?? 0, areas.max() ?? 0, travel.0, travel.1))
+                                  areas.min() ?? 0, areas.max() ?? 0, travel.0, travel.1),
+                     travel: present ? compare(travel, with: world.motions[expected.motion]!, frames: frames.count) : nil)
+    }
+
+    /// `travel` against an object moving as `motion` asks over `frames` frames, whose travel
+    /// spans `frames - 3` frames (the last three frames' mean index less the first three's).
+    func compare(_ travel: (Double, Double), with motion: World.Motion, frames: Int) -> Travel? {
+        guard let direction = motion.direction, let speed = world.speed, frames >= 2 else { return nil }
+        let norm = (direction[0] * direction[0] + direction[1] * direction[1]).squareRoot()
+        let length = (travel.0 * travel.0 + travel.1 * travel.1).squareRoot()
+        let asked = speed * Double(frames - min(3, frames / 2)) * norm
+        let cosine = length > 0 ? (travel.0 * direction[0] + travel.1 * direction[1]) / (length * norm) : 0
+        return Travel(share: length / asked, angle: acos(min(1, max(-1, cosine))) * 180 / Double.pi)
     }
 
     /// The largest 4-connected component of `mask`: its pixel count and centroid.

@@ -22,6 +22,8 @@ public struct World: Decodable, Sendable {
     public var backgrounds: [String: [Double]]
     public var shapes: [String]
     public var sizes: [String: Double]
+    /// Pixels a frame a moving object travels along each axis its direction names.
+    public var speed: Double?
     public var motions: [String: Motion]
     public var grammar: Grammar
     public var heldout: [String]

@@ -62,6 +62,11 @@ struct Eval: ParsableCommand {
         var motion: Double
         var background: Double
         var motionByKind: [String: Double]
+        /// Medians over objects told to move a way: how far they moved, as a share of the
+        /// distance asked for (near 0 when they stay put), and how many degrees off the asked
+        /// direction (about 90 when the direction is left to chance).
+        var medianTravelShare: Double?
+        var medianTravelAngle: Double?
     }
 
     func run() throws {
@@ -118,8 +123,16 @@ struct Eval: ParsableCommand {
             byKind[motion] = Double(subset.filter(\.score.motion).count) / Double(subset.count)
         }
         let report = Report(model: loaded.name, videos: jobs.count, frames: length, segments: scores.count, steps: steps, guidance: guidance ?? loaded.config.defaults.guidance,
-                            color: fraction(\.color), motion: fraction(\.motion), background: fraction(\.background), motionByKind: byKind)
+                            color: fraction(\.color), motion: fraction(\.motion), background: fraction(\.background), motionByKind: byKind,
+                            medianTravelShare: Self.median(scores.compactMap(\.score.travel?.share)),
+                            medianTravelAngle: Self.median(scores.compactMap(\.score.travel?.angle)))
         print(json ? Bench.json(report) : table(report))
+    }
+
+    static func median(_ values: [Double]) -> Double? {
+        guard !values.isEmpty else { return nil }
+        let sorted = values.sorted(), middle = sorted.count / 2
+        return sorted.count % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
     }
 
     /// Consecutive window-long segments of `video`, the last one ending at its end; a video no
@@ -149,10 +162,15 @@ struct Eval: ParsableCommand {
     func table(_ r: Report) -> String {
         let percent = { (value: Double) in String(format: "%5.1f%%", value * 100) }
         let scored = r.segments == r.videos ? "" : ", scored as \(r.segments) window-long segments"
-        var lines = ["eval: \(r.model), \(r.videos) videos of \(r.frames) frames (held-out prompts x seeds\(scored)), \(r.steps) steps, guidance \(r.guidance)",
+        let videos = r.videos == 1 ? "1 video" : "\(r.videos) videos"
+        var lines = ["eval: \(r.model), \(videos) of \(r.frames) frames (held-out prompts x seeds\(scored)), \(r.steps) steps, guidance \(r.guidance)",
                      "colour      \(percent(r.color))", "motion      \(percent(r.motion))", "background  \(percent(r.background))",
                      "motion by kind:"]
         lines += r.motionByKind.keys.sorted().map { "  \($0.padding(toLength: 22, withPad: " ", startingAt: 0)) \(percent(r.motionByKind[$0]!))" }
+        if let share = r.medianTravelShare, let angle = r.medianTravelAngle {
+            lines.append(String(format: "travel      %5.1f%% of the asked distance, %.0f degrees off the asked direction", share * 100, angle)
+                         + " (medians over objects told to move a way)")
+        }
         lines.append("contact sheet: \(contactSheet)")
         return lines.joined(separator: "\n")
     }
