@@ -82,11 +82,26 @@ struct JobOptions: ParsableArguments {
     /// then describes the whole render), and the output path the file names, if any.
     func resolvedRequest(priority: Int = 0) throws -> (spec: Reel_V1_JobSpec, output: String?) {
         guard JobFile.looksLikeOne(prompt) else { return (try request(priority: priority), nil) }
+        if let flag = renderFlagsGiven.first {
+            throw UserError("\(flag) does not apply to a job file, which sets every render option itself; set it in \(prompt) or drop the flag")
+        }
         let file = try JobFile(path: prompt)
         var spec = file.spec
         if spec.model.isEmpty { spec.model = ModelPackage.defaultModel }
         if spec.priority == 0 { spec.priority = Int32(priority) }
         return (spec, file.outputPath)
+    }
+
+    /// Render flags on the command line. An option with a default counts when its value differs
+    /// from it (ArgumentParser does not say whether a flag was typed).
+    var renderFlagsGiven: [String] {
+        let given: [(String, Bool)] = [
+            ("--frames", frames != nil), ("--size", size != nil), ("--fps", fps != nil), ("--steps", steps != nil),
+            ("--sampler", sampler != nil), ("--guidance", guidance != nil), ("--seed", seed != 0), ("--shift", shift != nil),
+            ("--window", window != nil), ("--overlap", overlap != nil), ("--sync-interval", syncInterval != 1),
+            ("--model", model != ModelPackage.defaultModel), ("--scale", scale != 4), ("--input", input != nil),
+        ]
+        return given.filter(\.1).map(\.0)
     }
 
     /// The job as sent to a coordinator: unset options stay zero or absent.

@@ -65,4 +65,16 @@ import Testing
         #expect(result.stderr.split(separator: "\n").count == 1, "one line: \(result.stderr)")
         #expect(!FileManager.default.fileExists(atPath: "\(directory)/out.mp4"))
     }
+
+    @Test func renderFlagsBesideAJobFileAreRefusedRatherThanIgnored() throws {
+        let directory = try ReelCommand.scratchDirectory()
+        try Self.twoShots.write(toFile: "\(directory)/story.yaml", atomically: true, encoding: .utf8)
+        for flags in [["--steps", "5"], ["--seed", "9"], ["--model", "reel-shapes"]] {
+            let result = try ReelCommand.run(["render", "story.yaml", "-o", "out.mp4"] + flags, in: directory)
+            #expect(result.status != 0)
+            #expect(result.stderr.contains("\(flags[0]) does not apply to a job file") && result.stderr.contains("story.yaml"),
+                    "\(result.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: "\(directory)/out.mp4"))
+        }
+    }
 }
