@@ -56,7 +56,7 @@ struct FarmView: Encodable {
         }
         workers = snapshot.workers.map { worker in
             Worker(id: worker.workerID, host: worker.hostname, state: worker.jobID.isEmpty ? "idle" : "busy",
-                   job: worker.jobID, region: Int(worker.region), threads: Int(worker.threads), models: worker.models,
+                   job: worker.jobID, region: Int(worker.region), threads: Int(worker.threads), models: worker.modelsShown,
                    heartbeatAgeSeconds: worker.heartbeatAgeSeconds, shardsCompleted: Int(worker.shardsCompleted))
         }
         taken = snapshot.taken.timeIntervalSince1970

@@ -111,3 +111,13 @@ extension Reel_V1_JobState {
         }
     }
 }
+
+extension Reel_V1_WorkerStatus {
+    /// The models as people read them: a worker started with `--model DIR` offers the package
+    /// both by its directory and by its name (jobs may name either), which is one model.
+    public var modelsShown: [String] {
+        models.filter { model in
+            !(model.contains("/") && models.contains(URL(fileURLWithPath: model).lastPathComponent))
+        }
+    }
+}

@@ -356,7 +356,7 @@ struct Workers: ParsableCommand {
         print(["WORKER", "HOST", "THREADS", "MODELS", "DOING", "HEARTBEAT", "SHARDS"].joined(separator: "\t"))
         for worker in workers {
             let doing = worker.jobID.isEmpty ? "idle" : "\(worker.jobID)/\(worker.region) step +\(worker.stepsDone)"
-            print([worker.workerID, worker.hostname, "\(worker.threads)", worker.models.joined(separator: ","), doing,
+            print([worker.workerID, worker.hostname, "\(worker.threads)", worker.modelsShown.joined(separator: ","), doing,
                    String(format: "%.1fs ago", worker.heartbeatAgeSeconds), "\(worker.shardsCompleted)"].joined(separator: "\t"))
         }
     }

@@ -63,6 +63,8 @@ import Wire
         #expect(watched.status == 0, "\(watched.stderr)")
         let after = try farm.client(["status", id])
         #expect(after.stdout.contains("done") && !after.stderr.contains("waits:"), "\(after.stdout)\(after.stderr)")
+        let listed = try farm.client(["workers"]).stdout.split(separator: "\n").first { $0.hasPrefix("shapes") } ?? ""
+        #expect(listed.split(separator: "\t").dropFirst(3).first == "reel-shapes", "the package once, by name: \(listed)")
     }
 
     @Test func aWorkerKilledMidJobLosesNothing() throws {
