@@ -133,7 +133,12 @@ public final class WorkerService: @unchecked Sendable {
                     }
                 }
                 heartbeatIfDue()
-                if (worker.clock.now - lastHeard).seconds > silence { return false }
+                if (worker.clock.now - lastHeard).seconds > silence {
+                    // A worker that was paused itself (SIGSTOP, a suspended VM) may find the
+                    // coordinator's messages waiting: not silence. It reads them (an assignment
+                    // is computed; a requeued one's result is dropped as late) and stays.
+                    if try ZMQSocket.poll([socket], milliseconds: 0).isEmpty { return false }
+                }
             }
             send(.disconnect, Reel_V1_Disconnect.with { $0.reason = "worker stopping" })
             // The last result and the goodbye may still be queued; without lingering, closing
