@@ -82,10 +82,18 @@ public struct Scorer: Sendable {
     func compare(_ travel: (Double, Double), with motion: World.Motion, frames: Int) -> Travel? {
         guard let direction = motion.direction, let speed = world.speed, frames >= 2 else { return nil }
         let norm = (direction[0] * direction[0] + direction[1] * direction[1]).squareRoot()
-        let length = (travel.0 * travel.0 + travel.1 * travel.1).squareRoot()
         let asked = speed * Double(frames - min(3, frames / 2)) * norm
+        let (length, angle) = Self.heading(travel, against: direction)
+        return Travel(share: length / asked, angle: angle)
+    }
+
+    /// The length of `travel` and its angle in degrees (0...180) off `direction`; 90 when it
+    /// did not move at all.
+    static func heading(_ travel: (Double, Double), against direction: [Double]) -> (length: Double, angle: Double) {
+        let length = (travel.0 * travel.0 + travel.1 * travel.1).squareRoot()
+        let norm = (direction[0] * direction[0] + direction[1] * direction[1]).squareRoot()
         let cosine = length > 0 ? (travel.0 * direction[0] + travel.1 * direction[1]) / (length * norm) : 0
-        return Travel(share: length / asked, angle: acos(min(1, max(-1, cosine))) * 180 / Double.pi)
+        return (length, acos(min(1, max(-1, cosine))) * 180 / Double.pi)
     }
 
     /// The largest 4-connected component of `mask`: its pixel count and centroid.
@@ -138,12 +146,8 @@ public struct Scorer: Sendable {
 
     func moves(areas: [Int], centroids: [(Double, Double)], as motion: World.Motion) -> Bool {
         if let direction = motion.direction {
-            let (dx, dy) = travel(centroids)
-            let length = (dx * dx + dy * dy).squareRoot()
-            let norm = (direction[0] * direction[0] + direction[1] * direction[1]).squareRoot()
-            guard length >= Self.minimumTravel else { return false }
-            let cosine = (dx * direction[0] + dy * direction[1]) / (length * norm)
-            return cosine > cos(Double.pi / 8)  // within 22.5 degrees: nearer this direction than either neighbour
+            let (length, angle) = Self.heading(travel(centroids), against: direction)
+            return length >= Self.minimumTravel && angle < 22.5  // nearer this direction than either neighbour
         }
         let present = areas.filter { $0 >= Self.minimumArea }
         if let scale = motion.scale, let first = present.first, let last = present.last {

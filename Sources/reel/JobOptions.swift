@@ -95,11 +95,12 @@ struct JobOptions: ParsableArguments {
     /// Render flags on the command line. An option with a default counts when its value differs
     /// from it (ArgumentParser does not say whether a flag was typed).
     var renderFlagsGiven: [String] {
+        guard let plain = try? Self.parse([prompt]) else { return [] }
         let given: [(String, Bool)] = [
             ("--frames", frames != nil), ("--size", size != nil), ("--fps", fps != nil), ("--steps", steps != nil),
-            ("--sampler", sampler != nil), ("--guidance", guidance != nil), ("--seed", seed != 0), ("--shift", shift != nil),
-            ("--window", window != nil), ("--overlap", overlap != nil), ("--sync-interval", syncInterval != 1),
-            ("--model", model != ModelPackage.defaultModel), ("--scale", scale != 4), ("--input", input != nil),
+            ("--sampler", sampler != nil), ("--guidance", guidance != nil), ("--seed", seed != plain.seed), ("--shift", shift != nil),
+            ("--window", window != nil), ("--overlap", overlap != nil), ("--sync-interval", syncInterval != plain.syncInterval),
+            ("--model", model != plain.model), ("--scale", scale != plain.scale), ("--input", input != nil),
         ]
         return given.filter(\.1).map(\.0)
     }

@@ -76,13 +76,7 @@ import Wire
         try farm.waitForWorkers(1)
         let submitted = try farm.client(["submit"] + job)
         let id = submitted.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-        let deadline = Date().addingTimeInterval(30)
-        var seenBusy = false
-        while !seenBusy && Date() < deadline {
-            seenBusy = try farm.client(["workers"]).stdout.split(separator: "\n").contains { $0.hasPrefix("doomed") && $0.contains(id) }
-            if !seenBusy { Thread.sleep(forTimeInterval: 0.02) }
-        }
-        try #require(seenBusy, "the doomed worker never held a shard of \(id) within 30 s")
+        try FaultTests.waitUntilBusy(farm, worker: "doomed", job: id)
         kill(doomed.processIdentifier, SIGKILL)
         let killed = Date()
         try farm.startWorker("survivor")
