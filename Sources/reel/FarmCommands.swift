@@ -232,7 +232,10 @@ struct WorkerCommand: ParsableCommand {
         var options = WorkerOptions(endpoint: connect, workerID: name, threads: ComputeThreads.count)
         options.security = security
         let worker = WorkerService(options: options, context: try ZMQContext(), library: library)
-        let signals = StopSignals { worker.stop() }
+        // Weak: the signal sources live on after run, and a strong capture would keep the worker
+        // and its ZeroMQ context alive to exit, so the context is never terminated and a
+        // goodbye still queued is lost instead of lingering out.
+        let signals = StopSignals { [weak worker] in worker?.stop() }
         try worker.run()
         _ = signals
     }
