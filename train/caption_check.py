@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Does a checkpoint use its captions? Compares the loss on one fixed batch of held-out clips
 with their own captions, with each object's motion words swapped for another motion's, with the
-captions shuffled between clips, and with empty captions.
+captions shuffled between clips, and with empty captions. Then shows, for each motion that names
+a direction, which way the object goes in the clean clip the model predicts from pure noise.
 
     caption_check.py --package models/reel-shapes --run train/runs/reel-shapes
 
@@ -9,6 +10,11 @@ Two figures a variant: the flow loss as the trainer weighs it, and the error of 
 the model predicts at t = 0.9, where a sample's objects and their paths are laid down. A model
 that follows its prompts has a clearly lower loss with its own captions; when a variant agrees
 with its own captions, the denoiser has learned to ignore what that variant changes.
+
+From pure noise (t = 1) the best clean clip is the mean of every clip the caption allows, and
+that mean already travels the caption's way (a clip moving right starts in the left part of the
+canvas). Sampling lays an object's path down in its first steps, so a model whose t = 1 clip does
+not travel that way moves its objects in a direction the noise picks.
 """
 import argparse
 import copy
@@ -46,12 +52,49 @@ def clean_error(model, clips, tokens, mask, t, seed):
     return torch.mean((clean - clips) ** 2).item()
 
 
+def centroid_travel(clip, color, background):
+    """Travel (dx, dy) in pixels, first frame to last, of where `clip` [F, 3, H, W] is coloured
+    `color` rather than `background` (each pixel weighted by how far it is along that way)."""
+    axis = (color - background) / np.linalg.norm(color - background)
+    weight = np.clip(np.einsum("fchw,c->fhw", clip - background[None, :, None, None], axis), 0, None) ** 2
+    rows, columns = np.mgrid[0:clip.shape[2], 0:clip.shape[3]]
+    total = weight.sum(axis=(1, 2)) + 1e-9
+    x, y = (weight * columns).sum(axis=(1, 2)) / total, (weight * rows).sum(axis=(1, 2)) / total
+    return np.array([x[-1] - x[0], y[-1] - y[0]])
+
+
+def layout_check(model, world, vocabulary, rng, seeds=4, means=64):
+    """For each motion with a direction: the travel of a large red circle on gray in the clean
+    clip predicted at t = 1 (averaged over `seeds` noises) against the travel of the caption's
+    mean clip. Returns the angles between the two, in degrees."""
+    color = np.array(world.colors["red"], np.float32) / 127.5 - 1
+    background = np.array(world.backgrounds["gray"], np.float32) / 127.5 - 1
+    angles = []
+    for motion in sorted(m for m in world.motions if "direction" in world.motions[m]):
+        scene = {"background": "gray", "objects": [{"shape": "circle", "color": "red", "size": "large", "motion": motion}]}
+        caption = world.caption(scene)
+        tokens = torch.tensor([vocabulary.tokenize(caption)])
+        mask = torch.ones_like(tokens, dtype=torch.bool)
+        noise = torch.randn((seeds, world.frames, 3, world.canvas, world.canvas), generator=torch.Generator().manual_seed(4321))
+        context = model.text(tokens, mask).expand(seeds, -1, -1)
+        ones = torch.ones(seeds)
+        predicted = (noise - model.velocity(noise, ones, context, mask.expand(seeds, -1))).mean(dim=0).numpy()
+        wanted = centroid_travel(world.prior_mean(scene, rng, means), color, background)
+        got = centroid_travel(predicted, color, background)
+        cosine = got @ wanted / (np.linalg.norm(got) * np.linalg.norm(wanted) + 1e-9)
+        angles.append(float(np.degrees(np.arccos(np.clip(cosine, -1, 1)))))
+        print("  %-22s travels (%5.1f, %5.1f) px; the caption's mean clip (%5.1f, %5.1f): %3.0f degrees off"
+              % (motion, got[0], got[1], wanted[0], wanted[1], angles[-1]))
+    return angles
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--package", required=True)
     p.add_argument("--run", required=True, help="directory holding checkpoint.pt")
     p.add_argument("--clips", type=int, default=32)
     p.add_argument("--repeats", type=int, default=4, help="noise draws per clip")
+    p.add_argument("--raw", action="store_true", help="check the raw weights instead of their EMA")
     args = p.parse_args(argv)
     with open(os.path.join(args.package, "config.json")) as f:
         cfg = json.load(f)
@@ -59,7 +102,7 @@ def main(argv=None):
     vocabulary = Vocabulary(os.path.join(args.package, cfg.get("vocabulary", "vocab.txt")))
     state = torch.load(os.path.join(args.run, "checkpoint.pt"), map_location="cpu")
     model = Reel(cfg, len(vocabulary.words))
-    model.load_state_dict(state["ema"])
+    model.load_state_dict(state["model" if args.raw else "ema"])
     model.eval()
     # A seed the trainer never draws from (it seeds with seed * 1_000_003 + step).
     rng = np.random.default_rng(987_654_321)
@@ -81,6 +124,9 @@ def main(argv=None):
             losses = [flow_loss(model, clips, tokens, mask, generator, 0.25).item() for _ in range(args.repeats)]
             high = clean_error(model, clips, tokens, mask, HIGH_NOISE, 6789)
             print("%-18s loss %.4f   t=%.1f error %.4f" % (name, float(np.mean(losses)), HIGH_NOISE, high))
+        print("from pure noise (t = 1), \"a large red circle MOTION on a gray background\":")
+        angles = layout_check(model, world, vocabulary, rng)
+        print("median %.0f degrees off the way the caption's clips go (90: the words are ignored)" % np.median(angles))
 
 
 if __name__ == "__main__":

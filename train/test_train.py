@@ -2,7 +2,8 @@
 """The trainer's own test (make train-test): a few dozen steps on a tiny model and a tiny world
 lower the loss, resuming from a checkpoint continues where it stopped, an anneal lowers the
 learning rate, the export writes every tensor the Swift model reads, a checkpoint resumes into
-a config that adds the pooled-text path (which then learns), and caption_check runs."""
+a config that adds the pooled-text path (which then learns), a caption's mean clip travels the
+caption's way, training that aims at such means runs, and caption_check runs."""
 import json
 import os
 import sys
@@ -13,6 +14,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import caption_check  # noqa: E402
 import train  # noqa: E402
+from reel_train.data import World  # noqa: E402
 from reel_train.files import read_safetensors  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -49,6 +51,18 @@ def losses(run):
     return np.loadtxt(os.path.join(run, "loss.csv"), delimiter=",", skiprows=1, ndmin=2)
 
 
+def check_prior_mean(directory):
+    """The mean of a caption's clips travels the caption's way, and by its full distance."""
+    world = World(os.path.join(directory, "world.json"))
+    red = np.array(world.colors["red"], np.float32) / 127.5 - 1
+    gray = np.array(world.backgrounds["gray"], np.float32) / 127.5 - 1
+    for motion, direction in (("moving right", (1, 0)), ("moving up", (0, -1))):
+        scene = {"background": "gray", "objects": [{"shape": "circle", "color": "red", "size": "small", "motion": motion}]}
+        travel = caption_check.centroid_travel(world.prior_mean(scene, np.random.default_rng(0), 32), red, gray)
+        distance = world.spec["speed"] * (world.frames - 1)
+        assert np.allclose(travel, np.array(direction) * distance, atol=0.5), (motion, travel)
+
+
 def main():
     with tempfile.TemporaryDirectory() as directory:
         tiny_package(directory)
@@ -75,6 +89,10 @@ def main():
         assert len(losses(run)) == 110, "the checkpoint resumed into the wider model"
         pool = read_safetensors(os.path.join(directory, "model.safetensors"))["text_pool.weight"]
         assert np.abs(pool).max() > 0, "the pooled-text path starts at zero and learns"
+        check_prior_mean(directory)
+        train.main(common + ["--steps", "120", "--high-noise", "0.5", "--high-noise-floor", "0.9",
+                             "--prior-above", "0.9", "--prior-clips", "4"])
+        assert len(losses(run)) == 120 and np.all(np.isfinite(losses(run)[:, 1])), "training aims at caption means"
         caption_check.main(["--package", directory, "--run", run, "--clips", "4", "--repeats", "1"])
     print("train-test passed")
 

@@ -45,14 +45,21 @@ def arguments(argv=None):
     p.add_argument("--uniform-t", type=float, default=0.25,
                    help="share of timesteps drawn uniformly instead of logit-normal (reaches t near 0 and 1)")
     p.add_argument("--high-noise", type=float, default=0.0,
-                   help="share of timesteps drawn uniformly from [%g, 1], where only the caption says where "
-                        "objects go and which way they move" % HIGH_NOISE_FLOOR)
+                   help="share of timesteps drawn uniformly from [--high-noise-floor, 1], where only the caption "
+                        "says where objects go and which way they move")
+    p.add_argument("--high-noise-floor", type=float, default=HIGH_NOISE_FLOOR,
+                   help="lower end of the --high-noise draws (default %g)" % HIGH_NOISE_FLOOR)
     p.add_argument("--shift", type=float, default=3.0,
                    help="timestep shift of the logit-normal draws, t' = s t / (1 + (s - 1) t): above 1 trains "
                         "more at high noise, where objects are placed")
     p.add_argument("--weight-cap", type=float, default=4.0,
                    help="cap on the 1/t^2 weight the velocity loss puts on the clean video's error (0: none); "
                         "uncapped, the few low-noise samples of a batch dominate its gradient")
+    p.add_argument("--prior-above", type=float, default=0.0,
+                   help="at timesteps from this one up, aim at the mean of --prior-clips clips of the same caption "
+                        "instead of the clip itself (0: never): near pure noise the best guess is that mean, and "
+                        "one clip's object, anywhere in its range, is a noisy pointer to it")
+    p.add_argument("--prior-clips", type=int, default=8, help="clips averaged for a --prior-above target")
     p.add_argument("--checkpoint-every", type=int, default=100)
     p.add_argument("--threads", type=int, default=os.cpu_count())
     p.add_argument("--seed", type=int, default=0)
@@ -76,10 +83,10 @@ def cosine_rate(step, args):
     return args.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def timesteps(b, uniform_share, generator, device, shift=1.0, high_share=0.0):
+def timesteps(b, uniform_share, generator, device, shift=1.0, high_share=0.0, high_floor=HIGH_NOISE_FLOOR):
     """Logit-normal t warped by `shift`, with a share drawn uniformly: logit-normal alone rarely
     trains t near 1, where every sample starts, or near 0, where it ends. `high_share` more are
-    drawn from [HIGH_NOISE_FLOOR, 1]: below it the noisy clip itself shows where an object is and
+    drawn from [high_floor, 1]: below it the noisy clip itself shows where an object is and
     which way it goes, so only there does a caption's motion lower the loss."""
     logit_normal = torch.sigmoid(torch.randn(b, generator=generator, device=device))
     logit_normal = shifted(logit_normal, shift)
@@ -87,24 +94,27 @@ def timesteps(b, uniform_share, generator, device, shift=1.0, high_share=0.0):
     pick = torch.rand(b, generator=generator, device=device)
     t = torch.where(pick < uniform_share, uniform, logit_normal)
     if high_share > 0:
-        high = HIGH_NOISE_FLOOR + (1 - HIGH_NOISE_FLOOR) * torch.rand(b, generator=generator, device=device)
+        high = high_floor + (1 - high_floor) * torch.rand(b, generator=generator, device=device)
         t = torch.where(pick >= 1 - high_share, high, t)
     return t
 
 
-def flow_loss(model, clips, tokens, mask, generator, uniform_share=0.0, shift=1.0, weight_cap=0.0, high_share=0.0):
+def flow_loss(model, clips, tokens, mask, generator, uniform_share=0.0, shift=1.0, weight_cap=0.0, high_share=0.0,
+              high_floor=HIGH_NOISE_FLOOR, aim=None):
     """Rectified flow: x_t = (1-t) x0 + t e, predict v = e - x0, t mostly logit-normal.
 
     The velocity error is the clean video's error over t, so the loss weighs that error by
-    1/t^2; `weight_cap` > 0 caps the weight (below t = 1/sqrt(cap) every t counts alike)."""
+    1/t^2; `weight_cap` > 0 caps the weight (below t = 1/sqrt(cap) every t counts alike).
+    `aim(t)`, when given, returns the clean clips to aim at for the drawn timesteps."""
     b = clips.shape[0]
-    t = timesteps(b, uniform_share, generator, clips.device, shift, high_share)
+    t = timesteps(b, uniform_share, generator, clips.device, shift, high_share, high_floor)
     noise = torch.randn(clips.shape, generator=generator, device=clips.device)
     tt = t[:, None, None, None, None]
     x = (1 - tt) * clips + tt * noise
     context = model.text(tokens, mask)
     prediction = model.velocity(x, t, context, mask)
-    per_clip = torch.mean((prediction - (noise - clips)) ** 2, dim=(1, 2, 3, 4))
+    target = clips if aim is None else aim(t)
+    per_clip = torch.mean((prediction - (noise - target)) ** 2, dim=(1, 2, 3, 4))
     if weight_cap > 0:
         per_clip = per_clip * torch.clamp(weight_cap * t ** 2, max=1.0)
     return torch.mean(per_clip)
@@ -173,14 +183,14 @@ def main(argv=None):
             break
         if args.minutes and time.time() - session_start > args.minutes * 60:
             break
-        clips, tokens, mask = batch(world, vocabulary, rng, args.batch, args.caption_dropout)
+        clips, tokens, mask, told = batch(world, vocabulary, rng, args.batch, args.caption_dropout)
         clips = torch.from_numpy(clips).to(args.device)
         tokens, mask = torch.from_numpy(tokens).to(args.device), torch.from_numpy(mask).to(args.device)
         lr = learning_rate(step, args)
         for group in optimizer.param_groups:
             group["lr"] = lr
         loss = flow_loss(model, clips, tokens, mask, generator, args.uniform_t, args.shift, args.weight_cap,
-                         args.high_noise)
+                         args.high_noise, args.high_noise_floor, prior_aim(args, world, clips, told, rng))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -203,6 +213,20 @@ def main(argv=None):
             window = []
     save(args, model, ema, optimizer, step, seconds, checkpoint_path, log_path)
     print("stopped at step %d after %.0f s of training" % (step, seconds), flush=True)
+
+
+def prior_aim(args, world, clips, told, rng):
+    """With --prior-above, the `aim` that swaps each clip drawn at a high enough timestep for the
+    mean of its caption's clips; None without it."""
+    if not args.prior_above:
+        return None
+
+    def aim(t):
+        target = clips.clone()
+        for i in torch.nonzero(t >= args.prior_above).flatten().tolist():
+            target[i] = torch.from_numpy(world.prior_mean(told[i], rng, args.prior_clips)).to(clips)
+        return target
+    return aim
 
 
 def save(args, model, ema, optimizer, step, seconds, checkpoint_path, log_path):

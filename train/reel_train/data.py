@@ -46,6 +46,19 @@ class World:
             lo[1] += self.motions[motion]["bounce"]
         return [float(rng.uniform(lo[k], max(lo[k], hi[k]))) for k in range(2)]
 
+    def prior_mean(self, scene, rng, clips):
+        """The mean of `clips` renders of the scene's caption, each object's start drawn afresh:
+        what a clip of that caption looks like before any of it is seen. With no scene (a dropped
+        caption), the mean of `clips` scenes drawn afresh."""
+        total = np.zeros((self.frames, 3, self.canvas, self.canvas), np.float32)
+        for _ in range(clips):
+            if scene is None:
+                total += self.render(self.sample_scene(rng))
+                continue
+            objects = [dict(o, start=self.start_position(rng, o["size"], o["motion"])) for o in scene["objects"]]
+            total += self.render(dict(scene, objects=objects))
+        return total / clips
+
     def caption(self, scene):
         g = self.spec["grammar"]
         parts = [g["object"].format(**{k: o[k] for k in ("size", "color", "shape", "motion")}) for o in scene["objects"]]
@@ -106,14 +119,17 @@ class Vocabulary:
 
 
 def batch(world, vocabulary, rng, size, caption_dropout=0.0):
-    """Clips [B, F, 3, H, W], padded token ids [B, L] and their mask [B, L]."""
-    clips, token_lists = [], []
+    """Clips [B, F, 3, H, W], padded token ids [B, L], their mask [B, L], and each clip's scene as
+    its caption tells it (None where the caption was dropped)."""
+    clips, token_lists, told = [], [], []
     for _ in range(size):
         scene = world.sample_scene(rng)
         clips.append(world.render(scene))
-        token_lists.append([0] if rng.random() < caption_dropout else vocabulary.tokenize(world.caption(scene)))
+        dropped = rng.random() < caption_dropout
+        token_lists.append([0] if dropped else vocabulary.tokenize(world.caption(scene)))
+        told.append(None if dropped else scene)
     tokens, mask = pad_tokens(token_lists)
-    return np.stack(clips), tokens, mask
+    return np.stack(clips), tokens, mask, told
 
 
 def pad_tokens(token_lists):
