@@ -5,11 +5,13 @@ is the training's doing, not the renderer's.
 
     sample.py --package models/reel-shapes --run train/runs/reel-shapes -o sheet.png [PROMPT ...]
     sample.py ... --start 0.9 --guidance 1     # finish three noised clips instead
+    sample.py ... --prior-above 0.93           # the caption's mean clip leads the first steps
 
 Euler steps from t = 1 (or --start) to 0 on the Swift sampler's schedule, with classifier-free
 guidance against the empty prompt.
 """
 import argparse
+import itertools
 import json
 import os
 import sys
@@ -18,6 +20,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from caption_check import centroid_travel  # noqa: E402
 from reel_train.data import Vocabulary, World  # noqa: E402
 from reel_train.files import write_png  # noqa: E402
 from reel_train.model import Reel, shifted  # noqa: E402
@@ -32,9 +35,11 @@ def schedule(steps, shift, start=1.0):
     return start * shifted(torch.linspace(1, 0, steps + 1), shift)
 
 
-def sample(model, vocabulary, prompt, frames, height, width, steps, guidance, seed, shift=1.0, clip=None, start=1.0):
+def sample(model, vocabulary, prompt, frames, height, width, steps, guidance, seed, shift=1.0, clip=None, start=1.0,
+           prior=None, prior_above=1.0):
     """Frames [F, H, W, 3] as bytes. With `clip` ([F, 3, H, W] in [-1, 1]), starts from it noised
-    to t = `start` instead of from pure noise."""
+    to t = `start` instead of from pure noise. With `prior` (the caption's mean clip), steps at
+    t >= `prior_above` take it as the clean clip in place of the model's conditional one."""
     def context(text):
         tokens = torch.tensor([vocabulary.tokenize(text)] if text else [[0]])
         mask = torch.ones_like(tokens, dtype=torch.bool)
@@ -47,7 +52,10 @@ def sample(model, vocabulary, prompt, frames, height, width, steps, guidance, se
     times = schedule(steps, shift, start)
     for k in range(steps):
         t = times[k].repeat(1)
-        v = model.velocity(x, t, *conditional)
+        if prior is not None and times[k] >= prior_above:
+            v = (x - torch.as_tensor(prior)[None]) / t
+        else:
+            v = model.velocity(x, t, *conditional)
         if guidance != 1:
             v_empty = model.velocity(x, t, *unconditional)
             v = v_empty + guidance * (v - v_empty)
@@ -58,6 +66,32 @@ def sample(model, vocabulary, prompt, frames, height, width, steps, guidance, se
 def to_bytes(frames):
     """[F, 3, H, W] in [-1, 1] to [F, H, W, 3] bytes."""
     return ((torch.as_tensor(frames).clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
+
+
+def one_object_scene(world, prompt):
+    """The scene (without a start) whose caption is `prompt`, for one-object prompts."""
+    for size, color, shape, motion, background in itertools.product(
+            world.sizes, world.colors, world.shapes, world.motions, world.backgrounds):
+        scene = {"background": background,
+                 "objects": [{"size": size, "color": color, "shape": shape, "motion": motion}]}
+        if world.caption(scene) == prompt:
+            return scene
+    return None
+
+
+def report_travel(world, scene, frames):
+    """Prints which way a one-object scene's object went in `frames` [F, H, W, 3] bytes."""
+    obj = scene["objects"][0]
+    direction = world.motions[obj["motion"]].get("direction")
+    if direction is None:
+        return
+    clip = frames.transpose(0, 3, 1, 2).astype(np.float32) / 127.5 - 1
+    color = np.array(world.colors[obj["color"]], np.float32) / 127.5 - 1
+    background = np.array(world.backgrounds[scene["background"]], np.float32) / 127.5 - 1
+    travel = centroid_travel(clip, color, background)
+    cosine = travel @ np.array(direction) / (np.linalg.norm(travel) * np.linalg.norm(direction) + 1e-9)
+    print("  travels (%5.1f, %5.1f) px, %3.0f degrees from \"%s\"" %
+          (travel[0], travel[1], np.degrees(np.arccos(np.clip(cosine, -1, 1))), obj["motion"]))
 
 
 def main(argv=None):
@@ -74,6 +108,10 @@ def main(argv=None):
                    help="below 1: denoise three clips of the world (a seed training never draws) noised to this t, "
                         "each row followed by the clip itself; shows up to which noise level the model can "
                         "finish a picture it is given")
+    p.add_argument("--prior-above", type=float, default=0.0,
+                   help="above 0: at t from this one up, the mean of the prompt's clips in the world (one-object "
+                        "prompts) stands in for the model's conditional prediction; shows whether the model "
+                        "follows a path it did not have to lay down itself")
     p.add_argument("prompts", nargs="*", default=DEFAULT_PROMPTS)
     args = p.parse_args(argv)
     with open(os.path.join(args.package, "config.json")) as f:
@@ -85,20 +123,27 @@ def main(argv=None):
     model.eval()
     guidance = args.guidance if args.guidance is not None else cfg["defaults"]["guidance"]
     shift = args.shift if args.shift is not None else cfg["defaults"].get("shift", 1.0)
+    world = World(os.path.join(args.package, "world.json"))
     jobs = [(prompt, None) for prompt in args.prompts]
     if args.start < 1:
-        world = World(os.path.join(args.package, "world.json"))
         rng = np.random.default_rng(987_654_321)
         jobs = [(world.caption(scene), world.render(scene)) for scene in (world.sample_scene(rng) for _ in range(3))]
     rows = []
     with torch.no_grad():
         for index, (prompt, clip) in enumerate(jobs):
+            scene, prior = one_object_scene(world, prompt), None
+            if args.prior_above > 0:
+                if scene is None:
+                    sys.exit("sample.py: --prior-above needs one-object prompts of the world; %r is not one" % prompt)
+                prior = world.prior_mean(scene, np.random.default_rng(index), 64)
             frames = sample(model, vocabulary, prompt, cfg["window_frames"], cfg["canvas_height"], cfg["canvas_width"],
-                            args.steps, guidance, args.seed + index, shift, clip, args.start)
+                            args.steps, guidance, args.seed + index, shift, clip, args.start, prior, args.prior_above)
             rows.append(np.concatenate(list(frames[::2]), axis=1))
+            print(prompt)
+            if scene is not None:
+                report_travel(world, scene, frames)
             if clip is not None:
                 rows.append(np.concatenate(list(to_bytes(clip)[::2]), axis=1))
-                print("row %d: %s" % (len(rows) // 2, prompt))
     write_png(args.output, np.concatenate(rows, axis=0))
     print("step %d (%s weights), guidance %g, shift %g, from t = %g: wrote %s" %
           (state["step"], "raw" if args.raw else "EMA", guidance, shift, args.start, args.output))
