@@ -18,7 +18,6 @@ not travel that way moves its objects in a direction the noise picks.
 """
 import argparse
 import copy
-import json
 import os
 import sys
 
@@ -26,7 +25,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from reel_train.data import Vocabulary, World, pad_tokens  # noqa: E402
+from reel_train.data import open_package, pad_tokens  # noqa: E402
 from reel_train.model import Reel  # noqa: E402
 from train import flow_loss  # noqa: E402
 
@@ -96,10 +95,7 @@ def main(argv=None):
     p.add_argument("--repeats", type=int, default=4, help="noise draws per clip")
     p.add_argument("--raw", action="store_true", help="check the raw weights instead of their EMA")
     args = p.parse_args(argv)
-    with open(os.path.join(args.package, "config.json")) as f:
-        cfg = json.load(f)
-    world = World(os.path.join(args.package, "world.json"))
-    vocabulary = Vocabulary(os.path.join(args.package, cfg.get("vocabulary", "vocab.txt")))
+    cfg, world, vocabulary = open_package(args.package)
     state = torch.load(os.path.join(args.run, "checkpoint.pt"), map_location="cpu")
     model = Reel(cfg, len(vocabulary.words))
     model.load_state_dict(state["model" if args.raw else "ema"])

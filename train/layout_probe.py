@@ -16,7 +16,6 @@ captions alone, `--input zeros` gives the model zeros instead of noise (the posi
 it undisturbed): together they say whether the architecture can map words to a layout at all.
 """
 import argparse
-import json
 import os
 import sys
 import time
@@ -26,7 +25,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from caption_check import centroid_travel  # noqa: E402
-from reel_train.data import Vocabulary, World, batch, pad_tokens  # noqa: E402
+from reel_train.data import batch, open_package, pad_tokens  # noqa: E402
 from reel_train.model import Reel  # noqa: E402
 
 PROBES = ("moving right", "moving left")
@@ -105,10 +104,7 @@ def main(argv=None):
     args = arguments(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    with open(os.path.join(args.package, "config.json")) as f:
-        cfg = json.load(f)
-    world = World(os.path.join(args.package, "world.json"))
-    vocabulary = Vocabulary(os.path.join(args.package, cfg.get("vocabulary", "vocab.txt")))
+    cfg, world, vocabulary = open_package(args.package)
     model = Reel(cfg, len(vocabulary.words))
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.99), weight_decay=0.0)
     rng, generator = np.random.default_rng(args.seed), torch.Generator().manual_seed(args.seed)

@@ -12,7 +12,6 @@ guidance against the empty prompt.
 """
 import argparse
 import itertools
-import json
 import os
 import sys
 
@@ -21,7 +20,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from caption_check import centroid_travel  # noqa: E402
-from reel_train.data import Vocabulary, World  # noqa: E402
+from reel_train.data import open_package  # noqa: E402
 from reel_train.files import write_png  # noqa: E402
 from reel_train.model import Reel, shifted  # noqa: E402
 
@@ -114,16 +113,13 @@ def main(argv=None):
                         "follows a path it did not have to lay down itself")
     p.add_argument("prompts", nargs="*", default=DEFAULT_PROMPTS)
     args = p.parse_args(argv)
-    with open(os.path.join(args.package, "config.json")) as f:
-        cfg = json.load(f)
-    vocabulary = Vocabulary(os.path.join(args.package, cfg.get("vocabulary", "vocab.txt")))
+    cfg, world, vocabulary = open_package(args.package)
     state = torch.load(os.path.join(args.run, "checkpoint.pt"), map_location="cpu")
     model = Reel(cfg, len(vocabulary.words))
     model.load_state_dict(state["model" if args.raw else "ema"])
     model.eval()
     guidance = args.guidance if args.guidance is not None else cfg["defaults"]["guidance"]
     shift = args.shift if args.shift is not None else cfg["defaults"].get("shift", 1.0)
-    world = World(os.path.join(args.package, "world.json"))
     jobs = [(prompt, None) for prompt in args.prompts]
     if args.start < 1:
         rng = np.random.default_rng(987_654_321)

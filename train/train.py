@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from reel_train.data import Vocabulary, World, batch  # noqa: E402
+from reel_train.data import batch, open_package  # noqa: E402
 from reel_train.files import plot_loss, write_safetensors  # noqa: E402
 from reel_train.model import Reel, shifted  # noqa: E402
 
@@ -149,10 +149,7 @@ def main(argv=None):
                  % (args.uniform_t + args.high_noise))
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    with open(os.path.join(args.package, "config.json")) as f:
-        cfg = json.load(f)
-    world = World(os.path.join(args.package, "world.json"))
-    vocabulary = Vocabulary(os.path.join(args.package, cfg.get("vocabulary", "vocab.txt")))
+    cfg, world, vocabulary = open_package(args.package)
     model = Reel(cfg, len(vocabulary.words)).to(args.device)
     ema = Reel(cfg, len(vocabulary.words)).to(args.device)
     ema.load_state_dict(model.state_dict())

@@ -2,6 +2,7 @@
 size, moving, bouncing, growing or shrinking on a plain background. Deterministic by seed."""
 import json
 import math
+import os
 
 import numpy as np
 
@@ -116,6 +117,15 @@ class Vocabulary:
 
     def tokenize(self, text):
         return [0] + [self.ids[w] for w in text.lower().split()]
+
+
+def open_package(directory):
+    """A model package's config (config.json), world (world.json) and vocabulary."""
+    with open(os.path.join(directory, "config.json")) as f:
+        cfg = json.load(f)
+    world = World(os.path.join(directory, "world.json"))
+    vocabulary = Vocabulary(os.path.join(directory, cfg.get("vocabulary", "vocab.txt")))
+    return cfg, world, vocabulary
 
 
 def batch(world, vocabulary, rng, size, caption_dropout=0.0):
