@@ -29,8 +29,8 @@ struct JobOptions: ParsableArguments {
     @Option(help: "Classifier-free guidance scale; 1 follows the prompt without guidance (default: the model's).")
     var guidance: Float?
 
-    @Option(help: "Noise seed; the same seed and options render the same video.")
-    var seed: UInt64 = 0
+    @Option(help: "Noise seed; the same seed and options render the same video (default: 0).")
+    var seed: UInt64?
 
     @Option(help: "Timestep shift; above 1 spends more steps at high noise (default: the model's).")
     var shift: Float?
@@ -41,20 +41,27 @@ struct JobOptions: ParsableArguments {
     @Option(help: "Frames shared by neighbouring chunks (default: a quarter of the window).")
     var overlap: Int?
 
-    @Option(help: "Steps between fusions of neighbouring chunks and tiles.")
-    var syncInterval: Int = 1
+    @Option(help: "Steps between fusions of neighbouring chunks and tiles (default: 1).")
+    var syncInterval: Int?
 
-    @Option(help: "Model name or package directory.")
-    var model: String = ModelPackage.defaultModel
+    @Option(help: "Model name or package directory (default: \(ModelPackage.defaultModel)).")
+    var model: String?
 
-    @Option(help: "Enlarge each frame N times in the file (libswscale, bicubic).")
-    var scale: Int = 4
+    @Option(help: "Enlarge each frame N times in the file, libswscale bicubic (default: 4).")
+    var scale: Int?
 
     @Option(help: "Re-render this video (any file FFmpeg reads): it is scaled to the canvas, resampled to the fps, and denoised from its noised frames (SDEdit).")
     var input: String?
 
-    @Option(help: "With --input: how much to redo, from 0 (keep the input) to 1 (ignore it).")
-    var strength: Float = 0.6
+    @Option(help: "With --input: how much to redo, 0 keeping the input and 1 ignoring it (default: 0.6).")
+    var strength: Float?
+
+    // Render options without a model-dependent default are optional all the same, so that a
+    // flag given beside a job file is seen even when its value is the default.
+    static let defaultSeed: UInt64 = 0
+    static let defaultSyncInterval = 1
+    static let defaultScale = 4
+    static let defaultStrength: Float = 0.6
 
     /// Largest input file a coordinator accepts by default (its message limit is 64 MiB).
     static let maxInputBytes = 60 << 20
@@ -63,6 +70,7 @@ struct JobOptions: ParsableArguments {
     /// file fails before anything is sent.
     func loadInput(fps: Int) throws -> (bytes: Data, frames: Int)? {
         guard let input else { return nil }
+        let strength = strength ?? Self.defaultStrength
         guard (0...1).contains(strength) else { throw UserError("--strength \(strength) is out of range; use 0 to 1") }
         guard let bytes = FileManager.default.contents(atPath: input) else {
             throw UserError("--input \(input): no such file, or not readable")
@@ -92,25 +100,24 @@ struct JobOptions: ParsableArguments {
         return (spec, file.outputPath)
     }
 
-    /// Render flags on the command line. An option with a default counts when its value differs
-    /// from it (ArgumentParser does not say whether a flag was typed).
+    /// Render flags given on the command line.
     var renderFlagsGiven: [String] {
-        guard let plain = try? Self.parse([prompt]) else { return [] }
         let given: [(String, Bool)] = [
             ("--frames", frames != nil), ("--size", size != nil), ("--fps", fps != nil), ("--steps", steps != nil),
-            ("--sampler", sampler != nil), ("--guidance", guidance != nil), ("--seed", seed != plain.seed), ("--shift", shift != nil),
-            ("--window", window != nil), ("--overlap", overlap != nil), ("--sync-interval", syncInterval != plain.syncInterval),
-            ("--model", model != plain.model), ("--scale", scale != plain.scale), ("--input", input != nil),
+            ("--sampler", sampler != nil), ("--guidance", guidance != nil), ("--seed", seed != nil), ("--shift", shift != nil),
+            ("--window", window != nil), ("--overlap", overlap != nil), ("--sync-interval", syncInterval != nil),
+            ("--model", model != nil), ("--scale", scale != nil), ("--input", input != nil), ("--strength", strength != nil),
         ]
         return given.filter(\.1).map(\.0)
     }
 
     /// The job as sent to a coordinator: unset options stay zero or absent.
     func request(priority: Int = 0) throws -> Reel_V1_JobSpec {
+        let scale = scale ?? Self.defaultScale
         guard (1...16).contains(scale) else { throw UserError("--scale \(scale) is out of range; use 1 to 16") }
         return try Reel_V1_JobSpec.with { spec in
             spec.prompt = prompt
-            spec.model = model
+            spec.model = model ?? ModelPackage.defaultModel
             spec.frames = try Self.count(frames, "--frames")
             if let size {
                 let (width, height) = try Self.parseSize(size)
@@ -125,18 +132,20 @@ struct JobOptions: ParsableArguments {
                 guard shift > 0 else { throw UserError("--shift \(shift) must be above 0") }
                 spec.shift = shift
             }
-            spec.seed = seed
+            spec.seed = seed ?? Self.defaultSeed
             spec.window = try Self.count(window, "--window")
             if let overlap {
                 guard overlap >= 0 else { throw UserError("--overlap \(overlap) must not be negative") }
                 spec.overlap = UInt32(overlap)
             }
-            spec.syncInterval = try Self.count(syncInterval, "--sync-interval")
+            spec.syncInterval = try Self.count(syncInterval ?? Self.defaultSyncInterval, "--sync-interval")
             spec.priority = Int32(priority)
             spec.outputScale = UInt32(scale)
             if input != nil {
                 spec.withInput = true
-                spec.strength = strength
+                spec.strength = strength ?? Self.defaultStrength
+            } else if strength != nil {
+                throw UserError("--strength applies only with --input VIDEO; add --input or drop --strength")
             }
         }
     }

@@ -56,5 +56,8 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: "\(directory)/out.mp4"))
         let missing = try render(["--input", "nowhere.mp4"], in: directory, to: "out.mp4")
         #expect(missing.status != 0 && missing.stderr.contains("no such file"))
+        let strengthAlone = try render(["--strength", "0.3"], in: directory, to: "out.mp4")
+        #expect(strengthAlone.status != 0 && strengthAlone.stderr.contains("--strength applies only with --input"), "\(strengthAlone.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: "\(directory)/out.mp4"))
     }
 }

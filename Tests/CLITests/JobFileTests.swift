@@ -69,7 +69,8 @@ import Testing
     @Test func renderFlagsBesideAJobFileAreRefusedRatherThanIgnored() throws {
         let directory = try ReelCommand.scratchDirectory()
         try Self.twoShots.write(toFile: "\(directory)/story.yaml", atomically: true, encoding: .utf8)
-        for flags in [["--steps", "5"], ["--seed", "9"], ["--model", "reel-shapes"]] {
+        // Default values too: a flag typed beside a job file is never dropped silently.
+        for flags in [["--steps", "5"], ["--seed", "9"], ["--seed", "0"], ["--model", "reel-shapes"], ["--scale", "4"], ["--strength", "0.6"]] {
             let result = try ReelCommand.run(["render", "story.yaml", "-o", "out.mp4"] + flags, in: directory)
             #expect(result.status != 0)
             #expect(result.stderr.contains("\(flags[0]) does not apply to a job file") && result.stderr.contains("story.yaml"),
