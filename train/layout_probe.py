@@ -1,19 +1,24 @@
 #!/usr/bin/env python3
-"""Can a fresh model of a package's architecture learn, from pure noise alone, where a caption's
-objects are and which way they go? Trains one at t = 1 only, aiming at each caption's mean clip
-(the best prediction there), and prints every 50 steps its loss beside two floors and the way a
-large red circle told to move right, and one told to move left, go in its prediction.
+"""Can a model of a package's architecture learn, from pure noise alone, where a caption's
+objects are and which way they go? Trains one (fresh, or from a run's weights) at t = 1 only,
+aiming at each caption's mean clip (the best prediction there), and prints every 50 steps its
+loss beside two floors and the way a large red circle told to move right, and one told to move
+left, go in its prediction.
 
     layout_probe.py --package models/reel-shapes --captions all --steps 600
     layout_probe.py --package models/reel-shapes --captions two --input zeros
+    layout_probe.py --package models/reel-shapes --captions one --init train/runs/reel-shapes
 
 The floors, measured on one batch before training: `background` is the loss of predicting each
 caption's background colour alone, `mean` that of predicting the caption's mean clip of 64 clips
 (what a model reading its captions perfectly would reach; the targets are means of only
 --target-clips clips, so not zero). A loss that stays at `background` has learned colours
 spread over the canvas and nothing of the layout. `--captions two` trains on the right and left
-captions alone, `--input zeros` gives the model zeros instead of noise (the positions then reach
-it undisturbed): together they say whether the architecture can map words to a layout at all.
+captions alone, `motions` on the probe's object with every motion, `one` on every one-object
+caption; `--input zeros` gives the model zeros instead of noise (the positions then reach it
+undisturbed). Together they say whether the architecture can map words to a layout at all, and
+how fast that slows as the caption space grows. `--init RUN` asks it of a trained model, which
+reads colours and backgrounds already.
 """
 import argparse
 import os
@@ -29,14 +34,17 @@ from reel_train.data import batch, open_package, pad_tokens  # noqa: E402
 from reel_train.model import Reel  # noqa: E402
 
 PROBES = ("moving right", "moving left")
+CAPTIONS = ("all", "one", "motions", "two")  # from the whole caption space down to two captions
 
 
 def arguments(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--package", required=True, help="model package directory (config.json, vocab.txt, world.json)")
-    p.add_argument("--captions", choices=("all", "two"), default="all",
-                   help="all: the world's captions as the trainer draws them; two: the probe's two captions alone")
+    p.add_argument("--captions", choices=CAPTIONS, default="all",
+                   help="all: the world's captions as the trainer draws them; one: its one-object captions; "
+                        "motions: the probe's object with each of the world's motions; two: the probe's two captions")
     p.add_argument("--input", choices=("noise", "zeros"), default="noise", help="what the model sees at t = 1")
+    p.add_argument("--init", metavar="RUN", help="start from this run's EMA weights (its checkpoint.pt) instead of a fresh model")
     p.add_argument("--steps", type=int, default=600)
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--lr", type=float, default=1e-3, help="learning rate after 100 steps of warm-up")
@@ -61,6 +69,10 @@ def draw(args, world, vocabulary, rng):
     """Scenes (None for a dropped caption), their tokens and mask, and mean-clip targets."""
     if args.captions == "two":
         scenes = [probe_scene(PROBES[i % 2]) for i in range(args.batch)]
+    elif args.captions == "motions":
+        scenes = [probe_scene(str(m)) for m in rng.choice(sorted(world.motions), size=args.batch)]
+    elif args.captions == "one":
+        scenes = [world.sample_scene(rng, max_objects=1) for _ in range(args.batch)]
     else:
         scenes = batch(world, vocabulary, rng, args.batch, caption_dropout=0.1)[3]
     targets = np.stack([world.prior_mean(s, rng, args.target_clips) for s in scenes])
@@ -106,6 +118,8 @@ def main(argv=None):
     torch.manual_seed(args.seed)
     cfg, world, vocabulary = open_package(args.package)
     model = Reel(cfg, len(vocabulary.words))
+    if args.init:
+        model.load_state_dict(torch.load(os.path.join(args.init, "checkpoint.pt"), map_location="cpu")["ema"])
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.99), weight_decay=0.0)
     rng, generator = np.random.default_rng(args.seed), torch.Generator().manual_seed(args.seed)
     print("floors: background %.5f, mean %.5f" % floors(args, world, vocabulary, rng), flush=True)
