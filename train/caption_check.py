@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from reel_train.data import open_package, pad_tokens  # noqa: E402
+from reel_train.data import model_values, open_package, pad_tokens  # noqa: E402
 from reel_train.model import Reel  # noqa: E402
 from train import flow_loss  # noqa: E402
 
@@ -62,15 +62,19 @@ def centroid_travel(clip, color, background):
     return np.array([x[-1] - x[0], y[-1] - y[0]])
 
 
+def probe_scene(motion, size="large"):
+    """A red circle of `size` moving `motion` on gray: the scene the layout checks ask about."""
+    return {"background": "gray", "objects": [{"shape": "circle", "color": "red", "size": size, "motion": motion}]}
+
+
 def layout_check(model, world, vocabulary, rng, seeds=4, means=64):
     """For each motion with a direction: the travel of a large red circle on gray in the clean
     clip predicted at t = 1 (averaged over `seeds` noises) against the travel of the caption's
     mean clip. Returns the angles between the two, in degrees."""
-    color = np.array(world.colors["red"], np.float32) / 127.5 - 1
-    background = np.array(world.backgrounds["gray"], np.float32) / 127.5 - 1
+    color, background = model_values(world.colors["red"]), model_values(world.backgrounds["gray"])
     angles = []
     for motion in sorted(m for m in world.motions if "direction" in world.motions[m]):
-        scene = {"background": "gray", "objects": [{"shape": "circle", "color": "red", "size": "large", "motion": motion}]}
+        scene = probe_scene(motion)
         caption = world.caption(scene)
         tokens = torch.tensor([vocabulary.tokenize(caption)])
         mask = torch.ones_like(tokens, dtype=torch.bool)

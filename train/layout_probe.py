@@ -29,8 +29,8 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from caption_check import centroid_travel  # noqa: E402
-from reel_train.data import batch, open_package, pad_tokens  # noqa: E402
+from caption_check import centroid_travel, probe_scene  # noqa: E402
+from reel_train.data import model_values, open_package, pad_tokens  # noqa: E402
 from reel_train.model import Reel  # noqa: E402
 
 PROBES = ("moving right", "moving left")
@@ -54,10 +54,6 @@ def arguments(argv=None):
     return p.parse_args(argv)
 
 
-def probe_scene(motion):
-    return {"background": "gray", "objects": [{"shape": "circle", "color": "red", "size": "large", "motion": motion}]}
-
-
 def encode(world, vocabulary, scenes):
     """Padded tokens and mask for the scenes' captions (None: the empty caption)."""
     token_lists = [vocabulary.tokenize(world.caption(s)) if s else vocabulary.tokenize("") for s in scenes]
@@ -73,8 +69,9 @@ def draw(args, world, vocabulary, rng):
         scenes = [probe_scene(str(m)) for m in rng.choice(sorted(world.motions), size=args.batch)]
     elif args.captions == "one":
         scenes = [world.sample_scene(rng, max_objects=1) for _ in range(args.batch)]
-    else:
-        scenes = batch(world, vocabulary, rng, args.batch, caption_dropout=0.1)[3]
+    else:  # as reel_train.data.batch draws them (the same random stream), without rendering clips
+        scenes = [(world.sample_scene(rng), rng.random() < 0.1) for _ in range(args.batch)]
+        scenes = [None if dropped else scene for scene, dropped in scenes]
     targets = np.stack([world.prior_mean(s, rng, args.target_clips) for s in scenes])
     return (scenes, *encode(world, vocabulary, scenes), torch.from_numpy(targets))
 
@@ -94,7 +91,7 @@ def floors(args, world, vocabulary, rng):
     for scene, target in zip(scenes, targets.numpy()):
         if scene is None:
             continue
-        color = np.array(world.backgrounds[scene["background"]], np.float32) / 127.5 - 1
+        color = model_values(world.backgrounds[scene["background"]])
         background.append(np.mean((target - color[None, :, None, None]) ** 2))
         mean.append(np.mean((target - world.prior_mean(scene, rng, 64)) ** 2))
     return np.mean(background), np.mean(mean)
@@ -106,8 +103,7 @@ def travels(args, model, world, vocabulary, generator):
     tokens, mask = encode(world, vocabulary, scenes)
     with torch.no_grad():
         clean = predict(model, model_input(args, (2, world.frames, 3, world.canvas, world.canvas), generator), tokens, mask)
-    red = np.array(world.colors["red"], np.float32) / 127.5 - 1
-    gray = np.array(world.backgrounds["gray"], np.float32) / 127.5 - 1
+    red, gray = model_values(world.colors["red"]), model_values(world.backgrounds["gray"])
     return "  ".join("%s (%5.1f, %5.1f)" % (m.split()[-1], *centroid_travel(c.numpy(), red, gray))
                      for m, c in zip(PROBES, clean))
 

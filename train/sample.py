@@ -20,7 +20,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from caption_check import centroid_travel  # noqa: E402
-from reel_train.data import open_package  # noqa: E402
+from reel_train.data import model_values, open_package  # noqa: E402
 from reel_train.files import write_png  # noqa: E402
 from reel_train.model import Reel, shifted  # noqa: E402
 
@@ -84,9 +84,8 @@ def report_travel(world, scene, frames):
     direction = world.motions[obj["motion"]].get("direction")
     if direction is None:
         return
-    clip = frames.transpose(0, 3, 1, 2).astype(np.float32) / 127.5 - 1
-    color = np.array(world.colors[obj["color"]], np.float32) / 127.5 - 1
-    background = np.array(world.backgrounds[scene["background"]], np.float32) / 127.5 - 1
+    clip = model_values(frames.transpose(0, 3, 1, 2))
+    color, background = model_values(world.colors[obj["color"]]), model_values(world.backgrounds[scene["background"]])
     travel = centroid_travel(clip, color, background)
     cosine = travel @ np.array(direction) / (np.linalg.norm(travel) * np.linalg.norm(direction) + 1e-9)
     print("  travels (%5.1f, %5.1f) px, %3.0f degrees from \"%s\"" %

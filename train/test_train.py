@@ -14,7 +14,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import caption_check  # noqa: E402
 import train  # noqa: E402
-from reel_train.data import World  # noqa: E402
+from reel_train.data import World, model_values  # noqa: E402
 from reel_train.files import read_safetensors  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -54,10 +54,9 @@ def losses(run):
 def check_prior_mean(directory):
     """The mean of a caption's clips travels the caption's way, and by its full distance."""
     world = World(os.path.join(directory, "world.json"))
-    red = np.array(world.colors["red"], np.float32) / 127.5 - 1
-    gray = np.array(world.backgrounds["gray"], np.float32) / 127.5 - 1
+    red, gray = model_values(world.colors["red"]), model_values(world.backgrounds["gray"])
     for motion, direction in (("moving right", (1, 0)), ("moving up", (0, -1))):
-        scene = {"background": "gray", "objects": [{"shape": "circle", "color": "red", "size": "small", "motion": motion}]}
+        scene = caption_check.probe_scene(motion, size="small")
         travel = caption_check.centroid_travel(world.prior_mean(scene, np.random.default_rng(0), 32), red, gray)
         distance = world.spec["speed"] * (world.frames - 1)
         assert np.allclose(travel, np.array(direction) * distance, atol=0.5), (motion, travel)

@@ -106,7 +106,7 @@ class World:
                 cover = self.coverage(obj["shape"], x, y, radius)[..., None]
                 frame = frame * (1 - cover) + np.array(self.colors[obj["color"]], np.float32) * cover
             clip[f] = frame
-        return (clip / 127.5 - 1).transpose(0, 3, 1, 2)
+        return model_values(clip).transpose(0, 3, 1, 2)
 
 
 class Vocabulary:
@@ -117,6 +117,11 @@ class Vocabulary:
 
     def tokenize(self, text):
         return [0] + [self.ids[w] for w in text.lower().split()]
+
+
+def model_values(rgb):
+    """RGB bytes (0-255; an array ending in 3 channels, or one colour) as the model's values in [-1, 1]."""
+    return np.asarray(rgb, np.float32) / 127.5 - 1
 
 
 def open_package(directory):
