@@ -3,7 +3,8 @@
 lower the loss, resuming from a checkpoint continues where it stopped, an anneal lowers the
 learning rate, the export writes every tensor the Swift model reads, a checkpoint resumes into
 a config that adds the pooled-text path (which then learns), a caption's mean clip travels the
-caption's way, training that aims at such means runs, and caption_check runs."""
+caption's way, training that aims at such means runs (with one-object layouts at t = 1 and a
+re-warmed learning rate too), and caption_check runs."""
 import json
 import os
 import sys
@@ -14,7 +15,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import caption_check  # noqa: E402
 import train  # noqa: E402
-from reel_train.data import World, model_values  # noqa: E402
+from reel_train.data import Vocabulary, World, batch, model_values  # noqa: E402
 from reel_train.files import read_safetensors  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -62,6 +63,15 @@ def check_prior_mean(directory):
         assert np.allclose(travel, np.array(direction) * distance, atol=0.5), (motion, travel)
 
 
+def check_one_object_batch(directory):
+    """The first clips of a batch asked for one object each hold one and keep their caption."""
+    world = World(os.path.join(directory, "world.json"))
+    vocabulary = Vocabulary(os.path.join(directory, "vocab.txt"))
+    _, _, _, told = batch(world, vocabulary, np.random.default_rng(0), 32, caption_dropout=0.5, one_object=16)
+    assert all(scene is not None and len(scene["objects"]) == 1 for scene in told[:16]), told[:16]
+    assert any(scene is None for scene in told[16:]), "captions are dropped in the rest of the batch"
+
+
 def main():
     with tempfile.TemporaryDirectory() as directory:
         tiny_package(directory)
@@ -92,6 +102,12 @@ def main():
         train.main(common + ["--steps", "120", "--high-noise", "0.5", "--high-noise-floor", "0.9",
                              "--prior-above", "0.9", "--prior-clips", "4"])
         assert len(losses(run)) == 120 and np.all(np.isfinite(losses(run)[:, 1])), "training aims at caption means"
+        check_one_object_batch(directory)
+        train.main(common + ["--steps", "130", "--layout-share", "0.5", "--rewarm", "5"])
+        rates = losses(run)[120:, 2]
+        assert len(rates) == 10 and np.all(np.diff(rates[:5]) > 0) and rates[0] < 0.3 * rates[4], \
+            "a resumed session re-warms its learning rate"
+        assert np.all(np.isfinite(losses(run)[120:, 1])), "training aims one-object layouts at caption means"
         caption_check.main(["--package", directory, "--run", run, "--clips", "4", "--repeats", "1"])
     print("train-test passed")
 

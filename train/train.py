@@ -36,6 +36,9 @@ def arguments(argv=None):
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate")
     p.add_argument("--warmup", type=int, default=200)
+    p.add_argument("--rewarm", type=int, default=0,
+                   help="steps over which a resumed session raises the learning rate from zero again (0: at once); "
+                        "use it when resuming an annealed run at a higher rate")
     p.add_argument("--horizon", type=int, default=40000, help="steps of the cosine decay")
     p.add_argument("--anneal-at", type=int, default=0,
                    help="from this step on, decay the learning rate linearly to 2%% of its value there (0: never)")
@@ -59,7 +62,11 @@ def arguments(argv=None):
                    help="at timesteps from this one up, aim at the mean of --prior-clips clips of the same caption "
                         "instead of the clip itself (0: never): near pure noise the best guess is that mean, and "
                         "one clip's object, anywhere in its range, is a noisy pointer to it")
-    p.add_argument("--prior-clips", type=int, default=8, help="clips averaged for a --prior-above target")
+    p.add_argument("--prior-clips", type=int, default=8, help="clips averaged for a --prior-above or --layout-share target")
+    p.add_argument("--layout-share", type=float, default=0.0,
+                   help="share of each batch drawn as one-object scenes, trained at t = 1 towards their caption's "
+                        "mean clip (0: none): from pure noise only the caption says where an object starts, and "
+                        "one-object captions teach that layout fastest; the rest of the batch trains as usual")
     p.add_argument("--checkpoint-every", type=int, default=100)
     p.add_argument("--threads", type=int, default=os.cpu_count())
     p.add_argument("--seed", type=int, default=0)
@@ -67,13 +74,18 @@ def arguments(argv=None):
     return p.parse_args(argv)
 
 
-def learning_rate(step, args):
+def learning_rate(step, args, first_step=0):
     """Warm-up, then cosine decay over `horizon`; with `anneal_at`, a short linear decay from there
-    ends a session with a settled model, and a later session without it picks the cosine up again."""
+    ends a session with a settled model, and a later session without it picks the cosine up again.
+    With `rewarm`, a session that began at `first_step` reaches that rate over `rewarm` steps."""
     if args.anneal_at and step >= args.anneal_at:
         progress = min(1.0, (step - args.anneal_at) / max(1, args.anneal_steps))
-        return cosine_rate(args.anneal_at, args) * (1 - 0.98 * progress)
-    return cosine_rate(step, args)
+        rate = cosine_rate(args.anneal_at, args) * (1 - 0.98 * progress)
+    else:
+        rate = cosine_rate(step, args)
+    if args.rewarm:
+        rate *= min(1.0, (step - first_step + 1) / args.rewarm)
+    return rate
 
 
 def cosine_rate(step, args):
@@ -100,14 +112,16 @@ def timesteps(b, uniform_share, generator, device, shift=1.0, high_share=0.0, hi
 
 
 def flow_loss(model, clips, tokens, mask, generator, uniform_share=0.0, shift=1.0, weight_cap=0.0, high_share=0.0,
-              high_floor=HIGH_NOISE_FLOOR, aim=None):
+              high_floor=HIGH_NOISE_FLOOR, aim=None, pure_noise=0):
     """Rectified flow: x_t = (1-t) x0 + t e, predict v = e - x0, t mostly logit-normal.
 
     The velocity error is the clean video's error over t, so the loss weighs that error by
     1/t^2; `weight_cap` > 0 caps the weight (below t = 1/sqrt(cap) every t counts alike).
-    `aim(t)`, when given, returns the clean clips to aim at for the drawn timesteps."""
+    The first `pure_noise` clips are drawn at t = 1. `aim(t)`, when given, returns the clean
+    clips to aim at for the drawn timesteps."""
     b = clips.shape[0]
     t = timesteps(b, uniform_share, generator, clips.device, shift, high_share, high_floor)
+    t[:pure_noise] = 1.0
     noise = torch.randn(clips.shape, generator=generator, device=clips.device)
     tt = t[:, None, None, None, None]
     x = (1 - tt) * clips + tt * noise
@@ -147,6 +161,8 @@ def main(argv=None):
     if args.uniform_t + args.high_noise > 1:
         sys.exit("train.py: --uniform-t plus --high-noise is %g; the two shares must add up to at most 1"
                  % (args.uniform_t + args.high_noise))
+    if not 0 <= args.layout_share < 1:
+        sys.exit("train.py: --layout-share is %g; give a share from 0 up to but not including 1" % args.layout_share)
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     cfg, world, vocabulary = open_package(args.package)
@@ -171,7 +187,8 @@ def main(argv=None):
     if not os.path.exists(log_path):
         with open(log_path, "w") as f:
             f.write("step,loss,lr,seconds\n")
-    session_start, window, last = time.time(), [], time.time()
+    session_start, first_step, window, last = time.time(), step, [], time.time()
+    layout = round(args.layout_share * args.batch)
     stop = []  # SIGINT or SIGTERM: finish the step, save, and leave
     for number in (signal.SIGINT, signal.SIGTERM):
         signal.signal(number, lambda *_: stop.append(True))
@@ -180,14 +197,15 @@ def main(argv=None):
             break
         if args.minutes and time.time() - session_start > args.minutes * 60:
             break
-        clips, tokens, mask, told = batch(world, vocabulary, rng, args.batch, args.caption_dropout)
+        clips, tokens, mask, told = batch(world, vocabulary, rng, args.batch, args.caption_dropout, layout)
         clips = torch.from_numpy(clips).to(args.device)
         tokens, mask = torch.from_numpy(tokens).to(args.device), torch.from_numpy(mask).to(args.device)
-        lr = learning_rate(step, args)
+        lr = learning_rate(step, args, first_step)
         for group in optimizer.param_groups:
             group["lr"] = lr
         loss = flow_loss(model, clips, tokens, mask, generator, args.uniform_t, args.shift, args.weight_cap,
-                         args.high_noise, args.high_noise_floor, prior_aim(args, world, clips, told, rng))
+                         args.high_noise, args.high_noise_floor, prior_aim(args, world, clips, told, rng, layout),
+                         pure_noise=layout)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -212,15 +230,17 @@ def main(argv=None):
     print("stopped at step %d after %.0f s of training" % (step, seconds), flush=True)
 
 
-def prior_aim(args, world, clips, told, rng):
-    """With --prior-above, the `aim` that swaps each clip drawn at a high enough timestep for the
-    mean of its caption's clips; None without it."""
-    if not args.prior_above:
+def prior_aim(args, world, clips, told, rng, layout=0):
+    """The `aim` that swaps the first `layout` clips, and with --prior-above each clip drawn at a
+    high enough timestep, for the mean of its caption's clips; None when it would swap none."""
+    if not args.prior_above and not layout:
         return None
 
     def aim(t):
         target = clips.clone()
-        for i in torch.nonzero(t >= args.prior_above).flatten().tolist():
+        swap = t >= args.prior_above if args.prior_above else torch.zeros_like(t, dtype=torch.bool)
+        swap[:layout] = True
+        for i in torch.nonzero(swap).flatten().tolist():
             target[i] = torch.from_numpy(world.prior_mean(told[i], rng, args.prior_clips)).to(clips)
         return target
     return aim

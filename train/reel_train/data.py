@@ -133,14 +133,16 @@ def open_package(directory):
     return cfg, world, vocabulary
 
 
-def batch(world, vocabulary, rng, size, caption_dropout=0.0):
+def batch(world, vocabulary, rng, size, caption_dropout=0.0, one_object=0):
     """Clips [B, F, 3, H, W], padded token ids [B, L], their mask [B, L], and each clip's scene as
-    its caption tells it (None where the caption was dropped)."""
+    its caption tells it (None where the caption was dropped). The first `one_object` clips hold
+    one object each and always keep their caption."""
     clips, token_lists, told = [], [], []
-    for _ in range(size):
-        scene = world.sample_scene(rng)
+    for i in range(size):
+        single = i < one_object
+        scene = world.sample_scene(rng, max_objects=1 if single else 2)
         clips.append(world.render(scene))
-        dropped = rng.random() < caption_dropout
+        dropped = not single and rng.random() < caption_dropout
         token_lists.append([0] if dropped else vocabulary.tokenize(world.caption(scene)))
         told.append(None if dropped else scene)
     tokens, mask = pad_tokens(token_lists)
