@@ -83,6 +83,6 @@ let package = Package(
         .testTarget(name: "WireTests", dependencies: ["Wire"]),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation"]),
         .testTarget(name: "CoordinatorTests", dependencies: ["Coordinator", "Planning", "Diffusion", "Worker", "Wire", "TestSupport"]),
-        .testTarget(name: "CLITests", dependencies: ["Media", "Wire", .product(name: "Yams", package: "Yams")]),
+        .testTarget(name: "CLITests", dependencies: ["Media", "Wire", "Evaluation", .product(name: "Yams", package: "Yams")]),
     ]
 )

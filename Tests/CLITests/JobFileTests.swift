@@ -1,3 +1,4 @@
+import Evaluation
 import Foundation
 import Media
 import Testing
@@ -43,6 +44,32 @@ import Testing
         #expect(single.status == 0, "\(single.stderr)")
         let singleVideo = try VideoDecoder.read("\(farm.directory)/single.mp4").video
         #expect(singleVideo.frame(39) != video.frame(39), "the second shot is not the first prompt's")
+    }
+
+    /// examples/two-shots.yaml on the trained model, scored as `reel eval` scores a video: every
+    /// window before the blend (frames 32-39) shows the first shot's object colour and
+    /// background, every window after it the second's. (Motion is not asserted: past its first
+    /// window a shot's object slows down, as in any render longer than the model's window; see
+    /// docs/training.md, run 11.)
+    @Test func theTwoShotExampleShowsEachShotsSceneOnEitherSideOfTheBlend() throws {
+        let directory = try ReelCommand.scratchDirectory()
+        let example = try String(contentsOfFile: ReelCommand.packageRoot + "/examples/two-shots.yaml", encoding: .utf8)
+        try (example + "scale: 1\n").write(toFile: "\(directory)/two-shots.yaml", atomically: true, encoding: .utf8)
+        let result = try ReelCommand.run(["render", "two-shots.yaml", "-o", "two-shots.mp4"], in: directory)
+        #expect(result.status == 0, "\(result.stderr)")
+        let video = try VideoDecoder.read("\(directory)/two-shots.mp4").video
+        #expect(video.frameCount == 64 && video.width == 64, "32 frames and 4 seconds at 8 fps, at the model's canvas")
+
+        let world = try World.load(package: ReelCommand.packageRoot + "/models/reel-shapes")
+        let scorer = Scorer(world: world)
+        let first = "a large red circle moving right on a black background"
+        let second = "a large blue square moving up on a white background"
+        for (start, prompt) in [(0, first), (16, first), (40, second), (48, second)] {
+            let window = Scorer.Frames(width: video.width, height: video.height,
+                                       pixels: Array(video.pixels[start * video.frameBytes..<(start + 16) * video.frameBytes]))
+            let score = scorer.score(window, against: try world.expectation(of: prompt))
+            #expect(score.color && score.background, "frames \(start)-\(start + 15), \(prompt): \(score.seen)")
+        }
     }
 
     @Test(arguments: [
