@@ -83,6 +83,12 @@ public enum VideoEncoder {
         if muxer.needsGlobalHeader { context.pointee.flags |= CFFmpeg_codec_flag_global_header() }
         av_opt_set(context.pointee.priv_data, "crf", "\(options.crf)", 0)
         av_opt_set(context.pointee.priv_data, "preset", options.preset, 0)
+        // The same frames must give the same bytes on any machine. x264's output depends on
+        // its thread count (auto: the core count), so it gets one. On AVX-512 machines its
+        // macroblock-tree pass lets leftover heap bytes change 64x64 encodes, so that pass is
+        // off, at some cost in compression.
+        context.pointee.thread_count = 1
+        av_opt_set(context.pointee.priv_data, "mbtree", "0", 0)
         try FFmpeg.check(avcodec_open2(context, codec, nil), "opening the H.264 encoder for \(width)x\(height)")
 
         let stream = try muxer.addStream(from: encoder, fps: options.fps)

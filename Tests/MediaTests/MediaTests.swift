@@ -110,6 +110,52 @@ func probe(_ path: String) throws -> [String: String] {
     }
 }
 
+/// glibc's `mallopt(M_PERTURB, byte)`: every allocation is filled with a byte derived from
+/// `byte` (0: left as it is). `<malloc.h>` is not in Swift's Glibc module, so it is looked up.
+enum MallocPerturbation {
+    /// Whether glibc took the setting.
+    @discardableResult
+    static func set(_ byte: Int32) -> Bool {
+        typealias Mallopt = @convention(c) (Int32, Int32) -> Int32
+        guard let symbol = dlsym(dlopen(nil, RTLD_NOW), "mallopt") else { return false }
+        let perturb: Int32 = -6  // M_PERTURB
+        return unsafeBitCast(symbol, to: Mallopt.self)(perturb, byte) == 1
+    }
+}
+
+/// The farm's promise that a job's MP4 is the same bytes however it was rendered holds only if
+/// the encoder is a function of the frames alone.
+@Suite(.serialized) struct EncoderDeterminismTests {
+    /// On AVX-512 machines x264's macroblock-tree pass let leftover heap bytes steer a 64×64
+    /// encode: a coordinator encoding job after job wrote different files for equal frames.
+    /// glibc's malloc perturbation fills each allocation with a different byte, run to run.
+    @Test func theSameFramesEncodeToTheSameBytesWhateverTheHeapHeld() throws {
+        let video = syntheticVideo(width: 64, height: 64, frames: 64)
+        var files: Set<Data> = []
+        defer { MallocPerturbation.set(0) }
+        for filler: Int32 in [0, 0x01, 0x55, 0xAA] {
+            try #require(MallocPerturbation.set(filler), "glibc's mallopt(M_PERTURB)")
+            let path = temporaryPath("same-\(filler).mp4")
+            defer { try? FileManager.default.removeItem(atPath: path) }
+            try VideoEncoder.writeMP4(video, options: EncodeOptions(fps: 8), to: path)
+            files.insert(try Data(contentsOf: URL(fileURLWithPath: path)))
+        }
+        #expect(files.count == 1, "\(files.count) different files from the same frames")
+    }
+
+    /// x264 writes its settings into the stream. One encoding thread, whatever the machine's
+    /// core count: frame-threaded x264 output differs with the number of threads.
+    @Test func theEncoderSettingsDoNotDependOnTheMachine() throws {
+        let path = temporaryPath("settings.mp4")
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try VideoEncoder.writeMP4(syntheticVideo(frames: 4), options: EncodeOptions(fps: 8), to: path)
+        let file = String(decoding: try Data(contentsOf: URL(fileURLWithPath: path)), as: UTF8.self)
+        let settings = file.components(separatedBy: "options: ").dropFirst().first.map { String($0.prefix { $0 != "\0" }) } ?? ""
+        #expect(settings.contains(" threads=1 "), "\(settings)")
+        #expect(settings.contains(" mbtree=0 "), "\(settings)")
+    }
+}
+
 @Suite struct StillImageTests {
     @Test func pngFramesDecodeToTheExactPixels() throws {
         let video = syntheticVideo(frames: 2)
