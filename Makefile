@@ -3,8 +3,8 @@
 
 SHELL        := /bin/bash
 SWIFT        ?= swift
-DEMO_PROMPT  ?= a red circle moving right on a black background
-DEMO_ARGS    ?= --frames 16 --steps 20 --seed 7 --scale 4
+DEMO_PROMPT  ?= a large red circle moving right on a black background
+DEMO_ARGS    ?= --frames 16 --seed 7 --scale 4
 
 # Build-time libraries (SQLite for the job store); ffmpeg (ffprobe), numpy, iproute2 (network
 # namespaces) and chromium (the dashboard test) for the tests.

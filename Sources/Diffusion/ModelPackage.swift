@@ -39,7 +39,7 @@ public final class Model: @unchecked Sendable {
 public enum ModelPackage {
     public static let configFile = "config.json"
     public static let weightsFile = "model.safetensors"
-    public static let defaultModel = "reel-tiny"
+    public static let defaultModel = "reel-shapes"
 
     /// Directories searched for a model given by name: $REEL_MODELS (colon-separated), ./models,
     /// and the models directory of an installed `reel` or of the checkout it was built in.
