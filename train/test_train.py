@@ -4,7 +4,8 @@ lower the loss, resuming from a checkpoint continues where it stopped, an anneal
 learning rate, the export writes every tensor the Swift model reads, a checkpoint resumes into
 a config that adds the pooled-text path (which then learns), a caption's mean clip travels the
 caption's way, training that aims at such means runs (with one-object layouts at t = 1 and a
-re-warmed learning rate too), and caption_check runs."""
+re-warmed learning rate too), a world with wrapping edges draws objects across them, and
+caption_check runs."""
 import json
 import os
 import sys
@@ -72,6 +73,28 @@ def check_one_object_batch(directory):
     assert any(scene is None for scene in told[16:]), "captions are dropped in the rest of the batch"
 
 
+def check_wrapping_world(directory):
+    """In a world whose edges wrap, a travelling object starts anywhere, and one crossing an edge
+    shows on both sides, whole in every frame."""
+    with open(os.path.join(directory, "world.json")) as f:
+        spec = json.load(f)
+    spec["edges"] = "wrap"
+    path = os.path.join(directory, "wrapping-world.json")
+    with open(path, "w") as f:
+        json.dump(spec, f)
+    world = World(path)
+    starts = np.array([world.start_position(np.random.default_rng(seed), "small", "moving right") for seed in range(200)])
+    assert starts.min() < 2 and starts.max() > world.canvas - 2, "starts spread over the whole canvas"
+    obj = {"shape": "square", "color": "red", "size": "small", "motion": "moving right", "start": [world.canvas - 1.5, 8.0]}
+    coverage = np.array([world.object_coverage(obj, f) for f in range(world.frames)])
+    assert coverage[0][:, 0].max() > 0.5 and coverage[0][:, -1].max() > 0.5, "the object straddles the edge"
+    areas = coverage.sum(axis=(1, 2))
+    assert np.allclose(areas, areas[0], rtol=0.02), ("whole in every frame", areas)
+    centre_of_left_part = [np.average(np.arange(world.canvas), weights=c[:, :world.canvas // 2].sum(0).tolist()
+                                      + [0] * (world.canvas - world.canvas // 2)) for c in coverage]
+    assert np.all(np.diff(centre_of_left_part) > 0), "the part that came back keeps moving right"
+
+
 def main():
     with tempfile.TemporaryDirectory() as directory:
         tiny_package(directory)
@@ -103,6 +126,7 @@ def main():
                              "--prior-above", "0.9", "--prior-clips", "4"])
         assert len(losses(run)) == 120 and np.all(np.isfinite(losses(run)[:, 1])), "training aims at caption means"
         check_one_object_batch(directory)
+        check_wrapping_world(directory)
         train.main(common + ["--steps", "130", "--layout-share", "0.5", "--rewarm", "5"])
         rates = losses(run)[120:, 2]
         assert len(rates) == 10 and np.all(np.diff(rates[:5]) > 0) and rates[0] < 0.3 * rates[4], \

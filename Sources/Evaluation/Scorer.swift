@@ -64,13 +64,14 @@ public struct Scorer: Sendable {
                     mask[y * frames.width + x] = d < Self.colorTolerance && palette.allSatisfy { distance(p, $0) >= d }
                 }
             }
-            let blob = Self.largestBlob(mask, width: frames.width)
+            let blob = Self.largestBlob(mask, width: frames.width, wrapping: world.wraps)
             areas.append(blob.area)
             centroids.append(blob.area >= Self.minimumArea ? blob.centroid : nil)
         }
         let present = centroids.filter { $0 != nil }.count * 2 >= frames.count
-        let motion = present && moves(areas: areas, centroids: centroids.compactMap { $0 }, as: world.motions[expected.motion]!)
-        let travel = travel(centroids.compactMap { $0 })
+        let track = continuous(centroids.compactMap { $0 }, width: frames.width, height: frames.height)
+        let motion = present && moves(areas: areas, centroids: track, as: world.motions[expected.motion]!)
+        let travel = travel(track)
         return Score(color: present, motion: motion, background: background == expected.background,
                      seen: String(format: "background %@, area %d..%d px, travel (%.1f, %.1f)", background,
                                   areas.min() ?? 0, areas.max() ?? 0, travel.0, travel.1),
@@ -96,24 +97,63 @@ public struct Scorer: Sendable {
         return (length, acos(min(1, max(-1, cosine))) * 180 / Double.pi)
     }
 
-    /// The largest 4-connected component of `mask`: its pixel count and centroid.
-    static func largestBlob(_ mask: [Bool], width: Int) -> (area: Int, centroid: (Double, Double)) {
+    /// The largest 4-connected component of `mask`: its pixel count and centroid. With
+    /// `wrapping`, opposite edges touch, and the centroid is the circular mean of each axis, so
+    /// an object across an edge has its centre where the object is.
+    static func largestBlob(_ mask: [Bool], width: Int, wrapping: Bool = false) -> (area: Int, centroid: (Double, Double)) {
+        let height = mask.count / width
         var seen = [Bool](repeating: false, count: mask.count)
         var best = (area: 0, centroid: (0.0, 0.0))
         for start in mask.indices where mask[start] && !seen[start] {
-            var stack = [start], area = 0, sx = 0.0, sy = 0.0
+            var stack = [start], pixels: [(x: Int, y: Int)] = []
             seen[start] = true
             while let i = stack.popLast() {
-                area += 1; sx += Double(i % width); sy += Double(i / width)
-                for n in [i - width, i + width, i % width > 0 ? i - 1 : -1, i % width < width - 1 ? i + 1 : -1]
-                where n >= 0 && n < mask.count && mask[n] && !seen[n] {
-                    seen[n] = true
-                    stack.append(n)
+                let (x, y) = (i % width, i / width)
+                pixels.append((x, y))
+                for (nx, ny) in [(x, y - 1), (x, y + 1), (x - 1, y), (x + 1, y)] {
+                    let (wx, wy) = wrapping ? ((nx + width) % width, (ny + height) % height) : (nx, ny)
+                    guard (0..<width).contains(wx), (0..<height).contains(wy) else { continue }
+                    let n = wy * width + wx
+                    if mask[n] && !seen[n] {
+                        seen[n] = true
+                        stack.append(n)
+                    }
                 }
             }
-            if area > best.area { best = (area, (sx / Double(area), sy / Double(area))) }
+            if pixels.count > best.area {
+                let xs = pixels.map { Double($0.x) }, ys = pixels.map { Double($0.y) }
+                best = (pixels.count, wrapping ? (circularMean(xs, period: width), circularMean(ys, period: height))
+                                               : (xs.reduce(0, +) / Double(xs.count), ys.reduce(0, +) / Double(ys.count)))
+            }
         }
         return best
+    }
+
+    /// The mean of positions on a circle of `period` pixels, in 0..<period.
+    static func circularMean(_ values: [Double], period: Int) -> Double {
+        let turn = 2 * Double.pi / Double(period)
+        let angle = atan2(values.map { sin($0 * turn) }.reduce(0, +), values.map { cos($0 * turn) }.reduce(0, +))
+        let mean = angle / turn
+        return mean < 0 ? mean + Double(period) : mean
+    }
+
+    /// Centroids as one continuous path. In a wrapping world each step between frames is taken
+    /// the short way round, so an object crossing an edge does not jump back a canvas.
+    func continuous(_ centroids: [(Double, Double)], width: Int, height: Int) -> [(Double, Double)] {
+        guard world.wraps, var previous = centroids.first else { return centroids }
+        var position = previous, path = [previous]
+        for centroid in centroids.dropFirst() {
+            position.0 += Self.shortest(centroid.0 - previous.0, period: Double(width))
+            position.1 += Self.shortest(centroid.1 - previous.1, period: Double(height))
+            path.append(position)
+            previous = centroid
+        }
+        return path
+    }
+
+    /// `step` or the step the other way round a circle of `period`, whichever is shorter.
+    static func shortest(_ step: Double, period: Double) -> Double {
+        step - period * (step / period).rounded()
     }
 
     /// The background whose colour is nearest the mean of the border pixels of every frame.

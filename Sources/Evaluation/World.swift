@@ -25,6 +25,11 @@ public struct World: Decodable, Sendable {
     /// Pixels a frame a moving object travels along each axis its direction names.
     public var speed: Double?
     public var motions: [String: Motion]
+    /// What the canvas edges do: "wrap" brings an object leaving one edge back at the opposite
+    /// one (so a render many windows long can keep moving one way); otherwise objects stay on
+    /// the canvas for the world's clip length.
+    public var edges: String?
+    public var wraps: Bool { edges == "wrap" }
     public var grammar: Grammar
     public var heldout: [String]
 

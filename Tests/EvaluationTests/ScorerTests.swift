@@ -6,15 +6,19 @@ import Testing
     static let world = try! World.load(package: URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("models/reel-shapes").path)
 
-    /// 16 frames of a soft disc of `color` on `background`, centred at path(frame), radius radius(frame).
-    static func clip(color: String, background: String, path: (Int) -> (Double, Double), radius: (Int) -> Double = { _ in 6 }) -> Scorer.Frames {
+    /// 16 frames of a soft disc of `color` on `background`, centred at path(frame), radius
+    /// radius(frame); with `wrapping`, the disc crosses the edges onto the opposite side.
+    static func clip(color: String, background: String, path: (Int) -> (Double, Double), radius: (Int) -> Double = { _ in 6 },
+                     wrapping: Bool = false) -> Scorer.Frames {
         let fg = world.colors[color]!, bg = world.backgrounds[background]!
         var pixels: [UInt8] = []
         for f in 0..<16 {
             let (cx, cy) = path(f), r = radius(f)
             for y in 0..<64 {
                 for x in 0..<64 {
-                    let d = ((Double(x) + 0.5 - cx) * (Double(x) + 0.5 - cx) + (Double(y) + 0.5 - cy) * (Double(y) + 0.5 - cy)).squareRoot()
+                    var (dx, dy) = (Double(x) + 0.5 - cx, Double(y) + 0.5 - cy)
+                    if wrapping { (dx, dy) = (dx - 64 * (dx / 64).rounded(), dy - 64 * (dy / 64).rounded()) }
+                    let d = (dx * dx + dy * dy).squareRoot()
                     let cover = min(max(r + 0.5 - d, 0), 1)
                     pixels += (0..<3).map { UInt8((bg[$0] * (1 - cover) + fg[$0] * cover).rounded()) }
                 }
@@ -54,6 +58,18 @@ import Testing
         let bouncing = Self.clip(color: "cyan", background: "white", path: { (32, 44 - 14 * abs(sin(Double.pi * Double($0) / 8))) })
         #expect(scorer.score(bouncing, against: expect("bouncing", color: "cyan", background: "white")).motion)
         #expect(!scorer.score(bouncing, against: expect("moving up", color: "cyan", background: "white")).motion)
+    }
+
+    @Test func inAWrappingWorldAnObjectCrossingAnEdgeKeepsMovingTheSameWay() {
+        var wrapping = Self.world
+        wrapping.edges = "wrap"
+        // From x = 44 to 74, that is 10 on the far side: out at the right edge, in at the left.
+        let crossing = Self.clip(color: "red", background: "black", path: { (44 + 2 * Double($0), 20) }, wrapping: true)
+        let score = Scorer(world: wrapping).score(crossing, against: expect("moving right"))
+        #expect(score.color && score.motion, "\(score.seen)")
+        #expect(abs(score.travel!.share - 1) < 0.02 && score.travel!.angle < 1, "moved right at the world's speed: \(score.seen)")
+        let unwrapped = Scorer(world: Self.world).score(crossing, against: expect("moving right"))
+        #expect(!unwrapped.motion, "where edges do not wrap, the jump back reads as another motion: \(unwrapped.seen)")
     }
 
     @Test func noObjectMeansNoColourAndNoMotion() {

@@ -16,6 +16,9 @@ class World:
         self.colors, self.backgrounds = s["colors"], s["backgrounds"]
         self.shapes, self.sizes, self.motions = s["shapes"], s["sizes"], s["motions"]
         self.heldout = set(s.get("heldout", []))
+        # "wrap": an object leaving one edge comes back at the opposite one, so a render many
+        # windows long can keep moving one way; the default keeps objects on the canvas.
+        self.wrap = s.get("edges", "stop") == "wrap"
 
     def sample_scene(self, rng, max_objects=2):
         """A training scene: never one whose caption is held out for evaluation."""
@@ -37,7 +40,10 @@ class World:
         return {"background": str(rng.choice(sorted(self.backgrounds))), "objects": objects}
 
     def start_position(self, rng, size, motion):
-        """A start that keeps the whole object on the canvas for the whole clip."""
+        """A start that keeps the whole object on the canvas for the whole clip; in a wrapping
+        world, an object that travels starts anywhere."""
+        if self.wrap and "direction" in self.motions[motion]:
+            return [float(rng.uniform(0, self.canvas)) for _ in range(2)]
         radius = self.sizes[size] * max(self.motions[motion].get("scale", [1, 1]))
         travel = self.spec["speed"] * (self.frames - 1)
         direction = self.motions[motion].get("direction", [0, 0])
@@ -95,6 +101,20 @@ class World:
             distance = np.maximum(np.maximum(dy - radius * 0.7, -dy * 0.5 + abs(dx) * 0.866 - radius * 0.5), -radius)
         return np.clip(0.5 - distance, 0, 1)
 
+    def object_coverage(self, obj, frame):
+        """The object's coverage at a frame; in a wrapping world, with its copies one canvas
+        away wherever it crosses an edge."""
+        x, y, radius = self.object_state(obj, frame)
+        if not self.wrap:
+            return self.coverage(obj["shape"], x, y, radius)
+        x, y = x % self.canvas, y % self.canvas
+        reach = radius * 1.25 + 1  # a square's corner lies 1.2 radii out
+
+        def copies(v):
+            """Offsets of the copies of a centre at `v` that reach into the canvas."""
+            return [0] + [-self.canvas] * (v + reach > self.canvas) + [self.canvas] * (v - reach < 0)
+        return np.max([self.coverage(obj["shape"], x + dx, y + dy, radius) for dx in copies(x) for dy in copies(y)], axis=0)
+
     def render(self, scene):
         """Frames [F, 3, H, W] in [-1, 1]."""
         clip = np.empty((self.frames, self.canvas, self.canvas, 3), np.float32)
@@ -102,8 +122,7 @@ class World:
         for f in range(self.frames):
             frame = np.broadcast_to(background, clip.shape[1:]).copy()
             for obj in scene["objects"]:
-                x, y, radius = self.object_state(obj, f)
-                cover = self.coverage(obj["shape"], x, y, radius)[..., None]
+                cover = self.object_coverage(obj, f)[..., None]
                 frame = frame * (1 - cover) + np.array(self.colors[obj["color"]], np.float32) * cover
             clip[f] = frame
         return model_values(clip).transpose(0, 3, 1, 2)
