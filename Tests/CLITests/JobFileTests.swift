@@ -58,7 +58,7 @@ import Testing
         let result = try ReelCommand.run(["render", "two-shots.yaml", "-o", "two-shots.mp4"], in: directory)
         #expect(result.status == 0, "\(result.stderr)")
         let video = try VideoDecoder.read("\(directory)/two-shots.mp4").video
-        #expect(video.frameCount == 64 && video.width == 64, "32 frames and 4 seconds at 8 fps, at the model's canvas")
+        #expect(video.frameCount == 64 && video.width == 64, "two shots of 32 frames, at the model's canvas")
 
         let world = try World.load(package: ReelCommand.packageRoot + "/models/reel-shapes")
         let scorer = Scorer(world: world)
