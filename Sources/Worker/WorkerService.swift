@@ -121,8 +121,18 @@ public final class WorkerService: @unchecked Sendable {
             })
             send(.ready, Reel_V1_Ready.with { $0.credits = 1 })
             let silence = options.heartbeatInterval * Double(options.liveness)
+            var lastTurn = worker.clock.now
             while !worker.shouldStop {
-                if try !ZMQSocket.poll([socket], milliseconds: Int(options.heartbeatInterval * 250)).isEmpty {
+                let ready = try !ZMQSocket.poll([socket], milliseconds: Int(options.heartbeatInterval * 250)).isEmpty
+                if (worker.clock.now - lastTurn).seconds > options.heartbeatInterval * 2 {
+                    // This process was stopped (SIGSTOP, a suspended VM) far longer than a
+                    // poll: the coordinator's silence meanwhile is not news, and what it sent
+                    // may not have reached the socket yet (libzmq's I/O thread was stopped
+                    // too). Its silence is judged from now.
+                    lastHeard = worker.clock.now
+                }
+                lastTurn = worker.clock.now
+                if ready {
                     let frames = try socket.receive()
                     lastHeard = worker.clock.now
                     heardAnything = true
