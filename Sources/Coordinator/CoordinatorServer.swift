@@ -63,6 +63,8 @@ public final class CoordinatorServer: @unchecked Sendable {
     let router: ZMQSocket
     let monitor: ZMQSocket
     var zap: ZAPHandler?
+    /// Under CURVE: the enrolled keys as last read, to close connections whose key was revoked.
+    var enrollment: EnrollmentWatch?
     var logger = Logger(label: "reel.coordinator")
     let stopLock = NSLock()
     var stopRequested = false
@@ -134,6 +136,7 @@ public final class CoordinatorServer: @unchecked Sendable {
         if case .curveServer(let keys) = options.security {
             let handler = try ZAPHandler(context: context, keys: KeyDirectory(dataDirectory: options.dataDirectory), logger: logger)
             zap = handler
+            enrollment = EnrollmentWatch(keys: KeyDirectory(dataDirectory: options.dataDirectory))
             try router.secure(options.security)
             for endpoint in options.bind { try bindEndpoint(endpoint) }
             guard let probeTarget = endpoints.first(where: { $0.hasPrefix("tcp://") || $0.hasPrefix("ipc://") }) else { return }
@@ -178,6 +181,7 @@ public final class CoordinatorServer: @unchecked Sendable {
                 lastHeartbeat = now
             }
             reapSilentWorkers(now)
+            closeRevokedWorkers()
             performCommands()
             dispatch()
             checkpointProgress()
@@ -264,10 +268,13 @@ public final class CoordinatorServer: @unchecked Sendable {
                 workers[identity] = worker
             }
             let peer = userID.flatMap(PeerRole.parse)
+            if let peer, let userID, let enrollment, !enrollment.isEnrolled(userID) {
+                return refuseRevoked(envelope.kind, from: identity, peer)
+            }
             if let peer, peer.role != envelope.kind.sender {
                 return refuse(envelope.kind, from: identity, peer)
             }
-            try handle(envelope, from: identity, client: peer?.name ?? "anonymous")
+            try handle(envelope, from: identity, userID: userID, client: peer?.name ?? "anonymous")
         } catch {
             logger.warning("dropping peer \(Self.hex(identity)): \(error)")
             drop(identity, reason: "\(error)")
@@ -296,9 +303,9 @@ public final class CoordinatorServer: @unchecked Sendable {
         if peer.role == .worker { send(.error, Reel_V1_ErrorReply.with { $0.message = reason }, to: identity) }
     }
 
-    func handle(_ envelope: Envelope, from peer: Data, client: String) throws {
+    func handle(_ envelope: Envelope, from peer: Data, userID: String?, client: String) throws {
         switch envelope.kind {
-        case .hello: try register(peer, envelope.decode(Reel_V1_WorkerHello.self))
+        case .hello: try register(peer, envelope.decode(Reel_V1_WorkerHello.self), userID: userID)
         case .ready:
             let ready = try envelope.decode(Reel_V1_Ready.self)
             guard workers[peer] != nil else { return sayHelloFirst(peer) }
@@ -330,12 +337,12 @@ public final class CoordinatorServer: @unchecked Sendable {
         send(.disconnect, Reel_V1_Disconnect.with { $0.reason = "unknown worker: send hello first" }, to: peer)
     }
 
-    func register(_ peer: Data, _ hello: Reel_V1_WorkerHello) throws {
+    func register(_ peer: Data, _ hello: Reel_V1_WorkerHello, userID: String?) throws {
         guard hello.protocolVersion == Envelope.protocolVersion else {
             throw WireError("protocol version \(hello.protocolVersion); this coordinator speaks \(Envelope.protocolVersion)")
         }
         if workers[peer] != nil { drop(peer, reason: "said hello again") }
-        workers[peer] = WorkerRecord(identity: peer, hello: hello, lastSeen: clock.now, progressAt: clock.now)
+        workers[peer] = WorkerRecord(identity: peer, hello: hello, userID: userID, lastSeen: clock.now, progressAt: clock.now)
         logger.info("worker \(hello.workerID) joined from \(hello.hostname): \(hello.threads) thread(s), models \(hello.models.joined(separator: ", ")), OpenBLAS \(hello.cpuKernel)")
     }
 

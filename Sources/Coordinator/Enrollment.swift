@@ -8,13 +8,14 @@ public typealias PeerRole = PeerKind
 extension PeerKind: CaseIterable {
     public static let allCases: [PeerKind] = [.worker, .client]
 
-    /// The ZAP user id of a key enrolled as `name` in this role, as messages carry it.
-    func userID(_ name: String) -> String { "\(rawValue):\(name)" }
+    /// The ZAP user id of `publicKey`, enrolled as `name` in this role, as messages carry it.
+    /// The key is part of it, so a name enrolled again with another key is another peer.
+    func userID(_ name: String, key publicKey: String) -> String { "\(rawValue):\(name):\(publicKey)" }
 
-    /// The role and name in a ZAP user id.
+    /// The role and name in a ZAP user id (names never hold ':'; Z85 keys may).
     static func parse(_ userID: String) -> (role: PeerRole, name: String)? {
-        let parts = userID.split(separator: ":", maxSplits: 1)
-        guard parts.count == 2, let role = PeerRole(rawValue: String(parts[0])) else { return nil }
+        let parts = userID.split(separator: ":", maxSplits: 2)
+        guard parts.count == 3, let role = PeerRole(rawValue: String(parts[0])) else { return nil }
         return (role, String(parts[1]))
     }
 }
@@ -61,6 +62,21 @@ public struct KeyDirectory: Sendable {
                 return (role, String(file.dropLast(4)), key)
             }
         }
+    }
+
+    /// Takes back a key enrolled as `name` in `role`; a coordinator running on this data
+    /// directory closes the connections made with it within a second.
+    public func revoke(_ name: String, as role: PeerRole) throws {
+        let path = "\(root)/\(role.rawValue)s/\(name).pub"
+        guard KeyFile.isName(name), FileManager.default.fileExists(atPath: path) else {
+            throw CurveKeyError("no \(role.rawValue) named \(name.debugDescription) is enrolled (`reel keys list` shows who is)")
+        }
+        try FileManager.default.removeItem(atPath: path)
+    }
+
+    /// The ZAP user ids of every enrolled key.
+    func userIDs() -> Set<String> {
+        Set(enrolled().map { $0.role.userID($0.name, key: $0.publicKey) })
     }
 
     func lookup(_ publicKey: String) -> (role: PeerRole, name: String)? {
@@ -128,7 +144,7 @@ final class ZAPHandler: @unchecked Sendable {
             return refuse(reply, "key \(key) is not enrolled (`reel keys enroll` on the coordinator)", from: address)
         }
         logger.debug("ZAP: \(address) is \(enrolled.role.rawValue) \(enrolled.name)")
-        return reply("200", "OK", user: enrolled.role.userID(enrolled.name))
+        return reply("200", "OK", user: enrolled.role.userID(enrolled.name, key: key))
     }
 
     private func refuse(_ reply: (String, String, String) -> [Data], _ reason: String, from address: String) -> [Data] {

@@ -121,6 +121,8 @@ func latentDigest(_ values: [Float]) -> String {
 struct WorkerRecord {
     let identity: Data
     let hello: Reel_V1_WorkerHello
+    /// What the ZAP handler said its connection is; nil without CURVE.
+    let userID: String?
     var credits = 0
     var lastSeen: ContinuousClock.Instant
     /// The shard it is computing: job, region and attempt.

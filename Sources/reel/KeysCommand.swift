@@ -6,7 +6,7 @@ import Wire
 struct KeysCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "keys",
-        abstract: "Create CURVE key pairs, enroll public keys on a coordinator, and list them.",
+        abstract: "Create CURVE key pairs, enroll public keys on a coordinator, list and revoke them.",
         discussion: """
             A farm is encrypted and closed by default. On the coordinator's machine, its \
             own pair is made on first start (DATA-DIR/keys/coordinator.key; hand out \
@@ -15,9 +15,11 @@ struct KeysCommand: ParsableCommand {
               reel keys new alice                    (writes alice.key and alice.pub)
               reel keys enroll client alice.pub --data-dir DATA-DIR
               reel submit … --key alice.key --coordinator-key coordinator.pub
-            A worker key can only work and a client key can only submit and ask.
+            A worker key can only work and a client key can only submit and ask. \
+            `reel keys revoke worker w7 --data-dir DATA-DIR` takes a key back; a running \
+            coordinator closes its connections within a second.
             """,
-        subcommands: [New.self, Enroll.self, List.self])
+        subcommands: [New.self, Enroll.self, List.self, Revoke.self])
 
     struct New: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create a key pair: NAME.key (secret, mode 600) and NAME.pub.")
@@ -57,6 +59,32 @@ struct KeysCommand: ParsableCommand {
             let enrolledName = name ?? URL(fileURLWithPath: publicKey).deletingPathExtension().lastPathComponent
             try KeyDirectory(dataDirectory: dataDir).enroll(key, name: enrolledName, as: kind)
             print("enrolled \(role) \(enrolledName) (\(key)) in \(dataDir)/keys")
+        }
+    }
+
+    struct Revoke: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Take back an enrolled key, as a worker or as a client.",
+            discussion: """
+                Its public key is removed from DATA-DIR/keys. A coordinator running on that data \
+                directory refuses new connections with it at once and closes open ones within \
+                a second: a worker is told to go and its shard is handed to another; a client's \
+                requests are answered with an error.
+                """)
+
+        @Argument(help: "worker or client.")
+        var role: String
+
+        @Argument(help: "The name it was enrolled under (`reel keys list`).")
+        var name: String
+
+        @Option(help: "The coordinator's data directory.")
+        var dataDir: String = "reel-data"
+
+        func run() throws {
+            guard let kind = PeerRole(rawValue: role) else { throw UserError("role \(role.debugDescription): use worker or client") }
+            try KeyDirectory(dataDirectory: dataDir).revoke(name, as: kind)
+            print("revoked \(role) \(name) in \(dataDir)/keys")
         }
     }
 

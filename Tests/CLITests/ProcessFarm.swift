@@ -8,6 +8,8 @@ final class ProcessFarm {
     private(set) var endpoint = ""
     private(set) var coordinator: Process?
     private(set) var workers: [Process] = []
+    /// Long-running client commands (`reel watch`, `reel submit --wait`) started by the test.
+    private(set) var clients: [Process] = []
     /// Prefix for every command, e.g. ["ip", "netns", "exec", "ns"]; empty runs directly.
     let coordinatorWrapper: [String]
     let coordinatorArguments: [String]
@@ -68,6 +70,15 @@ final class ProcessFarm {
         throw TestFailure("fewer than \(count) workers joined within \(timeout) s")
     }
 
+    /// Starts a client command against this farm's coordinator and returns at once; its
+    /// output goes to `log`.
+    @discardableResult
+    func startClient(_ arguments: [String], log: String) throws -> Process {
+        let client = try launch(coordinatorWrapper, arguments + ["--coordinator", endpoint] + (secure ? [] : ["--insecure"]), log: log)
+        clients.append(client)
+        return client
+    }
+
     /// Runs a client command against this farm's coordinator.
     func client(_ arguments: [String], endpoint override: String? = nil, insecure: Bool = true) throws -> ReelCommand.Result {
         let args = arguments + ["--coordinator", override ?? endpoint] + (insecure ? ["--insecure"] : [])
@@ -88,14 +99,16 @@ final class ProcessFarm {
     }
 
     func stop() {
-        for process in workers + [coordinator].compactMap({ $0 }) where process.isRunning {
+        let processes = clients + workers + [coordinator].compactMap { $0 }
+        for process in processes where process.isRunning {
             process.terminate()
         }
-        for process in workers + [coordinator].compactMap({ $0 }) {
+        for process in processes {
             let deadline = Date().addingTimeInterval(5)
             while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
             if process.isRunning { kill(process.processIdentifier, SIGKILL) }
         }
+        clients = []
         workers = []
         coordinator = nil
     }

@@ -52,6 +52,42 @@ import Wire
         print("CURVE: unknown key, plaintext peer, worker key submitting and client key working all refused")
     }
 
+    /// A key revoked while its connection is open: the worker is told to go and cannot come
+    /// back; a client already connected gets an error at its next request.
+    @Test func revokingAKeyClosesItsOpenConnections() throws {
+        let (farm, coordinatorKey) = try Self.securedFarm()
+        let keys = ["--coordinator-key", coordinatorKey], alice = ["--key", "alice.key"] + keys
+        let data = "\(farm.directory)/data"
+        try farm.startWorker("w1", extra: ["--key", "w1.key"] + keys)
+        try farm.waitForWorkers(1, credentials: alice)
+
+        let revoked = try ReelCommand.run(["keys", "revoke", "worker", "w1", "--data-dir", data], in: farm.directory)
+        #expect(revoked.status == 0, "\(revoked.stderr)")
+        _ = try farm.waitForLog(farm.coordinatorLog, containing: "worker w1 removed: the key of worker w1 was revoked", timeout: 10)
+        _ = try farm.waitForLog("w1.log", containing: "coordinator says: the key of worker w1 was revoked", timeout: 10)
+        // Reconnecting, the worker's handshake is refused: it never joins again.
+        _ = try farm.waitForLog(farm.coordinatorLog, containing: "is not enrolled", timeout: 20)
+        let listed = try farm.client(["workers"] + alice, insecure: false)
+        #expect(listed.status == 0 && !listed.stdout.contains("w1"), "\(listed.stdout)\(listed.stderr)")
+
+        // A client following a job over one connection: its next poll after the revocation fails.
+        let submitted = try farm.client(["submit", "a red circle moving left", "--frames", "8", "--steps", "2"] + alice, insecure: false)
+        #expect(submitted.status == 0, "\(submitted.stderr)")
+        let id = submitted.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let watch = try farm.startClient(["watch", id] + alice, log: "watch.log")
+        Thread.sleep(forTimeInterval: 1)
+        #expect(watch.isRunning, "watch ended before the revocation: \(farm.log("watch.log"))")
+        #expect(try ReelCommand.run(["keys", "revoke", "client", "alice", "--data-dir", data], in: farm.directory).status == 0)
+        let deadline = Date().addingTimeInterval(10)
+        while watch.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
+        #expect(!watch.isRunning && watch.terminationStatus != 0, "watch went on after its key was revoked")
+        #expect(farm.log("watch.log").contains("the key of client alice was revoked"), "\(farm.log("watch.log"))")
+
+        let unknown = try ReelCommand.run(["keys", "revoke", "worker", "nobody", "--data-dir", data], in: farm.directory)
+        #expect(unknown.status != 0 && unknown.stderr.contains("no worker named \"nobody\" is enrolled"), "\(unknown.stderr)")
+        print("revoked keys: worker w1 dropped and refused on reconnecting; client alice's open watch ended with an error")
+    }
+
     @Test func plaintextNeedsToBeAskedForAndKeysAreNeverOverwritten() throws {
         let directory = try ReelCommand.scratchDirectory()
         let worker = try ReelCommand.run(["worker", "--connect", "tcp://127.0.0.1:1"], in: directory)
