@@ -66,6 +66,11 @@ extension CoordinatorServer {
         job.outputPath = stored.outputPath.isEmpty ? nil : stored.outputPath
         job.latentDigest = stored.latentDigest
         job.finishedSeconds = stored.finishedSeconds
+        if state != .running {
+            // A job that ended before the store kept the time: its submission plus its run.
+            job.finishedAt = Date(timeIntervalSince1970: Double(stored.finishedMs ?? stored.submittedMs) / 1000
+                                  + (stored.finishedMs == nil ? stored.finishedSeconds ?? 0 : 0))
+        }
         guard state == .running else { return job }
         let path = checkpoints.path(for: stored.id)
         if FileManager.default.fileExists(atPath: path) {

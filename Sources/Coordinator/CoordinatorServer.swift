@@ -27,6 +27,9 @@ public struct CoordinatorOptions: Sendable {
     public var checkpointInterval: Double = 1
     /// Unfinished jobs one client may have; more submissions are refused until some end.
     public var maxActiveJobsPerClient = 32
+    /// Seconds a finished job (done, failed or cancelled) stays listed, its video on disk;
+    /// nil keeps every job until an operator removes the data directory's files.
+    public var keepFinished: Double?
     /// Whether a job may name its model by a path (only a coordinator inside `reel render`);
     /// a farm accepts package names alone.
     public var modelPathsAllowed = false
@@ -178,6 +181,7 @@ public final class CoordinatorServer: @unchecked Sendable {
             let now = clock.now
             if (now - lastHeartbeat).seconds >= options.heartbeatInterval {
                 sendHeartbeats()
+                forgetExpiredJobs()
                 lastHeartbeat = now
             }
             reapSilentWorkers(now)
@@ -459,12 +463,13 @@ public final class CoordinatorServer: @unchecked Sendable {
     /// Ends a job in memory and in the store; its checkpoint and input are no longer needed.
     func end(_ job: FarmJob, _ state: FarmJob.State) {
         job.state = state
+        job.finishedAt = Date()
         if case .failed(let reason) = state { logger.error("job \(job.id) failed: \(reason)") }
         var error = ""
         if case .failed(let reason) = state { error = reason }
         do {
             try store.finish(job.id, state: state.stored, error: error, outputPath: job.outputPath ?? "",
-                             latentDigest: job.latentDigest, finishedSeconds: job.finishedSeconds)
+                             latentDigest: job.latentDigest, finishedSeconds: job.finishedSeconds, finishedAt: job.finishedAt)
         } catch {
             logger.error("cannot record the end of job \(job.id): \(error)")
         }

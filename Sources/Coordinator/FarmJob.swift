@@ -52,6 +52,8 @@ final class FarmJob {
     /// Starts as the spec's; an operator may change it while the job runs.
     var priority: Int
     var finishedSeconds: Double?
+    /// When it ended (done, failed or cancelled), for `--keep-finished`.
+    var finishedAt: Date?
     /// The MP4 in the data directory, once done.
     var outputPath: String?
     var latentDigest = ""

@@ -18,6 +18,9 @@ struct StoredJob: Equatable {
     var finishedSeconds: Double?
     /// Steps done at the last checkpoint, for status after a restart.
     var checkpointSteps: Int = 0
+    /// When it ended, in Unix milliseconds; nil while it runs, and for jobs that ended before
+    /// the store kept it.
+    var finishedMs: Int64?
 }
 
 /// The coordinator's durable state: a SQLite database (WAL) in its data directory. A job is
@@ -61,6 +64,9 @@ final class JobStore: @unchecked Sendable {
                 CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
                 """)
         }
+        migrator.registerMigration("v2: when jobs ended") { db in
+            try db.execute(sql: "ALTER TABLE job ADD COLUMN finished_ms INTEGER")
+        }
         return migrator
     }
 
@@ -87,12 +93,19 @@ final class JobStore: @unchecked Sendable {
 
     /// Records how a job ended (or that it runs again).
     func finish(_ id: String, state: String, error: String = "", outputPath: String = "", latentDigest: String = "",
-                finishedSeconds: Double? = nil) throws {
+                finishedSeconds: Double? = nil, finishedAt: Date? = nil) throws {
+        let finishedMs = finishedAt.map { Int64($0.timeIntervalSince1970 * 1000) }
         try database.write { db in
             try db.execute(sql: """
-                UPDATE job SET state = ?, error = ?, output_path = ?, latent_digest = ?, finished_seconds = ? WHERE id = ?
-                """, arguments: [state, error, outputPath, latentDigest, finishedSeconds, id])
+                UPDATE job SET state = ?, error = ?, output_path = ?, latent_digest = ?, finished_seconds = ?, finished_ms = ?
+                WHERE id = ?
+                """, arguments: [state, error, outputPath, latentDigest, finishedSeconds, finishedMs, id])
         }
+    }
+
+    /// Forgets a job altogether.
+    func delete(_ id: String) throws {
+        try database.write { db in try db.execute(sql: "DELETE FROM job WHERE id = ?", arguments: [id]) }
     }
 
     /// Stores a new priority inside the job's spec.
@@ -118,7 +131,8 @@ final class JobStore: @unchecked Sendable {
                 StoredJob(id: row["id"], client: row["client"], idempotencyKey: row["idempotency_key"], spec: row["spec"],
                           state: row["state"], error: row["error"], outputPath: row["output_path"],
                           latentDigest: row["latent_digest"], submittedMs: row["submitted_ms"],
-                          finishedSeconds: row["finished_seconds"], checkpointSteps: row["checkpoint_steps"])
+                          finishedSeconds: row["finished_seconds"], checkpointSteps: row["checkpoint_steps"],
+                          finishedMs: row["finished_ms"])
             }
         }
     }

@@ -75,7 +75,8 @@ struct CoordinatorCommand: ParsableCommand {
         discussion: """
             Jobs live in DATA-DIR/reel.sqlite and running jobs are checkpointed under \
             DATA-DIR/jobs, so a coordinator restarted on the same data directory resumes \
-            every unfinished job. Finished videos are kept under DATA-DIR/jobs. \
+            every unfinished job. Finished videos are kept under DATA-DIR/jobs, until \
+            --keep-finished says to forget them. \
             Connections are CURVE-encrypted: the coordinator's key pair is made in DATA- \
             DIR/keys on first start, and only keys enrolled with `reel keys enroll` may \
             connect. Stop with SIGINT or SIGTERM: it stops taking work and writes its \
@@ -102,6 +103,9 @@ struct CoordinatorCommand: ParsableCommand {
 
     @Option(help: "Unfinished jobs one client may have; further submissions are refused until some end.")
     var maxJobsPerClient: Int = 32
+
+    @Option(help: "Forget finished jobs (done, failed or cancelled) this long after they end, their videos with them: a number with s, m, h or d, e.g. 30d (default: keep them all).")
+    var keepFinished: String?
 
     @Flag(help: "Run plaintext, with no keys: anyone who can reach the endpoint may submit and work. Only on a network you trust entirely.")
     var insecure = false
@@ -135,6 +139,7 @@ struct CoordinatorCommand: ParsableCommand {
         guard checkpointInterval >= 0 else { throw UserError("--checkpoint-interval must be 0 seconds or more") }
         options.checkpointInterval = checkpointInterval
         options.maxActiveJobsPerClient = try Render.positive(maxJobsPerClient, "--max-jobs-per-client")
+        options.keepFinished = try keepFinished.map { try Self.seconds($0, "--keep-finished") }
         let registry = web.map { _ in WebOptions.bootstrapMetrics() }
         let server = try CoordinatorServer(options: options, context: try ZMQContext())
         let signals = StopSignals { server.stop() }
@@ -152,6 +157,16 @@ struct CoordinatorCommand: ParsableCommand {
         }
         try server.run()
         _ = signals
+    }
+
+    /// "90s", "45m", "12h", "30d" (or plain seconds) in seconds.
+    static func seconds(_ text: String, _ flag: String) throws -> Double {
+        let units: [Character: Double] = ["s": 1, "m": 60, "h": 3600, "d": 86400]
+        let unit = text.last.flatMap { units[$0] }
+        guard let number = Double(unit == nil ? text : String(text.dropLast())), number.isFinite, number > 0 else {
+            throw UserError("\(flag) \(text.debugDescription): use a number above 0 with s, m, h or d, e.g. 30d")
+        }
+        return number * (unit ?? 1)
     }
 }
 

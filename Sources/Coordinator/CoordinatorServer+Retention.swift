@@ -1,0 +1,29 @@
+import Foundation
+
+/// Retention: with `keepFinished`, a job that ended that long ago is forgotten, its row and
+/// its video both, so a farm that runs for months does not fill its disk.
+extension CoordinatorServer {
+    /// Forgets every finished job past `keepFinished`; the loop calls it once a heartbeat.
+    func forgetExpiredJobs(now: Date = Date()) {
+        guard let keep = options.keepFinished else { return }
+        let expired = jobs.values.filter { job in job.finishedAt.map { now.timeIntervalSince($0) > keep } ?? false }
+        for job in expired.sorted(by: { $0.id < $1.id }) { forget(job) }
+    }
+
+    /// The row goes first: a crash between the two leaves a video nobody lists, never a
+    /// listed job whose video is gone.
+    private func forget(_ job: FarmJob) {
+        do {
+            try store.delete(job.id)
+        } catch {
+            return logger.error("cannot forget job \(job.id): \(error)")
+        }
+        jobs[job.id] = nil
+        jobOrder.removeAll { $0 == job.id }
+        pending[job.id] = nil
+        submissions = submissions.filter { $0.value != job.id }
+        if let path = job.outputPath { try? FileManager.default.removeItem(atPath: path) }
+        let age = job.finishedAt.map { String(format: "%.0f s", Date().timeIntervalSince($0)) } ?? "?"
+        logger.info("job \(job.id) forgotten, \(age) after it ended (--keep-finished)\(job.outputPath.map { "; removed \($0)" } ?? "")")
+    }
+}
