@@ -21,9 +21,9 @@ struct Eval: ParsableCommand {
 
             With --frames beyond the model's window, each video is rendered in \
             overlapping chunks fused as a farm fuses them, and scored window by window: \
-            every consecutive window-long segment counts once, since the world's clips \
-            are one window long and an object crossing the canvas cannot keep moving one \
-            way for longer.
+            every consecutive window-long segment counts once, so a long video follows \
+            its prompt only if it does so in every window (an object that stands still \
+            for two windows fails them), not merely between its first and last frames.
             """)
 
     @Option(help: "Model name or package directory; it needs a world.json.")
