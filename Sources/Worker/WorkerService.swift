@@ -93,6 +93,10 @@ public final class WorkerService: @unchecked Sendable {
     final class Session {
         let worker: WorkerService
         let socket: ZMQSocket
+        /// The socket's handshake outcomes: a coordinator that refuses this worker's key says
+        /// nothing on the socket itself, so this is how the worker can tell its operator.
+        let handshakes: ZMQSocket
+        var refusalLogged = false
         var lastHeard: ContinuousClock.Instant
         var lastSent: ContinuousClock.Instant
         var heardAnything = false
@@ -102,6 +106,7 @@ public final class WorkerService: @unchecked Sendable {
             self.worker = worker
             socket = try ZMQSocket(worker.context, .dealer)
             try socket.secure(worker.options.security)
+            handshakes = try socket.monitor(worker.context, events: SocketEvent.handshakeEvents)
             try socket.connect(worker.options.endpoint)
             lastHeard = worker.clock.now
             lastSent = worker.clock.now
@@ -123,7 +128,9 @@ public final class WorkerService: @unchecked Sendable {
             let silence = options.heartbeatInterval * Double(options.liveness)
             var lastTurn = worker.clock.now
             while !worker.shouldStop {
-                let ready = try !ZMQSocket.poll([socket], milliseconds: Int(options.heartbeatInterval * 250)).isEmpty
+                let readable = try ZMQSocket.poll([socket, handshakes], milliseconds: Int(options.heartbeatInterval * 250))
+                if readable.contains(1) { noteHandshakes() }
+                let ready = readable.contains(0)
                 if (worker.clock.now - lastTurn).seconds > options.heartbeatInterval * 2 {
                     // This process was stopped (SIGSTOP, a suspended VM) far longer than a
                     // poll: the coordinator's silence meanwhile is not news, and what it sent
@@ -155,6 +162,16 @@ public final class WorkerService: @unchecked Sendable {
             // drops them and the coordinator waits out its liveness before requeueing.
             try? socket.setLinger(milliseconds: Int32(options.heartbeatInterval * 3000))
             return true
+        }
+
+        /// Logs, once a connection, that the coordinator refused this worker's key. libzmq keeps
+        /// trying, and so does the worker: the key may be enrolled meanwhile.
+        func noteHandshakes() {
+            while let frames = try? handshakes.receive(dontWait: true) {
+                guard let event = SocketEvent(frames: frames), event.isAuthenticationFailure, !refusalLogged else { continue }
+                refusalLogged = true
+                worker.logger.error("the coordinator at \(worker.options.endpoint) refused this worker's key: it is not enrolled there, or was revoked (`reel keys enroll worker NAME.pub` on the coordinator's machine)")
+            }
         }
 
         /// Handles one message; false when the coordinator told this worker to go.

@@ -65,8 +65,9 @@ import Wire
         #expect(revoked.status == 0, "\(revoked.stderr)")
         _ = try farm.waitForLog(farm.coordinatorLog, containing: "worker w1 removed: the key of worker w1 was revoked", timeout: 10)
         _ = try farm.waitForLog("w1.log", containing: "coordinator says: the key of worker w1 was revoked", timeout: 10)
-        // Reconnecting, the worker's handshake is refused: it never joins again.
+        // Reconnecting, the worker's handshake is refused: it never joins again, and says why.
         _ = try farm.waitForLog(farm.coordinatorLog, containing: "is not enrolled", timeout: 20)
+        _ = try farm.waitForLog("w1.log", containing: "refused this worker's key", timeout: 20)
         let listed = try farm.client(["workers"] + alice, insecure: false)
         #expect(listed.status == 0 && !listed.stdout.contains("w1"), "\(listed.stdout)\(listed.stderr)")
 
