@@ -68,8 +68,8 @@ extension CoordinatorServer {
         job.finishedSeconds = stored.finishedSeconds
         if state != .running {
             // A job that ended before the store kept the time: its submission plus its run.
-            job.finishedAt = Date(timeIntervalSince1970: Double(stored.finishedMs ?? stored.submittedMs) / 1000
-                                  + (stored.finishedMs == nil ? stored.finishedSeconds ?? 0 : 0))
+            job.finishedAt = stored.finishedMs.map { Date(timeIntervalSince1970: Double($0) / 1000) }
+                ?? job.submitted.addingTimeInterval(stored.finishedSeconds ?? 0)
         }
         guard state == .running else { return job }
         let path = checkpoints.path(for: stored.id)

@@ -6,13 +6,14 @@ extension CoordinatorServer {
     /// Forgets every finished job past `keepFinished`; the loop calls it once a heartbeat.
     func forgetExpiredJobs(now: Date = Date()) {
         guard let keep = options.keepFinished else { return }
-        let expired = jobs.values.filter { job in job.finishedAt.map { now.timeIntervalSince($0) > keep } ?? false }
-        for job in expired.sorted(by: { $0.id < $1.id }) { forget(job) }
+        let expired = jobs.values.compactMap { job in job.finishedAt.map { (job: job, age: now.timeIntervalSince($0)) } }
+            .filter { $0.age > keep }
+        for (job, age) in expired.sorted(by: { $0.job.id < $1.job.id }) { forget(job, endedAgo: age) }
     }
 
     /// The row goes first: a crash between the two leaves a video nobody lists, never a
     /// listed job whose video is gone.
-    private func forget(_ job: FarmJob) {
+    private func forget(_ job: FarmJob, endedAgo age: Double) {
         do {
             try store.delete(job.id)
         } catch {
@@ -23,7 +24,6 @@ extension CoordinatorServer {
         pending[job.id] = nil
         submissions = submissions.filter { $0.value != job.id }
         if let path = job.outputPath { try? FileManager.default.removeItem(atPath: path) }
-        let age = job.finishedAt.map { String(format: "%.0f s", Date().timeIntervalSince($0)) } ?? "?"
-        logger.info("job \(job.id) forgotten, \(age) after it ended (--keep-finished)\(job.outputPath.map { "; removed \($0)" } ?? "")")
+        logger.info("job \(job.id) forgotten, \(String(format: "%.0f s", age)) after it ended (--keep-finished)\(job.outputPath.map { "; removed \($0)" } ?? "")")
     }
 }

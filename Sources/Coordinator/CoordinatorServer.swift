@@ -137,9 +137,10 @@ public final class CoordinatorServer: @unchecked Sendable {
     /// see it refuse a stranger before anything is served.
     func listen() throws {
         if case .curveServer(let keys) = options.security {
-            let handler = try ZAPHandler(context: context, keys: KeyDirectory(dataDirectory: options.dataDirectory), logger: logger)
+            let enrolled = KeyDirectory(dataDirectory: options.dataDirectory)
+            let handler = try ZAPHandler(context: context, keys: enrolled, logger: logger)
             zap = handler
-            enrollment = EnrollmentWatch(keys: KeyDirectory(dataDirectory: options.dataDirectory))
+            enrollment = EnrollmentWatch(keys: enrolled)
             try router.secure(options.security)
             for endpoint in options.bind { try bindEndpoint(endpoint) }
             guard let probeTarget = endpoints.first(where: { $0.hasPrefix("tcp://") || $0.hasPrefix("ipc://") }) else { return }

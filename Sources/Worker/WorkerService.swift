@@ -126,20 +126,18 @@ public final class WorkerService: @unchecked Sendable {
             })
             send(.ready, Reel_V1_Ready.with { $0.credits = 1 })
             let silence = options.heartbeatInterval * Double(options.liveness)
-            var lastTurn = worker.clock.now
             while !worker.shouldStop {
+                let polled = worker.clock.now
                 let readable = try ZMQSocket.poll([socket, handshakes], milliseconds: Int(options.heartbeatInterval * 250))
-                if readable.contains(1) { noteHandshakes() }
-                let ready = readable.contains(0)
-                if (worker.clock.now - lastTurn).seconds > options.heartbeatInterval * 2 {
-                    // This process was stopped (SIGSTOP, a suspended VM) far longer than a
-                    // poll: the coordinator's silence meanwhile is not news, and what it sent
-                    // may not have reached the socket yet (libzmq's I/O thread was stopped
-                    // too). Its silence is judged from now.
+                if (worker.clock.now - polled).seconds > options.heartbeatInterval * 2 {
+                    // A poll that outlasted its timeout this far: this process was stopped
+                    // (SIGSTOP, a suspended VM). The coordinator's silence meanwhile is not
+                    // news, and what it sent may not have reached the socket yet (libzmq's I/O
+                    // thread was stopped too). Its silence is judged from now.
                     lastHeard = worker.clock.now
                 }
-                lastTurn = worker.clock.now
-                if ready {
+                if readable.contains(1) { noteHandshakes() }
+                if readable.contains(0) {
                     let frames = try socket.receive()
                     lastHeard = worker.clock.now
                     heardAnything = true
