@@ -4,7 +4,8 @@
 /// runs spatial self-attention (within a frame), temporal self-attention (one patch position
 /// across frames), cross-attention to the prompt and an MLP; the timestep conditions the
 /// spatial, temporal and MLP branches through adaLN-Zero (shift, scale and gate per branch),
-/// joined there by the pooled prompt when the config has `pooled_text`.
+/// joined there by the pooled prompt when the config has `pooled_text` and by the window's
+/// phase in the whole video when it has `frame_phase`.
 /// It predicts the rectified-flow velocity v = noise − clean for a noisy video at time t.
 public struct Denoiser {
     public let config: ModelConfig
@@ -12,6 +13,7 @@ public struct Denoiser {
     let timeEmbed1: Linear
     let timeEmbed2: Linear
     let textPool: Linear?
+    let phaseEmbed: Linear?
     let blocks: [Block]
     let finalModulation: Linear
     let finalProjection: Linear
@@ -32,6 +34,7 @@ public struct Denoiser {
         timeEmbed1 = try Linear(weights, "time_embed.fc1", inputs: PositionEmbedding.timestepFeatures, outputs: width)
         timeEmbed2 = try Linear(weights, "time_embed.fc2", inputs: width, outputs: width)
         textPool = config.pooledText ? try Linear(weights, "text_pool", inputs: config.text.width, outputs: width) : nil
+        phaseEmbed = try config.framePhase.map { try Linear(weights, "phase_embed", inputs: 2 * $0.harmonics, outputs: width) }
         blocks = try (0..<config.depth).map { i in
             let name = "blocks.\(i)"
             return Block(
@@ -47,10 +50,12 @@ public struct Denoiser {
     }
 
     /// Velocity for a batch of videos `x` shaped [batch, frames, channels, height, width] at
-    /// times `t` (one per video), each conditioned on its own prompt. `afterBlock` runs on the
-    /// calling thread after every transformer block: a worker heartbeats from it, so even a
-    /// slow step never goes silent for long.
-    public func velocity(_ x: Tensor, t: [Float], contexts: [TextEmbedding], afterBlock: () -> Void = {}) -> Tensor {
+    /// times `t` (one per video), each conditioned on its own prompt. `firstFrame` is where the
+    /// videos' window starts in the whole video (read with `frame_phase` only). `afterBlock`
+    /// runs on the calling thread after every transformer block: a worker heartbeats from it,
+    /// so even a slow step never goes silent for long.
+    public func velocity(_ x: Tensor, t: [Float], contexts: [TextEmbedding], firstFrame: Int = 0,
+                         afterBlock: () -> Void = {}) -> Tensor {
         let (batch, frames, height, width) = (x.shape[0], x.shape[1], x.shape[3], x.shape[4])
         precondition(x.shape.count == 5 && x.shape[2] == config.channels, "velocity expects [batch, frames, channels, height, width]")
         precondition(t.count == batch && contexts.count == batch, "one time and one prompt per video")
@@ -66,7 +71,7 @@ public struct Denoiser {
         h.withUnsafeMutablePointer { hp in
             for row in 0..<rows { for j in 0..<d { hp[row * d + j] += positions[(row % tokensPerVideo) * d + j] } }
         }
-        let conditioning = conditioning(t: t, contexts: contexts)
+        let conditioning = conditioning(t: t, contexts: contexts, firstFrame: firstFrame)
 
         var normed = Tensor.uninitialized([rows, d])
         var update = Tensor.uninitialized([rows, d])
@@ -135,9 +140,10 @@ public struct Denoiser {
         return v
     }
 
-    /// SiLU(MLP(timestep features) + text_pool(mean of the prompt's tokens)) for each video:
-    /// the input of every adaLN layer. Without `pooled_text`, the timestep's alone.
-    func conditioning(t: [Float], contexts: [TextEmbedding]) -> Tensor {
+    /// SiLU(MLP(timestep features) + text_pool(mean of the prompt's tokens) + phase_embed(the
+    /// window's phase)) for each video: the input of every adaLN layer. The last two only when
+    /// the config has `pooled_text` and `frame_phase`.
+    func conditioning(t: [Float], contexts: [TextEmbedding], firstFrame: Int = 0) -> Tensor {
         let features = Tensor(shape: [t.count, PositionEmbedding.timestepFeatures], scalars: t.flatMap(PositionEmbedding.timestep))
         var hidden = timeEmbed1.apply(features, rows: t.count)
         let hiddenCount = hidden.count
@@ -146,6 +152,11 @@ public struct Denoiser {
         if let textPool {
             let pooled = textPool.apply(Self.meanTokens(contexts, width: config.text.width), rows: contexts.count)
             c.withUnsafeMutablePointer { cp in pooled.withUnsafePointer { Kernels.add($0, to: cp, count: pooled.count) } }
+        }
+        if let phaseEmbed, let framePhase = config.framePhase {
+            let features = framePhase.features(firstFrame: firstFrame)
+            let phase = phaseEmbed.apply(Tensor(shape: [t.count, features.count], scalars: Array((0..<t.count).map { _ in features }.joined())), rows: t.count)
+            c.withUnsafeMutablePointer { cp in phase.withUnsafePointer { Kernels.add($0, to: cp, count: phase.count) } }
         }
         let cCount = c.count
         c.withUnsafeMutablePointer { Kernels.silu($0, count: cCount) }
@@ -180,7 +191,8 @@ public struct Denoiser {
         let embed = 2 * tokens * p * d + 2 * b * (Double(PositionEmbedding.timestepFeatures) * d + d * d)
         let final = 2 * b * d * 2 * d + 2 * tokens * d * p
         let pooledText = config.pooledText ? 2 * b * dt * d : 0
-        return embed + pooledText + Double(config.depth) * perBlock + final
+        let phase = config.framePhase.map { 2 * b * Double(2 * $0.harmonics) * d } ?? 0
+        return embed + pooledText + phase + Double(config.depth) * perBlock + final
     }
 }
 

@@ -35,6 +35,27 @@ public struct ModelConfig: Codable, Sendable, Equatable {
     /// timestep in every adaLN: a clip-wide condition (which way things move, where they
     /// start) beside the per-token cross-attention, as a class label conditions DiT.
     public var pooledText: Bool = false
+    /// Whether the denoiser is told where its window sits in a long video: the phase of the
+    /// window's first frame, projected by `phase_embed`, joins the timestep too. In a world
+    /// whose paths repeat every `period` frames, every chunk of a long render can then lay its
+    /// objects on one shared path instead of each starting them afresh.
+    public var framePhase: FramePhase?
+
+    public struct FramePhase: Codable, Sendable, Equatable {
+        /// Frames after which the phase repeats.
+        public var period: Double
+        /// Sine and cosine pairs of the phase, at 1…harmonics times its frequency.
+        public var harmonics: Int
+
+        public init(period: Double, harmonics: Int) { self.period = period; self.harmonics = harmonics }
+
+        /// Features of a window whose first frame is `frame` of the whole video: sin(2πk·f/P)
+        /// for k = 1…harmonics, then the cosines, computed in double as the trainer does.
+        public func features(firstFrame frame: Int) -> [Float] {
+            let angles = (1...harmonics).map { 2 * Double.pi * Double($0) * Double(frame).truncatingRemainder(dividingBy: period) / period }
+            return angles.map { Float(sin($0)) } + angles.map { Float(cos($0)) }
+        }
+    }
 
     public enum Prediction: String, Codable, Sendable {
         case velocity, clean
@@ -86,11 +107,12 @@ public struct ModelConfig: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case format, channels, canvasHeight, canvasWidth, windowFrames, fps, patch, width, depth, heads, mlpRatio, text, vocabulary, defaults
-        case prediction, pooledText
+        case prediction, pooledText, framePhase
     }
 
     /// Reads config.json; `channels` (3), `mlp_ratio` (4), `vocabulary` (vocab.txt) and
-    /// `defaults`, `prediction` (velocity) and `pooled_text` (false) may be left out.
+    /// `defaults`, `prediction` (velocity), `pooled_text` (false) and `frame_phase` (none) may
+    /// be left out.
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         format = try c.decode(String.self, forKey: .format)
@@ -109,6 +131,7 @@ public struct ModelConfig: Codable, Sendable, Equatable {
         defaults = try c.decodeIfPresent(RenderDefaults.self, forKey: .defaults) ?? RenderDefaults()
         prediction = try c.decodeIfPresent(Prediction.self, forKey: .prediction) ?? .velocity
         pooledText = try c.decodeIfPresent(Bool.self, forKey: .pooledText) ?? false
+        framePhase = try c.decodeIfPresent(FramePhase.self, forKey: .framePhase)
     }
 
     /// Checks the numbers fit together; the error names the field.
@@ -131,6 +154,10 @@ public struct ModelConfig: Codable, Sendable, Equatable {
         try require(text.depth >= 0, "text.depth", "must not be negative")
         try require(text.heads > 0 && text.width % text.heads == 0, "text.heads", "must divide text.width (\(text.width))")
         try require(text.maxTokens >= 2, "text.max_tokens", "must be at least 2")
+        if let framePhase {
+            try require(framePhase.period > 0, "frame_phase.period", "must be positive")
+            try require(framePhase.harmonics > 0, "frame_phase.harmonics", "must be positive")
+        }
     }
 
     static var decoder: JSONDecoder {

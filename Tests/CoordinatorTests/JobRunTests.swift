@@ -49,6 +49,35 @@ import Worker
         }
     }
 
+    /// A model with `frame_phase` is told where its window starts in the whole video: the same
+    /// latent denoised as a window one period later gives the same bits, half a period later
+    /// other bits; and each chunk of a render is told its own first frame.
+    @Test func aPhaseModelReadsWhereItsWindowStarts() throws {
+        var config = Self.modelConfig
+        config.framePhase = .init(period: 8, harmonics: 2)
+        let (_, model) = try TestModels.makePackage(config: config)
+        let runner = ShardRunner(model: model)
+        let latent = NoiseField(seed: 3).tensor(step: 0, frames: 0..<6, channels: 3, height: 16, width: 16)
+        func denoise(from firstFrame: Int) throws -> [Float] {
+            let work = ShardWork(prompt: "a red circle moving left", sampler: .euler, schedule: FlowSchedule(steps: 3, shift: 1),
+                                 guidance: 2, firstFrame: firstFrame, steps: 0..<3, latent: latent, state: Sampler.State())
+            return try runner.run(work).latent.scalars
+        }
+        #expect(try denoise(from: 3) == denoise(from: 11))
+        #expect(try denoise(from: 3) != denoise(from: 7))
+
+        let spec = Self.spec(frames: 14, steps: 2)
+        let job = JobRun(spec: spec, model: ModelShape(config)) { spec.initialNoise($0, channels: 3) }
+        let renderer = LocalRenderer(model: model)
+        let second = try #require(job.takeReadyShards().first { job.plan.regions[$0.region].box.frames.lowerBound % 8 != 0 })
+        let start = job.plan.regions[second.region].box.frames.lowerBound
+        let shape = [6, 3, 16, 16]
+        let alone = try ShardRunner(model: model).run(ShardWork(
+            prompt: spec.prompt, sampler: .euler, schedule: FlowSchedule(steps: 2, shift: 1), guidance: spec.guidance,
+            firstFrame: start, steps: second.steps, latent: Tensor(shape: shape, scalars: second.latent), state: Sampler.State()))
+        #expect(try renderer.run(second, of: job).latent == alone.latent.scalars, "the chunk from frame \(start) is told it starts there")
+    }
+
     @Test(arguments: ["euler", "dpm++2m"])
     func chunksAndTilesGiveTheSameBitsInAnyCompletionOrder(sampler: String) throws {
         let (_, model) = try TestModels.makePackage(config: Self.modelConfig)

@@ -73,7 +73,9 @@ import Testing
             #expect(Self.relativeError(text.values, try outputs.tensor("text_\(b)")) <= 1e-4, "text \(b)")
         }
         let expected = try outputs.tensor("velocity")
-        let velocity = model.denoiser.velocity(x, t: t, contexts: texts)
+        let firstFrame = Int(try inputs.tensor("first_frame").scalars[0])
+        #expect(model.config.framePhase != nil && firstFrame > 0, "the fixture covers the window-phase path")
+        let velocity = model.denoiser.velocity(x, t: t, contexts: texts, firstFrame: firstFrame)
         #expect(expected.scalars.map(abs).max()! > 0.1, "the fixture's output is not trivially small")
         #expect(Self.relativeError(velocity, expected) <= 1e-4)
     }

@@ -117,6 +117,10 @@ public nonisolated struct Reel_V1_ShardAssignment: Sendable {
 
   public var carriesState: Bool = false
 
+  /// Where the region's first frame lies in the whole video: a model told its window's place
+  /// (frame_phase in its config) lays every chunk's objects on one shared path.
+  public var firstFrame: UInt32 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -313,7 +317,7 @@ nonisolated extension Reel_V1_Heartbeat: SwiftProtobuf.Message, SwiftProtobuf._M
 
 nonisolated extension Reel_V1_ShardAssignment: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ShardAssignment"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}region\0\u{3}step_begin\0\u{3}step_end\0\u{1}attempt\0\u{1}spec\0\u{1}shape\0\u{3}carries_state\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}region\0\u{3}step_begin\0\u{3}step_end\0\u{1}attempt\0\u{1}spec\0\u{1}shape\0\u{3}carries_state\0\u{3}first_frame\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -329,6 +333,7 @@ nonisolated extension Reel_V1_ShardAssignment: SwiftProtobuf.Message, SwiftProto
       case 6: try { try decoder.decodeSingularMessageField(value: &self._spec) }()
       case 7: try { try decoder.decodeSingularMessageField(value: &self._shape) }()
       case 8: try { try decoder.decodeSingularBoolField(value: &self.carriesState) }()
+      case 9: try { try decoder.decodeSingularUInt32Field(value: &self.firstFrame) }()
       default: break
       }
     }
@@ -363,6 +368,9 @@ nonisolated extension Reel_V1_ShardAssignment: SwiftProtobuf.Message, SwiftProto
     if self.carriesState != false {
       try visitor.visitSingularBoolField(value: self.carriesState, fieldNumber: 8)
     }
+    if self.firstFrame != 0 {
+      try visitor.visitSingularUInt32Field(value: self.firstFrame, fieldNumber: 9)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -375,6 +383,7 @@ nonisolated extension Reel_V1_ShardAssignment: SwiftProtobuf.Message, SwiftProto
     if lhs._spec != rhs._spec {return false}
     if lhs._shape != rhs._shape {return false}
     if lhs.carriesState != rhs.carriesState {return false}
+    if lhs.firstFrame != rhs.firstFrame {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
