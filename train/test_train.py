@@ -4,8 +4,10 @@ lower the loss, resuming from a checkpoint continues where it stopped, an anneal
 learning rate, the export writes every tensor the Swift model reads, a checkpoint resumes into
 a config that adds the pooled-text path (which then learns), a caption's mean clip travels the
 caption's way, training that aims at such means runs (with one-object layouts at t = 1 and a
-re-warmed learning rate too), a world with wrapping edges draws objects across them, and
-caption_check runs."""
+re-warmed learning rate too), a world with wrapping edges draws objects across them,
+caption_check runs, and in a wrapping world the windows of one long video agree on their
+canonical paths and a checkpoint resumes into a config that adds the window phase (which then
+learns)."""
 import json
 import os
 import sys
@@ -95,6 +97,35 @@ def check_wrapping_world(directory):
     assert np.all(np.diff(centre_of_left_part) > 0), "the part that came back keeps moving right"
 
 
+def check_canonical_paths(world):
+    """Windows of one long video agree on where a canonical path puts an object: frame k of the
+    window from frame f is frame 0 of the window from frame f + k, across the edges and over
+    a whole period."""
+    period = int(world.phase_period())
+    for motion in ("moving right", "moving up and left", "growing"):
+        scene = {"background": "gray", "objects": [{"shape": "circle", "color": "red", "size": "small", "motion": motion}]}
+        for first in (0, 3, period - 2):
+            window = world.render(world.canonical_scene(scene, first))
+            for k in range(1, world.frames):
+                later = world.render(world.canonical_scene(scene, first + k))
+                if "direction" in world.motions[motion]:
+                    assert np.allclose(window[k], later[0], atol=1e-5), (motion, first, k)
+        again = world.render(world.canonical_scene(scene, period))
+        assert np.allclose(again, world.render(world.canonical_scene(scene, 0)), atol=1e-5), (motion, "a period on")
+
+
+def use_window_phase(directory):
+    """Makes the tiny package a wrapping world whose config tells the model its window's phase."""
+    for name, change in (("world.json", lambda spec: spec.update(edges="wrap")),
+                         ("config.json", lambda cfg: cfg.update(frame_phase={"period": 16, "harmonics": 2}))):
+        path = os.path.join(directory, name)
+        with open(path) as f:
+            spec = json.load(f)
+        change(spec)
+        with open(path, "w") as f:
+            json.dump(spec, f)
+
+
 def main():
     with tempfile.TemporaryDirectory() as directory:
         tiny_package(directory)
@@ -133,6 +164,12 @@ def main():
             "a resumed session re-warms its learning rate"
         assert np.all(np.isfinite(losses(run)[120:, 1])), "training aims one-object layouts at caption means"
         caption_check.main(["--package", directory, "--run", run, "--clips", "4", "--repeats", "1"])
+        use_window_phase(directory)
+        check_canonical_paths(World(os.path.join(directory, "world.json")))
+        train.main(common + ["--steps", "140", "--layout-share", "0.5"])
+        assert len(losses(run)) == 140 and np.all(np.isfinite(losses(run)[130:, 1])), "the checkpoint resumed with a phase"
+        phase = read_safetensors(os.path.join(directory, "model.safetensors"))["phase_embed.weight"]
+        assert np.abs(phase).max() > 0, "the window-phase path starts at zero and learns"
     print("train-test passed")
 
 

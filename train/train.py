@@ -112,13 +112,14 @@ def timesteps(b, uniform_share, generator, device, shift=1.0, high_share=0.0, hi
 
 
 def flow_loss(model, clips, tokens, mask, generator, uniform_share=0.0, shift=1.0, weight_cap=0.0, high_share=0.0,
-              high_floor=HIGH_NOISE_FLOOR, aim=None, pure_noise=0):
+              high_floor=HIGH_NOISE_FLOOR, aim=None, pure_noise=0, first_frame=None):
     """Rectified flow: x_t = (1-t) x0 + t e, predict v = e - x0, t mostly logit-normal.
 
     The velocity error is the clean video's error over t, so the loss weighs that error by
     1/t^2; `weight_cap` > 0 caps the weight (below t = 1/sqrt(cap) every t counts alike).
     The first `pure_noise` clips are drawn at t = 1. `aim(t)`, when given, returns the clean
-    clips to aim at for the drawn timesteps."""
+    clips to aim at for the drawn timesteps. `first_frame` [B] is where each clip's window starts
+    in a long video (for models with `frame_phase`)."""
     b = clips.shape[0]
     t = timesteps(b, uniform_share, generator, clips.device, shift, high_share, high_floor)
     t[:pure_noise] = 1.0
@@ -126,7 +127,7 @@ def flow_loss(model, clips, tokens, mask, generator, uniform_share=0.0, shift=1.
     tt = t[:, None, None, None, None]
     x = (1 - tt) * clips + tt * noise
     context = model.text(tokens, mask)
-    prediction = model.velocity(x, t, context, mask)
+    prediction = model.velocity(x, t, context, mask, first_frame)
     target = clips if aim is None else aim(t)
     per_clip = torch.mean((prediction - (noise - target)) ** 2, dim=(1, 2, 3, 4))
     if weight_cap > 0:
@@ -136,11 +137,11 @@ def flow_loss(model, clips, tokens, mask, generator, uniform_share=0.0, shift=1.
 
 def load_checkpoint(state, model, ema, optimizer):
     """Weights, EMA and optimiser from a checkpoint. Parameters the checkpoint lacks (a path
-    added to the config since, such as pooled_text) keep their zero start and get fresh
+    added to the config since, such as pooled_text or frame_phase) keep their zero start and get fresh
     optimiser moments; they are registered last, so every other parameter keeps its place."""
     result = model.load_state_dict(state["model"], strict=False)
     missing = result.missing_keys
-    if result.unexpected_keys or any(not name.startswith("text_pool.") for name in missing):
+    if result.unexpected_keys or any(not name.startswith(("text_pool.", "phase_embed.")) for name in missing):
         sys.exit("train.py: the checkpoint does not fit config.json (unexpected %s, missing %s); "
                  "start a new --run directory for a new architecture" % (result.unexpected_keys, missing))
     ema.load_state_dict(state["ema"], strict=False)
@@ -166,6 +167,10 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     cfg, world, vocabulary = open_package(args.package)
+    phase = cfg.get("frame_phase")
+    if phase and (not world.wrap or phase["period"] != world.phase_period()):
+        sys.exit("train.py: config.json's frame_phase period is %g; a wrapping world.json's canvas over its speed "
+                 "(%g) is the period its objects' paths repeat with" % (phase["period"], world.phase_period()))
     model = Reel(cfg, len(vocabulary.words)).to(args.device)
     ema = Reel(cfg, len(vocabulary.words)).to(args.device)
     ema.load_state_dict(model.state_dict())
@@ -198,14 +203,16 @@ def main(argv=None):
         if args.minutes and time.time() - session_start > args.minutes * 60:
             break
         clips, tokens, mask, told = batch(world, vocabulary, rng, args.batch, args.caption_dropout, layout)
+        # Where each clip's window starts in a long video; only canonical layout targets depend on it.
+        first = rng.integers(0, phase["period"], size=args.batch) if phase else None
         clips = torch.from_numpy(clips).to(args.device)
         tokens, mask = torch.from_numpy(tokens).to(args.device), torch.from_numpy(mask).to(args.device)
         lr = learning_rate(step, args, first_step)
         for group in optimizer.param_groups:
             group["lr"] = lr
         loss = flow_loss(model, clips, tokens, mask, generator, args.uniform_t, args.shift, args.weight_cap,
-                         args.high_noise, args.high_noise_floor, prior_aim(args, world, clips, told, rng, layout),
-                         pure_noise=layout)
+                         args.high_noise, args.high_noise_floor, prior_aim(args, world, clips, told, rng, layout, first),
+                         pure_noise=layout, first_frame=None if first is None else torch.from_numpy(first))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -230,9 +237,11 @@ def main(argv=None):
     print("stopped at step %d after %.0f s of training" % (step, seconds), flush=True)
 
 
-def prior_aim(args, world, clips, told, rng, layout=0):
+def prior_aim(args, world, clips, told, rng, layout=0, first=None):
     """The `aim` that swaps the first `layout` clips, and with --prior-above each clip drawn at a
-    high enough timestep, for the mean of its caption's clips; None when it would swap none."""
+    high enough timestep, for the mean of its caption's clips; None when it would swap none.
+    With window phases (`first`), the first `layout` clips aim at their caption's canonical clip
+    for where their window starts instead: in a wrapping world the mean is a smear with no way."""
     if not args.prior_above and not layout:
         return None
 
@@ -241,7 +250,11 @@ def prior_aim(args, world, clips, told, rng, layout=0):
         swap = t >= args.prior_above if args.prior_above else torch.zeros_like(t, dtype=torch.bool)
         swap[:layout] = True
         for i in torch.nonzero(swap).flatten().tolist():
-            target[i] = torch.from_numpy(world.prior_mean(told[i], rng, args.prior_clips)).to(clips)
+            if first is not None and i < layout:
+                clip = world.render(world.canonical_scene(told[i], int(first[i])))
+            else:
+                clip = world.prior_mean(told[i], rng, args.prior_clips)
+            target[i] = torch.from_numpy(clip).to(clips)
         return target
     return aim
 

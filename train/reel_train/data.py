@@ -66,6 +66,32 @@ class World:
             total += self.render(dict(scene, objects=objects))
         return total / clips
 
+    def phase_period(self):
+        """Frames after which every travelling object of a wrapping world is back where it
+        started: the canvas over the speed along an axis (diagonals move `speed` along each)."""
+        return self.canvas / self.spec["speed"]
+
+    def canonical_scene(self, scene, first_frame):
+        """The scene with its objects laid where a window starting at `first_frame` of a long
+        video finds them on their canonical path: travelling objects pass the canvas centre at
+        the video's frame 0, the others stay at the centre. Windows of one long video agree on
+        it wherever they start, which a fresh draw of the start cannot."""
+        objects = []
+        for obj in scene["objects"]:
+            dx, dy = self.velocity(obj["motion"])
+            start = [self.canvas / 2 + dx * first_frame, self.canvas / 2 + dy * first_frame]
+            if self.wrap:
+                start = [v % self.canvas for v in start]
+            objects.append(dict(obj, start=start))
+        return dict(scene, objects=objects)
+
+    def velocity(self, motion):
+        """Pixels per frame (x, y) of a motion; (0, 0) for one that does not travel."""
+        direction = self.motions[motion].get("direction", [0, 0])
+        norm = math.hypot(*direction) or 1
+        step = self.spec["speed"] / norm * (math.sqrt(2) if norm > 1 else 1)
+        return direction[0] * step, direction[1] * step
+
     def caption(self, scene):
         g = self.spec["grammar"]
         parts = [g["object"].format(**{k: o[k] for k in ("size", "color", "shape", "motion")}) for o in scene["objects"]]
@@ -76,10 +102,8 @@ class World:
         motion = self.motions[obj["motion"]]
         x, y = obj["start"]
         radius = self.sizes[obj["size"]]
-        direction = motion.get("direction", [0, 0])
-        norm = math.hypot(*direction) or 1
-        x += direction[0] / norm * self.spec["speed"] * frame * (math.sqrt(2) if norm > 1 else 1)
-        y += direction[1] / norm * self.spec["speed"] * frame * (math.sqrt(2) if norm > 1 else 1)
+        dx, dy = self.velocity(obj["motion"])
+        x, y = x + dx * frame, y + dy * frame
         if "bounce" in motion:
             y -= motion["bounce"] * abs(math.sin(math.pi * frame / (self.frames / 2)))
         if "scale" in motion:

@@ -26,6 +26,13 @@ def sincos(positions, width):
     return torch.cat([torch.sin(angles), torch.cos(angles)], dim=1).to(torch.float32)
 
 
+def phase_features(frames, period, harmonics):
+    """[sin(2πk·f/P) for k = 1…K, then cos(2πk·f/P) for k = 1…K] of each frame index f [B]."""
+    k = torch.arange(1, harmonics + 1, dtype=torch.float64)
+    angles = 2 * math.pi * (frames.to(torch.float64) % period)[:, None] * k[None, :] / period
+    return torch.cat([torch.sin(angles), torch.cos(angles)], dim=1)
+
+
 def video_positions(frames, grid_h, grid_w, width):
     """Half the width for the frame index, a quarter each for patch row and column."""
     t = sincos(torch.arange(frames), width // 2)
@@ -156,7 +163,8 @@ class TimeEmbed(nn.Module):
         self.fc2 = nn.Linear(width, width)
 
     def forward(self, t, text=None):
-        """SiLU of the timestep's MLP, plus `text` (the pooled prompt's projection) when given."""
+        """SiLU of the timestep's MLP, plus `text` (the pooled prompt's and the window phase's
+        projections) when given."""
         features = sincos(t * 1000.0, TIMESTEP_FEATURES).to(self.fc1.weight)
         c = self.fc2(F.silu(self.fc1(features)))
         return F.silu(c if text is None else c + text)
@@ -186,6 +194,11 @@ class Reel(nn.Module):
             # clip-wide condition, as a class label is in DiT. Registered last, so a checkpoint
             # without it still lines up with the optimiser's parameter order.
             self.text_pool = nn.Linear(cfg["text"]["width"], d)
+        if "frame_phase" in cfg:
+            # Where the window sits in a long video: the phase of its first frame joins the
+            # timestep too, so that every window of a long render can lay its objects on one
+            # shared path. Registered after text_pool for the same reason.
+            self.phase_embed = nn.Linear(2 * cfg["frame_phase"]["harmonics"], d)
         self.reset_parameters()
 
     def reset_parameters(self):
@@ -213,6 +226,9 @@ class Reel(nn.Module):
             # Zero: a model gains the path without changing what it computes.
             nn.init.zeros_(self.text_pool.weight)
             nn.init.zeros_(self.text_pool.bias)
+        if hasattr(self, "phase_embed"):
+            nn.init.zeros_(self.phase_embed.weight)
+            nn.init.zeros_(self.phase_embed.bias)
 
     def pooled_text(self, context, mask):
         """The projected mean of each prompt's real tokens [B, D], or None without the path."""
@@ -221,14 +237,26 @@ class Reel(nn.Module):
         weights = mask.to(context.dtype)[..., None]
         return self.text_pool((context * weights).sum(dim=1) / weights.sum(dim=1))
 
-    def velocity(self, x, t, context, mask):
-        """x [B, F, C, H, W]; t [B]; context [B, L, Dt] with mask [B, L]."""
+    def frame_phase(self, first_frame, batch, like):
+        """The projected phase of each window's first frame [B, D], or None without the path.
+        `first_frame` [B] (None: every window starts the video)."""
+        if not hasattr(self, "phase_embed"):
+            return None
+        if first_frame is None:
+            first_frame = torch.zeros(batch)
+        features = phase_features(first_frame, self.cfg["frame_phase"]["period"], self.cfg["frame_phase"]["harmonics"])
+        return self.phase_embed(features.to(like))
+
+    def velocity(self, x, t, context, mask, first_frame=None):
+        """x [B, F, C, H, W]; t [B]; context [B, L, Dt] with mask [B, L]; first_frame [B], the
+        index in the whole video of each window's first frame (used with `frame_phase`)."""
         B, Fr, C, H, W = x.shape
         p, d = self.cfg["patch"], self.cfg["width"]
         gh, gw = H // p, W // p
         tokens = x.reshape(B, Fr, C, gh, p, gw, p).permute(0, 1, 3, 5, 2, 4, 6).reshape(B, Fr, gh * gw, C * p * p)
         h = self.patch_embed(tokens) + video_positions(Fr, gh, gw, d).to(x)
-        c = self.time_embed(t, self.pooled_text(context, mask))
+        extra = [e for e in (self.pooled_text(context, mask), self.frame_phase(first_frame, B, x)) if e is not None]
+        c = self.time_embed(t, sum(extra) if extra else None)
         for block in self.blocks:
             h = block(h, c, context, mask)
         shift, scale = self.final.adaln(c)[:, None, None, :].chunk(2, dim=-1)
