@@ -73,13 +73,15 @@ class World:
 
     def canonical_scene(self, scene, first_frame):
         """The scene with its objects laid where a window starting at `first_frame` of a long
-        video finds them on their canonical path: travelling objects pass the canvas centre at
-        the video's frame 0, the others stay at the centre. Windows of one long video agree on
-        it wherever they start, which a fresh draw of the start cannot."""
+        video finds them on their canonical path: travelling objects pass the canvas centre in
+        the middle of the video's first window, so that window already starts each way in its
+        own place, and the others stay at the centre. Windows of one long video agree on it
+        wherever they start, which a fresh draw of the start cannot."""
         objects = []
+        middle = (self.frames - 1) / 2
         for obj in scene["objects"]:
             dx, dy = self.velocity(obj["motion"])
-            start = [self.canvas / 2 + dx * first_frame, self.canvas / 2 + dy * first_frame]
+            start = [self.canvas / 2 + dx * (first_frame - middle), self.canvas / 2 + dy * (first_frame - middle)]
             if self.wrap:
                 start = [v % self.canvas for v in start]
             objects.append(dict(obj, start=start))
