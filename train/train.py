@@ -168,9 +168,12 @@ def main(argv=None):
     torch.manual_seed(args.seed)
     cfg, world, vocabulary = open_package(args.package)
     phase = cfg.get("frame_phase")
-    if phase and (not world.wrap or phase["period"] != world.phase_period()):
-        sys.exit("train.py: config.json's frame_phase period is %g; a wrapping world.json's canvas over its speed "
-                 "(%g) is the period its objects' paths repeat with" % (phase["period"], world.phase_period()))
+    if phase and not world.wrap:
+        sys.exit("train.py: config.json has frame_phase but world.json's edges stop objects; add \"edges\": \"wrap\" "
+                 "to world.json, since only in a wrapping world do the objects' paths repeat")
+    if phase and phase["period"] != world.phase_period():
+        sys.exit("train.py: config.json's frame_phase period is %g; set it to world.json's canvas over its speed (%g), "
+                 "the period its objects' paths repeat with" % (phase["period"], world.phase_period()))
     model = Reel(cfg, len(vocabulary.words)).to(args.device)
     ema = Reel(cfg, len(vocabulary.words)).to(args.device)
     ema.load_state_dict(model.state_dict())
