@@ -155,7 +155,8 @@ public struct Denoiser {
         }
         if let phaseEmbed, let framePhase = config.framePhase {
             let features = framePhase.features(firstFrame: firstFrame)
-            let phase = phaseEmbed.apply(Tensor(shape: [t.count, features.count], scalars: Array((0..<t.count).map { _ in features }.joined())), rows: t.count)
+            let perRow = Array([[Float]](repeating: features, count: t.count).joined())
+            let phase = phaseEmbed.apply(Tensor(shape: [t.count, features.count], scalars: perRow), rows: t.count)
             c.withUnsafeMutablePointer { cp in phase.withUnsafePointer { Kernels.add($0, to: cp, count: phase.count) } }
         }
         let cCount = c.count

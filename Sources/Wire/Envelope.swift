@@ -48,7 +48,9 @@ public struct WireError: Error, CustomStringConvertible, Equatable {
 /// One message as frames: the protocol tag, the kind, a protobuf header, then the payloads.
 public struct Envelope: Sendable {
     public static let protocolTag = Data("REEL/1".utf8)
-    public static let protocolVersion: UInt32 = 1
+    /// Version 2 added `ShardAssignment.first_frame`: a version-1 worker would ignore it and
+    /// render every chunk of a `frame_phase` model as if it opened the video, so it is refused.
+    public static let protocolVersion: UInt32 = 2
 
     public let kind: MessageKind
     public let header: Data

@@ -98,7 +98,7 @@ import Wire
         let context = try ZMQContext()
         let good = try FarmClient(context: context, endpoint: farm.endpoint, timeoutSeconds: 5)
         var wrongVersion = Reel_V1_WorkerHello()
-        wrongVersion.protocolVersion = 2
+        wrongVersion.protocolVersion = Envelope.protocolVersion + 1
         var heartbeatFrames = Envelope(.heartbeat, Reel_V1_Heartbeat()).frames
         heartbeatFrames.append(Data("extra".utf8))
         var badProtobuf = Envelope(.status, Reel_V1_StatusRequest()).frames
@@ -120,7 +120,7 @@ import Wire
         let log = farm.log("coordinator.log")
         let dropped = log.split(separator: "\n").filter { $0.contains("dropping peer") }
         #expect(dropped.count == 4, "\(log)")
-        #expect(log.contains("wrong protocol tag") && log.contains("protocol version 2") && log.contains("frames; it has")
+        #expect(log.contains("wrong protocol tag") && log.contains("protocol version \(Envelope.protocolVersion + 1)") && log.contains("frames; it has")
                 && log.contains("not a valid reel.v1.StatusRequest"))
         #expect(log.contains("closed"), "the oversized frame's connection was closed and logged")
     }
