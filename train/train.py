@@ -174,6 +174,10 @@ def main(argv=None):
     if phase and phase["period"] != world.phase_period():
         sys.exit("train.py: config.json's frame_phase period is %g; set it to world.json's canvas over its speed (%g), "
                  "the period its objects' paths repeat with" % (phase["period"], world.phase_period()))
+    if phase and phase["period"] % (world.frames / 2):
+        sys.exit("train.py: config.json's frame_phase period is %g, which a bounce's period (%g frames, half of "
+                 "world.json's frames) does not divide; make the frames divide twice the period"
+                 % (phase["period"], world.frames / 2))
     model = Reel(cfg, len(vocabulary.words)).to(args.device)
     ema = Reel(cfg, len(vocabulary.words)).to(args.device)
     ema.load_state_dict(model.state_dict())
@@ -205,9 +209,10 @@ def main(argv=None):
             break
         if args.minutes and time.time() - session_start > args.minutes * 60:
             break
-        clips, tokens, mask, told = batch(world, vocabulary, rng, args.batch, args.caption_dropout, layout)
-        # Where each clip's window starts in a long video; only canonical layout targets depend on it.
+        # Where each clip's window starts in a long video: bounces keep the video's time, and
+        # canonical layout targets lie where the video's path has taken them.
         first = rng.integers(0, phase["period"], size=args.batch) if phase else None
+        clips, tokens, mask, told = batch(world, vocabulary, rng, args.batch, args.caption_dropout, layout, first)
         clips = torch.from_numpy(clips).to(args.device)
         tokens, mask = torch.from_numpy(tokens).to(args.device), torch.from_numpy(mask).to(args.device)
         lr = learning_rate(step, args, first_step)

@@ -85,7 +85,7 @@ class World:
             if self.wrap:
                 start = [v % self.canvas for v in start]
             objects.append(dict(obj, start=start))
-        return dict(scene, objects=objects)
+        return dict(scene, objects=objects, first_frame=first_frame)
 
     def velocity(self, motion):
         """Pixels per frame (x, y) of a motion; (0, 0) for one that does not travel."""
@@ -99,15 +99,18 @@ class World:
         parts = [g["object"].format(**{k: o[k] for k in ("size", "color", "shape", "motion")}) for o in scene["objects"]]
         return g["clip"].format(objects=g["join"].join(parts), background=scene["background"])
 
-    def object_state(self, obj, frame):
-        """Centre (x, y) and radius of an object at a frame."""
+    def object_state(self, obj, frame, first_frame=0):
+        """Centre (x, y) and radius of an object at a frame of a window that starts at
+        `first_frame` of the video. A bounce keeps time with the video, so that the windows of a
+        long render bounce as one (its period, half a window, divides a phase model's period);
+        travel counts from the window's start, where `start` places the object."""
         motion = self.motions[obj["motion"]]
         x, y = obj["start"]
         radius = self.sizes[obj["size"]]
         dx, dy = self.velocity(obj["motion"])
         x, y = x + dx * frame, y + dy * frame
         if "bounce" in motion:
-            y -= motion["bounce"] * abs(math.sin(math.pi * frame / (self.frames / 2)))
+            y -= motion["bounce"] * abs(math.sin(math.pi * (first_frame + frame) / (self.frames / 2)))
         if "scale" in motion:
             a, b = motion["scale"]
             radius *= a + (b - a) * frame / (self.frames - 1)
@@ -127,10 +130,10 @@ class World:
             distance = np.maximum(np.maximum(dy - radius * 0.7, -dy * 0.5 + abs(dx) * 0.866 - radius * 0.5), -radius)
         return np.clip(0.5 - distance, 0, 1)
 
-    def object_coverage(self, obj, frame):
+    def object_coverage(self, obj, frame, first_frame=0):
         """The object's coverage at a frame; in a wrapping world, with its copies one canvas
         away wherever it crosses an edge."""
-        x, y, radius = self.object_state(obj, frame)
+        x, y, radius = self.object_state(obj, frame, first_frame)
         if not self.wrap:
             return self.coverage(obj["shape"], x, y, radius)
         x, y = x % self.canvas, y % self.canvas
@@ -142,13 +145,15 @@ class World:
         return np.max([self.coverage(obj["shape"], x + dx, y + dy, radius) for dx in copies(x) for dy in copies(y)], axis=0)
 
     def render(self, scene):
-        """Frames [F, 3, H, W] in [-1, 1]."""
+        """Frames [F, 3, H, W] in [-1, 1] of a window starting at the scene's `first_frame` of
+        the video (0 when it has none)."""
+        first_frame = scene.get("first_frame", 0)
         clip = np.empty((self.frames, self.canvas, self.canvas, 3), np.float32)
         background = np.array(self.backgrounds[scene["background"]], np.float32)
         for f in range(self.frames):
             frame = np.broadcast_to(background, clip.shape[1:]).copy()
             for obj in scene["objects"]:
-                cover = self.object_coverage(obj, f)[..., None]
+                cover = self.object_coverage(obj, f, first_frame)[..., None]
                 frame = frame * (1 - cover) + np.array(self.colors[obj["color"]], np.float32) * cover
             clip[f] = frame
         return model_values(clip).transpose(0, 3, 1, 2)
@@ -178,14 +183,17 @@ def open_package(directory):
     return cfg, world, vocabulary
 
 
-def batch(world, vocabulary, rng, size, caption_dropout=0.0, one_object=0):
+def batch(world, vocabulary, rng, size, caption_dropout=0.0, one_object=0, first_frames=None):
     """Clips [B, F, 3, H, W], padded token ids [B, L], their mask [B, L], and each clip's scene as
     its caption tells it (None where the caption was dropped). The first `one_object` clips hold
-    one object each and always keep their caption."""
+    one object each and always keep their caption. `first_frames` [B], where each clip's window
+    starts in its video, sets the time a bounce keeps (none: every window starts the video)."""
     clips, token_lists, told = [], [], []
     for i in range(size):
         single = i < one_object
         scene = world.sample_scene(rng, max_objects=1 if single else 2)
+        if first_frames is not None:
+            scene["first_frame"] = int(first_frames[i])
         clips.append(world.render(scene))
         dropped = not single and rng.random() < caption_dropout
         token_lists.append([0] if dropped else vocabulary.tokenize(world.caption(scene)))
