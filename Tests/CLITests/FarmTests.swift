@@ -116,6 +116,12 @@ import Wire
             try peer.send(frames)
             Thread.sleep(forTimeInterval: 0.2)
             #expect(try good.status().isEmpty, "still serving after a \(name)")
+            if name == "wrong protocol version" {
+                try #require(try ZMQSocket.poll([peer], milliseconds: 2000) == [0], "the refused worker is told why")
+                let reply = try Envelope(frames: peer.receive())
+                #expect(reply.kind == .disconnect)
+                #expect(try reply.decode(Reel_V1_Disconnect.self).reason.contains("this coordinator speaks \(Envelope.protocolVersion)"))
+            }
         }
         let log = farm.log("coordinator.log")
         let dropped = log.split(separator: "\n").filter { $0.contains("dropping peer") }
