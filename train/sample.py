@@ -7,6 +7,7 @@ is the training's doing, not the renderer's.
     sample.py ... --start 0.9 --guidance 1     # finish three noised clips instead
     sample.py ... --prior-above 0.93           # the caption's mean clip leads the first steps
     sample.py ... --first-frame 8              # a window from frame 8 of a long video (frame_phase)
+    sample.py ... --first-frame 48 --video-frames 64   # its last window (video_progress)
 
 Euler steps from t = 1 (or --start) to 0 on the Swift sampler's schedule, with classifier-free
 guidance against the empty prompt.
@@ -36,15 +37,17 @@ def schedule(steps, shift, start=1.0):
 
 
 def sample(model, vocabulary, prompt, frames, height, width, steps, guidance, seed, shift=1.0, clip=None, start=1.0,
-           prior=None, prior_above=1.0, first_frame=0):
+           prior=None, prior_above=1.0, first_frame=0, video_frames=None):
     """Frames [F, H, W, 3] as bytes. With `clip` ([F, 3, H, W] in [-1, 1]), starts from it noised
     to t = `start` instead of from pure noise. With `prior` (the caption's mean clip), steps at
     t >= `prior_above` take it as the clean clip in place of the model's conditional one.
-    `first_frame`: where the window starts in a long video (read by models with frame_phase)."""
+    `first_frame`: where the window starts in a long video (read by models with frame_phase);
+    `video_frames`: that video's length (read by models with video_progress; None: one window)."""
     def context(text):
         tokens = torch.tensor([vocabulary.tokenize(text)] if text else [[0]])
         mask = torch.ones_like(tokens, dtype=torch.bool)
-        return model.text(tokens, mask), mask, torch.tensor([first_frame])
+        return model.text(tokens, mask), mask, torch.tensor([first_frame]), \
+            None if video_frames is None else torch.tensor([video_frames])
 
     conditional, unconditional = context(prompt), context("")
     x = torch.randn((1, frames, 3, height, width), generator=torch.Generator().manual_seed(seed))
@@ -114,6 +117,9 @@ def main(argv=None):
                         "follows a path it did not have to lay down itself")
     p.add_argument("--first-frame", type=int, default=0,
                    help="where the window starts in a long video, for a model told so (frame_phase in config.json)")
+    p.add_argument("--video-frames", type=int, default=None,
+                   help="the long video's length, for a model told so (video_progress in config.json); "
+                        "default: the window is the whole video")
     p.add_argument("prompts", nargs="*", default=DEFAULT_PROMPTS)
     args = p.parse_args(argv)
     cfg, world, vocabulary = open_package(args.package)
@@ -137,7 +143,7 @@ def main(argv=None):
                 prior = world.prior_mean(scene, np.random.default_rng(index), 64)
             frames = sample(model, vocabulary, prompt, cfg["window_frames"], cfg["canvas_height"], cfg["canvas_width"],
                             args.steps, guidance, args.seed + index, shift, clip, args.start, prior, args.prior_above,
-                            args.first_frame)
+                            args.first_frame, args.video_frames)
             rows.append(np.concatenate(list(frames[::2]), axis=1))
             print(prompt)
             if scene is not None:

@@ -100,18 +100,35 @@ def check_wrapping_world(directory):
 def check_canonical_paths(world):
     """Windows of one long video agree on where a canonical path puts an object: frame k of the
     window from frame f is frame 0 of the window from frame f + k, across the edges and over
-    a whole period. Travel and bounce keep the video's time; growth starts with each window."""
+    a whole period. Travel and bounce keep the video's time, and so does growth, over the whole
+    video, where the video's length is told."""
     period = int(world.phase_period())
-    for motion in [m for m in ("moving right", "moving up and left", "bouncing", "growing") if m in world.motions]:
+    video = period + 2 * world.frames
+    for motion in [m for m in ("moving right", "moving up and left", "bouncing", "growing", "shrinking") if m in world.motions]:
         scene = {"background": "gray", "objects": [{"shape": "circle", "color": "red", "size": "small", "motion": motion}]}
         for first in (0, 3, period - 2):
-            window = world.render(world.canonical_scene(scene, first))
+            window = world.render(world.canonical_scene(scene, first, video))
             for k in range(1, world.frames):
-                later = world.render(world.canonical_scene(scene, first + k))
-                if "scale" not in world.motions[motion]:
-                    assert np.allclose(window[k], later[0], atol=1e-5), (motion, first, k)
-        again = world.render(world.canonical_scene(scene, period))
-        assert np.allclose(again, world.render(world.canonical_scene(scene, 0)), atol=1e-5), (motion, "a period on")
+                later = world.render(world.canonical_scene(scene, first + k, video))
+                assert np.allclose(window[k], later[0], atol=1e-5), (motion, first, k)
+        if "scale" not in world.motions[motion]:
+            again = world.render(world.canonical_scene(scene, period))
+            assert np.allclose(again, world.render(world.canonical_scene(scene, 0)), atol=1e-5), (motion, "a period on")
+    if "growing" in world.motions:
+        obj = {"shape": "circle", "color": "red", "size": "small", "motion": "growing", "start": [8.0, 8.0]}
+        whole = [world.object_state(obj, f, 0, world.frames)[2] for f in (0, world.frames - 1)]
+        assert whole == [world.object_state(obj, f)[2] for f in (0, world.frames - 1)], "a one-window video grows as a window"
+        ends = world.object_state(obj, 0, 0, video)[2], world.object_state(obj, world.frames - 1, video - world.frames, video)[2]
+        assert np.allclose(ends, whole), ("a long video grows from the same size to the same size", ends, whole)
+
+
+def set_config(directory, **fields):
+    path = os.path.join(directory, "config.json")
+    with open(path) as f:
+        cfg = json.load(f)
+    cfg.update(fields)
+    with open(path, "w") as f:
+        json.dump(cfg, f)
 
 
 def use_window_phase(directory):
@@ -173,6 +190,11 @@ def main():
         assert len(losses(run)) == 140 and np.all(np.isfinite(losses(run)[130:, 1])), "the checkpoint resumed with a phase"
         phase = read_safetensors(os.path.join(directory, "model.safetensors"))["phase_embed.weight"]
         assert np.abs(phase).max() > 0, "the window-phase path starts at zero and learns"
+        set_config(directory, video_progress=True)
+        train.main(common + ["--steps", "150", "--layout-share", "0.5"])
+        assert len(losses(run)) == 150 and np.all(np.isfinite(losses(run)[140:, 1])), "the checkpoint resumed with progress"
+        progress = read_safetensors(os.path.join(directory, "model.safetensors"))["progress_embed.weight"]
+        assert np.abs(progress).max() > 0, "the video-progress path starts at zero and learns"
     print("train-test passed")
 
 

@@ -25,6 +25,9 @@ from reel_train.files import plot_loss, write_safetensors  # noqa: E402
 from reel_train.model import Reel, shifted  # noqa: E402
 
 HIGH_NOISE_FLOOR = 0.85
+# With video_progress: the share of training videos one window long, and the longest, in windows.
+ONE_WINDOW_SHARE = 0.25
+LONGEST_VIDEO = 8
 
 
 def arguments(argv=None):
@@ -112,14 +115,15 @@ def timesteps(b, uniform_share, generator, device, shift=1.0, high_share=0.0, hi
 
 
 def flow_loss(model, clips, tokens, mask, generator, uniform_share=0.0, shift=1.0, weight_cap=0.0, high_share=0.0,
-              high_floor=HIGH_NOISE_FLOOR, aim=None, pure_noise=0, first_frame=None):
+              high_floor=HIGH_NOISE_FLOOR, aim=None, pure_noise=0, first_frame=None, video_frames=None):
     """Rectified flow: x_t = (1-t) x0 + t e, predict v = e - x0, t mostly logit-normal.
 
     The velocity error is the clean video's error over t, so the loss weighs that error by
     1/t^2; `weight_cap` > 0 caps the weight (below t = 1/sqrt(cap) every t counts alike).
     The first `pure_noise` clips are drawn at t = 1. `aim(t)`, when given, returns the clean
     clips to aim at for the drawn timesteps. `first_frame` [B] is where each clip's window starts
-    in a long video (for models with `frame_phase`)."""
+    in a long video (for models with `frame_phase`), `video_frames` [B] that video's length (for
+    models with `video_progress`)."""
     b = clips.shape[0]
     t = timesteps(b, uniform_share, generator, clips.device, shift, high_share, high_floor)
     t[:pure_noise] = 1.0
@@ -127,7 +131,7 @@ def flow_loss(model, clips, tokens, mask, generator, uniform_share=0.0, shift=1.
     tt = t[:, None, None, None, None]
     x = (1 - tt) * clips + tt * noise
     context = model.text(tokens, mask)
-    prediction = model.velocity(x, t, context, mask, first_frame)
+    prediction = model.velocity(x, t, context, mask, first_frame, video_frames)
     target = clips if aim is None else aim(t)
     per_clip = torch.mean((prediction - (noise - target)) ** 2, dim=(1, 2, 3, 4))
     if weight_cap > 0:
@@ -137,11 +141,11 @@ def flow_loss(model, clips, tokens, mask, generator, uniform_share=0.0, shift=1.
 
 def load_checkpoint(state, model, ema, optimizer):
     """Weights, EMA and optimiser from a checkpoint. Parameters the checkpoint lacks (a path
-    added to the config since, such as pooled_text or frame_phase) keep their zero start and get fresh
+    added to the config since, such as pooled_text, frame_phase or video_progress) keep their zero start and get fresh
     optimiser moments; they are registered last, so every other parameter keeps its place."""
     result = model.load_state_dict(state["model"], strict=False)
     missing = result.missing_keys
-    if result.unexpected_keys or any(not name.startswith(("text_pool.", "phase_embed.")) for name in missing):
+    if result.unexpected_keys or any(not name.startswith(("text_pool.", "phase_embed.", "progress_embed.")) for name in missing):
         sys.exit("train.py: the checkpoint does not fit config.json (unexpected %s, missing %s); "
                  "start a new --run directory for a new architecture" % (result.unexpected_keys, missing))
     ema.load_state_dict(state["ema"], strict=False)
@@ -178,6 +182,9 @@ def main(argv=None):
         sys.exit("train.py: config.json's frame_phase period is %g, which a bounce's period (%g frames, half of "
                  "world.json's frames) does not divide; make the frames divide twice the period"
                  % (phase["period"], world.frames / 2))
+    if cfg.get("video_progress") and not phase:
+        sys.exit("train.py: config.json has video_progress but no frame_phase; a window told how far through its "
+                 "video it lies must also be told its phase, which bounces and travel keep")
     model = Reel(cfg, len(vocabulary.words)).to(args.device)
     ema = Reel(cfg, len(vocabulary.words)).to(args.device)
     ema.load_state_dict(model.state_dict())
@@ -209,18 +216,17 @@ def main(argv=None):
             break
         if args.minutes and time.time() - session_start > args.minutes * 60:
             break
-        # Where each clip's window starts in a long video: bounces keep the video's time, and
-        # canonical layout targets lie where the video's path has taken them.
-        first = rng.integers(0, phase["period"], size=args.batch) if phase else None
-        clips, tokens, mask, told = batch(world, vocabulary, rng, args.batch, args.caption_dropout, layout, first)
+        first, videos = window_places(rng, args.batch, world, phase, cfg.get("video_progress", False))
+        clips, tokens, mask, told = batch(world, vocabulary, rng, args.batch, args.caption_dropout, layout, first, videos)
         clips = torch.from_numpy(clips).to(args.device)
         tokens, mask = torch.from_numpy(tokens).to(args.device), torch.from_numpy(mask).to(args.device)
         lr = learning_rate(step, args, first_step)
         for group in optimizer.param_groups:
             group["lr"] = lr
         loss = flow_loss(model, clips, tokens, mask, generator, args.uniform_t, args.shift, args.weight_cap,
-                         args.high_noise, args.high_noise_floor, prior_aim(args, world, clips, told, rng, layout, first),
-                         pure_noise=layout, first_frame=None if first is None else torch.from_numpy(first))
+                         args.high_noise, args.high_noise_floor, prior_aim(args, world, clips, told, rng, layout, first, videos),
+                         pure_noise=layout, first_frame=None if first is None else torch.from_numpy(first),
+                         video_frames=None if videos is None else torch.from_numpy(videos))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -245,7 +251,23 @@ def main(argv=None):
     print("stopped at step %d after %.0f s of training" % (step, seconds), flush=True)
 
 
-def prior_aim(args, world, clips, told, rng, layout=0, first=None):
+def window_places(rng, size, world, phase, progress):
+    """Where each clip's window lies in its video: first frames [B] and video lengths [B], each
+    None where the model is not told it. Bounces keep the video's time and canonical layout
+    targets lie where the video's path has taken them; with `progress`, growth runs over the
+    video. A share of the videos are one window long, the length most renders have."""
+    if progress:
+        window = world.frames
+        videos = np.where(rng.random(size) < ONE_WINDOW_SHARE, window,
+                          rng.integers(window + 1, LONGEST_VIDEO * window + 1, size=size))
+        first = np.floor(rng.random(size) * (videos - window + 1)).astype(np.int64)
+        return first, videos.astype(np.int64)
+    if phase:
+        return rng.integers(0, phase["period"], size=size), None
+    return None, None
+
+
+def prior_aim(args, world, clips, told, rng, layout=0, first=None, videos=None):
     """The `aim` that swaps the first `layout` clips, and with --prior-above each clip drawn at a
     high enough timestep, for the mean of its caption's clips; None when it would swap none.
     With window phases (`first`), the first `layout` clips aim at their caption's canonical clip
@@ -259,7 +281,7 @@ def prior_aim(args, world, clips, told, rng, layout=0, first=None):
         swap[:layout] = True
         for i in torch.nonzero(swap).flatten().tolist():
             if first is not None and i < layout:
-                clip = world.render(world.canonical_scene(told[i], int(first[i])))
+                clip = world.render(world.canonical_scene(told[i], int(first[i]), None if videos is None else int(videos[i])))
             else:
                 clip = world.prior_mean(told[i], rng, args.prior_clips)
             target[i] = torch.from_numpy(clip).to(clips)

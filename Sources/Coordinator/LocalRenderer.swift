@@ -72,7 +72,7 @@ public struct LocalRenderer {
         let box = job.plan.regions[assignment.region].box
         let shape = [box.frames.count, job.plan.channels, box.rows.count, box.columns.count]
         let work = ShardWork(prompt: job.spec.prompt(forChunk: box.frames), sampler: sampler, schedule: schedule, guidance: job.spec.guidance,
-                             firstFrame: box.frames.lowerBound, steps: assignment.steps, latent: Tensor(shape: shape, scalars: assignment.latent),
+                             place: WindowPlace(firstFrame: box.frames.lowerBound, videoFrames: job.spec.frames), steps: assignment.steps, latent: Tensor(shape: shape, scalars: assignment.latent),
                              state: Sampler.State(previousPrediction: assignment.state.map { Tensor(shape: shape, scalars: $0) }))
         let (latent, state) = try runner.run(work, onStep: onStep)
         return ShardResult(region: assignment.region, steps: assignment.steps, attempt: assignment.attempt,

@@ -4,8 +4,9 @@
 /// runs spatial self-attention (within a frame), temporal self-attention (one patch position
 /// across frames), cross-attention to the prompt and an MLP; the timestep conditions the
 /// spatial, temporal and MLP branches through adaLN-Zero (shift, scale and gate per branch),
-/// joined there by the pooled prompt when the config has `pooled_text` and by the window's
-/// phase in the whole video when it has `frame_phase`.
+/// joined there by the pooled prompt when the config has `pooled_text`, by the window's phase in
+/// the whole video when it has `frame_phase` and by how far through the video the window lies
+/// when it has `video_progress`.
 /// It predicts the rectified-flow velocity v = noise − clean for a noisy video at time t.
 public struct Denoiser {
     public let config: ModelConfig
@@ -14,6 +15,7 @@ public struct Denoiser {
     let timeEmbed2: Linear
     let textPool: Linear?
     let phaseEmbed: Linear?
+    let progressEmbed: Linear?
     let blocks: [Block]
     let finalModulation: Linear
     let finalProjection: Linear
@@ -35,6 +37,7 @@ public struct Denoiser {
         timeEmbed2 = try Linear(weights, "time_embed.fc2", inputs: width, outputs: width)
         textPool = config.pooledText ? try Linear(weights, "text_pool", inputs: config.text.width, outputs: width) : nil
         phaseEmbed = try config.framePhase.map { try Linear(weights, "phase_embed", inputs: 2 * $0.harmonics, outputs: width) }
+        progressEmbed = config.videoProgress ? try Linear(weights, "progress_embed", inputs: 2, outputs: width) : nil
         blocks = try (0..<config.depth).map { i in
             let name = "blocks.\(i)"
             return Block(
@@ -50,11 +53,11 @@ public struct Denoiser {
     }
 
     /// Velocity for a batch of videos `x` shaped [batch, frames, channels, height, width] at
-    /// times `t` (one per video), each conditioned on its own prompt. `firstFrame` is where the
-    /// videos' window starts in the whole video (read with `frame_phase` only). `afterBlock`
+    /// times `t` (one per video), each conditioned on its own prompt. `place` is where the
+    /// videos' window lies in the whole video (read with `frame_phase` and `video_progress` only). `afterBlock`
     /// runs on the calling thread after every transformer block: a worker heartbeats from it,
     /// so even a slow step never goes silent for long.
-    public func velocity(_ x: Tensor, t: [Float], contexts: [TextEmbedding], firstFrame: Int = 0,
+    public func velocity(_ x: Tensor, t: [Float], contexts: [TextEmbedding], place: WindowPlace = .whole,
                          afterBlock: () -> Void = {}) -> Tensor {
         let (batch, frames, height, width) = (x.shape[0], x.shape[1], x.shape[3], x.shape[4])
         precondition(x.shape.count == 5 && x.shape[2] == config.channels, "velocity expects [batch, frames, channels, height, width]")
@@ -71,7 +74,7 @@ public struct Denoiser {
         h.withUnsafeMutablePointer { hp in
             for row in 0..<rows { for j in 0..<d { hp[row * d + j] += positions[(row % tokensPerVideo) * d + j] } }
         }
-        let conditioning = conditioning(t: t, contexts: contexts, firstFrame: firstFrame)
+        let conditioning = conditioning(t: t, contexts: contexts, place: place)
 
         var normed = Tensor.uninitialized([rows, d])
         var update = Tensor.uninitialized([rows, d])
@@ -141,9 +144,10 @@ public struct Denoiser {
     }
 
     /// SiLU(MLP(timestep features) + text_pool(mean of the prompt's tokens) + phase_embed(the
-    /// window's phase)) for each video: the input of every adaLN layer. The last two only when
-    /// the config has `pooled_text` and `frame_phase`.
-    func conditioning(t: [Float], contexts: [TextEmbedding], firstFrame: Int = 0) -> Tensor {
+    /// window's phase) + progress_embed(its progress through the video)) for each video: the
+    /// input of every adaLN layer. The last three only when the config has `pooled_text`,
+    /// `frame_phase` and `video_progress`.
+    func conditioning(t: [Float], contexts: [TextEmbedding], place: WindowPlace = .whole) -> Tensor {
         let features = Tensor(shape: [t.count, PositionEmbedding.timestepFeatures], scalars: t.flatMap(PositionEmbedding.timestep))
         var hidden = timeEmbed1.apply(features, rows: t.count)
         let hiddenCount = hidden.count
@@ -154,14 +158,24 @@ public struct Denoiser {
             c.withUnsafeMutablePointer { cp in pooled.withUnsafePointer { Kernels.add($0, to: cp, count: pooled.count) } }
         }
         if let phaseEmbed, let framePhase = config.framePhase {
-            let features = framePhase.features(firstFrame: firstFrame)
-            let perRow = Array([[Float]](repeating: features, count: t.count).joined())
-            let phase = phaseEmbed.apply(Tensor(shape: [t.count, features.count], scalars: perRow), rows: t.count)
-            c.withUnsafeMutablePointer { cp in phase.withUnsafePointer { Kernels.add($0, to: cp, count: phase.count) } }
+            Self.add(phaseEmbed, of: framePhase.features(firstFrame: place.firstFrame), toEachRowOf: &c)
+        }
+        if let progressEmbed {
+            Self.add(progressEmbed, of: place.progressFeatures(window: config.windowFrames), toEachRowOf: &c)
         }
         let cCount = c.count
         c.withUnsafeMutablePointer { Kernels.silu($0, count: cCount) }
         return c
+    }
+
+    /// Adds `embed(features)` to every row of `c` [rows, width]: a condition all the videos of
+    /// one call share, since they are one window of one video, projected once.
+    static func add(_ embed: Linear, of features: [Float], toEachRowOf c: inout Tensor) {
+        let row = embed.apply(Tensor(shape: [1, features.count], scalars: features), rows: 1)
+        let (rows, width) = (c.shape[0], row.count)
+        c.withUnsafeMutablePointer { cp in
+            row.withUnsafePointer { r in for i in 0..<rows { Kernels.add(r, to: cp + i * width, count: width) } }
+        }
     }
 
     /// [prompts, width]: each prompt's encoded tokens averaged.

@@ -40,6 +40,10 @@ public struct ModelConfig: Codable, Sendable, Equatable {
     /// whose paths repeat every `period` frames, every chunk of a long render can then lay its
     /// objects on one shared path instead of each starting them afresh.
     public var framePhase: FramePhase?
+    /// Whether the denoiser is also told how far through the video its window lies
+    /// (`WindowPlace.progressFeatures`, projected by `progress_embed`): what a motion spread over
+    /// the whole video, such as growth, needs of each chunk.
+    public var videoProgress: Bool = false
 
     public struct FramePhase: Codable, Sendable, Equatable {
         /// Frames after which the phase repeats.
@@ -107,12 +111,12 @@ public struct ModelConfig: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case format, channels, canvasHeight, canvasWidth, windowFrames, fps, patch, width, depth, heads, mlpRatio, text, vocabulary, defaults
-        case prediction, pooledText, framePhase
+        case prediction, pooledText, framePhase, videoProgress
     }
 
     /// Reads config.json; `channels` (3), `mlp_ratio` (4), `vocabulary` (vocab.txt) and
-    /// `defaults`, `prediction` (velocity), `pooled_text` (false) and `frame_phase` (none) may
-    /// be left out.
+    /// `defaults`, `prediction` (velocity), `pooled_text` (false), `frame_phase` (none) and
+    /// `video_progress` (false) may be left out.
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         format = try c.decode(String.self, forKey: .format)
@@ -132,6 +136,7 @@ public struct ModelConfig: Codable, Sendable, Equatable {
         prediction = try c.decodeIfPresent(Prediction.self, forKey: .prediction) ?? .velocity
         pooledText = try c.decodeIfPresent(Bool.self, forKey: .pooledText) ?? false
         framePhase = try c.decodeIfPresent(FramePhase.self, forKey: .framePhase)
+        videoProgress = try c.decodeIfPresent(Bool.self, forKey: .videoProgress) ?? false
     }
 
     /// Checks the numbers fit together; the error names the field.

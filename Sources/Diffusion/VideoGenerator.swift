@@ -50,18 +50,18 @@ public struct VideoGenerator {
     }
 
     /// v = v_uncond + g·(v_cond − v_uncond); both halves run as one batch of two videos.
-    /// `firstFrame` (where the window starts in the whole video) and `afterBlock` are passed to
+    /// `place` (where the window lies in the whole video) and `afterBlock` are passed to
     /// the denoiser (see `Denoiser.velocity`).
     public func guidedVelocity(conditional: TextEmbedding, unconditional: TextEmbedding, guidance: Float,
-                               firstFrame: Int = 0, afterBlock: @escaping () -> Void = {}) -> VelocityField {
+                               place: WindowPlace = .whole, afterBlock: @escaping () -> Void = {}) -> VelocityField {
         let denoiser = model.denoiser
         return { x, t in
             let video = x.reshaped([1] + x.shape)
             if guidance == 1 {
-                return denoiser.velocity(video, t: [t], contexts: [conditional], firstFrame: firstFrame, afterBlock: afterBlock).reshaped(x.shape)
+                return denoiser.velocity(video, t: [t], contexts: [conditional], place: place, afterBlock: afterBlock).reshaped(x.shape)
             }
             let both = denoiser.velocity(Tensor.stacked([x, x]), t: [t, t], contexts: [conditional, unconditional],
-                                          firstFrame: firstFrame, afterBlock: afterBlock)
+                                          place: place, afterBlock: afterBlock)
             let (cond, uncond) = (both.slices(0..<1), both.slices(1..<2))
             return uncond.adding(cond.adding(uncond, scaledBy: -1), scaledBy: guidance).reshaped(x.shape)
         }

@@ -50,7 +50,9 @@ public struct Envelope: Sendable {
     public static let protocolTag = Data("REEL/1".utf8)
     /// Version 2 added `ShardAssignment.first_frame`: a version-1 worker would ignore it and
     /// render every chunk of a `frame_phase` model as if it opened the video, so it is refused.
-    public static let protocolVersion: UInt32 = 2
+    /// Version 3 has workers read the video's length (`JobSpec.frames`) into a `video_progress`
+    /// model's conditioning; a version-2 worker would render each chunk as a whole video.
+    public static let protocolVersion: UInt32 = 3
 
     public let kind: MessageKind
     public let header: Data

@@ -6,17 +6,17 @@ public struct ShardWork: Sendable {
     public var sampler: Sampler
     public var schedule: FlowSchedule
     public var guidance: Float
-    /// Where the region's first frame lies in the whole video (a model with `frame_phase` reads it).
-    public var firstFrame: Int
+    /// Where the region lies in the whole video (read by a model with `frame_phase` or `video_progress`).
+    public var place: WindowPlace
     public var steps: Range<Int>
     /// The region's fused latent at `steps.lowerBound`, [frames, channels, rows, columns].
     public var latent: Tensor
     public var state: Sampler.State
 
-    public init(prompt: String, sampler: Sampler, schedule: FlowSchedule, guidance: Float, firstFrame: Int,
+    public init(prompt: String, sampler: Sampler, schedule: FlowSchedule, guidance: Float, place: WindowPlace,
                 steps: Range<Int>, latent: Tensor, state: Sampler.State) {
         self.prompt = prompt; self.sampler = sampler; self.schedule = schedule; self.guidance = guidance
-        self.firstFrame = firstFrame; self.steps = steps; self.latent = latent; self.state = state
+        self.place = place; self.steps = steps; self.latent = latent; self.state = state
     }
 }
 
@@ -40,7 +40,7 @@ public final class ShardRunner {
     public func run(_ work: ShardWork, onStep: (Int) -> Void = { _ in }, tick: @escaping () -> Void = {}) throws -> (latent: Tensor, state: Sampler.State) {
         let velocity = VideoGenerator(model: model).guidedVelocity(
             conditional: try embedding(for: work.prompt), unconditional: unconditional, guidance: work.guidance,
-            firstFrame: work.firstFrame, afterBlock: tick)
+            place: work.place, afterBlock: tick)
         var state = work.state
         let latent = work.sampler.run(velocity, work.latent, work.schedule, steps: work.steps, state: &state, onStep: onStep)
         return (latent, state)

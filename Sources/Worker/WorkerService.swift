@@ -232,7 +232,8 @@ public final class WorkerService: @unchecked Sendable {
             let latent = Tensor(shape: shape, scalars: try LatentCodec.decode(payloads[0], count: count))
             let state = assignment.carriesState ? Tensor(shape: shape, scalars: try LatentCodec.decode(payloads[1], count: count)) : nil
             return ShardWork(prompt: spec.prompt, sampler: sampler, schedule: FlowSchedule(steps: Int(spec.steps), shift: spec.shift),
-                             guidance: spec.guidance, firstFrame: Int(assignment.firstFrame),
+                             guidance: spec.guidance,
+                             place: WindowPlace(firstFrame: Int(assignment.firstFrame), videoFrames: Int(spec.frames)),
                              steps: Int(assignment.stepBegin)..<Int(assignment.stepEnd),
                              latent: latent, state: Sampler.State(previousPrediction: state))
         }

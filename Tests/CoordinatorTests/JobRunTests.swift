@@ -51,7 +51,7 @@ import Worker
 
     /// A model with `frame_phase` is told where its window starts in the whole video: the same
     /// latent denoised as a window one period later gives the same bits, half a period later
-    /// other bits; and each chunk of a render is told its own first frame.
+    /// other bits.
     @Test func aPhaseModelReadsWhereItsWindowStarts() throws {
         var config = Self.modelConfig
         config.framePhase = .init(period: 8, harmonics: 2)
@@ -59,12 +59,26 @@ import Worker
         let runner = ShardRunner(model: model)
         let latent = NoiseField(seed: 3).tensor(step: 0, frames: 0..<6, channels: 3, height: 16, width: 16)
         func denoise(from firstFrame: Int) throws -> [Float] {
-            let work = ShardWork(prompt: "a red circle moving left", sampler: .euler, schedule: FlowSchedule(steps: 3, shift: 1),
-                                 guidance: 2, firstFrame: firstFrame, steps: 0..<3, latent: latent, state: Sampler.State())
-            return try runner.run(work).latent.scalars
+            try Self.denoise(latent, with: runner, at: WindowPlace(firstFrame: firstFrame, videoFrames: 40))
         }
         #expect(try denoise(from: 3) == denoise(from: 11))
         #expect(try denoise(from: 3) != denoise(from: 7))
+    }
+
+    /// A model with `video_progress` is told how far through the video its window lies: one
+    /// phase at another stretch of the video gives other bits, a one-window video is the whole
+    /// video; and each chunk of a render is told its own first frame and the video's length.
+    @Test func aProgressModelReadsHowFarThroughTheVideoItsWindowLies() throws {
+        var config = Self.modelConfig
+        config.framePhase = .init(period: 8, harmonics: 2)
+        config.videoProgress = true
+        let (_, model) = try TestModels.makePackage(config: config)
+        let runner = ShardRunner(model: model)
+        let latent = NoiseField(seed: 3).tensor(step: 0, frames: 0..<6, channels: 3, height: 16, width: 16)
+        func denoise(_ place: WindowPlace) throws -> [Float] { try Self.denoise(latent, with: runner, at: place) }
+        #expect(try denoise(WindowPlace(firstFrame: 8, videoFrames: 40)) != denoise(WindowPlace(firstFrame: 16, videoFrames: 40)),
+                "one phase, another stretch of the video")
+        #expect(try denoise(.whole) == denoise(WindowPlace(firstFrame: 0, videoFrames: 6)), "a one-window video is the whole video")
 
         let spec = Self.spec(frames: 14, steps: 2)
         let job = JobRun(spec: spec, model: ModelShape(config)) { spec.initialNoise($0, channels: 3) }
@@ -74,8 +88,16 @@ import Worker
         let shape = [6, 3, 16, 16]
         let alone = try ShardRunner(model: model).run(ShardWork(
             prompt: spec.prompt, sampler: .euler, schedule: FlowSchedule(steps: 2, shift: 1), guidance: spec.guidance,
-            firstFrame: start, steps: second.steps, latent: Tensor(shape: shape, scalars: second.latent), state: Sampler.State()))
-        #expect(try renderer.run(second, of: job).latent == alone.latent.scalars, "the chunk from frame \(start) is told it starts there")
+            place: WindowPlace(firstFrame: start, videoFrames: 14), steps: second.steps,
+            latent: Tensor(shape: shape, scalars: second.latent), state: Sampler.State()))
+        #expect(try renderer.run(second, of: job).latent == alone.latent.scalars,
+                "the chunk from frame \(start) is told it starts there, in a video of 14 frames")
+    }
+
+    static func denoise(_ latent: Tensor, with runner: ShardRunner, at place: WindowPlace) throws -> [Float] {
+        let work = ShardWork(prompt: "a red circle moving left", sampler: .euler, schedule: FlowSchedule(steps: 3, shift: 1),
+                             guidance: 2, place: place, steps: 0..<3, latent: latent, state: Sampler.State())
+        return try runner.run(work).latent.scalars
     }
 
     @Test(arguments: ["euler", "dpm++2m"])

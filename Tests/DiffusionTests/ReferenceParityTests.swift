@@ -73,9 +73,12 @@ import Testing
             #expect(Self.relativeError(text.values, try outputs.tensor("text_\(b)")) <= 1e-4, "text \(b)")
         }
         let expected = try outputs.tensor("velocity")
-        let firstFrame = Int(try inputs.tensor("first_frame").scalars[0])
-        #expect(model.config.framePhase != nil && firstFrame > 0, "the fixture covers the window-phase path")
-        let velocity = model.denoiser.velocity(x, t: t, contexts: texts, firstFrame: firstFrame)
+        let place = WindowPlace(firstFrame: Int(try inputs.tensor("first_frame").scalars[0]),
+                                videoFrames: Int(try inputs.tensor("video_frames").scalars[0]))
+        #expect(model.config.framePhase != nil && place.firstFrame > 0, "the fixture covers the window-phase path")
+        #expect(model.config.videoProgress && !place.progressFeatures(window: model.config.windowFrames).contains(0),
+                "the fixture covers the video-progress path, away from the video's ends")
+        let velocity = model.denoiser.velocity(x, t: t, contexts: texts, place: place)
         #expect(expected.scalars.map(abs).max()! > 0.1, "the fixture's output is not trivially small")
         #expect(Self.relativeError(velocity, expected) <= 1e-4)
     }

@@ -71,7 +71,7 @@ class World:
         started: the canvas over the speed along an axis (diagonals move `speed` along each)."""
         return self.canvas / self.spec["speed"]
 
-    def canonical_scene(self, scene, first_frame):
+    def canonical_scene(self, scene, first_frame, video_frames=None):
         """The scene with its objects laid where a window starting at `first_frame` of a long
         video finds them on their canonical path: travelling objects pass the canvas centre in
         the middle of the video's first window, so that window already starts each way in its
@@ -85,7 +85,10 @@ class World:
             if self.wrap:
                 start = [v % self.canvas for v in start]
             objects.append(dict(obj, start=start))
-        return dict(scene, objects=objects, first_frame=first_frame)
+        placed = dict(scene, objects=objects, first_frame=first_frame)
+        if video_frames:
+            placed["video_frames"] = video_frames
+        return placed
 
     def velocity(self, motion):
         """Pixels per frame (x, y) of a motion; (0, 0) for one that does not travel."""
@@ -99,11 +102,12 @@ class World:
         parts = [g["object"].format(**{k: o[k] for k in ("size", "color", "shape", "motion")}) for o in scene["objects"]]
         return g["clip"].format(objects=g["join"].join(parts), background=scene["background"])
 
-    def object_state(self, obj, frame, first_frame=0):
+    def object_state(self, obj, frame, first_frame=0, video_frames=None):
         """Centre (x, y) and radius of an object at a frame of a window that starts at
-        `first_frame` of the video. A bounce keeps time with the video, so that the windows of a
-        long render bounce as one (its period, half a window, divides a phase model's period);
-        travel counts from the window's start, where `start` places the object."""
+        `first_frame` of a video `video_frames` long. A bounce keeps time with the video, so that
+        the windows of a long render bounce as one (its period, half a window, divides a phase
+        model's period); travel counts from the window's start, where `start` places the object.
+        Growth runs over the whole video when its length is told (None: over each window)."""
         motion = self.motions[obj["motion"]]
         x, y = obj["start"]
         radius = self.sizes[obj["size"]]
@@ -113,7 +117,8 @@ class World:
             y -= motion["bounce"] * abs(math.sin(math.pi * (first_frame + frame) / (self.frames / 2)))
         if "scale" in motion:
             a, b = motion["scale"]
-            radius *= a + (b - a) * frame / (self.frames - 1)
+            start, length = (first_frame, max(video_frames, self.frames)) if video_frames else (0, self.frames)
+            radius *= a + (b - a) * (start + frame) / (length - 1)
         return x, y, radius
 
     def coverage(self, shape, x, y, radius):
@@ -130,10 +135,10 @@ class World:
             distance = np.maximum(np.maximum(dy - radius * 0.7, -dy * 0.5 + abs(dx) * 0.866 - radius * 0.5), -radius)
         return np.clip(0.5 - distance, 0, 1)
 
-    def object_coverage(self, obj, frame, first_frame=0):
+    def object_coverage(self, obj, frame, first_frame=0, video_frames=None):
         """The object's coverage at a frame; in a wrapping world, with its copies one canvas
         away wherever it crosses an edge."""
-        x, y, radius = self.object_state(obj, frame, first_frame)
+        x, y, radius = self.object_state(obj, frame, first_frame, video_frames)
         if not self.wrap:
             return self.coverage(obj["shape"], x, y, radius)
         x, y = x % self.canvas, y % self.canvas
@@ -146,14 +151,14 @@ class World:
 
     def render(self, scene):
         """Frames [F, 3, H, W] in [-1, 1] of a window starting at the scene's `first_frame` of
-        the video (0 when it has none)."""
-        first_frame = scene.get("first_frame", 0)
+        a video `video_frames` long (0 and one window when it has none)."""
+        first_frame, video_frames = scene.get("first_frame", 0), scene.get("video_frames")
         clip = np.empty((self.frames, self.canvas, self.canvas, 3), np.float32)
         background = np.array(self.backgrounds[scene["background"]], np.float32)
         for f in range(self.frames):
             frame = np.broadcast_to(background, clip.shape[1:]).copy()
             for obj in scene["objects"]:
-                cover = self.object_coverage(obj, f, first_frame)[..., None]
+                cover = self.object_coverage(obj, f, first_frame, video_frames)[..., None]
                 frame = frame * (1 - cover) + np.array(self.colors[obj["color"]], np.float32) * cover
             clip[f] = frame
         return model_values(clip).transpose(0, 3, 1, 2)
@@ -183,17 +188,20 @@ def open_package(directory):
     return cfg, world, vocabulary
 
 
-def batch(world, vocabulary, rng, size, caption_dropout=0.0, one_object=0, first_frames=None):
+def batch(world, vocabulary, rng, size, caption_dropout=0.0, one_object=0, first_frames=None, video_frames=None):
     """Clips [B, F, 3, H, W], padded token ids [B, L], their mask [B, L], and each clip's scene as
     its caption tells it (None where the caption was dropped). The first `one_object` clips hold
     one object each and always keep their caption. `first_frames` [B], where each clip's window
-    starts in its video, sets the time a bounce keeps (none: every window starts the video)."""
+    starts in its video, sets the time a bounce keeps (none: every window starts the video);
+    `video_frames` [B], each video's length, the span growth runs over (none: one window)."""
     clips, token_lists, told = [], [], []
     for i in range(size):
         single = i < one_object
         scene = world.sample_scene(rng, max_objects=1 if single else 2)
         if first_frames is not None:
             scene["first_frame"] = int(first_frames[i])
+        if video_frames is not None:
+            scene["video_frames"] = int(video_frames[i])
         clips.append(world.render(scene))
         dropped = not single and rng.random() < caption_dropout
         token_lists.append([0] if dropped else vocabulary.tokenize(world.caption(scene)))

@@ -33,6 +33,15 @@ def phase_features(frames, period, harmonics):
     return torch.cat([torch.sin(angles), torch.cos(angles)], dim=1)
 
 
+def progress_features(first_frame, video_frames, window):
+    """[u0, 1 - u1] of each window [B], where u0 and u1 are how far through its video (0 at the
+    first frame, 1 at the last) the window's first and last frames lie. A video one window long
+    gives [0, 0], so a model gains the feature without changing what it renders alone."""
+    length = torch.clamp(video_frames.to(torch.float64), min=window) - 1
+    first = first_frame.to(torch.float64)
+    return torch.stack([first / length, 1 - (first + window - 1) / length], dim=1)
+
+
 def video_positions(frames, grid_h, grid_w, width):
     """Half the width for the frame index, a quarter each for patch row and column."""
     t = sincos(torch.arange(frames), width // 2)
@@ -199,6 +208,10 @@ class Reel(nn.Module):
             # timestep too, so that every window of a long render can lay its objects on one
             # shared path. Registered after text_pool for the same reason.
             self.phase_embed = nn.Linear(2 * cfg["frame_phase"]["harmonics"], d)
+        if cfg.get("video_progress", False):
+            # How far through the video the window lies (see progress_features): what a motion
+            # spread over the whole video, such as growth, needs of each window. Registered last.
+            self.progress_embed = nn.Linear(2, d)
         self.reset_parameters()
 
     def reset_parameters(self):
@@ -226,9 +239,10 @@ class Reel(nn.Module):
             # Zero: a model gains the path without changing what it computes.
             nn.init.zeros_(self.text_pool.weight)
             nn.init.zeros_(self.text_pool.bias)
-        if hasattr(self, "phase_embed"):
-            nn.init.zeros_(self.phase_embed.weight)
-            nn.init.zeros_(self.phase_embed.bias)
+        for name in ("phase_embed", "progress_embed"):
+            if hasattr(self, name):
+                nn.init.zeros_(getattr(self, name).weight)
+                nn.init.zeros_(getattr(self, name).bias)
 
     def pooled_text(self, context, mask):
         """The projected mean of each prompt's real tokens [B, D], or None without the path."""
@@ -247,15 +261,27 @@ class Reel(nn.Module):
         features = phase_features(first_frame, self.cfg["frame_phase"]["period"], self.cfg["frame_phase"]["harmonics"])
         return self.phase_embed(features.to(like))
 
-    def velocity(self, x, t, context, mask, first_frame=None):
+    def video_progress(self, first_frame, video_frames, batch, like):
+        """The projected progress of each window through its video [B, D], or None without the
+        path. `first_frame` and `video_frames` [B] (None: every window is the whole video)."""
+        if not hasattr(self, "progress_embed"):
+            return None
+        window = self.cfg["window_frames"]
+        first_frame = torch.zeros(batch) if first_frame is None else first_frame
+        video_frames = torch.full((batch,), window) if video_frames is None else video_frames
+        return self.progress_embed(progress_features(first_frame, video_frames, window).to(like))
+
+    def velocity(self, x, t, context, mask, first_frame=None, video_frames=None):
         """x [B, F, C, H, W]; t [B]; context [B, L, Dt] with mask [B, L]; first_frame [B], the
-        index in the whole video of each window's first frame (used with `frame_phase`)."""
+        index in the whole video of each window's first frame (used with `frame_phase`), and
+        video_frames [B], each whole video's length (used with `video_progress`)."""
         B, Fr, C, H, W = x.shape
         p, d = self.cfg["patch"], self.cfg["width"]
         gh, gw = H // p, W // p
         tokens = x.reshape(B, Fr, C, gh, p, gw, p).permute(0, 1, 3, 5, 2, 4, 6).reshape(B, Fr, gh * gw, C * p * p)
         h = self.patch_embed(tokens) + video_positions(Fr, gh, gw, d).to(x)
-        extra = [e for e in (self.pooled_text(context, mask), self.frame_phase(first_frame, B, x)) if e is not None]
+        extra = [e for e in (self.pooled_text(context, mask), self.frame_phase(first_frame, B, x),
+                             self.video_progress(first_frame, video_frames, B, x)) if e is not None]
         c = self.time_embed(t, sum(extra) if extra else None)
         for block in self.blocks:
             h = block(h, c, context, mask)
