@@ -345,8 +345,11 @@ public final class CoordinatorServer: @unchecked Sendable {
     func register(_ peer: Data, _ hello: Reel_V1_WorkerHello, userID: String?) throws {
         guard hello.protocolVersion == Envelope.protocolVersion else {
             let mismatch = "protocol version \(hello.protocolVersion); this coordinator speaks \(Envelope.protocolVersion)"
-            // Told, the worker logs why it is refused instead of finding the coordinator silent.
-            send(.disconnect, Reel_V1_Disconnect.with { $0.reason = "\(mismatch): run a worker of the coordinator's build" }, to: peer)
+            // Told, the worker stops and says why instead of finding the coordinator silent.
+            send(.disconnect, Reel_V1_Disconnect.with {
+                $0.reason = "\(mismatch): run a worker of the coordinator's build"
+                $0.refused = true
+            }, to: peer)
             throw WireError(mismatch)
         }
         if workers[peer] != nil { drop(peer, reason: "said hello again") }

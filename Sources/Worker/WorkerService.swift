@@ -62,7 +62,8 @@ public final class WorkerService: @unchecked Sendable {
     public func stop() { stopLock.withLock { stopRequested = true } }
     private var shouldStop: Bool { stopLock.withLock { stopRequested } }
 
-    /// Works until `stop()`. Blocking: run it on its own thread.
+    /// Works until `stop()`, or throws `WorkerRefused` when the coordinator will not take this
+    /// worker. Blocking: run it on its own thread.
     public func run() throws {
         var backoff = options.backoff.first
         while !shouldStop {
@@ -185,9 +186,11 @@ public final class WorkerService: @unchecked Sendable {
             case .heartbeat:
                 break
             case .disconnect:
+                let goodbye = try envelope.decode(Reel_V1_Disconnect.self)
+                // Refused (another protocol version): no reconnect can help, so stop and say why.
+                if goodbye.refused { throw WorkerRefused(reason: goodbye.reason) }
                 // The coordinator is stopping, or restarted and does not know us: reconnect.
-                let reason = try envelope.decode(Reel_V1_Disconnect.self).reason
-                worker.logger.info("coordinator says: \(reason)")
+                worker.logger.info("coordinator says: \(goodbye.reason)")
                 return false
             default:
                 throw WireError("\(envelope.kind) is not a message a worker accepts")
@@ -259,4 +262,10 @@ public final class WorkerService: @unchecked Sendable {
             }
         }
     }
+}
+
+/// The coordinator will not take this worker as it is: reconnecting cannot help.
+public struct WorkerRefused: Error, CustomStringConvertible {
+    public var reason: String
+    public var description: String { "the coordinator refused this worker: \(reason)" }
 }

@@ -120,7 +120,8 @@ import Wire
                 try #require(try ZMQSocket.poll([peer], milliseconds: 2000) == [0], "the refused worker is told why")
                 let reply = try Envelope(frames: peer.receive())
                 #expect(reply.kind == .disconnect)
-                #expect(try reply.decode(Reel_V1_Disconnect.self).reason.contains("this coordinator speaks \(Envelope.protocolVersion)"))
+                let goodbye = try reply.decode(Reel_V1_Disconnect.self)
+                #expect(goodbye.reason.contains("this coordinator speaks \(Envelope.protocolVersion)") && goodbye.refused)
             }
         }
         let log = farm.log("coordinator.log")
@@ -129,5 +130,29 @@ import Wire
         #expect(log.contains("wrong protocol tag") && log.contains("protocol version \(Envelope.protocolVersion + 1)") && log.contains("frames; it has")
                 && log.contains("not a valid reel.v1.StatusRequest"))
         #expect(log.contains("closed"), "the oversized frame's connection was closed and logged")
+    }
+
+    /// A worker the coordinator will not take (another protocol version) stops with a non-zero
+    /// status and says why, instead of reconnecting and being refused forever. The coordinator
+    /// here is a bare ROUTER socket answering the worker's hello as a coordinator of another
+    /// version does.
+    @Test func aRefusedWorkerStopsAndSaysWhy() throws {
+        let farm = try ProcessFarm()
+        let context = try ZMQContext()
+        let coordinator = try ZMQSocket(context, .router)
+        try coordinator.bind("tcp://127.0.0.1:*")
+        let worker = try farm.startWorker("old", connect: coordinator.lastEndpoint, wrapper: ["timeout", "30"])
+        try #require(try ZMQSocket.poll([coordinator], milliseconds: 15_000) == [0], "the worker says hello")
+        let frames = try coordinator.receive()
+        #expect(try Envelope(frames: Array(frames.dropFirst())).kind == .hello)
+        let refusal = Reel_V1_Disconnect.with {
+            $0.reason = "protocol version \(Envelope.protocolVersion); this coordinator speaks 99: run a worker of the coordinator's build"
+            $0.refused = true
+        }
+        try coordinator.send([frames[0]] + Envelope(.disconnect, refusal).frames)
+        worker.waitUntilExit()
+        let log = farm.log("old.log")
+        #expect(worker.terminationStatus == 1, "stopped by the refusal, not by the 30 s timeout (124): \(log)")
+        #expect(log.contains("reel: error: the coordinator refused this worker: protocol version"), "\(log)")
     }
 }
