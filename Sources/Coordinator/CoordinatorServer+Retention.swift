@@ -17,8 +17,13 @@ extension CoordinatorServer {
         do {
             try store.delete(job.id)
         } catch {
-            return logger.error("cannot forget job \(job.id): \(error)")
+            // Retried every heartbeat (the disk may be freed); said once, not once a second.
+            if unforgettable.insert(job.id).inserted {
+                logger.error("cannot forget job \(job.id): \(error); retrying every heartbeat, logged once")
+            }
+            return
         }
+        unforgettable.remove(job.id)
         jobs[job.id] = nil
         jobOrder.removeAll { $0 == job.id }
         pending[job.id] = nil

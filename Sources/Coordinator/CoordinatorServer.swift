@@ -98,6 +98,8 @@ public final class CoordinatorServer: @unchecked Sendable {
     var uncheckpointed: Set<String> = []
     /// (client, idempotency key) → job id, so a resubmission finds the first job.
     var submissions: [String: String] = [:]
+    /// Expired jobs the store would not delete, each logged once while retried every heartbeat.
+    var unforgettable: Set<String> = []
     /// This life's number, the high half of every attempt id.
     let epoch: UInt64
     /// Assignments released by their jobs, per job, waiting for a worker with credit.
