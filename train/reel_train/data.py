@@ -107,7 +107,8 @@ class World:
         `first_frame` of a video `video_frames` long. A bounce keeps time with the video, so that
         the windows of a long render bounce as one (its period, half a window, divides a phase
         model's period); travel counts from the window's start, where `start` places the object.
-        Growth runs over the whole video when its length is told (None: over each window)."""
+        Growth runs over the whole video when its length is told (None: over each window), by
+        the motion's scale from its first frame to its last."""
         motion = self.motions[obj["motion"]]
         x, y = obj["start"]
         radius = self.sizes[obj["size"]]
@@ -118,7 +119,9 @@ class World:
         if "scale" in motion:
             a, b = motion["scale"]
             start, length = (first_frame, max(video_frames, self.frames)) if video_frames else (0, self.frames)
-            radius *= a + (b - a) * (start + frame) / (length - 1)
+            # Geometric: every stretch of the video grows by the same factor, so each window of a
+            # long video grows as visibly as the others (reel eval scores every window-long part).
+            radius *= a * (b / a) ** ((start + frame) / (length - 1))
         return x, y, radius
 
     def coverage(self, shape, x, y, radius):
