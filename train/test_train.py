@@ -14,6 +14,7 @@ import sys
 import tempfile
 
 import numpy as np
+import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import caption_check  # noqa: E402
@@ -73,6 +74,20 @@ def check_one_object_batch(directory):
     _, _, _, told = batch(world, vocabulary, np.random.default_rng(0), 32, caption_dropout=0.5, one_object=16)
     assert all(scene is not None and len(scene["objects"]) == 1 for scene in told[:16]), told[:16]
     assert any(scene is None for scene in told[16:]), "captions are dropped in the rest of the batch"
+
+
+def check_object_pixels(directory):
+    """The object mask of --object-weight is each clip's objects, nothing of its background."""
+    world = World(os.path.join(directory, "world.json"))
+    vocabulary = Vocabulary(os.path.join(directory, "vocab.txt"))
+    clips, _, _, told = batch(world, vocabulary, np.random.default_rng(1), 8, one_object=8)
+    clips = torch.from_numpy(clips)
+    found = train.object_pixels(clips)
+    for i, scene in enumerate(told):
+        background = torch.from_numpy(model_values(world.backgrounds[scene["background"]]))
+        differs = (clips[i] - background[None, :, None, None]).abs().amax(dim=1, keepdim=True) > 0.1
+        assert torch.equal(found[i].bool(), differs), scene
+        assert 0 < found[i].mean() < 0.5, (scene, found[i].mean())
 
 
 def check_wrapping_world(directory):
@@ -195,6 +210,9 @@ def main():
         assert len(losses(run)) == 150 and np.all(np.isfinite(losses(run)[140:, 1])), "the checkpoint resumed with progress"
         progress = read_safetensors(os.path.join(directory, "model.safetensors"))["progress_embed.weight"]
         assert np.abs(progress).max() > 0, "the video-progress path starts at zero and learns"
+        check_object_pixels(directory)
+        train.main(common + ["--steps", "160", "--layout-share", "0.5", "--object-weight", "4"])
+        assert len(losses(run)) == 160 and np.all(np.isfinite(losses(run)[150:, 1])), "training weighs object pixels"
     print("train-test passed")
 
 

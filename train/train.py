@@ -65,6 +65,10 @@ def arguments(argv=None):
                    help="at timesteps from this one up, aim at the mean of --prior-clips clips of the same caption "
                         "instead of the clip itself (0: never): near pure noise the best guess is that mean, and "
                         "one clip's object, anywhere in its range, is a noisy pointer to it")
+    p.add_argument("--object-weight", type=float, default=0.0,
+                   help="weigh the error on pixels that differ from the clip's background this much more "
+                        "(0: every pixel alike): a small object is under 3%% of a frame, so an even loss "
+                        "hardly notices where it goes")
     p.add_argument("--prior-clips", type=int, default=8, help="clips averaged for a --prior-above or --layout-share target")
     p.add_argument("--layout-share", type=float, default=0.0,
                    help="share of each batch drawn as one-object scenes, trained at t = 1 towards their caption's "
@@ -115,7 +119,8 @@ def timesteps(b, uniform_share, generator, device, shift=1.0, high_share=0.0, hi
 
 
 def flow_loss(model, clips, tokens, mask, generator, uniform_share=0.0, shift=1.0, weight_cap=0.0, high_share=0.0,
-              high_floor=HIGH_NOISE_FLOOR, aim=None, pure_noise=0, first_frame=None, video_frames=None):
+              high_floor=HIGH_NOISE_FLOOR, aim=None, pure_noise=0, first_frame=None, video_frames=None,
+              object_weight=0.0):
     """Rectified flow: x_t = (1-t) x0 + t e, predict v = e - x0, t mostly logit-normal.
 
     The velocity error is the clean video's error over t, so the loss weighs that error by
@@ -123,7 +128,8 @@ def flow_loss(model, clips, tokens, mask, generator, uniform_share=0.0, shift=1.
     The first `pure_noise` clips are drawn at t = 1. `aim(t)`, when given, returns the clean
     clips to aim at for the drawn timesteps. `first_frame` [B] is where each clip's window starts
     in a long video (for models with `frame_phase`), `video_frames` [B] that video's length (for
-    models with `video_progress`)."""
+    models with `video_progress`). With `object_weight`, pixels of the target that differ from its
+    background weigh 1 + object_weight times as much as the background's."""
     b = clips.shape[0]
     t = timesteps(b, uniform_share, generator, clips.device, shift, high_share, high_floor)
     t[:pure_noise] = 1.0
@@ -133,10 +139,23 @@ def flow_loss(model, clips, tokens, mask, generator, uniform_share=0.0, shift=1.
     context = model.text(tokens, mask)
     prediction = model.velocity(x, t, context, mask, first_frame, video_frames)
     target = clips if aim is None else aim(t)
-    per_clip = torch.mean((prediction - (noise - target)) ** 2, dim=(1, 2, 3, 4))
+    error = (prediction - (noise - target)) ** 2
+    if object_weight > 0:
+        weight = 1 + object_weight * object_pixels(target)
+        per_clip = torch.sum(error * weight, dim=(1, 2, 3, 4)) / (torch.sum(weight, dim=(1, 2, 3, 4)) * clips.shape[2])
+    else:
+        per_clip = torch.mean(error, dim=(1, 2, 3, 4))
     if weight_cap > 0:
         per_clip = per_clip * torch.clamp(weight_cap * t ** 2, max=1.0)
     return torch.mean(per_clip)
+
+
+def object_pixels(clips, tolerance=0.1):
+    """[B, F, 1, H, W]: 1 where a clip's pixel differs from its background, the median colour
+    of the clip (objects cover far less than half of it), by more than `tolerance`."""
+    b, _, c = clips.shape[:3]
+    background = clips.transpose(1, 2).reshape(b, c, -1).median(dim=2).values
+    return ((clips - background[:, None, :, None, None]).abs().amax(dim=2, keepdim=True) > tolerance).to(clips)
 
 
 def load_checkpoint(state, model, ema, optimizer):
@@ -226,7 +245,8 @@ def main(argv=None):
         loss = flow_loss(model, clips, tokens, mask, generator, args.uniform_t, args.shift, args.weight_cap,
                          args.high_noise, args.high_noise_floor, prior_aim(args, world, clips, told, rng, layout, first, videos),
                          pure_noise=layout, first_frame=None if first is None else torch.from_numpy(first),
-                         video_frames=None if videos is None else torch.from_numpy(videos))
+                         video_frames=None if videos is None else torch.from_numpy(videos),
+                         object_weight=args.object_weight)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
