@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Worker
 
 @main
 struct Reel: ParsableCommand {
@@ -35,8 +36,13 @@ struct UserError: Error, CustomStringConvertible {
 }
 
 extension Reel {
+    /// Exit status of a worker the coordinator refused (sysexits' EX_CONFIG): starting it again
+    /// as it is cannot help, so the systemd unit names it in `RestartPreventExitStatus=`.
+    static let refusedStatus: Int32 = 78
+
     /// Parses and runs the command. Help and version go to stdout as usual; every failure,
-    /// a mistyped flag or a render that cannot proceed, is one line on stderr and exit status 1.
+    /// a mistyped flag or a render that cannot proceed, is one line on stderr and exit status 1
+    /// (a refused worker: `refusedStatus`).
     static func main() {
         do {
             var command = try parseAsRoot()
@@ -46,6 +52,7 @@ extension Reel {
             if code == .success { exit(withError: error) }
             let text = message(for: error).split(whereSeparator: \.isNewline).joined(separator: "; ")
             FileHandle.standardError.write(Data("reel: error: \(text.isEmpty ? "\(error)" : text)\n".utf8))
+            if error is WorkerRefused { Foundation.exit(refusedStatus) }
             Foundation.exit(code.rawValue == 0 ? 1 : code.rawValue)
         }
     }
