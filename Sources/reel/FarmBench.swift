@@ -65,8 +65,7 @@ struct FarmBench: ParsableCommand {
 
         let one = try Self.timeJob(job, workerProcesses: 1)
         let two = try Self.timeJob(job, workerProcesses: 2)
-        let video = try VideoDecoder.read(two.videoPath).video
-        let seam = Self.seamFigure(video, chunks: plan.chunks)
+        let seam = Self.seamFigure(two.video, chunks: plan.chunks)
 
         job = Reel_V1_JobSpec.with {
             $0.prompt = "a red circle"; $0.model = model; $0.window = 1; $0.overlap = 0; $0.width = UInt32(config.patch)
@@ -87,8 +86,9 @@ struct FarmBench: ParsableCommand {
     // MARK: runs
 
     /// The job on a coordinator in this process and `workerProcesses` `reel worker` processes
-    /// with one compute thread each, from submission to the finished video.
-    static func timeJob(_ job: Reel_V1_JobSpec, workerProcesses: Int) throws -> (seconds: Double, bytesPerShard: Double, videoPath: String) {
+    /// with one compute thread each, from submission to the finished video (returned decoded;
+    /// its file goes with the run's data directory).
+    static func timeJob(_ job: Reel_V1_JobSpec, workerProcesses: Int) throws -> (seconds: Double, bytesPerShard: Double, video: RGBVideo) {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("reel-bench-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let farm = try LocalFarm(workerCount: 0, library: ModelLibrary(names: []), dataDirectory: directory, bind: "tcp://127.0.0.1:*")
@@ -106,9 +106,9 @@ struct FarmBench: ParsableCommand {
         let (id, seconds, before, after) = try measure(job, on: farm, client: client)
         let shards = max(1, after.resultsAccepted - before.resultsAccepted)
         let bytes = (after.bytesSent - before.bytesSent) + (after.bytesReceived - before.bytesReceived)
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("reel-bench-\(UUID().uuidString).mp4").path
+        let path = "\(directory)/\(id).mp4"
         try client.fetch(id).video.write(to: URL(fileURLWithPath: path))
-        return (seconds, Double(bytes) / Double(shards), path)
+        return (seconds, Double(bytes) / Double(shards), try VideoDecoder.read(path).video)
     }
 
     static func launchWorker(endpoint: String, id: String, model: String) throws -> Process {
