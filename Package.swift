@@ -78,11 +78,11 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["Diffusion"], path: "Tests/TestSupport"),
         .testTarget(name: "DiffusionTests", dependencies: ["Diffusion", "TestSupport"],
                     resources: [.copy("Reference"), .copy("Fixtures")]),
-        .testTarget(name: "MediaTests", dependencies: ["Media"]),
+        .testTarget(name: "MediaTests", dependencies: ["Media", "TestSupport"]),
         .testTarget(name: "PlanningTests", dependencies: ["Planning"]),
         .testTarget(name: "WireTests", dependencies: ["Wire"]),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation"]),
         .testTarget(name: "CoordinatorTests", dependencies: ["Coordinator", "Planning", "Diffusion", "Worker", "Wire", "TestSupport"]),
-        .testTarget(name: "CLITests", dependencies: ["Media", "Wire", "Evaluation", .product(name: "Yams", package: "Yams")]),
+        .testTarget(name: "CLITests", dependencies: ["Media", "Wire", "Evaluation", "TestSupport", .product(name: "Yams", package: "Yams")]),
     ]
 )

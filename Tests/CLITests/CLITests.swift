@@ -1,5 +1,6 @@
 import Foundation
 import Media
+import TestSupport
 import Testing
 
 /// Runs the built `reel` binary as a user would.
@@ -50,30 +51,7 @@ struct ReelCommand {
 
     /// A new directory for one test's files; every one is removed when the test process
     /// exits, unless REEL_KEEP_TEST_FILES=1 asks to keep them for a look.
-    static func scratchDirectory() throws -> String {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("reel-cli-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        ScratchDirectories.shared.add(path)
-        return path
-    }
-}
-
-/// The scratch directories of this test process, removed at exit.
-final class ScratchDirectories: @unchecked Sendable {
-    static let shared = ScratchDirectories()
-    private let lock = NSLock()
-    private var paths: [String] = []
-
-    private init() {
-        atexit { ScratchDirectories.shared.removeAll() }
-    }
-
-    func add(_ path: String) { lock.withLock { paths.append(path) } }
-
-    func removeAll() {
-        guard ProcessInfo.processInfo.environment["REEL_KEEP_TEST_FILES"] != "1" else { return }
-        for path in lock.withLock({ paths }) { try? FileManager.default.removeItem(atPath: path) }
-    }
+    static func scratchDirectory() throws -> String { try ScratchFiles.directory(prefix: "reel-cli") }
 }
 
 @Suite struct RenderCommandTests {

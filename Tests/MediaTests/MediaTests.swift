@@ -1,5 +1,6 @@
 import Foundation
 import Media
+import TestSupport
 import Testing
 
 /// A moving colour gradient with a soft-edged disc sliding across it, like a render: smooth
@@ -22,9 +23,7 @@ func syntheticVideo(width: Int = 64, height: Int = 48, frames: Int = 24) -> RGBV
     return RGBVideo(width: width, height: height, pixels: pixels)
 }
 
-func temporaryPath(_ name: String) -> String {
-    FileManager.default.temporaryDirectory.appendingPathComponent("reel-media-\(UUID().uuidString)-\(name)").path
-}
+func temporaryPath(_ name: String) -> String { ScratchFiles.path(name, prefix: "reel-media") }
 
 /// Runs ffprobe on a file and returns its first video stream's fields.
 func probe(_ path: String) throws -> [String: String] {

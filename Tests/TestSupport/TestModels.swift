@@ -11,11 +11,10 @@ public enum TestModels {
                     text: .init(width: 16, depth: 1, heads: 2, mlpRatio: 2, maxTokens: 8))
     }
 
-    /// Writes config.json, vocab.txt and seeded weights into a fresh temporary directory.
+    /// Writes config.json, vocab.txt and seeded weights into a fresh temporary directory
+    /// (removed when the test process exits).
     public static func makePackage(config: ModelConfig = smallConfig(), seed: UInt64 = 11) throws -> (directory: String, model: Model) {
-        let directory = FileManager.default.temporaryDirectory
-            .appendingPathComponent("reel-test-model-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let directory = try ScratchFiles.directory(prefix: "reel-test-model")
         let encoder = JSONEncoder()
         encoder.keyEncodingStrategy = .convertToSnakeCase
         try encoder.encode(config).write(to: URL(fileURLWithPath: "\(directory)/config.json"))
@@ -24,7 +23,6 @@ public enum TestModels {
         return (directory, try Model(directory: directory))
     }
 
-    public static func temporaryPath(_ name: String) -> String {
-        FileManager.default.temporaryDirectory.appendingPathComponent("reel-test-\(UUID().uuidString)-\(name)").path
-    }
+    /// A fresh temporary path ending in `name`, removed when the test process exits.
+    public static func temporaryPath(_ name: String) -> String { ScratchFiles.path(name) }
 }
