@@ -67,6 +67,17 @@ struct Eval: ParsableCommand {
         /// direction (about 90 when the direction is left to chance).
         var medianTravelShare: Double?
         var medianTravelAngle: Double?
+        /// Every video (or window-long segment) that missed an attribute, and what was seen.
+        var failures: [Failure]
+    }
+
+    struct Failure: Encodable {
+        var prompt: String
+        var seed: Int
+        /// The segment's first frame; 0 for a video of one window.
+        var firstFrame: Int
+        var missed: [String]
+        var seen: String
     }
 
     func run() throws {
@@ -90,7 +101,7 @@ struct Eval: ParsableCommand {
         let client = try FarmClient(context: farm.context, endpoint: farm.endpoint, timeoutSeconds: 60)
         let jobs = try prompts.indices.flatMap { p in
             try (0..<seeds).map { seed in
-                (p, try client.submit(Reel_V1_JobSpec.with {
+                (p, seed, try client.submit(Reel_V1_JobSpec.with {
                     $0.prompt = prompts[p]; $0.model = model; $0.steps = UInt32(steps); $0.seed = UInt64(seed)
                     $0.frames = UInt32(length)
                     if let guidance { $0.guidance = guidance }
@@ -98,19 +109,19 @@ struct Eval: ParsableCommand {
                 }))
             }
         }
-        var scores: [(prompt: Int, score: Scorer.Score)] = []
+        var scores: [(prompt: Int, seed: Int, firstFrame: Int, score: Scorer.Score)] = []
         var videos: [RGBVideo] = []
         let display = ProgressDisplay(label: "eval", unit: "video")
         let clock = ContinuousClock(), start = clock.now
-        for (index, (p, id)) in jobs.enumerated() {
+        for (index, (p, seed, id)) in jobs.enumerated() {
             let status = try client.wait(for: id, interval: 0.1)
             guard status.state == .done else { throw UserError("render of '\(prompts[p])' \(status.state.word): \(status.error)") }
             let path = "\(directory)/\(id).mp4"
             try client.fetch(id).video.write(to: URL(fileURLWithPath: path))
             let video = try VideoDecoder.read(path, width: world.canvas, height: world.canvas).video
             videos.append(video)
-            for segment in Self.segments(of: video, window: window) {
-                scores.append((p, scorer.score(segment, against: expectations[p])))
+            for (firstFrame, segment) in Self.segments(of: video, window: window) {
+                scores.append((p, seed, firstFrame, scorer.score(segment, against: expectations[p])))
             }
             display.update(done: index + 1, total: jobs.count, seconds: (clock.now - start).seconds)
         }
@@ -125,7 +136,13 @@ struct Eval: ParsableCommand {
         let report = Report(model: loaded.name, videos: jobs.count, frames: length, segments: scores.count, steps: steps, guidance: guidance ?? loaded.config.defaults.guidance,
                             color: fraction(\.color), motion: fraction(\.motion), background: fraction(\.background), motionByKind: byKind,
                             medianTravelShare: Self.median(scores.compactMap(\.score.travel?.share)),
-                            medianTravelAngle: Self.median(scores.compactMap(\.score.travel?.angle)))
+                            medianTravelAngle: Self.median(scores.compactMap(\.score.travel?.angle)),
+                            failures: scores.compactMap { entry in
+                                let s = entry.score
+                                let missed = [("colour", s.color), ("motion", s.motion), ("background", s.background)].filter { !$0.1 }.map(\.0)
+                                return missed.isEmpty ? nil : Failure(prompt: prompts[entry.prompt], seed: entry.seed, firstFrame: entry.firstFrame,
+                                                                      missed: missed, seen: s.seen)
+                            })
         print(json ? Bench.json(report) : table(report))
     }
 
@@ -135,16 +152,16 @@ struct Eval: ParsableCommand {
         return sorted.count % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
     }
 
-    /// Consecutive window-long segments of `video`, the last one ending at its end; a video no
-    /// longer than the window is one segment.
-    static func segments(of video: RGBVideo, window: Int) -> [Scorer.Frames] {
+    /// Consecutive window-long segments of `video` with their first frames, the last one ending
+    /// at its end; a video no longer than the window is one segment.
+    static func segments(of video: RGBVideo, window: Int) -> [(firstFrame: Int, frames: Scorer.Frames)] {
         let count = video.frameCount
         var starts = Array(stride(from: 0, through: count - window, by: window))
         if starts.isEmpty { starts = [0] } else if starts.last! + window < count { starts.append(count - window) }
         return starts.map { start in
             let end = min(count, start + window)
-            return Scorer.Frames(width: video.width, height: video.height,
-                                 pixels: Array(video.pixels[start * video.frameBytes..<end * video.frameBytes]))
+            return (start, Scorer.Frames(width: video.width, height: video.height,
+                                         pixels: Array(video.pixels[start * video.frameBytes..<end * video.frameBytes])))
         }
     }
 
@@ -170,6 +187,11 @@ struct Eval: ParsableCommand {
         if let share = r.medianTravelShare, let angle = r.medianTravelAngle {
             lines.append(String(format: "travel      %5.1f%% of the asked distance, %.0f degrees off the asked direction", share * 100, angle)
                          + " (medians over objects told to move a way)")
+        }
+        if !r.failures.isEmpty { lines.append("missed (\(r.failures.count) of \(r.segments)):") }
+        lines += r.failures.map { f in
+            let place = r.segments == r.videos ? "" : ", frames \(f.firstFrame)+"
+            return "  \(f.missed.joined(separator: ", ")): '\(f.prompt)' seed \(f.seed)\(place): \(f.seen)"
         }
         lines.append("contact sheet: \(contactSheet)")
         return lines.joined(separator: "\n")

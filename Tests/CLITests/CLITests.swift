@@ -196,6 +196,12 @@ struct ReelCommand {
             let value = report[attribute] as? Double ?? -1
             #expect(value >= 0 && value <= 1, "\(attribute) is a fraction")
         }
+        // Each video that missed an attribute is listed once, with what it missed: at least as
+        // many as missed the most-missed attribute, at most every video.
+        let misses = report["failures"] as? [[String: Any]] ?? []
+        let mostMissed = ["color", "motion", "background"].map { 34 - Int(((report[$0] as? Double ?? 0) * 34).rounded()) }.max()!
+        #expect(misses.count >= mostMissed && misses.count <= 34, "\(misses.count) listed, \(mostMissed) missed one attribute")
+        #expect(misses.allSatisfy { ($0["missed"] as? [String])?.isEmpty == false && $0["prompt"] is String }, "\(misses)")
         #expect(try VideoDecoder.read("\(directory)/sheet.png").video.width > 64 * 8)
         // 40 frames of a 16-frame window: chunks through the farm, scored at 0, 16 and 24.
         // The model given as a package directory rather than a name.
@@ -206,6 +212,8 @@ struct ReelCommand {
         let longReport = try JSONSerialization.jsonObject(with: Data(long.stdout.utf8)) as? [String: Any] ?? [:]
         #expect(longReport["videos"] as? Int == 1 && longReport["frames"] as? Int == 40 && longReport["segments"] as? Int == 3,
                 "\(longReport)")
+        let longMisses = longReport["failures"] as? [[String: Any]] ?? []
+        #expect(longMisses.allSatisfy { [0, 16, 24].contains($0["first_frame"] as? Int ?? -1) }, "misses name their window: \(longMisses)")
         let untrained = try ReelCommand.run(["eval", "--model", "reel-tiny"], in: directory)
         #expect(untrained.status != 0 && untrained.stderr.contains("world.json"), "a model without a world cannot be evaluated")
     }
