@@ -88,6 +88,13 @@ def check_object_pixels(directory):
         differs = (clips[i] - background[None, :, None, None]).abs().amax(dim=1, keepdim=True) > 0.1
         assert torch.equal(found[i].bool(), differs), scene
         assert 0 < found[i].mean() < 0.5, (scene, found[i].mean())
+    # --object-share: every clip's objects carry that share of its weight, small or large, and
+    # each clip's weights still sum to its pixel count.
+    weights = train.object_weights(clips, object_share=0.5)
+    for i in range(len(told)):
+        on_objects = (weights[i] * found[i]).sum() / weights[i].sum()
+        assert abs(on_objects.item() - 0.5) < 1e-4, (told[i], on_objects)
+        assert abs(weights[i].sum().item() - found[i].numel()) < 1e-2 * found[i].numel(), weights[i].sum()
 
 
 def check_wrapping_world(directory):
@@ -213,6 +220,8 @@ def main():
         check_object_pixels(directory)
         train.main(common + ["--steps", "160", "--layout-share", "0.5", "--object-weight", "4"])
         assert len(losses(run)) == 160 and np.all(np.isfinite(losses(run)[150:, 1])), "training weighs object pixels"
+        train.main(common + ["--steps", "170", "--layout-share", "0.5", "--object-share", "0.5"])
+        assert len(losses(run)) == 170 and np.all(np.isfinite(losses(run)[160:, 1])), "training gives objects a share of the loss"
     print("train-test passed")
 
 

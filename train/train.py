@@ -69,6 +69,10 @@ def arguments(argv=None):
                    help="weigh the error on pixels that differ from the clip's background this much more "
                         "(0: every pixel alike): a small object is under 3%% of a frame, so an even loss "
                         "hardly notices where it goes")
+    p.add_argument("--object-share", type=float, default=0.0,
+                   help="instead of --object-weight: the pixels that differ from each clip's background carry "
+                        "this share of that clip's loss, however few they are (0: off), so a small object's "
+                        "path counts as much as a large one's")
     p.add_argument("--prior-clips", type=int, default=8, help="clips averaged for a --prior-above or --layout-share target")
     p.add_argument("--layout-share", type=float, default=0.0,
                    help="share of each batch drawn as one-object scenes, trained at t = 1 towards their caption's "
@@ -120,7 +124,7 @@ def timesteps(b, uniform_share, generator, device, shift=1.0, high_share=0.0, hi
 
 def flow_loss(model, clips, tokens, mask, generator, uniform_share=0.0, shift=1.0, weight_cap=0.0, high_share=0.0,
               high_floor=HIGH_NOISE_FLOOR, aim=None, pure_noise=0, first_frame=None, video_frames=None,
-              object_weight=0.0):
+              object_weight=0.0, object_share=0.0):
     """Rectified flow: x_t = (1-t) x0 + t e, predict v = e - x0, t mostly logit-normal.
 
     The velocity error is the clean video's error over t, so the loss weighs that error by
@@ -129,7 +133,8 @@ def flow_loss(model, clips, tokens, mask, generator, uniform_share=0.0, shift=1.
     clips to aim at for the drawn timesteps. `first_frame` [B] is where each clip's window starts
     in a long video (for models with `frame_phase`), `video_frames` [B] that video's length (for
     models with `video_progress`). With `object_weight`, pixels of the target that differ from its
-    background weigh 1 + object_weight times as much as the background's."""
+    background weigh 1 + object_weight times as much as the background's; with `object_share`,
+    they carry that share of each clip's loss together, the background the rest."""
     b = clips.shape[0]
     t = timesteps(b, uniform_share, generator, clips.device, shift, high_share, high_floor)
     t[:pure_noise] = 1.0
@@ -140,14 +145,28 @@ def flow_loss(model, clips, tokens, mask, generator, uniform_share=0.0, shift=1.
     prediction = model.velocity(x, t, context, mask, first_frame, video_frames)
     target = clips if aim is None else aim(t)
     error = (prediction - (noise - target)) ** 2
-    if object_weight > 0:
-        weight = 1 + object_weight * object_pixels(target)
+    weight = object_weights(target, object_weight, object_share)
+    if weight is not None:
         per_clip = torch.sum(error * weight, dim=(1, 2, 3, 4)) / (torch.sum(weight, dim=(1, 2, 3, 4)) * clips.shape[2])
     else:
         per_clip = torch.mean(error, dim=(1, 2, 3, 4))
     if weight_cap > 0:
         per_clip = per_clip * torch.clamp(weight_cap * t ** 2, max=1.0)
     return torch.mean(per_clip)
+
+
+def object_weights(target, object_weight=0.0, object_share=0.0):
+    """[B, F, 1, H, W] weights of the target's pixels in the loss, or None when all weigh alike.
+    With `object_share`, a clip whose objects cover a share a of its pixels gives each object
+    pixel object_share / a and each background pixel (1 - object_share) / (1 - a): the weights
+    of a clip sum to its pixel count, so the loss keeps its scale."""
+    if object_share > 0:
+        objects = object_pixels(target)
+        covered = objects.mean(dim=(1, 2, 3, 4), keepdim=True).clamp(1e-4, 1 - 1e-4)
+        return torch.where(objects > 0, object_share / covered, (1 - object_share) / (1 - covered))
+    if object_weight > 0:
+        return 1 + object_weight * object_pixels(target)
+    return None
 
 
 def object_pixels(clips, tolerance=0.1):
@@ -187,6 +206,10 @@ def main(argv=None):
                  % (args.uniform_t + args.high_noise))
     if not 0 <= args.layout_share < 1:
         sys.exit("train.py: --layout-share is %g; give a share from 0 up to but not including 1" % args.layout_share)
+    if not 0 <= args.object_share < 1:
+        sys.exit("train.py: --object-share is %g; give a share from 0 up to but not including 1" % args.object_share)
+    if args.object_share > 0 and args.object_weight > 0:
+        sys.exit("train.py: --object-share and --object-weight both weigh the objects; give one of them")
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     cfg, world, vocabulary = open_package(args.package)
@@ -246,7 +269,7 @@ def main(argv=None):
                          args.high_noise, args.high_noise_floor, prior_aim(args, world, clips, told, rng, layout, first, videos),
                          pure_noise=layout, first_frame=None if first is None else torch.from_numpy(first),
                          video_frames=None if videos is None else torch.from_numpy(videos),
-                         object_weight=args.object_weight)
+                         object_weight=args.object_weight, object_share=args.object_share)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
