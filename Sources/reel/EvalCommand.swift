@@ -78,6 +78,13 @@ struct Eval: ParsableCommand {
         var firstFrame: Int
         var missed: [String]
         var seen: String
+
+        /// The attributes `score` missed, or nil when it missed none.
+        init?(prompt: String, seed: Int, firstFrame: Int, score: Scorer.Score) {
+            missed = [("colour", score.color), ("motion", score.motion), ("background", score.background)].filter { !$0.1 }.map(\.0)
+            guard !missed.isEmpty else { return nil }
+            self.prompt = prompt; self.seed = seed; self.firstFrame = firstFrame; seen = score.seen
+        }
     }
 
     func run() throws {
@@ -137,12 +144,7 @@ struct Eval: ParsableCommand {
                             color: fraction(\.color), motion: fraction(\.motion), background: fraction(\.background), motionByKind: byKind,
                             medianTravelShare: Self.median(scores.compactMap(\.score.travel?.share)),
                             medianTravelAngle: Self.median(scores.compactMap(\.score.travel?.angle)),
-                            failures: scores.compactMap { entry in
-                                let s = entry.score
-                                let missed = [("colour", s.color), ("motion", s.motion), ("background", s.background)].filter { !$0.1 }.map(\.0)
-                                return missed.isEmpty ? nil : Failure(prompt: prompts[entry.prompt], seed: entry.seed, firstFrame: entry.firstFrame,
-                                                                      missed: missed, seen: s.seen)
-                            })
+                            failures: scores.compactMap { Failure(prompt: prompts[$0.prompt], seed: $0.seed, firstFrame: $0.firstFrame, score: $0.score) })
         print(json ? Bench.json(report) : table(report))
     }
 
