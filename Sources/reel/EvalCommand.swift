@@ -101,8 +101,9 @@ struct Eval: ParsableCommand {
 
         let cores = ProcessInfo.processInfo.activeProcessorCount
         ComputeThreads.set(1)
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("reel-eval-\(UUID().uuidString)").path
-        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let work = WorkDirectory(prefix: "reel-eval")
+        defer { work.remove() }
+        let directory = work.path
         let farm = try LocalFarm(workerCount: cores, library: ModelLibrary(names: [loaded.name], preloaded: [loaded]), dataDirectory: directory)
         defer { farm.stop() }
         let client = try FarmClient(context: farm.context, endpoint: farm.endpoint, timeoutSeconds: 60)

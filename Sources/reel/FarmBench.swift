@@ -89,8 +89,9 @@ struct FarmBench: ParsableCommand {
     /// with one compute thread each, from submission to the finished video (returned decoded;
     /// its file goes with the run's data directory).
     static func timeJob(_ job: Reel_V1_JobSpec, workerProcesses: Int) throws -> (seconds: Double, bytesPerShard: Double, video: RGBVideo) {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("reel-bench-\(UUID().uuidString)").path
-        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let work = WorkDirectory(prefix: "reel-bench")
+        defer { work.remove() }
+        let directory = work.path
         let farm = try LocalFarm(workerCount: 0, library: ModelLibrary(names: []), dataDirectory: directory, bind: "tcp://127.0.0.1:*")
         defer { farm.stop() }
         let processes = try (0..<workerProcesses).map { index in
@@ -121,8 +122,9 @@ struct FarmBench: ParsableCommand {
 
     /// Many tiny shards through two in-process workers whose denoiser is the identity.
     static func dispatchRun(_ job: Reel_V1_JobSpec) throws -> (shards: Int, seconds: Double, coordinatorCPU: Double) {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("reel-bench-\(UUID().uuidString)").path
-        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let work = WorkDirectory(prefix: "reel-bench")
+        defer { work.remove() }
+        let directory = work.path
         let identity: WorkerService.Computation = { work, _, _, _ in (work.latent, work.state) }
         let farm = try LocalFarm(workerCount: 2, library: ModelLibrary(names: [job.model]), dataDirectory: directory, computation: identity)
         defer { farm.stop() }

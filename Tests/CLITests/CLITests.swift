@@ -90,6 +90,36 @@ struct ReelCommand {
         #expect(decoded.video.frameCount == 20 && decoded.video.width == 96 && decoded.video.height == 64)
     }
 
+    /// Interrupted midway, a render ends at once with the status a shell gives the signal, and
+    /// leaves neither its working directory (the in-process farm's job store) nor an output file.
+    @Test(arguments: [SIGINT, SIGTERM])
+    func interruptedRenderLeavesNothingBehind(signal number: Int32) throws {
+        let directory = try ReelCommand.scratchDirectory(), temporary = try ReelCommand.scratchDirectory()
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: ReelCommand.binary)
+        process.arguments = ["render", "a red circle moving right", "--model", "reel-tiny", "--frames", "64", "--steps", "1000", "-o", "out.mp4"]
+        process.currentDirectoryURL = URL(fileURLWithPath: directory)
+        process.environment = ProcessInfo.processInfo.environment.merging(
+            ["TMPDIR": temporary, "REEL_MODELS": ReelCommand.packageRoot + "/models"]) { _, new in new }
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+        let started = Date().addingTimeInterval(30)
+        while try FileManager.default.contentsOfDirectory(atPath: temporary).isEmpty, process.isRunning, Date() < started {
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+        #expect(process.isRunning, "the render is still going when the signal comes")
+        kill(process.processIdentifier, number)
+        let ended = Date().addingTimeInterval(20)
+        while process.isRunning, Date() < ended { Thread.sleep(forTimeInterval: 0.05) }
+        #expect(!process.isRunning, "the render ends within 20 s of the signal")
+        guard !process.isRunning else { return }
+        #expect(process.terminationStatus == 128 + number)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: temporary).isEmpty, "no working directory left")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory).isEmpty, "no output file")
+    }
+
     /// Each bad input: non-zero exit, exactly one line on stderr that names the problem, and no
     /// output file (nor a temporary one) left behind.
     @Test(arguments: [
