@@ -7,7 +7,7 @@ caption's way, training that aims at such means runs (with one-object layouts at
 re-warmed learning rate too), a world with wrapping edges draws objects across them,
 caption_check runs, and in a wrapping world the windows of one long video agree on their
 canonical paths and a checkpoint resumes into a config that adds the window phase (which then
-learns)."""
+learns), and a new run starts from a package's exported weights (--start-from)."""
 import json
 import os
 import sys
@@ -19,7 +19,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import caption_check  # noqa: E402
 import train  # noqa: E402
-from reel_train.data import Vocabulary, World, batch, model_values  # noqa: E402
+from reel_train.data import Vocabulary, World, batch, model_values, open_package  # noqa: E402
 from reel_train.files import read_safetensors  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -165,6 +165,28 @@ def use_window_phase(directory):
             json.dump(spec, f)
 
 
+def check_start_from(directory, common):
+    """A new run starts from the weights a run exported to the package, at their step, with a
+    fresh optimiser; without --rewarm it refuses."""
+    exported = read_safetensors(os.path.join(directory, "model.safetensors"))
+    second = os.path.join(directory, "second-run")
+    arguments = common + ["--run", second, "--start-from", directory]  # the last --run counts
+    try:
+        train.main(arguments + ["--steps", "175"])
+        raise AssertionError("--start-from without --rewarm is refused")
+    except SystemExit as refusal:
+        assert "--rewarm" in str(refusal.code), refusal.code
+    cfg, _, vocabulary = open_package(directory)
+    model, ema = train.Reel(cfg, len(vocabulary.words)), train.Reel(cfg, len(vocabulary.words))
+    step, _ = train.start_from(directory, model, ema)
+    assert step == 170, "the export's step count"
+    for name, value in model.state_dict().items():
+        assert np.array_equal(value.numpy(), exported[name]), "%s comes from the export" % name
+    train.main(arguments + ["--steps", "175", "--rewarm", "2"])
+    assert list(losses(second)[:, 0]) == [171, 172, 173, 174, 175], "the new run counts on from the export's step"
+    assert np.all(np.isfinite(losses(second)[:, 1]))
+
+
 def main():
     with tempfile.TemporaryDirectory() as directory:
         tiny_package(directory)
@@ -222,6 +244,7 @@ def main():
         assert len(losses(run)) == 160 and np.all(np.isfinite(losses(run)[150:, 1])), "training weighs object pixels"
         train.main(common + ["--steps", "170", "--layout-share", "0.5", "--object-share", "0.5"])
         assert len(losses(run)) == 170 and np.all(np.isfinite(losses(run)[160:, 1])), "training gives objects a share of the loss"
+        check_start_from(directory, common)
     print("train-test passed")
 
 

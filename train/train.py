@@ -4,7 +4,7 @@
     train.py --package models/reel-shapes --run train/runs/reel-shapes [--steps N] [--minutes M]
 
 The package directory must hold config.json, vocab.txt and world.json. Training resumes from
-RUN/checkpoint.pt when it exists; every --checkpoint-every steps it saves the checkpoint
+RUN/checkpoint.pt when it exists (else, with --start-from, from a package's weights); every --checkpoint-every steps it saves the checkpoint
 (atomically), appends to RUN/loss.csv, redraws RUN/loss.png and exports the EMA weights to
 PACKAGE/model.safetensors. SIGINT or SIGTERM stops it after the step in hand, saving first.
 """
@@ -21,7 +21,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from reel_train.data import batch, open_package  # noqa: E402
-from reel_train.files import plot_loss, write_safetensors  # noqa: E402
+from reel_train.files import plot_loss, read_safetensors, safetensors_metadata, write_safetensors  # noqa: E402
 from reel_train.model import Reel, shifted  # noqa: E402
 
 HIGH_NOISE_FLOOR = 0.85
@@ -78,6 +78,10 @@ def arguments(argv=None):
                    help="share of each batch drawn as one-object scenes, trained at t = 1 towards their caption's "
                         "mean clip (0: none): from pure noise only the caption says where an object starts, and "
                         "one-object captions teach that layout fastest; the rest of the batch trains as usual")
+    p.add_argument("--start-from", metavar="PACKAGE",
+                   help="when RUN holds no checkpoint, start from PACKAGE/model.safetensors (the EMA weights a run "
+                        "exported) at the step its metadata records, with a fresh optimiser (so give --rewarm): "
+                        "a 10 MB package kept in git carries a run on where its 40 MB checkpoint was not kept")
     p.add_argument("--checkpoint-every", type=int, default=100)
     p.add_argument("--threads", type=int, default=os.cpu_count())
     p.add_argument("--seed", type=int, default=0)
@@ -177,21 +181,44 @@ def object_pixels(clips, tolerance=0.1):
     return ((clips - background[:, None, :, None, None]).abs().amax(dim=2, keepdim=True) > tolerance).to(clips)
 
 
-def load_checkpoint(state, model, ema, optimizer):
-    """Weights, EMA and optimiser from a checkpoint. Parameters the checkpoint lacks (a path
-    added to the config since, such as pooled_text, frame_phase or video_progress) keep their zero start and get fresh
-    optimiser moments; they are registered last, so every other parameter keeps its place."""
-    result = model.load_state_dict(state["model"], strict=False)
+def load_weights(model, weights, source):
+    """`weights` into `model`, and the names of the parameters they lack: a path added to the
+    config since (pooled_text, frame_phase or video_progress), which keeps its zero start.
+    Anything else that does not fit stops the trainer."""
+    result = model.load_state_dict(weights, strict=False)
     missing = result.missing_keys
     if result.unexpected_keys or any(not name.startswith(("text_pool.", "phase_embed.", "progress_embed.")) for name in missing):
-        sys.exit("train.py: the checkpoint does not fit config.json (unexpected %s, missing %s); "
-                 "start a new --run directory for a new architecture" % (result.unexpected_keys, missing))
+        sys.exit("train.py: %s does not fit config.json (unexpected %s, missing %s); "
+                 "start a new --run directory for a new architecture" % (source, result.unexpected_keys, missing))
+    if missing:
+        print("new in this run, starting from zero: %s" % ", ".join(missing), flush=True)
+    return missing
+
+
+def load_checkpoint(state, model, ema, optimizer):
+    """Weights, EMA and optimiser from a checkpoint. Parameters the checkpoint lacks get fresh
+    optimiser moments; they are registered last, so every other parameter keeps its place."""
+    missing = load_weights(model, state["model"], "the checkpoint")
     ema.load_state_dict(state["ema"], strict=False)
     saved = state["optimizer"]
     if missing:
-        print("new in this run, starting from zero: %s" % ", ".join(missing), flush=True)
         saved["param_groups"][0]["params"] = list(range(len(list(model.parameters()))))
     optimizer.load_state_dict(saved)
+
+
+def start_from(package, model, ema):
+    """Model and EMA both from the weights a run exported to `package`, and the step and seconds
+    its metadata records, so the loss log and the learning-rate schedule go on from there."""
+    path = os.path.join(package, "model.safetensors")
+    if not os.path.exists(path):
+        sys.exit("train.py: --start-from %s holds no model.safetensors; give a package a run exported to" % package)
+    metadata = safetensors_metadata(path)
+    if metadata.get("reel.weights") != "trained" or "reel.steps" not in metadata:
+        sys.exit("train.py: --start-from %s: its weights are not a run's export (no reel.steps in their metadata); "
+                 "give a package a run exported to" % package)
+    load_weights(model, {name: torch.from_numpy(value) for name, value in read_safetensors(path).items()}, path)
+    ema.load_state_dict(model.state_dict())
+    return int(metadata["reel.steps"]), float(metadata.get("reel.train_seconds", 0))
 
 
 def export(model, package, metadata):
@@ -208,6 +235,9 @@ def main(argv=None):
         sys.exit("train.py: --layout-share is %g; give a share from 0 up to but not including 1" % args.layout_share)
     if not 0 <= args.object_share < 1:
         sys.exit("train.py: --object-share is %g; give a share from 0 up to but not including 1" % args.object_share)
+    if args.start_from and not args.rewarm:
+        sys.exit("train.py: --start-from begins with a fresh optimiser; add --rewarm N (100 is enough) so the "
+                 "learning rate climbs while its moments settle")
     if args.object_share > 0 and args.object_weight > 0:
         sys.exit("train.py: --object-share and --object-weight both weigh the objects; give one of them")
     torch.set_num_threads(args.threads)
@@ -238,7 +268,11 @@ def main(argv=None):
         state = torch.load(checkpoint_path, map_location=args.device)
         load_checkpoint(state, model, ema, optimizer)
         step, seconds = state["step"], state["seconds"]
-        print("resumed at step %d (%.0f s trained)" % (step, seconds), flush=True)
+        print("resumed at step %d (%.0f s trained)%s" % (step, seconds, "; --start-from is not used" if args.start_from else ""),
+              flush=True)
+    elif args.start_from:
+        step, seconds = start_from(args.start_from, model, ema)
+        print("started from %s at step %d (%.0f s trained), with a fresh optimiser" % (args.start_from, step, seconds), flush=True)
     parameters = sum(p.numel() for p in model.parameters())
     print("model: %d parameters, %s" % (parameters, json.dumps({k: cfg[k] for k in ("width", "depth", "heads", "patch")})), flush=True)
 

@@ -36,6 +36,13 @@ def read_safetensors(path):
     return out
 
 
+def safetensors_metadata(path):
+    """The `__metadata__` strings of a safetensors file (empty when it has none)."""
+    with open(path, "rb") as f:
+        (n,) = struct.unpack("<Q", f.read(8))
+        return json.loads(f.read(n)).get("__metadata__", {})
+
+
 def atomic_write(path, data):
     temporary = "%s.partial-%d" % (path, os.getpid())
     with open(temporary, "wb") as f:
