@@ -4,38 +4,51 @@ import Wire
 /// The enrolled keys as the coordinator last read them. ZAP judges a key only at its
 /// connection's handshake, so a key revoked while its connection is open would go on working;
 /// the coordinator reads the keys again once a second and checks every message against them.
-final class EnrollmentWatch {
+public final class EnrollmentWatch {
     static let interval = Duration.seconds(1)
 
     let keys: KeyDirectory
     private(set) var userIDs: Set<String>
+    /// Ids looked up and not found since the last read: their messages are refused without
+    /// reading the keys again, so a revoked peer that keeps sending costs no disk reads.
+    private var missing: Set<String> = []
     private let clock = ContinuousClock()
     private var readAt: ContinuousClock.Instant
+    /// How many times the key directory was read (a figure for tests).
+    public private(set) var reads = 0
 
-    init(keys: KeyDirectory) {
+    public init(keys: KeyDirectory) {
         self.keys = keys
-        userIDs = keys.userIDs()
+        userIDs = []
         readAt = clock.now
+        read()
     }
 
     /// Reads the keys again when a second has passed since the last read; true when it did.
-    func refreshIfDue() -> Bool {
+    @discardableResult
+    public func refreshIfDue() -> Bool {
         guard clock.now - readAt >= Self.interval else { return false }
         read()
         return true
     }
 
-    /// Whether the key behind `userID` is still enrolled. An id not seen at the last read is
-    /// looked up again at once, so a key enrolled a moment ago is not taken for a revoked one.
-    func isEnrolled(_ userID: String) -> Bool {
+    /// Whether the key behind `userID` (a ZAP user id, `ROLE:NAME:PUBLICKEY`) is still
+    /// enrolled. An id not seen at the last read is looked up again at once, so a key enrolled a
+    /// moment ago is not taken for a revoked one; once per read, so a revoked one costs one read.
+    public func isEnrolled(_ userID: String) -> Bool {
         if userIDs.contains(userID) { return true }
+        if missing.contains(userID) { return false }
         read()
-        return userIDs.contains(userID)
+        if userIDs.contains(userID) { return true }
+        missing.insert(userID)
+        return false
     }
 
     private func read() {
         userIDs = keys.userIDs()
+        missing = []
         readAt = clock.now
+        reads += 1
     }
 }
 
