@@ -47,7 +47,9 @@ extension Reel {
         do {
             var command = try parseAsRoot()
             try command.run()
+            WorkDirectory.waitIfInterrupted()
         } catch {
+            WorkDirectory.waitIfInterrupted()
             let code = exitCode(for: error)
             if code == .success { exit(withError: error) }
             let text = message(for: error).split(whereSeparator: \.isNewline).joined(separator: "; ")

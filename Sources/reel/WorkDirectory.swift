@@ -16,6 +16,15 @@ final class WorkDirectory: Sendable {
         LiveDirectories.shared.remove(path)
         try? FileManager.default.removeItem(atPath: path)
     }
+
+    /// Blocks for good once a signal has come: its handler is removing the work directories
+    /// and ends the process itself. Called where the command would end, so that the failure a
+    /// removed directory causes, or the command's own return, cannot end it first with another
+    /// status and its files half removed.
+    static func waitIfInterrupted() {
+        guard LiveDirectories.shared.interrupted else { return }
+        while true { sleep(1) }
+    }
 }
 
 /// The work directories not yet removed, and the signal handlers that remove them: installed
@@ -25,6 +34,9 @@ private final class LiveDirectories: @unchecked Sendable {
     private let lock = NSLock()
     private var paths: Set<String> = []
     private var sources: [DispatchSourceSignal] = []
+    private var signalled = false
+
+    var interrupted: Bool { lock.withLock { signalled } }
 
     func add(_ path: String) {
         lock.withLock {
@@ -44,11 +56,23 @@ private final class LiveDirectories: @unchecked Sendable {
         signal(number, SIG_IGN)
         let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
         source.setEventHandler { [self] in
-            for path in lock.withLock({ paths }) { try? FileManager.default.removeItem(atPath: path) }
+            let live = lock.withLock { signalled = true; return paths }
+            for path in live { Self.removeForGood(path) }
             FileHandle.standardError.write(Data("\nreel: interrupted; its working files are removed\n".utf8))
             _exit(128 + number)
         }
         source.resume()
         return source
+    }
+
+    /// Removes `path` while the farm's threads, still running, may write there: a file they
+    /// create mid-removal leaves the directory standing, and one starting up creates it anew. So
+    /// it is removed again until it has stayed away for 50 ms (2 s at the most).
+    private static func removeForGood(_ path: String) {
+        for _ in 0..<40 {
+            try? FileManager.default.removeItem(atPath: path)
+            usleep(50_000)
+            if !FileManager.default.fileExists(atPath: path) { return }
+        }
     }
 }
