@@ -4,9 +4,10 @@
     train.py --package models/reel-shapes --run train/runs/reel-shapes [--steps N] [--minutes M]
 
 The package directory must hold config.json, vocab.txt and world.json. Training resumes from
-RUN/checkpoint.pt when it exists (else, with --start-from, from a package's weights); every --checkpoint-every steps it saves the checkpoint
-(atomically), appends to RUN/loss.csv, redraws RUN/loss.png and exports the EMA weights to
-PACKAGE/model.safetensors. SIGINT or SIGTERM stops it after the step in hand, saving first.
+RUN/checkpoint.pt when it exists (else, with --start-from, from a package's exported weights);
+every --checkpoint-every steps it saves the checkpoint (atomically), appends to RUN/loss.csv,
+redraws RUN/loss.png and exports the EMA weights to PACKAGE/model.safetensors. SIGINT or
+SIGTERM stops it after the step in hand, saving first.
 """
 import argparse
 import json
@@ -21,7 +22,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from reel_train.data import batch, open_package  # noqa: E402
-from reel_train.files import plot_loss, read_safetensors, safetensors_metadata, write_safetensors  # noqa: E402
+from reel_train.files import plot_loss, read_safetensors, write_safetensors  # noqa: E402
 from reel_train.model import Reel, shifted  # noqa: E402
 
 HIGH_NOISE_FLOOR = 0.85
@@ -212,11 +213,11 @@ def start_from(package, model, ema):
     path = os.path.join(package, "model.safetensors")
     if not os.path.exists(path):
         sys.exit("train.py: --start-from %s holds no model.safetensors; give a package a run exported to" % package)
-    metadata = safetensors_metadata(path)
+    tensors, metadata = read_safetensors(path, with_metadata=True)
     if metadata.get("reel.weights") != "trained" or "reel.steps" not in metadata:
         sys.exit("train.py: --start-from %s: its weights are not a run's export (no reel.steps in their metadata); "
                  "give a package a run exported to" % package)
-    load_weights(model, {name: torch.from_numpy(value) for name, value in read_safetensors(path).items()}, path)
+    load_weights(model, {name: torch.from_numpy(value) for name, value in tensors.items()}, path)
     ema.load_state_dict(model.state_dict())
     return int(metadata["reel.steps"]), float(metadata.get("reel.train_seconds", 0))
 

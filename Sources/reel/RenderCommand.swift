@@ -57,9 +57,9 @@ struct Render: ParsableCommand {
         ComputeThreads.set(max(1, cores / workers))
         FileHandle.standardError.write(Data("reel: rendering \(spec.frames) frames of \(spec.width)x\(spec.height) with \(model.name), \(spec.steps) \(spec.sampler) steps, guidance \(spec.guidance), seed \(spec.seed); \(plan.chunks.count) chunk(s) x \(plan.tileRows.count * plan.tileColumns.count) tile(s) on \(workers) local worker(s)\n".utf8))
 
-        let dataDirectory = WorkDirectory(prefix: "reel-render")
-        defer { dataDirectory.remove() }
-        let farm = try LocalFarm(workerCount: workers, library: ModelLibrary(names: [model.name], preloaded: [model]), dataDirectory: dataDirectory.path)
+        let work = WorkDirectory(prefix: "reel-render")
+        defer { work.remove() }
+        let farm = try LocalFarm(workerCount: workers, library: ModelLibrary(names: [model.name], preloaded: [model]), dataDirectory: work.path)
         defer { farm.stop() }
         let client = try FarmClient(context: farm.context, endpoint: farm.endpoint)
         let id = try client.submit(request, input: input?.bytes ?? Data())

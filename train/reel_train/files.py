@@ -22,25 +22,19 @@ def write_safetensors(path, tensors, metadata=None):
     atomic_write(path, struct.pack("<Q", len(text)) + text + b"".join(chunks))
 
 
-def read_safetensors(path):
+def read_safetensors(path, with_metadata=False):
+    """The float32 tensors of a safetensors file by name; with `with_metadata`, also its
+    `__metadata__` strings (empty when it has none)."""
     with open(path, "rb") as f:
         blob = f.read()
     (n,) = struct.unpack("<Q", blob[:8])
     header = json.loads(blob[8:8 + n])
+    metadata = header.pop("__metadata__", {})
     out = {}
     for name, entry in header.items():
-        if name == "__metadata__":
-            continue
         a, b = entry["data_offsets"]
         out[name] = np.frombuffer(blob[8 + n + a:8 + n + b], dtype="<f4").reshape(entry["shape"]).copy()
-    return out
-
-
-def safetensors_metadata(path):
-    """The `__metadata__` strings of a safetensors file (empty when it has none)."""
-    with open(path, "rb") as f:
-        (n,) = struct.unpack("<Q", f.read(8))
-        return json.loads(f.read(n)).get("__metadata__", {})
+    return (out, metadata) if with_metadata else out
 
 
 def atomic_write(path, data):
