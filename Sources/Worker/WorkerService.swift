@@ -127,16 +127,10 @@ public final class WorkerService: @unchecked Sendable {
             })
             send(.ready, Reel_V1_Ready.with { $0.credits = 1 })
             let silence = options.heartbeatInterval * Double(options.liveness)
+            let pollTimeout = options.heartbeatInterval / 4
+            var turnBegan = worker.clock.now
             while !worker.shouldStop {
-                let polled = worker.clock.now
-                let readable = try ZMQSocket.poll([socket, handshakes], milliseconds: Int(options.heartbeatInterval * 250))
-                if (worker.clock.now - polled).seconds > options.heartbeatInterval * 2 {
-                    // A poll that outlasted its timeout this far: this process was stopped
-                    // (SIGSTOP, a suspended VM). The coordinator's silence meanwhile is not
-                    // news, and what it sent may not have reached the socket yet (libzmq's I/O
-                    // thread was stopped too). Its silence is judged from now.
-                    lastHeard = worker.clock.now
-                }
+                let readable = try ZMQSocket.poll([socket, handshakes], milliseconds: Int(pollTimeout * 1000))
                 if readable.contains(1) { noteHandshakes() }
                 if readable.contains(0) {
                     let frames = try socket.receive()
@@ -149,7 +143,17 @@ public final class WorkerService: @unchecked Sendable {
                     }
                 }
                 heartbeatIfDue()
-                if (worker.clock.now - lastHeard).seconds > silence {
+                let now = worker.clock.now
+                if (now - turnBegan).seconds > pollTimeout + options.heartbeatInterval * 2 {
+                    // A turn that outlasted its poll this far: this process was stopped (SIGSTOP,
+                    // a suspended VM) somewhere in it, in the poll or between, or it computed a
+                    // shard. The coordinator's silence meanwhile is not news, and what it sent
+                    // may not have reached the socket yet (libzmq's I/O thread was stopped too):
+                    // its silence is judged from now.
+                    lastHeard = now
+                }
+                turnBegan = now
+                if (now - lastHeard).seconds > silence {
                     // A worker that was paused itself (SIGSTOP, a suspended VM) may find the
                     // coordinator's messages waiting: not silence. It reads them (an assignment
                     // is computed; a requeued one's result is dropped as late) and stays.
