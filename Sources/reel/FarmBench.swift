@@ -95,9 +95,17 @@ struct FarmBench: ParsableCommand {
         let farm = try LocalFarm(workerCount: 0, library: ModelLibrary(names: []), dataDirectory: directory, bind: "tcp://127.0.0.1:*")
         defer { farm.stop() }
         let processes = try (0..<workerProcesses).map { index in
-            try launchWorker(endpoint: farm.endpoint, id: "bench-\(index + 1)", model: job.model)
+            let process = try launchWorker(endpoint: farm.endpoint, id: "bench-\(index + 1)", model: job.model)
+            work.adopt(process)
+            return process
         }
-        defer { for process in processes { process.terminate(); process.waitUntilExit() } }
+        defer {
+            for process in processes {
+                process.terminate()
+                process.waitUntilExit()
+                work.release(process)
+            }
+        }
         let client = try FarmClient(context: farm.context, endpoint: farm.endpoint)
         let deadline = Date().addingTimeInterval(30)
         while try client.workers().count < workerProcesses {

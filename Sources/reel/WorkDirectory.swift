@@ -3,36 +3,47 @@ import Foundation
 /// A command's working directory under the system's temporary directory (an in-process farm's
 /// job store and videos), removed when the command ends: by `remove()` on the way out, or on
 /// SIGINT or SIGTERM, which would otherwise end the process and leave the directory behind.
+/// Processes working for the command (`adopt`) are killed then, so none outlives it.
 final class WorkDirectory: Sendable {
     let path: String
 
     /// `TMPDIR/PREFIX-UUID`, not yet created: the farm that works in it creates it.
     init(prefix: String) {
         path = FileManager.default.temporaryDirectory.appendingPathComponent("\(prefix)-\(UUID().uuidString)").path
-        LiveDirectories.shared.add(path)
+        Interruption.shared.add(path)
     }
 
     func remove() {
-        LiveDirectories.shared.remove(path)
+        Interruption.shared.remove(path)
         try? FileManager.default.removeItem(atPath: path)
     }
+
+    /// `process`, already running, works for this command until `release`: a signal that ends
+    /// the command kills it too (Ctrl-C reaches it through the process group anyway; a `kill`
+    /// does not). Killed, not asked to stop: a `reel worker` asked would first finish its shard
+    /// for a coordinator that is going away with this command.
+    func adopt(_ process: Process) { Interruption.shared.adopt(process.processIdentifier) }
+
+    func release(_ process: Process) { Interruption.shared.release(process.processIdentifier) }
 
     /// Blocks for good once a signal has come: its handler is removing the work directories
     /// and ends the process itself. Called where the command would end, so that the failure a
     /// removed directory causes, or the command's own return, cannot end it first with another
     /// status and its files half removed.
     static func waitIfInterrupted() {
-        guard LiveDirectories.shared.interrupted else { return }
+        guard Interruption.shared.interrupted else { return }
         while true { sleep(1) }
     }
 }
 
-/// The work directories not yet removed, and the signal handlers that remove them: installed
-/// with the first directory, so commands without one keep the default handling.
-private final class LiveDirectories: @unchecked Sendable {
-    static let shared = LiveDirectories()
+/// The work directories not yet removed and the child processes still working, and the signal
+/// handlers that clean them up: installed with the first directory, so commands without one keep
+/// the default handling.
+private final class Interruption: @unchecked Sendable {
+    static let shared = Interruption()
     private let lock = NSLock()
     private var paths: Set<String> = []
+    private var children: Set<pid_t> = []
     private var sources: [DispatchSourceSignal] = []
     private var signalled = false
 
@@ -49,14 +60,19 @@ private final class LiveDirectories: @unchecked Sendable {
         _ = lock.withLock { paths.remove(path) }
     }
 
-    /// On signal `number`: removes every live directory and ends the process at once, with
+    func adopt(_ child: pid_t) { _ = lock.withLock { children.insert(child) } }
+
+    func release(_ child: pid_t) { _ = lock.withLock { children.remove(child) } }
+
+    /// On signal `number`: stops the children, removes every live directory and ends the process at once, with
     /// 128 + the number as its status, as a shell reports a process the signal ended. Ending at
     /// once (not unwinding) is the point: the render in hand may have minutes left.
     private func removeAllOn(_ number: Int32) -> DispatchSourceSignal {
         signal(number, SIG_IGN)
         let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
         source.setEventHandler { [self] in
-            let live = lock.withLock { signalled = true; return paths }
+            let (live, working) = lock.withLock { signalled = true; return (paths, children) }
+            for child in working { kill(child, SIGKILL) }
             for path in live { Self.removeForGood(path) }
             FileHandle.standardError.write(Data("\nreel: interrupted; its working files are removed\n".utf8))
             _exit(128 + number)

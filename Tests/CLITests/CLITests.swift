@@ -120,6 +120,57 @@ struct ReelCommand {
         #expect(try FileManager.default.contentsOfDirectory(atPath: directory).isEmpty, "no output file")
     }
 
+    /// `reel bench farm` killed (not Ctrl-C, which reaches its whole process group) while its
+    /// `reel worker` processes run: they end with it, instead of looking for the vanished
+    /// coordinator for ever.
+    @Test func killedFarmBenchTakesItsWorkersWithIt() throws {
+        let temporary = try ReelCommand.scratchDirectory()
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: ReelCommand.binary)
+        process.arguments = ["bench", "farm", "--model", "reel-tiny", "--frames", "64", "--steps", "1000"]
+        process.environment = ProcessInfo.processInfo.environment.merging(
+            ["TMPDIR": temporary, "REEL_MODELS": ReelCommand.packageRoot + "/models"]) { _, new in new }
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+        var workers: [pid_t] = []
+        let started = Date().addingTimeInterval(30)
+        while workers.isEmpty, process.isRunning, Date() < started {
+            Thread.sleep(forTimeInterval: 0.05)
+            workers = Self.children(of: process.processIdentifier)
+        }
+        defer { for worker in workers { kill(worker, SIGKILL) } }
+        #expect(!workers.isEmpty, "the bench started a worker process")
+        kill(process.processIdentifier, SIGTERM)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 128 + SIGTERM)
+        let ended = Date().addingTimeInterval(5)
+        while workers.contains(where: Self.isAlive), Date() < ended { Thread.sleep(forTimeInterval: 0.05) }
+        #expect(!workers.contains(where: Self.isAlive), "every worker process ends with the bench")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: temporary).isEmpty, "no working directory left")
+    }
+
+    /// Processes whose parent is `parent`, from /proc.
+    static func children(of parent: pid_t) -> [pid_t] {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.compactMap(pid_t.init).filter { statField($0, 1) == "\(parent)" }
+    }
+
+    /// Running, or stopped, but not exited (a zombie whose parent has not reaped it yet has exited).
+    static func isAlive(_ pid: pid_t) -> Bool {
+        guard let state = statField(pid, 0) else { return false }
+        return state != "Z" && state != "X"
+    }
+
+    /// Field `index` of /proc/PID/stat after the command name: 0 the state, 1 the parent's pid.
+    static func statField(_ pid: pid_t, _ index: Int) -> String? {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return nil }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        return index < fields.count ? String(fields[index]) : nil
+    }
+
     /// Each bad input: non-zero exit, exactly one line on stderr that names the problem, and no
     /// output file (nor a temporary one) left behind.
     @Test(arguments: [
