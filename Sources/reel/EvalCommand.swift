@@ -4,6 +4,7 @@ import Diffusion
 import Evaluation
 import Foundation
 import Media
+import Planning
 import Wire
 import Worker
 
@@ -38,6 +39,9 @@ struct Eval: ParsableCommand {
     @Option(help: "Frames per video (default: the model's window).")
     var frames: Int?
 
+    @Option(help: "Frames neighbouring chunks of a long video share (default: the model's, a quarter of its window).")
+    var overlap: Int?
+
     @Option(help: "Seeds per prompt (0, 1, ...).")
     var seeds: Int = 2
 
@@ -54,6 +58,8 @@ struct Eval: ParsableCommand {
         var model: String
         var videos: Int
         var frames: Int
+        /// Frames neighbouring chunks share; only a video longer than the window has chunks.
+        var overlap: Int
         /// Window-long segments scored: one a video unless --frames exceeds the window.
         var segments: Int
         var steps: Int
@@ -98,6 +104,10 @@ struct Eval: ParsableCommand {
         let scorer = Scorer(world: world)
         let window = loaded.config.windowFrames
         let length = try frames.map { try Render.positive($0, "--frames") } ?? window
+        let chunkOverlap = overlap ?? min(window - 1, ModelShape(loaded.config).defaultOverlap)
+        guard (0..<window).contains(chunkOverlap) else {
+            throw UserError("--overlap \(chunkOverlap) is out of range; use 0 to the model's window - 1 (\(window - 1))")
+        }
 
         let cores = ProcessInfo.processInfo.activeProcessorCount
         ComputeThreads.set(1)
@@ -112,6 +122,7 @@ struct Eval: ParsableCommand {
                 (p, seed, try client.submit(Reel_V1_JobSpec.with {
                     $0.prompt = prompts[p]; $0.model = model; $0.steps = UInt32(steps); $0.seed = UInt64(seed)
                     $0.frames = UInt32(length)
+                    $0.overlap = UInt32(chunkOverlap)
                     if let guidance { $0.guidance = guidance }
                     $0.outputScale = 1
                 }))
@@ -141,7 +152,7 @@ struct Eval: ParsableCommand {
             let subset = scores.filter { expectations[$0.prompt].motion == motion }
             byKind[motion] = Double(subset.filter(\.score.motion).count) / Double(subset.count)
         }
-        let report = Report(model: loaded.name, videos: jobs.count, frames: length, segments: scores.count, steps: steps, guidance: guidance ?? loaded.config.defaults.guidance,
+        let report = Report(model: loaded.name, videos: jobs.count, frames: length, overlap: chunkOverlap, segments: scores.count, steps: steps, guidance: guidance ?? loaded.config.defaults.guidance,
                             color: fraction(\.color), motion: fraction(\.motion), background: fraction(\.background), motionByKind: byKind,
                             medianTravelShare: Self.median(scores.compactMap(\.score.travel?.share)),
                             medianTravelAngle: Self.median(scores.compactMap(\.score.travel?.angle)),
@@ -181,7 +192,7 @@ struct Eval: ParsableCommand {
 
     func table(_ r: Report) -> String {
         let percent = { (value: Double) in String(format: "%5.1f%%", value * 100) }
-        let scored = r.segments == r.videos ? "" : ", scored as \(r.segments) window-long segments"
+        let scored = r.segments == r.videos ? "" : ", overlap \(r.overlap), scored as \(r.segments) window-long segments"
         let videos = r.videos == 1 ? "1 video" : "\(r.videos) videos"
         var lines = ["eval: \(r.model), \(videos) of \(r.frames) frames (held-out prompts x seeds\(scored)), \(r.steps) steps, guidance \(r.guidance)",
                      "colour      \(percent(r.color))", "motion      \(percent(r.motion))", "background  \(percent(r.background))",

@@ -287,14 +287,16 @@ struct ReelCommand {
         // 40 frames of a 16-frame window: chunks through the farm, scored at 0, 16 and 24.
         // The model given as a package directory rather than a name.
         let package = ReelCommand.packageRoot + "/models/reel-shapes"
-        let long = try ReelCommand.run(["eval", "--model", package, "--limit", "1", "--seeds", "1", "--steps", "2", "--frames", "40", "--json",
-                                        "--contact-sheet", "long.png"], in: directory)
+        let long = try ReelCommand.run(["eval", "--model", package, "--limit", "1", "--seeds", "1", "--steps", "2", "--frames", "40",
+                                        "--overlap", "8", "--json", "--contact-sheet", "long.png"], in: directory)
         #expect(long.status == 0, "\(long.stderr)")
         let longReport = try JSONSerialization.jsonObject(with: Data(long.stdout.utf8)) as? [String: Any] ?? [:]
-        #expect(longReport["videos"] as? Int == 1 && longReport["frames"] as? Int == 40 && longReport["segments"] as? Int == 3,
-                "\(longReport)")
+        #expect(longReport["videos"] as? Int == 1 && longReport["frames"] as? Int == 40 && longReport["segments"] as? Int == 3
+                && longReport["overlap"] as? Int == 8, "\(longReport)")
         let longMisses = longReport["failures"] as? [[String: Any]] ?? []
         #expect(longMisses.allSatisfy { [0, 16, 24].contains($0["first_frame"] as? Int ?? -1) }, "misses name their window: \(longMisses)")
+        let wide = try ReelCommand.run(["eval", "--frames", "40", "--overlap", "16"], in: directory)
+        #expect(wide.status != 0 && wide.stderr.contains("--overlap 16 is out of range"), "\(wide.stderr)")
         let untrained = try ReelCommand.run(["eval", "--model", "reel-tiny"], in: directory)
         #expect(untrained.status != 0 && untrained.stderr.contains("world.json"), "a model without a world cannot be evaluated")
     }
