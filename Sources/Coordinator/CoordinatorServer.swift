@@ -176,7 +176,9 @@ public final class CoordinatorServer: @unchecked Sendable {
         while !shouldStop {
             let readable = try ZMQSocket.poll([router, monitor], milliseconds: 50)
             if readable.contains(0) {
-                while let (frames, userID) = try? router.receiveWithUserID(dontWait: true) { handle(frames, userID: userID) }
+                while let (frames, userID, address) = try? router.receiveWithPeer(dontWait: true) {
+                    handle(frames, userID: userID, address: address)
+                }
             }
             if readable.contains(1) {
                 while let frames = try? monitor.receive(dontWait: true) { note(SocketEvent(frames: frames)) }
@@ -262,8 +264,8 @@ public final class CoordinatorServer: @unchecked Sendable {
     // MARK: messages
 
     /// `userID`: what the ZAP handler said the connection is ("worker:NAME", "client:NAME");
-    /// nil for plaintext and inproc peers, which may do anything.
-    func handle(_ frames: [Data], userID: String?) {
+    /// nil for plaintext and inproc peers, which may do anything. `address`: the peer's IP.
+    func handle(_ frames: [Data], userID: String?, address: String?) {
         let size = frames.reduce(0) { $0 + $1.count }
         counters.bytesReceived += size
         metrics.bytesReceived.increment(by: size)
@@ -281,7 +283,7 @@ public final class CoordinatorServer: @unchecked Sendable {
             if let peer, peer.role != envelope.kind.sender {
                 return refuse(envelope.kind, from: identity, peer)
             }
-            try handle(envelope, from: identity, userID: userID, client: peer?.name ?? "anonymous")
+            try handle(envelope, from: identity, userID: userID, client: Self.client(peer, address: address))
         } catch {
             logger.warning("dropping peer \(Self.hex(identity)): \(error)")
             drop(identity, reason: "\(error)")
@@ -299,6 +301,14 @@ public final class CoordinatorServer: @unchecked Sendable {
         } else {
             logger.debug("\(event)")
         }
+    }
+
+    /// Who a client is, for fair share and the per-client job limit: its enrolled key's name;
+    /// without keys (`--insecure`), the machine it connects from, so that people submitting from
+    /// their own machines share the farm between them rather than as one.
+    static func client(_ peer: (role: PeerRole, name: String)?, address: String?) -> String {
+        if let peer { return peer.name }
+        return address.map { "anonymous@\($0)" } ?? "anonymous"
     }
 
     /// A key enrolled for one role sending the other role's messages: a client request gets

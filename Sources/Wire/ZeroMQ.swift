@@ -110,14 +110,15 @@ public final class ZMQSocket {
     /// Receives one multipart message, all its frames. Throws a timeout error when a receive
     /// timeout is set and nothing arrived.
     public func receive(dontWait: Bool = false) throws -> [Data] {
-        try receiveWithUserID(dontWait: dontWait).frames
+        try receiveWithPeer(dontWait: dontWait).frames
     }
 
-    /// Receives one multipart message and the user id its connection was authenticated as
-    /// (what the ZAP handler answered; nil on a plaintext or inproc connection).
-    public func receiveWithUserID(dontWait: Bool = false) throws -> (frames: [Data], userID: String?) {
+    /// Receives one multipart message with what libzmq knows of the connection it came on:
+    /// the user id it was authenticated as (what the ZAP handler answered; nil on a plaintext
+    /// or inproc connection) and the peer's IP address (nil on inproc and ipc).
+    public func receiveWithPeer(dontWait: Bool = false) throws -> (frames: [Data], userID: String?, address: String?) {
         var frames: [Data] = []
-        var userID: String?
+        var userID: String?, address: String?
         var message = zmq_msg_t()
         zmq_msg_init(&message)
         defer { zmq_msg_close(&message) }
@@ -127,9 +128,10 @@ public final class ZMQSocket {
             }
             // A ROUTER's routing-id frame is its own and carries no metadata; the peer's frames do.
             if userID == nil, let value = zmq_msg_gets(&message, "User-Id") { userID = String(cString: value) }
+            if address == nil, let value = zmq_msg_gets(&message, "Peer-Address") { address = String(cString: value) }
             frames.append(Data(bytes: zmq_msg_data(&message), count: zmq_msg_size(&message)))
         } while zmq_msg_more(&message) == 1
-        return (frames, userID.flatMap { $0.isEmpty ? nil : $0 })
+        return (frames, userID.flatMap { $0.isEmpty ? nil : $0 }, address.flatMap { $0.isEmpty ? nil : $0 })
     }
 
     /// Connection events a monitor reports by default.

@@ -48,4 +48,18 @@ import Testing
         }
         print("scheduling, one worker, submitted alice-1..3, bob, alice-urgent (priority 5): finished \(finishing.joined(separator: ", "))")
     }
+
+    /// Without keys, a client is the machine it connects from: two machines' jobs count apart
+    /// (here two loopback addresses, the second given as the connection's source address).
+    @Test func plaintextClientsOnTwoMachinesCountApart() throws {
+        let farm = try ProcessFarm(coordinatorArguments: ["--max-jobs-per-client", "1"])
+        defer { farm.stop() }
+        let otherMachine = "tcp://127.0.0.2:0;" + farm.endpoint.dropFirst("tcp://".count)
+        let first = try farm.client(["submit"] + Self.job(1))
+        #expect(first.status == 0, "\(first.stderr)")
+        let second = try farm.client(["submit"] + Self.job(2), endpoint: otherMachine)
+        #expect(second.status == 0, "the other machine's first job is its own: \(second.stderr)")
+        let third = try farm.client(["submit"] + Self.job(3), endpoint: otherMachine)
+        #expect(third.status != 0 && third.stderr.contains("client anonymous@127.0.0.2 has 1 unfinished jobs"), "\(third.stderr)")
+    }
 }
