@@ -95,15 +95,8 @@ struct ReelCommand {
     @Test(arguments: [SIGINT, SIGTERM])
     func interruptedRenderLeavesNothingBehind(signal number: Int32) throws {
         let directory = try ReelCommand.scratchDirectory(), temporary = try ReelCommand.scratchDirectory()
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: ReelCommand.binary)
-        process.arguments = ["render", "a red circle moving right", "--model", "reel-tiny", "--frames", "64", "--steps", "1000", "-o", "out.mp4"]
-        process.currentDirectoryURL = URL(fileURLWithPath: directory)
-        process.environment = ProcessInfo.processInfo.environment.merging(
-            ["TMPDIR": temporary, "REEL_MODELS": ReelCommand.packageRoot + "/models"]) { _, new in new }
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
+        let process = try Self.launch(["render", "a red circle moving right", "--model", "reel-tiny", "--frames", "64", "--steps", "1000",
+                                       "-o", "out.mp4"], in: directory, temporary: temporary)
         defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
         let started = Date().addingTimeInterval(30)
         while try FileManager.default.contentsOfDirectory(atPath: temporary).isEmpty, process.isRunning, Date() < started {
@@ -125,14 +118,8 @@ struct ReelCommand {
     /// coordinator for ever.
     @Test func killedFarmBenchTakesItsWorkersWithIt() throws {
         let temporary = try ReelCommand.scratchDirectory()
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: ReelCommand.binary)
-        process.arguments = ["bench", "farm", "--model", "reel-tiny", "--frames", "64", "--steps", "1000"]
-        process.environment = ProcessInfo.processInfo.environment.merging(
-            ["TMPDIR": temporary, "REEL_MODELS": ReelCommand.packageRoot + "/models"]) { _, new in new }
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
+        let process = try Self.launch(["bench", "farm", "--model", "reel-tiny", "--frames", "64", "--steps", "1000"],
+                                      in: temporary, temporary: temporary)
         defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
         var workers: [pid_t] = []
         let started = Date().addingTimeInterval(30)
@@ -149,6 +136,21 @@ struct ReelCommand {
         while workers.contains(where: Self.isAlive), Date() < ended { Thread.sleep(forTimeInterval: 0.05) }
         #expect(!workers.contains(where: Self.isAlive), "every worker process ends with the bench")
         #expect(try FileManager.default.contentsOfDirectory(atPath: temporary).isEmpty, "no working directory left")
+    }
+
+    /// `reel ARGUMENTS` started in `directory`, its temporary files in `temporary`, its output
+    /// discarded; the caller waits for it.
+    static func launch(_ arguments: [String], in directory: String, temporary: String) throws -> Process {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: ReelCommand.binary)
+        process.arguments = arguments
+        process.currentDirectoryURL = URL(fileURLWithPath: directory)
+        process.environment = ProcessInfo.processInfo.environment.merging(
+            ["TMPDIR": temporary, "REEL_MODELS": ReelCommand.packageRoot + "/models"]) { _, new in new }
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        return process
     }
 
     /// Processes whose parent is `parent`, from /proc.
