@@ -94,17 +94,18 @@ struct FarmBench: ParsableCommand {
         let directory = work.path
         let farm = try LocalFarm(workerCount: 0, library: ModelLibrary(names: []), dataDirectory: directory, bind: "tcp://127.0.0.1:*")
         defer { farm.stop() }
-        let processes = try (0..<workerProcesses).map { index in
-            let process = try launchWorker(endpoint: farm.endpoint, id: "bench-\(index + 1)", model: job.model)
-            work.adopt(process)
-            return process
-        }
+        var processes: [Process] = []
         defer {
             for process in processes {
                 process.terminate()
                 process.waitUntilExit()
                 work.release(process)
             }
+        }
+        for index in 0..<workerProcesses {  // those started end with the run even if one fails to start
+            let process = try launchWorker(endpoint: farm.endpoint, id: "bench-\(index + 1)", model: job.model)
+            work.adopt(process)
+            processes.append(process)
         }
         let client = try FarmClient(context: farm.context, endpoint: farm.endpoint)
         let deadline = Date().addingTimeInterval(30)
