@@ -104,10 +104,17 @@ struct Eval: ParsableCommand {
         let scorer = Scorer(world: world)
         let window = loaded.config.windowFrames
         let length = try frames.map { try Render.positive($0, "--frames") } ?? window
-        let chunkOverlap = overlap ?? min(window - 1, ModelShape(loaded.config).defaultOverlap)
-        guard (0..<window).contains(chunkOverlap) else {
-            throw UserError("--overlap \(chunkOverlap) is out of range; use 0 to the model's window - 1 (\(window - 1))")
+        let steps = try Render.positive(steps, "--steps")
+        if let overlap, overlap < 0 { throw UserError("--overlap \(overlap) must not be negative") }
+        // Every render but for its prompt and seed; resolved and checked as a farm would.
+        let request = Reel_V1_JobSpec.with {
+            $0.prompt = prompts[0]; $0.model = model; $0.steps = UInt32(steps); $0.frames = UInt32(length)
+            if let overlap { $0.overlap = UInt32(overlap) }
+            if let guidance { $0.guidance = guidance }
+            $0.outputScale = 1
         }
+        let spec = JobSpec(resolving: request, with: loaded.config)
+        try spec.validate(for: ModelShape(loaded.config))
 
         let cores = ProcessInfo.processInfo.activeProcessorCount
         ComputeThreads.set(1)
@@ -119,13 +126,9 @@ struct Eval: ParsableCommand {
         let client = try FarmClient(context: farm.context, endpoint: farm.endpoint, timeoutSeconds: 60)
         let jobs = try prompts.indices.flatMap { p in
             try (0..<seeds).map { seed in
-                (p, seed, try client.submit(Reel_V1_JobSpec.with {
-                    $0.prompt = prompts[p]; $0.model = model; $0.steps = UInt32(steps); $0.seed = UInt64(seed)
-                    $0.frames = UInt32(length)
-                    $0.overlap = UInt32(chunkOverlap)
-                    if let guidance { $0.guidance = guidance }
-                    $0.outputScale = 1
-                }))
+                var job = request
+                job.prompt = prompts[p]; job.seed = UInt64(seed)
+                return (p, seed, try client.submit(job))
             }
         }
         var scores: [(prompt: Int, seed: Int, firstFrame: Int, score: Scorer.Score)] = []
@@ -152,7 +155,7 @@ struct Eval: ParsableCommand {
             let subset = scores.filter { expectations[$0.prompt].motion == motion }
             byKind[motion] = Double(subset.filter(\.score.motion).count) / Double(subset.count)
         }
-        let report = Report(model: loaded.name, videos: jobs.count, frames: length, overlap: chunkOverlap, segments: scores.count, steps: steps, guidance: guidance ?? loaded.config.defaults.guidance,
+        let report = Report(model: loaded.name, videos: jobs.count, frames: length, overlap: spec.overlap, segments: scores.count, steps: steps, guidance: spec.guidance,
                             color: fraction(\.color), motion: fraction(\.motion), background: fraction(\.background), motionByKind: byKind,
                             medianTravelShare: Self.median(scores.compactMap(\.score.travel?.share)),
                             medianTravelAngle: Self.median(scores.compactMap(\.score.travel?.angle)),

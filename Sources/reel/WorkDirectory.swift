@@ -64,9 +64,9 @@ private final class Interruption: @unchecked Sendable {
 
     func release(_ child: pid_t) { _ = lock.withLock { children.remove(child) } }
 
-    /// On signal `number`: stops the children, removes every live directory and ends the process at once, with
-    /// 128 + the number as its status, as a shell reports a process the signal ended. Ending at
-    /// once (not unwinding) is the point: the render in hand may have minutes left.
+    /// On signal `number`: kills the children, removes every live directory and ends the process
+    /// at once, with 128 + the number as its status, as a shell reports a process the signal
+    /// ended. Ending at once (not unwinding) is the point: the render in hand may have minutes left.
     private func removeAllOn(_ number: Int32) -> DispatchSourceSignal {
         signal(number, SIG_IGN)
         let source = DispatchSource.makeSignalSource(signal: number, queue: .global())

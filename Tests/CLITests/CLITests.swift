@@ -298,7 +298,7 @@ struct ReelCommand {
         let longMisses = longReport["failures"] as? [[String: Any]] ?? []
         #expect(longMisses.allSatisfy { [0, 16, 24].contains($0["first_frame"] as? Int ?? -1) }, "misses name their window: \(longMisses)")
         let wide = try ReelCommand.run(["eval", "--frames", "40", "--overlap", "16"], in: directory)
-        #expect(wide.status != 0 && wide.stderr.contains("--overlap 16 is out of range"), "\(wide.stderr)")
+        #expect(wide.status != 0 && wide.stderr.contains("overlap 16 is out of range"), "\(wide.stderr)")
         let untrained = try ReelCommand.run(["eval", "--model", "reel-tiny"], in: directory)
         #expect(untrained.status != 0 && untrained.stderr.contains("world.json"), "a model without a world cannot be evaluated")
     }
