@@ -103,7 +103,9 @@ extension CoordinatorServer {
         message.spec.shots = []
         message.shape = Reel_V1_LatentShape(frames: box.frames.count, channels: job.run.plan.channels, rows: box.rows.count, columns: box.columns.count)
         message.carriesState = assignment.state != nil
-        message.firstFrame = UInt32(box.frames.lowerBound)
+        let place = job.spec.place(ofChunk: box.frames)
+        message.placeFirstFrame = Int32(place.firstFrame)
+        message.placeVideoFrames = UInt32(place.videoFrames)
         let payloads = [LatentCodec.encode(assignment.latent), assignment.state.map(LatentCodec.encode) ?? Data()]
         workers[peer]!.credits -= 1
         workers[peer]!.current = (job.id, assignment.region, assignment.attempt)

@@ -71,8 +71,10 @@ public struct LocalRenderer {
         let (sampler, schedule) = try job.spec.samplerSettings()
         let box = job.plan.regions[assignment.region].box
         let shape = [box.frames.count, job.plan.channels, box.rows.count, box.columns.count]
+        let place = job.spec.place(ofChunk: box.frames)
         let work = ShardWork(prompt: job.spec.prompt(forChunk: box.frames), sampler: sampler, schedule: schedule, guidance: job.spec.guidance,
-                             place: WindowPlace(firstFrame: box.frames.lowerBound, videoFrames: job.spec.frames), steps: assignment.steps, latent: Tensor(shape: shape, scalars: assignment.latent),
+                             place: WindowPlace(firstFrame: place.firstFrame, videoFrames: place.videoFrames),
+                             steps: assignment.steps, latent: Tensor(shape: shape, scalars: assignment.latent),
                              state: Sampler.State(previousPrediction: assignment.state.map { Tensor(shape: shape, scalars: $0) }))
         let (latent, state) = try runner.run(work, onStep: onStep)
         return ShardResult(region: assignment.region, steps: assignment.steps, attempt: assignment.attempt,

@@ -38,14 +38,30 @@ public struct JobSpec: Codable, Sendable, Equatable {
     /// in. Chunks of neighbouring shots share frames, and fusion blends them there: the
     /// transition between shots.
     public func prompt(forChunk frames: Range<Int>) -> String {
-        guard !shots.isEmpty else { return prompt }
+        shot(forChunk: frames)?.shot.prompt ?? prompt
+    }
+
+    /// Where a chunk's window lies in the video it draws, for a model told its window's place:
+    /// in a storyboard that video is the chunk's shot, whose objects start their paths, and their
+    /// growth, at the shot's first frame; otherwise the whole video. A chunk that opens a shot may
+    /// start in the shot before (its early frames blend with that shot's), so `firstFrame` is
+    /// then negative.
+    public func place(ofChunk frames: Range<Int>) -> (firstFrame: Int, videoFrames: Int) {
+        guard let (shot, start) = shot(forChunk: frames) else { return (frames.lowerBound, self.frames) }
+        return (frames.lowerBound - start, shot.frames)
+    }
+
+    /// The shot whose frames hold a chunk's middle frame, and that shot's first frame; nil for a
+    /// job of one prompt.
+    func shot(forChunk frames: Range<Int>) -> (shot: Shot, start: Int)? {
+        guard let last = shots.last else { return nil }
         let middle = (frames.lowerBound + frames.upperBound - 1) / 2
-        var end = 0
+        var start = 0
         for shot in shots {
-            end += shot.frames
-            if middle < end { return shot.prompt }
+            if middle < start + shot.frames { return (shot, start) }
+            start += shot.frames
         }
-        return shots[shots.count - 1].prompt
+        return (last, start - last.frames)
     }
 
     /// The step a job starts from: 0 for text-only jobs; later for an input video, whose noised

@@ -52,7 +52,10 @@ public struct Envelope: Sendable {
     /// render every chunk of a `frame_phase` model as if it opened the video, so it is refused.
     /// Version 3 has workers read the video's length (`JobSpec.frames`) into a `video_progress`
     /// model's conditioning; a version-2 worker would render each chunk as a whole video.
-    public static let protocolVersion: UInt32 = 3
+    /// Version 4 replaces both with the window's place in the video it draws
+    /// (`place_first_frame`, `place_video_frames`), a storyboard's shot for a storyboard's chunk;
+    /// a version-3 worker would read none of it.
+    public static let protocolVersion: UInt32 = 4
 
     public let kind: MessageKind
     public let header: Data

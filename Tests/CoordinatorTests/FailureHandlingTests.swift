@@ -73,12 +73,17 @@ import Worker
         }
 
         func submit(steps: UInt32) throws -> (client: FarmClient, id: String) {
-            let client = try FarmClient(context: context, endpoint: coordinator.endpoints[0])
             var spec = Reel_V1_JobSpec()
             spec.prompt = "a red circle moving left"
-            spec.model = model
             spec.frames = 4
             spec.steps = steps
+            return try submit(spec)
+        }
+
+        func submit(_ spec: Reel_V1_JobSpec) throws -> (client: FarmClient, id: String) {
+            let client = try FarmClient(context: context, endpoint: coordinator.endpoints[0])
+            var spec = spec
+            spec.model = model
             return (client, try client.submit(spec))
         }
 
@@ -95,6 +100,31 @@ import Worker
             coordinator.stop()
             group.wait()
         }
+    }
+
+    /// What a worker is handed for each chunk of a storyboard: its shot's prompt, and its place
+    /// counted in its shot. The chunk from frame 4 opens the shot from frame 5, so its first
+    /// frame arrives as -1 (the wire's field is signed for it).
+    @Test func aStoryboardsShardsReachTheWorkerPlacedInTheirShots() throws {
+        let farm = try Farm()
+        let lock = NSLock()
+        nonisolated(unsafe) var handed: [(String, WindowPlace)] = []
+        farm.startWorker("recorder") { work, _, _, _ in
+            lock.withLock { handed.append((work.prompt, work.place)) }
+            return (work.latent, work.state)
+        }
+        try farm.waitForWorkers(1)
+        var spec = Reel_V1_JobSpec()
+        spec.steps = 1
+        spec.overlap = 2  // window 4: chunks from frames 0, 2, 4, 6, 8 and 10
+        spec.shots = [.with { $0.prompt = "a red circle moving left"; $0.frames = 5 },
+                      .with { $0.prompt = "a blue square moving right"; $0.frames = 9 }]
+        let (client, id) = try farm.submit(spec)
+        #expect(try client.wait(for: id, interval: 0.02).state == .done)
+        let seen = lock.withLock { handed.sorted { ($0.0, $0.1.firstFrame) < ($1.0, $1.1.firstFrame) } }
+        #expect(seen.map(\.0) == Array(repeating: "a blue square moving right", count: 4) + Array(repeating: "a red circle moving left", count: 2))
+        #expect(seen.map(\.1) == [-1, 1, 3, 5].map { WindowPlace(firstFrame: $0, videoFrames: 9) }
+                + [0, 2].map { WindowPlace(firstFrame: $0, videoFrames: 5) })
     }
 
     @Test func aFailingWorkerIsKeptOffTheJobAfterTwoFailuresAndAnotherFinishesIt() throws {

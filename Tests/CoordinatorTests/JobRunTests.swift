@@ -94,6 +94,24 @@ import Worker
                 "the chunk from frame \(start) is told it starts there, in a video of 14 frames")
     }
 
+    /// In a storyboard each chunk is placed in its shot, not the whole video: the chunk that
+    /// opens the second shot, starting a frame before it, is told so, in a video the shot's length.
+    @Test func aStoryboardsChunkIsToldItsPlaceInItsShot() throws {
+        var config = Self.modelConfig
+        config.framePhase = .init(period: 8, harmonics: 2)
+        config.videoProgress = true
+        let (_, model) = try TestModels.makePackage(config: config)
+        var spec = Self.spec(frames: 14, steps: 2)  // chunks 0..<6, 4..<10, 8..<14
+        spec.shots = [Shot(prompt: "a red circle moving left", frames: 5), Shot(prompt: "a blue square moving right", frames: 9)]
+        let job = JobRun(spec: spec, model: ModelShape(config)) { spec.initialNoise($0, channels: 3) }
+        let opening = try #require(job.takeReadyShards().first { job.plan.regions[$0.region].box.frames == 4..<10 })
+        let alone = try ShardRunner(model: model).run(ShardWork(
+            prompt: "a blue square moving right", sampler: .euler, schedule: FlowSchedule(steps: 2, shift: 1), guidance: spec.guidance,
+            place: WindowPlace(firstFrame: -1, videoFrames: 9), steps: opening.steps,
+            latent: Tensor(shape: [6, 3, 16, 16], scalars: opening.latent), state: Sampler.State()))
+        #expect(try LocalRenderer(model: model).run(opening, of: job).latent == alone.latent.scalars)
+    }
+
     static func denoise(_ latent: Tensor, with runner: ShardRunner, at place: WindowPlace) throws -> [Float] {
         let work = ShardWork(prompt: "a red circle moving left", sampler: .euler, schedule: FlowSchedule(steps: 3, shift: 1),
                              guidance: 2, place: place, steps: 0..<3, latent: latent, state: Sampler.State())

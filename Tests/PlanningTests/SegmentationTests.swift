@@ -52,6 +52,21 @@ import Testing
         #expect(plan.overlapping[0] == [0, 1])
     }
 
+    /// Each chunk of a storyboard draws its shot: the shot's prompt, and a place counted from
+    /// the shot's first frame in a video as long as the shot, so that its objects start their
+    /// paths and growth with the shot. A job of one prompt places chunks in the whole video.
+    @Test func aStoryboardsChunksArePlacedInTheirShots() {
+        var story = spec()  // chunks 0..<16, 12..<28, 24..<40, 36..<52, 48..<64
+        story.shots = [Shot(prompt: "a red circle", frames: 30), Shot(prompt: "a blue square", frames: 34)]
+        let chunks = RenderPlan(spec: story, model: model).chunks
+        #expect(chunks.map { story.prompt(forChunk: $0) } == ["a red circle", "a red circle", "a blue square", "a blue square", "a blue square"])
+        let places = chunks.map { story.place(ofChunk: $0) }
+        #expect(places.map(\.firstFrame) == [0, 12, -6, 6, 18], "the chunk from frame 24 opens the shot from frame 30")
+        #expect(places.map(\.videoFrames) == [30, 30, 34, 34, 34])
+        #expect(chunks.map { spec().place(ofChunk: $0).firstFrame } == [0, 12, 24, 36, 48])
+        #expect(chunks.allSatisfy { spec().place(ofChunk: $0).videoFrames == 64 })
+    }
+
     @Test func stepRangesFollowTheSyncInterval() {
         #expect(RenderPlan(spec: spec(steps: 10, sync: 3), model: model).stepRanges == [0..<3, 3..<6, 6..<9, 9..<10])
         #expect(RenderPlan(spec: spec(steps: 2, sync: 1), model: model).stepRanges == [0..<1, 1..<2])

@@ -117,9 +117,9 @@ public nonisolated struct Reel_V1_ShardAssignment: Sendable {
 
   public var carriesState: Bool = false
 
-  /// Where the region's first frame lies in the whole video: a model told its window's place
-  /// (frame_phase in its config) lays every chunk's objects on one shared path.
-  public var firstFrame: UInt32 = 0
+  public var placeFirstFrame: Int32 = 0
+
+  public var placeVideoFrames: UInt32 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -321,7 +321,7 @@ nonisolated extension Reel_V1_Heartbeat: SwiftProtobuf.Message, SwiftProtobuf._M
 
 nonisolated extension Reel_V1_ShardAssignment: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ShardAssignment"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}region\0\u{3}step_begin\0\u{3}step_end\0\u{1}attempt\0\u{1}spec\0\u{1}shape\0\u{3}carries_state\0\u{3}first_frame\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}region\0\u{3}step_begin\0\u{3}step_end\0\u{1}attempt\0\u{1}spec\0\u{1}shape\0\u{3}carries_state\0\u{4}\u{2}place_first_frame\0\u{3}place_video_frames\0\u{c}\u{9}\u{1}")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -337,7 +337,8 @@ nonisolated extension Reel_V1_ShardAssignment: SwiftProtobuf.Message, SwiftProto
       case 6: try { try decoder.decodeSingularMessageField(value: &self._spec) }()
       case 7: try { try decoder.decodeSingularMessageField(value: &self._shape) }()
       case 8: try { try decoder.decodeSingularBoolField(value: &self.carriesState) }()
-      case 9: try { try decoder.decodeSingularUInt32Field(value: &self.firstFrame) }()
+      case 10: try { try decoder.decodeSingularSInt32Field(value: &self.placeFirstFrame) }()
+      case 11: try { try decoder.decodeSingularUInt32Field(value: &self.placeVideoFrames) }()
       default: break
       }
     }
@@ -372,8 +373,11 @@ nonisolated extension Reel_V1_ShardAssignment: SwiftProtobuf.Message, SwiftProto
     if self.carriesState != false {
       try visitor.visitSingularBoolField(value: self.carriesState, fieldNumber: 8)
     }
-    if self.firstFrame != 0 {
-      try visitor.visitSingularUInt32Field(value: self.firstFrame, fieldNumber: 9)
+    if self.placeFirstFrame != 0 {
+      try visitor.visitSingularSInt32Field(value: self.placeFirstFrame, fieldNumber: 10)
+    }
+    if self.placeVideoFrames != 0 {
+      try visitor.visitSingularUInt32Field(value: self.placeVideoFrames, fieldNumber: 11)
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -387,7 +391,8 @@ nonisolated extension Reel_V1_ShardAssignment: SwiftProtobuf.Message, SwiftProto
     if lhs._spec != rhs._spec {return false}
     if lhs._shape != rhs._shape {return false}
     if lhs.carriesState != rhs.carriesState {return false}
-    if lhs.firstFrame != rhs.firstFrame {return false}
+    if lhs.placeFirstFrame != rhs.placeFirstFrame {return false}
+    if lhs.placeVideoFrames != rhs.placeVideoFrames {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
