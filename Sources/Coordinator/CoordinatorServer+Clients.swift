@@ -38,7 +38,7 @@ extension CoordinatorServer {
         guard active < options.maxActiveJobsPerClient else {
             throw CoordinatorError("client \(client) has \(active) unfinished jobs, the most this coordinator takes; wait for some to finish or cancel them")
         }
-        let config = try modelConfig(request.spec.model)
+        let (config, vocabulary) = try model(request.spec.model)
         var spec = JobSpec(resolving: request.spec, with: config)
         var input: [Float]?
         if request.spec.withInput {
@@ -50,6 +50,7 @@ extension CoordinatorServer {
             input = Array(frames.planar().prefix(spec.frames * 3 * spec.width * spec.height))
         }
         try spec.validate(for: ModelShape(config))
+        try spec.checkPrompts(with: vocabulary, maxTokens: config.text.maxTokens)
         let id = "j" + String(UInt64.random(in: 0..<(1 << 48)), radix: 16)
         let outputScale = max(1, Int(request.spec.outputScale))
         let job = FarmJob(id: id, client: client, spec: spec, outputScale: outputScale, model: ModelShape(config),
@@ -69,11 +70,15 @@ extension CoordinatorServer {
     }
 
     /// The coordinator reads a model's config.json (never its weights) to plan and fill defaults.
-    func modelConfig(_ name: String) throws -> ModelConfig {
-        if let known = modelConfigs[name] { return known }
-        let config = try ModelPackage.readConfig(in: try ModelPackage.locate(name))
-        modelConfigs[name] = config
-        return config
+    /// A model's config and vocabulary, read from its package once: jobs are planned from the
+    /// config, and their prompts read with the vocabulary before they are accepted.
+    func model(_ name: String) throws -> (config: ModelConfig, vocabulary: Vocabulary) {
+        if let known = knownModels[name] { return known }
+        let directory = try ModelPackage.locate(name)
+        let config = try ModelPackage.readConfig(in: directory)
+        let known = (config, try ModelPackage.readVocabulary(named: config.vocabulary, in: directory))
+        knownModels[name] = known
+        return known
     }
 
     func job(_ id: String) throws -> FarmJob {

@@ -52,7 +52,7 @@ extension CoordinatorServer {
 
     func restore(_ stored: StoredJob) throws -> FarmJob {
         let message = try Reel_V1_JobSpec(serializedBytes: stored.spec)
-        let config = try modelConfig(message.model)
+        let config = try model(message.model).config
         let spec = JobSpec(resolving: message, with: config)
         let state = FarmJob.State(stored: stored.state, error: stored.error)
         let input = state == .running && message.withInput

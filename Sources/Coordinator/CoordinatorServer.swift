@@ -106,7 +106,7 @@ public final class CoordinatorServer: @unchecked Sendable {
     var pending: [String: ShardQueue] = [:]
     /// Shards handed out per client, for fair share.
     var served: [String: Int] = [:]
-    var modelConfigs: [String: ModelConfig] = [:]
+    var knownModels: [String: (config: ModelConfig, vocabulary: Vocabulary)] = [:]
     let clock = ContinuousClock()
     var lastHeartbeat: ContinuousClock.Instant
 

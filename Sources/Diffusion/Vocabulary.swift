@@ -58,12 +58,20 @@ public enum VocabularyError: Error, CustomStringConvertible, Equatable {
 
     public var description: String {
         switch self {
+        case .missingStartToken: "vocabulary: \(reason)"
+        case .unknownWord, .promptTooLong: "prompt: \(reason)"
+        }
+    }
+
+    /// What is wrong, without the field it is wrong in.
+    public var reason: String {
+        switch self {
         case .missingStartToken:
-            return "vocabulary: the first line must be \(Vocabulary.startToken)"
+            "the first line must be \(Vocabulary.startToken)"
         case .unknownWord(let word, let known):
-            return "prompt: the model does not know the word '\(word)'; it understands: \(known.joined(separator: " "))"
+            "the model does not know the word '\(word)'; it understands: \(known.joined(separator: " "))"
         case .promptTooLong(let words, let maxWords):
-            return "prompt: \(words) words is too long; this model reads at most \(maxWords)"
+            "\(words) words is too long; this model reads at most \(maxWords)"
         }
     }
 }

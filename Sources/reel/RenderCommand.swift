@@ -45,9 +45,7 @@ struct Render: ParsableCommand {
         if let input, spec.frames > input.frames {
             throw UserError("--frames \(spec.frames) is more than --input has at \(spec.fps) fps (\(input.frames))")
         }
-        for prompt in [spec.prompt] + spec.shots.map(\.prompt) {
-            _ = try model.textEncoder.encode(prompt)  // unknown words fail now, before any work
-        }
+        try spec.checkPrompts(with: model.vocabulary, maxTokens: model.config.text.maxTokens)  // before any work
         let plan = RenderPlan(spec: spec, model: ModelShape(model.config))
 
         // One worker per core, but no more workers than regions can run at once; each gets an

@@ -46,6 +46,30 @@ import Testing
         #expect(singleVideo.frame(39) != video.frame(39), "the second shot is not the first prompt's")
     }
 
+    /// The model reads each shot's prompt on its own: five shots whose words together pass
+    /// reel-tiny's limit of 23 render, and a shot with a word the model does not know is refused
+    /// naming that shot, by `reel render` and by the coordinator at submission (where it used to
+    /// be accepted and then fail on every worker).
+    @Test func eachShotsPromptIsReadOnItsOwnAndABadOneIsNamed() throws {
+        let farm = try ProcessFarm()
+        let shots = ["a red circle moving left", "a blue square moving up", "a red square moving right",
+                     "a blue circle moving down", "a red circle moving up"]
+        let long = "model: reel-tiny\nsteps: 1\nscale: 1\nshots:\n" + shots.map { "  - prompt: \($0)\n    frames: 4\n" }.joined()
+        try long.write(toFile: "\(farm.directory)/long.yaml", atomically: true, encoding: .utf8)
+        let rendered = try ReelCommand.run(["render", "long.yaml", "-o", "long.mp4"], in: farm.directory)
+        #expect(rendered.status == 0, "25 words in five shots: \(rendered.stderr)")
+
+        let bad = long.replacingOccurrences(of: "a blue square moving up", with: "a blue elephant moving up")
+        try bad.write(toFile: "\(farm.directory)/bad.yaml", atomically: true, encoding: .utf8)
+        let message = "shots[1].prompt: the model does not know the word 'elephant'"
+        for result in [try ReelCommand.run(["render", "bad.yaml", "-o", "bad.mp4"], in: farm.directory),
+                       try farm.client(["submit", "bad.yaml"])] {
+            #expect(result.status != 0)
+            #expect(result.stderr.contains(message) && result.stderr.split(separator: "\n").count == 1, "\(result.stderr)")
+        }
+        #expect(try farm.client(["status"]).stdout.contains("elephant") == false, "no job was queued")
+    }
+
     /// examples/two-shots.yaml on the trained model, scored as `reel eval` scores a video: every
     /// window before the blend (frames 32-39) shows the first shot's object colour and
     /// background, every window after it the second's. (Motion is not asserted: past its first
