@@ -2,6 +2,7 @@ import Evaluation
 import Foundation
 import Media
 import Testing
+import Yams
 
 /// Job files: storyboards and every render option in one file, with errors that name the line.
 @Suite(.serialized) struct JobFileTests {
@@ -86,8 +87,10 @@ import Testing
 
         let world = try World.load(package: ReelCommand.packageRoot + "/models/reel-shapes")
         let scorer = Scorer(world: world)
-        let first = "a large red circle moving right on a black background"
-        let second = "a large blue square moving up on a white background"
+        let shots = (try Yams.load(yaml: example) as? [String: Any])?["shots"] as? [[String: Any]] ?? []
+        let prompts = shots.compactMap { $0["prompt"] as? String }
+        try #require(prompts.count == 2, "the example has two shots, each with a prompt")
+        let (first, second) = (prompts[0], prompts[1])
         for (start, prompt) in [(0, first), (16, first), (40, second), (48, second)] {
             let window = Scorer.Frames(width: video.width, height: video.height,
                                        pixels: Array(video.pixels[start * video.frameBytes..<(start + 16) * video.frameBytes]))
