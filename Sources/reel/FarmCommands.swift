@@ -316,7 +316,7 @@ struct Status: ParsableCommand {
         for status in jobs {
             print([status.jobID, status.state.word, "\(status.stepsDone)/\(status.stepsTotal)",
                    "\(status.chunks)x\(status.tiles)", String(format: "%.1fs", status.secondsElapsed),
-                   status.state == .running ? String(format: "%.0fs", status.secondsRemaining) : "-",
+                   status.state == .running && status.stepsDone > 0 ? String(format: "%.0fs", status.secondsRemaining) : "-",  // no rate before a step
                    status.spec.prompt].joined(separator: "\t"))
         }
         // On stderr, so the table on stdout stays one row a job for scripts.

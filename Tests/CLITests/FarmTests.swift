@@ -93,6 +93,19 @@ import Wire
         print("kill -9 of a worker: its shard requeued \(String(format: "%.1f", requeueSeconds)) s later (worker timeout 2 s)")
     }
 
+    /// A job no worker has started has no rate to guess its end from: `reel status` shows no
+    /// ETA (it showed 0 s) and says on stderr what the job waits for.
+    @Test func aJobNoWorkerHasStartedShowsNoETA() throws {
+        let farm = try ProcessFarm()
+        let submitted = try farm.client(["submit", "a red circle", "--model", "reel-tiny", "--frames", "8", "--steps", "2"])
+        let id = submitted.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(submitted.status == 0 && !id.isEmpty, "\(submitted.stderr)")
+        let status = try farm.client(["status", id])
+        let row = status.stdout.split(separator: "\n").last?.split(separator: "\t").map(String.init) ?? []
+        #expect(row.count == 7 && row[1] == "running" && row[2] == "0/2" && row[5] == "-", "\(status.stdout)")
+        #expect(status.stderr.contains("no connected worker offers model 'reel-tiny'"), "\(status.stderr)")
+    }
+
     @Test func malformedPeersAreDroppedAndLoggedWhileTheCoordinatorKeepsServing() throws {
         let farm = try ProcessFarm(coordinatorArguments: ["--max-message-mb", "1"])
         let context = try ZMQContext()
