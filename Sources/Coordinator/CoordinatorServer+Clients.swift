@@ -69,9 +69,9 @@ extension CoordinatorServer {
         return (.submitReply, Reel_V1_SubmitReply.with { $0.jobID = id }, [])
     }
 
-    /// The coordinator reads a model's config.json (never its weights) to plan and fill defaults.
-    /// A model's config and vocabulary, read from its package once: jobs are planned from the
-    /// config, and their prompts read with the vocabulary before they are accepted.
+    /// A model's config and vocabulary, read from its package once (never its weights): jobs
+    /// are planned and given defaults from the config, and their prompts are read with the
+    /// vocabulary before they are accepted.
     func model(_ name: String) throws -> (config: ModelConfig, vocabulary: Vocabulary) {
         if let known = knownModels[name] { return known }
         let directory = try ModelPackage.locate(name)
