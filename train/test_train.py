@@ -187,6 +187,26 @@ def check_start_from(directory, common):
     assert np.all(np.isfinite(losses(second)[:, 1]))
 
 
+def check_data_workers(directory):
+    """A batch is the same whether this process draws it or a data worker does, in step order."""
+    cfg, world, vocabulary = open_package(directory)
+    args = train.arguments(["--package", directory, "--run", "unused", "--batch", "4"])
+
+    def drawn_by(workers):
+        args.data_workers = workers
+        draws = train.batches(world, vocabulary, args, 2, cfg.get("frame_phase"), cfg.get("video_progress", False), 7)
+        drawn = [next(draws) for _ in range(5)]
+        draws.close()
+        return drawn
+    for here, there in zip(drawn_by(0), drawn_by(2)):
+        first, videos, clips, tokens, mask, told, targets, _ = here
+        assert first is not None and videos is not None, "the tiny package tells windows their place by now"
+        for mine, theirs in zip((first, videos, clips, tokens, mask), there[:5]):
+            assert np.array_equal(mine, theirs)
+        assert told == there[5] and len(targets) == 2
+        assert all(np.array_equal(mine, theirs) for mine, theirs in zip(targets, there[6]))
+
+
 def main():
     with tempfile.TemporaryDirectory() as directory:
         tiny_package(directory)
@@ -245,6 +265,10 @@ def main():
         train.main(common + ["--steps", "170", "--layout-share", "0.5", "--object-share", "0.5"])
         assert len(losses(run)) == 170 and np.all(np.isfinite(losses(run)[160:, 1])), "training gives objects a share of the loss"
         check_start_from(directory, common)
+        check_data_workers(directory)
+        train.main(common + ["--steps", "180", "--layout-share", "0.5", "--data-workers", "2"])
+        assert list(losses(run)[170:, 0]) == list(range(171, 181)) and np.all(np.isfinite(losses(run)[170:, 1])), \
+            "data workers feed the training"
     print("train-test passed")
 
 

@@ -10,8 +10,10 @@ redraws RUN/loss.png and exports the EMA weights to PACKAGE/model.safetensors. S
 SIGTERM stops it after the step in hand, saving first.
 """
 import argparse
+import collections
 import json
 import math
+import multiprocessing
 import os
 import signal
 import sys
@@ -85,6 +87,9 @@ def arguments(argv=None):
                         "a 10 MB package kept in git carries a run on where its 40 MB checkpoint was not kept")
     p.add_argument("--checkpoint-every", type=int, default=100)
     p.add_argument("--threads", type=int, default=os.cpu_count())
+    p.add_argument("--data-workers", type=int, default=0,
+                   help="processes drawing batches ahead of the model (0: drawn between steps); on a machine with a "
+                        "GPU give it most of the cores, or the GPU waits on the CPU to draw clips")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     return p.parse_args(argv)
@@ -277,7 +282,6 @@ def main(argv=None):
     parameters = sum(p.numel() for p in model.parameters())
     print("model: %d parameters, %s" % (parameters, json.dumps({k: cfg[k] for k in ("width", "depth", "heads", "patch")})), flush=True)
 
-    rng = np.random.default_rng(args.seed * 1_000_003 + step)
     generator = torch.Generator(device=args.device).manual_seed(args.seed * 7919 + step)
     log_path = os.path.join(args.run, "loss.csv")
     if not os.path.exists(log_path):
@@ -288,20 +292,20 @@ def main(argv=None):
     stop = []  # SIGINT or SIGTERM: finish the step, save, and leave
     for number in (signal.SIGINT, signal.SIGTERM):
         signal.signal(number, lambda *_: stop.append(True))
+    draws = batches(world, vocabulary, args, layout, phase, cfg.get("video_progress", False), step)
     while not stop:
         if args.steps and step >= args.steps:
             break
         if args.minutes and time.time() - session_start > args.minutes * 60:
             break
-        first, videos = window_places(rng, args.batch, world, phase, cfg.get("video_progress", False))
-        clips, tokens, mask, told = batch(world, vocabulary, rng, args.batch, args.caption_dropout, layout, first, videos)
+        first, videos, clips, tokens, mask, told, targets, rng = next(draws)
         clips = torch.from_numpy(clips).to(args.device)
         tokens, mask = torch.from_numpy(tokens).to(args.device), torch.from_numpy(mask).to(args.device)
         lr = learning_rate(step, args, first_step)
         for group in optimizer.param_groups:
             group["lr"] = lr
         loss = flow_loss(model, clips, tokens, mask, generator, args.uniform_t, args.shift, args.weight_cap,
-                         args.high_noise, args.high_noise_floor, prior_aim(args, world, clips, told, rng, layout, first, videos),
+                         args.high_noise, args.high_noise_floor, prior_aim(args, world, clips, told, rng, targets),
                          pure_noise=layout, first_frame=None if first is None else torch.from_numpy(first),
                          video_frames=None if videos is None else torch.from_numpy(videos),
                          object_weight=args.object_weight, object_share=args.object_share)
@@ -325,6 +329,7 @@ def main(argv=None):
             print("step %d  loss %.4f (mean of last %d)  lr %.2e  %.1f s/step" %
                   (step, np.mean(window), len(window), lr, seconds / step), flush=True)
             window = []
+    draws.close()
     save(args, model, ema, optimizer, step, seconds, checkpoint_path, log_path)
     print("stopped at step %d after %.0f s of training" % (step, seconds), flush=True)
 
@@ -345,11 +350,21 @@ def window_places(rng, size, world, phase, progress):
     return None, None
 
 
-def prior_aim(args, world, clips, told, rng, layout=0, first=None, videos=None):
-    """The `aim` that swaps the first `layout` clips, and with --prior-above each clip drawn at a
-    high enough timestep, for the mean of its caption's clips; None when it would swap none.
-    With window phases (`first`), the first `layout` clips aim at their caption's canonical clip
-    for where their window starts instead: in a wrapping world the mean is a smear with no way."""
+def layout_targets(args, world, told, rng, layout, first=None, videos=None):
+    """What the first `layout` clips of a batch aim at: the mean of their caption's clips, or with
+    window phases (`first`) their caption's canonical clip for where their window starts, since in
+    a wrapping world the mean is a smear with no way."""
+    if first is None:
+        return [world.prior_mean(told[i], rng, args.prior_clips) for i in range(layout)]
+    return [world.render(world.canonical_scene(told[i], int(first[i]), None if videos is None else int(videos[i])))
+            for i in range(layout)]
+
+
+def prior_aim(args, world, clips, told, rng, targets):
+    """The `aim` that swaps the first len(`targets`) clips for those targets, and with
+    --prior-above each other clip drawn at a high enough timestep for the mean of its caption's
+    clips; None when it would swap none."""
+    layout = len(targets)
     if not args.prior_above and not layout:
         return None
 
@@ -358,13 +373,54 @@ def prior_aim(args, world, clips, told, rng, layout=0, first=None, videos=None):
         swap = t >= args.prior_above if args.prior_above else torch.zeros_like(t, dtype=torch.bool)
         swap[:layout] = True
         for i in torch.nonzero(swap).flatten().tolist():
-            if first is not None and i < layout:
-                clip = world.render(world.canonical_scene(told[i], int(first[i]), None if videos is None else int(videos[i])))
-            else:
-                clip = world.prior_mean(told[i], rng, args.prior_clips)
+            clip = targets[i] if i < layout else world.prior_mean(told[i], rng, args.prior_clips)
             target[i] = torch.from_numpy(clip).to(clips)
         return target
     return aim
+
+
+def draw(world, vocabulary, args, layout, phase, progress, step):
+    """The batch for `step`: window places, clips, tokens, mask, scenes, layout targets, and the
+    generator it was drawn with (still needed for --prior-above). Its seed is the run's and the
+    step's, so the batch is the same whichever process draws it, and a resumed run goes on with
+    the batches it would have had."""
+    rng = np.random.default_rng([args.seed, step])
+    first, videos = window_places(rng, args.batch, world, phase, progress)
+    clips, tokens, mask, told = batch(world, vocabulary, rng, args.batch, args.caption_dropout, layout, first, videos)
+    return first, videos, clips, tokens, mask, told, layout_targets(args, world, told, rng, layout, first, videos), rng
+
+
+_DRAWING = None  # draw()'s arguments but the step, in a data worker
+
+
+def _start_drawing(arguments):
+    global _DRAWING
+    torch.set_num_threads(1)
+    _DRAWING = arguments
+
+
+def _draw_in_worker(step):
+    return draw(*_DRAWING, step)
+
+
+def batches(world, vocabulary, args, layout, phase, progress, step):
+    """draw()'s batches from `step` on, drawn by --data-workers processes (two each ahead of the
+    model) or, with none, in this process as each is needed."""
+    if not args.data_workers:
+        while True:
+            yield draw(world, vocabulary, args, layout, phase, progress, step)
+            step += 1
+    # Spawned, not forked: a child forked from a process whose BLAS and OpenMP threads are
+    # running can hang on a lock one of them held.
+    with multiprocessing.get_context("spawn").Pool(args.data_workers, _start_drawing,
+                                                   ((world, vocabulary, args, layout, phase, progress),)) as pool:
+        ahead = collections.deque(pool.apply_async(_draw_in_worker, (step + k,)) for k in range(2 * args.data_workers))
+        step += len(ahead)
+        while True:
+            drawn = ahead.popleft().get()
+            ahead.append(pool.apply_async(_draw_in_worker, (step,)))
+            step += 1
+            yield drawn
 
 
 def save(args, model, ema, optimizer, step, seconds, checkpoint_path, log_path):
