@@ -25,9 +25,9 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from reel_train.data import model_values, open_package  # noqa: E402
+from reel_train.data import open_package  # noqa: E402
 from reel_train.model import Reel  # noqa: E402
-from sample import schedule  # noqa: E402
+from sample import schedule, to_bytes  # noqa: E402
 
 COLOR_TOLERANCE = 90.0
 MINIMUM_AREA = 15
@@ -61,17 +61,21 @@ class Renderer:
         self.times = schedule(steps, cfg["defaults"].get("shift", 1.0))
         self.guidance = guidance
 
-    def velocity(self, windows, prompt, firsts, total):
-        """Guided velocities of windows [B, F, 3, H, W] that start at `firsts` of a video `total` long."""
-        B = windows.shape[0]
+    def encode(self, prompt):
+        """The prompt's and the empty prompt's encoded tokens [2, L, D] and mask [2, L], once a render."""
         tokens = [self.vocabulary.tokenize(prompt), [0]]
         length = max(len(t) for t in tokens)
         ids = torch.tensor([t + [0] * (length - len(t)) for t in tokens])
         mask = torch.tensor([[True] * len(t) + [False] * (length - len(t)) for t in tokens])
-        context = self.model.text(ids, mask)
-        x = torch.cat([windows, windows])
-        v = self.model.velocity(x, self.t.repeat(2 * B), context.repeat_interleave(B, 0), mask.repeat_interleave(B, 0),
-                                torch.tensor(firsts * 2), torch.tensor([total] * (2 * B)))
+        return self.model.text(ids, mask), mask
+
+    def velocity(self, windows, t, text, firsts, total):
+        """Guided velocities at time `t` of windows [B, F, 3, H, W] that start at `firsts` of a
+        video `total` long, for `text` from encode()."""
+        B = windows.shape[0]
+        context, mask = text
+        v = self.model.velocity(torch.cat([windows, windows]), t.reshape(1).repeat(2 * B), context.repeat_interleave(B, 0),
+                                mask.repeat_interleave(B, 0), torch.tensor(firsts * 2), torch.tensor([total] * (2 * B)))
         conditional, empty = v[:B], v[B:]
         return empty + self.guidance * (conditional - empty)
 
@@ -79,10 +83,9 @@ class Renderer:
         total = noise.shape[0]
         starts = chunk_starts(total, self.window, overlap)
         weights = [ramp(s, starts, self.window, overlap) for s in starts]
-        x = noise.clone()
+        x, text = noise.clone(), self.encode(prompt)
         for k in range(len(self.times) - 1):
-            self.t = self.times[k].reshape(1)
-            v = self.velocity(torch.stack([x[s:s + self.window] for s in starts]), prompt, starts, total)
+            v = self.velocity(torch.stack([x[s:s + self.window] for s in starts]), self.times[k], text, starts, total)
             total_v, total_w = torch.zeros_like(x), torch.zeros(total)
             for i, s in enumerate(starts):
                 total_v[s:s + self.window] += weights[i][:, None, None, None] * v[i]
@@ -93,7 +96,7 @@ class Renderer:
     def chained(self, noise, prompt, overlap):
         total = noise.shape[0]
         starts = chunk_starts(total, self.window, overlap)
-        video = torch.zeros_like(noise)
+        video, text = torch.zeros_like(noise), self.encode(prompt)
         done = 0
         for s in starts:
             x = noise[s:s + self.window].clone()
@@ -102,8 +105,7 @@ class Renderer:
                 t = self.times[k]
                 if known > 0:
                     x[:known] = (1 - t) * video[s:s + known] + t * noise[s:s + known]
-                self.t = t.reshape(1)
-                x = x + (self.times[k + 1] - t) * self.velocity(x[None], prompt, [s], total)[0]
+                x = x + (self.times[k + 1] - t) * self.velocity(x[None], t, text, [s], total)[0]
             video[s + max(known, 0):s + self.window] = x[max(known, 0):]
             done = s + self.window
         return video
@@ -181,7 +183,7 @@ def main(argv=None):
             for name in ("fused", "chained"):
                 with torch.no_grad():
                     video = getattr(renderer, name)(noise, prompt, overlap)
-                frames = ((video.clamp(-1, 1) + 1) * 127.5).round().permute(0, 2, 3, 1).numpy()
+                frames = to_bytes(video)
                 passed = [segment_passes(frames[s:s + window], world, color, np.array(direction, np.float64))
                           for s in range(0, total, window)]
                 tally[name][0] += sum(passed)
