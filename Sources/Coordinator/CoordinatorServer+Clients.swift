@@ -72,7 +72,7 @@ extension CoordinatorServer {
     /// A model's config and vocabulary, read from its package once (never its weights): jobs
     /// are planned and given defaults from the config, and their prompts are read with the
     /// vocabulary before they are accepted.
-    func model(_ name: String) throws -> (config: ModelConfig, vocabulary: Vocabulary) {
+    func model(_ name: String) throws -> KnownModel {
         if let known = knownModels[name] { return known }
         let directory = try ModelPackage.locate(name)
         let config = try ModelPackage.readConfig(in: directory)

@@ -106,7 +106,9 @@ public final class CoordinatorServer: @unchecked Sendable {
     var pending: [String: ShardQueue] = [:]
     /// Shards handed out per client, for fair share.
     var served: [String: Int] = [:]
-    var knownModels: [String: (config: ModelConfig, vocabulary: Vocabulary)] = [:]
+    /// What the coordinator reads of a model package (never its weights), by model name.
+    typealias KnownModel = (config: ModelConfig, vocabulary: Vocabulary)
+    var knownModels: [String: KnownModel] = [:]
     let clock = ContinuousClock()
     var lastHeartbeat: ContinuousClock.Instant
 

@@ -6,8 +6,9 @@ import Testing
 import Wire
 import Worker
 
-/// Retries, blocklists and stalled shards, with a coordinator and workers in this process
-/// whose computations fail or stall on purpose (the identity stands in for denoising).
+/// Retries, blocklists and stalled shards, and what a worker is handed, with a coordinator and
+/// workers in this process whose computations fail, stall or record on purpose (the identity
+/// stands in for denoising).
 @Suite(.serialized) struct FailureHandlingTests {
     /// Counts calls from any thread.
     final class Calls: @unchecked Sendable {
