@@ -7,7 +7,8 @@ caption's way, training that aims at such means runs (with one-object layouts at
 re-warmed learning rate too), a world with wrapping edges draws objects across them,
 caption_check runs, and in a wrapping world the windows of one long video agree on their
 canonical paths and a checkpoint resumes into a config that adds the window phase (which then
-learns), and a new run starts from a package's exported weights (--start-from)."""
+learns), a new run starts from a package's exported weights (--start-from), and in a world whose
+paths span the video a long video's windows lie on one path across the canvas."""
 import json
 import os
 import sys
@@ -97,16 +98,21 @@ def check_object_pixels(directory):
         assert abs(weights[i].sum().item() - found[i].numel()) < 1e-2 * found[i].numel(), weights[i].sum()
 
 
+def world_with_edges(source, directory, edges):
+    """The world of `source` (a world.json) with its edges set to `edges`, written to `directory`."""
+    with open(source) as f:
+        spec = json.load(f)
+    spec["edges"] = edges
+    path = os.path.join(directory, "%s-world.json" % edges)
+    with open(path, "w") as f:
+        json.dump(spec, f)
+    return World(path)
+
+
 def check_wrapping_world(directory):
     """In a world whose edges wrap, a travelling object starts anywhere, and one crossing an edge
     shows on both sides, whole in every frame."""
-    with open(os.path.join(directory, "world.json")) as f:
-        spec = json.load(f)
-    spec["edges"] = "wrap"
-    path = os.path.join(directory, "wrapping-world.json")
-    with open(path, "w") as f:
-        json.dump(spec, f)
-    world = World(path)
+    world = world_with_edges(os.path.join(directory, "world.json"), directory, "wrap")
     starts = np.array([world.start_position(np.random.default_rng(seed), "small", "moving right") for seed in range(200)])
     assert starts.min() < 2 and starts.max() > world.canvas - 2, "starts spread over the whole canvas"
     obj = {"shape": "square", "color": "red", "size": "small", "motion": "moving right", "start": [world.canvas - 1.5, 8.0]}
@@ -142,6 +148,40 @@ def check_canonical_paths(world):
         assert whole == [world.object_state(obj, f)[2] for f in (0, world.frames - 1)], "a one-window video grows as a window"
         ends = world.object_state(obj, 0, 0, video)[2], world.object_state(obj, world.frames - 1, video - world.frames, video)[2]
         assert np.allclose(ends, whole), ("a long video grows from the same size to the same size", ends, whole)
+
+
+def check_spanning_world(directory):
+    """In reel-shapes' world with paths that span the video, a one-window clip travels as where
+    edges stop objects, a long video's travelling object crosses the canvas once, on it all the
+    time, the windows of one long video agree on the frames they share, and the mean clip a
+    window aims at lies where the video's progress puts the object."""
+    source = os.path.join(HERE, "..", "models", "reel-shapes", "world.json")
+    world, stopping = (world_with_edges(source, directory, edges) for edges in ("span", "stop"))
+    for motion in ("moving right", "moving up and left"):
+        assert world.start_position(np.random.default_rng(3), "small", motion) == \
+            stopping.start_position(np.random.default_rng(3), "small", motion), "one window starts as it does without span"
+        obj = {"shape": "circle", "color": "red", "size": "small", "motion": motion, "start": [32.0, 32.0]}
+        assert [world.object_state(obj, f) for f in (0, 15)] == [stopping.object_state(obj, f) for f in (0, 15)], \
+            "one window travels as it does without span"
+        video = 4 * world.frames
+        obj["start"] = world.start_position(np.random.default_rng(4), "small", motion, video)
+        path = np.array([world.object_state(obj, f, 0, video)[:2] for f in range(video)])
+        radius = world.sizes["small"]
+        assert path.min() >= radius and path.max() <= world.canvas - radius, ("on the canvas all the way", motion)
+        dx, dy = world.velocity(motion)
+        along = 0 if dx else 1
+        assert abs(path[-1, along] - path[0, along]) > world.canvas - 2 * radius - 3, ("crosses the canvas", motion)
+        scene = {"background": "gray", "objects": [obj], "video_frames": video}
+        for first in (0, 12, 30):
+            window = world.render(dict(scene, first_frame=first))
+            later = world.render(dict(scene, first_frame=first + 5))
+            assert np.allclose(window[5:], later[:world.frames - 5], atol=1e-5), (motion, first)
+    told = {"background": "gray", "objects": [{"shape": "circle", "color": "red", "size": "small", "motion": "moving right"}],
+            "video_frames": 64}
+    mean = [world.prior_mean(dict(told, first_frame=first), np.random.default_rng(5), 4) for first in (0, 48)]
+    columns = [np.abs(m[0] - m[0, :, :1, :1]).sum(axis=(0, 1)) for m in mean]  # how far each column is from the background
+    centres = [np.average(np.arange(world.canvas), weights=c) for c in columns]
+    assert centres[1] > centres[0] + 20, ("the last window's mean clip finds the object further right", centres)
 
 
 def set_config(directory, **fields):
@@ -269,6 +309,11 @@ def main():
         train.main(common + ["--steps", "180", "--layout-share", "0.5", "--data-workers", "2"])
         assert list(losses(run)[170:, 0]) == list(range(171, 181)) and np.all(np.isfinite(losses(run)[170:, 1])), \
             "data workers feed the training"
+        check_spanning_world(directory)
+        world_with_edges(os.path.join(directory, "world.json"), directory, "span")
+        os.replace(os.path.join(directory, "span-world.json"), os.path.join(directory, "world.json"))
+        train.main(common + ["--steps", "190", "--layout-share", "0.5", "--one-window-share", "0.5", "--longest-video", "3"])
+        assert len(losses(run)) == 190 and np.all(np.isfinite(losses(run)[180:, 1])), "training in a spanning world runs"
     print("train-test passed")
 
 

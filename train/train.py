@@ -28,9 +28,6 @@ from reel_train.files import plot_loss, read_safetensors, write_safetensors  # n
 from reel_train.model import Reel, shifted  # noqa: E402
 
 HIGH_NOISE_FLOOR = 0.85
-# With video_progress: the share of training videos one window long, and the longest, in windows.
-ONE_WINDOW_SHARE = 0.25
-LONGEST_VIDEO = 8
 
 
 def arguments(argv=None):
@@ -81,6 +78,11 @@ def arguments(argv=None):
                    help="share of each batch drawn as one-object scenes, trained at t = 1 towards their caption's "
                         "mean clip (0: none): from pure noise only the caption says where an object starts, and "
                         "one-object captions teach that layout fastest; the rest of the batch trains as usual")
+    p.add_argument("--one-window-share", type=float, default=0.25,
+                   help="with video_progress: share of training videos one window long, the length most renders have")
+    p.add_argument("--longest-video", type=int, default=8,
+                   help="with video_progress: the longest training video, in windows (lengths between one window "
+                        "and this are drawn evenly)")
     p.add_argument("--start-from", metavar="PACKAGE",
                    help="when RUN holds no checkpoint, start from PACKAGE/model.safetensors (the EMA weights a run "
                         "exported) at the step its metadata records, with a fresh optimiser (so give --rewarm): "
@@ -250,10 +252,10 @@ def main(argv=None):
     torch.manual_seed(args.seed)
     cfg, world, vocabulary = open_package(args.package)
     phase = cfg.get("frame_phase")
-    if phase and not world.wrap:
+    if phase and not (world.wrap or world.span):
         sys.exit("train.py: config.json has frame_phase but world.json's edges stop objects; add \"edges\": \"wrap\" "
-                 "to world.json, since only in a wrapping world do the objects' paths repeat")
-    if phase and phase["period"] != world.phase_period():
+                 "or \"span\" to world.json, so that a long video's windows share its objects' paths")
+    if phase and world.wrap and phase["period"] != world.phase_period():
         sys.exit("train.py: config.json's frame_phase period is %g; set it to world.json's canvas over its speed (%g), "
                  "the period its objects' paths repeat with" % (phase["period"], world.phase_period()))
     if phase and phase["period"] % (world.frames / 2):
@@ -292,6 +294,9 @@ def main(argv=None):
     stop = []  # SIGINT or SIGTERM: finish the step, save, and leave
     for number in (signal.SIGINT, signal.SIGTERM):
         signal.signal(number, lambda *_: stop.append(True))
+    if world.span and not cfg.get("video_progress"):
+        sys.exit("train.py: world.json's edges span the video but config.json has no video_progress; add "
+                 "\"video_progress\": true, or a window cannot know where on its objects' paths it lies")
     draws = batches(world, vocabulary, args, layout, phase, cfg.get("video_progress", False), step)
     while not stop:
         if args.steps and step >= args.steps:
@@ -334,15 +339,15 @@ def main(argv=None):
     print("stopped at step %d after %.0f s of training" % (step, seconds), flush=True)
 
 
-def window_places(rng, size, world, phase, progress):
+def window_places(args, rng, size, world, phase, progress):
     """Where each clip's window lies in its video: first frames [B] and video lengths [B], each
     None where the model is not told it. Bounces keep the video's time and canonical layout
     targets lie where the video's path has taken them; with `progress`, growth runs over the
     video. A share of the videos are one window long, the length most renders have."""
     if progress:
         window = world.frames
-        videos = np.where(rng.random(size) < ONE_WINDOW_SHARE, window,
-                          rng.integers(window + 1, LONGEST_VIDEO * window + 1, size=size))
+        videos = np.where(rng.random(size) < args.one_window_share, window,
+                          rng.integers(window + 1, args.longest_video * window + 1, size=size))
         first = np.floor(rng.random(size) * (videos - window + 1)).astype(np.int64)
         return first, videos.astype(np.int64)
     if phase:
@@ -351,10 +356,11 @@ def window_places(rng, size, world, phase, progress):
 
 
 def layout_targets(args, world, told, rng, layout, first=None, videos=None):
-    """What the first `layout` clips of a batch aim at: the mean of their caption's clips, or with
-    window phases (`first`) their caption's canonical clip for where their window starts, since in
-    a wrapping world the mean is a smear with no way."""
-    if first is None:
+    """What the first `layout` clips of a batch aim at: the mean of their caption's clips (for their
+    window's place in its video, where it has one), or in a wrapping world with window phases
+    (`first`) their caption's canonical clip for where their window starts, since there the mean
+    is a smear with no way."""
+    if first is None or not world.wrap:
         return [world.prior_mean(told[i], rng, args.prior_clips) for i in range(layout)]
     return [world.render(world.canonical_scene(told[i], int(first[i]), None if videos is None else int(videos[i])))
             for i in range(layout)]
@@ -385,7 +391,7 @@ def draw(world, vocabulary, args, layout, phase, progress, step):
     step's, so the batch is the same whichever process draws it, and a resumed run goes on with
     the batches it would have had."""
     rng = np.random.default_rng([args.seed, step])
-    first, videos = window_places(rng, args.batch, world, phase, progress)
+    first, videos = window_places(args, rng, args.batch, world, phase, progress)
     clips, tokens, mask, told = batch(world, vocabulary, rng, args.batch, args.caption_dropout, layout, first, videos)
     return first, videos, clips, tokens, mask, told, layout_targets(args, world, told, rng, layout, first, videos), rng
 

@@ -26,8 +26,9 @@ public struct World: Decodable, Sendable {
     public var speed: Double?
     public var motions: [String: Motion]
     /// What the canvas edges do: "wrap" brings an object leaving one edge back at the opposite
-    /// one (so a render many windows long can keep moving one way); otherwise objects stay on
-    /// the canvas for the world's clip length.
+    /// one (so a render many windows long can keep moving one way); "span" keeps objects on the
+    /// canvas and a travelling one crosses it once over a long video; otherwise objects stay on
+    /// the canvas for the world's clip length. Only wrapping changes how frames are scored.
     public var edges: String?
     public var wraps: Bool { edges == "wrap" }
     public var grammar: Grammar

@@ -17,18 +17,23 @@ class World:
         self.shapes, self.sizes, self.motions = s["shapes"], s["sizes"], s["motions"]
         self.heldout = set(s.get("heldout", []))
         # "wrap": an object leaving one edge comes back at the opposite one, so a render many
-        # windows long can keep moving one way; the default keeps objects on the canvas.
-        self.wrap = s.get("edges", "stop") == "wrap"
+        # windows long can keep moving one way. "span": objects stay on the canvas and a
+        # travelling one crosses it over the whole video, so every window of a long video finds
+        # it where the video's progress puts it. The default ("stop") keeps objects on the
+        # canvas and counts travel from each window's start.
+        self.edges = s.get("edges", "stop")
+        self.wrap, self.span = self.edges == "wrap", self.edges == "span"
 
-    def sample_scene(self, rng, max_objects=2):
+    def sample_scene(self, rng, max_objects=2, video_frames=None):
         """A training scene: never one whose caption is held out for evaluation."""
         while True:
-            scene = self.draw_scene(rng, max_objects)
+            scene = self.draw_scene(rng, max_objects, video_frames)
             if self.caption(scene) not in self.heldout:
                 return scene
 
-    def draw_scene(self, rng, max_objects=2):
-        """A scene: background and objects (each shape, colour, size, motion, start)."""
+    def draw_scene(self, rng, max_objects=2, video_frames=None):
+        """A scene: background and objects (each shape, colour, size, motion, start), for a
+        video `video_frames` long (None: one window)."""
         count = 1 if max_objects == 1 or rng.random() < 0.6 else 2
         colors = rng.choice(sorted(self.colors), size=count, replace=False)
         objects = []
@@ -36,16 +41,17 @@ class World:
             size = str(rng.choice(sorted(self.sizes)))
             motion = str(rng.choice(sorted(self.motions)))
             objects.append({"shape": str(rng.choice(self.shapes)), "color": str(colors[i]), "size": size,
-                            "motion": motion, "start": self.start_position(rng, size, motion)})
+                            "motion": motion, "start": self.start_position(rng, size, motion, video_frames)})
         return {"background": str(rng.choice(sorted(self.backgrounds))), "objects": objects}
 
-    def start_position(self, rng, size, motion):
-        """A start that keeps the whole object on the canvas for the whole clip; in a wrapping
-        world, an object that travels starts anywhere."""
+    def start_position(self, rng, size, motion, video_frames=None):
+        """A start that keeps the whole object on the canvas for the whole clip (in a spanning
+        world, for the whole video `video_frames` long: its place at the video's first frame); in
+        a wrapping world, an object that travels starts anywhere."""
         if self.wrap and "direction" in self.motions[motion]:
             return [float(rng.uniform(0, self.canvas)) for _ in range(2)]
         radius = self.sizes[size] * max(self.motions[motion].get("scale", [1, 1]))
-        travel = self.spec["speed"] * (self.frames - 1)
+        travel = self.span_travel(size, video_frames) if self.span else self.spec["speed"] * (self.frames - 1)
         direction = self.motions[motion].get("direction", [0, 0])
         lo = [radius + 1 + (travel if d < 0 else 0) for d in direction]
         hi = [self.canvas - radius - 1 - (travel if d > 0 else 0) for d in direction]
@@ -62,9 +68,18 @@ class World:
             if scene is None:
                 total += self.render(self.sample_scene(rng))
                 continue
-            objects = [dict(o, start=self.start_position(rng, o["size"], o["motion"])) for o in scene["objects"]]
+            objects = [dict(o, start=self.start_position(rng, o["size"], o["motion"], scene.get("video_frames")))
+                       for o in scene["objects"]]
             total += self.render(dict(scene, objects=objects))
         return total / clips
+
+    def span_travel(self, size, video_frames=None):
+        """Pixels a travelling object of `size` moves along each axis it travels over a video
+        `video_frames` long in a spanning world: as far as the world's speed takes it, up to the
+        whole canvas less the object, so a long video crosses the canvas once, more slowly."""
+        length = max(video_frames or self.frames, self.frames)
+        across = self.canvas - 2 * (self.sizes[size] + 1)
+        return min(self.spec["speed"] * (length - 1), across)
 
     def phase_period(self):
         """Frames after which every travelling object of a wrapping world is back where it
@@ -108,12 +123,19 @@ class World:
         the windows of a long render bounce as one (its period, half a window, divides a phase
         model's period); travel counts from the window's start, where `start` places the object.
         Growth runs over the whole video when its length is told (None: over each window), by
-        the motion's scale from its first frame to its last."""
+        the motion's scale from its first frame to its last. In a spanning world `start` is the
+        place at the video's first frame and travel runs over the whole video (span_travel)."""
         motion = self.motions[obj["motion"]]
         x, y = obj["start"]
         radius = self.sizes[obj["size"]]
         dx, dy = self.velocity(obj["motion"])
-        x, y = x + dx * frame, y + dy * frame
+        if self.span:
+            length = max(video_frames or self.frames, self.frames)
+            slower = self.span_travel(obj["size"], video_frames) / (self.spec["speed"] * (length - 1))
+            dx, dy, frame_in_video = dx * slower, dy * slower, first_frame + frame
+            x, y = x + dx * frame_in_video, y + dy * frame_in_video
+        else:
+            x, y = x + dx * frame, y + dy * frame
         if "bounce" in motion:
             y -= motion["bounce"] * abs(math.sin(math.pi * (first_frame + frame) / (self.frames / 2)))
         if "scale" in motion:
@@ -200,11 +222,12 @@ def batch(world, vocabulary, rng, size, caption_dropout=0.0, one_object=0, first
     clips, token_lists, told = [], [], []
     for i in range(size):
         single = i < one_object
-        scene = world.sample_scene(rng, max_objects=1 if single else 2)
+        length = None if video_frames is None else int(video_frames[i])
+        scene = world.sample_scene(rng, max_objects=1 if single else 2, video_frames=length)
         if first_frames is not None:
             scene["first_frame"] = int(first_frames[i])
-        if video_frames is not None:
-            scene["video_frames"] = int(video_frames[i])
+        if length is not None:
+            scene["video_frames"] = length
         clips.append(world.render(scene))
         dropped = not single and rng.random() < caption_dropout
         token_lists.append([0] if dropped else vocabulary.tokenize(world.caption(scene)))
