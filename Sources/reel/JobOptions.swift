@@ -113,6 +113,10 @@ struct JobOptions: ParsableArguments {
 
     /// The job as sent to a coordinator: unset options stay zero or absent.
     func request(priority: Int = 0) throws -> Reel_V1_JobSpec {
+        // An empty prompt would render the model's unconditional video: never what was meant.
+        guard !prompt.allSatisfy(\.isWhitespace) else {
+            throw UserError("prompt is empty; describe the video in words the model knows, e.g. \"a small red circle moving left on a gray background\", or give a job file")
+        }
         let scale = scale ?? Self.defaultScale
         guard (1...16).contains(scale) else { throw UserError("--scale \(scale) is out of range; use 1 to 16") }
         return try Reel_V1_JobSpec.with { spec in

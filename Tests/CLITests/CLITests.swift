@@ -190,6 +190,10 @@ struct ReelCommand {
         try expectFailure(["render", "a red circle", "--steps", "2", "-o", "out.mp4"] + extra, expected: expected, output: "out.mp4")
     }
 
+    @Test func anEmptyPromptIsRefused() throws {
+        try expectFailure(["render", " ", "-o", "out.mp4"], expected: "prompt is empty", output: "out.mp4")
+    }
+
     @Test func unknownWordIsNamed() throws {
         try expectFailure(["render", "a purple elephant", "-o", "out.mp4"], expected: "'elephant'", output: "out.mp4")
     }
