@@ -8,7 +8,8 @@ re-warmed learning rate too), a world with wrapping edges draws objects across t
 caption_check runs, and in a wrapping world the windows of one long video agree on their
 canonical paths and a checkpoint resumes into a config that adds the window phase (which then
 learns), a new run starts from a package's exported weights (--start-from), and in a world whose
-paths span the video a long video's windows lie on one path across the canvas."""
+paths span the video a long video's windows lie on one path across the canvas, training runs
+there, and progress_check runs."""
 import json
 import os
 import sys
@@ -19,6 +20,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import caption_check  # noqa: E402
+import progress_check  # noqa: E402
 import train  # noqa: E402
 from reel_train.data import Vocabulary, World, batch, model_values, open_package  # noqa: E402
 from reel_train.files import read_safetensors  # noqa: E402
@@ -314,6 +316,7 @@ def main():
         os.replace(os.path.join(directory, "span-world.json"), os.path.join(directory, "world.json"))
         train.main(common + ["--steps", "190", "--layout-share", "0.5", "--one-window-share", "0.5", "--longest-video", "3"])
         assert len(losses(run)) == 190 and np.all(np.isfinite(losses(run)[180:, 1])), "training in a spanning world runs"
+        progress_check.main(["--package", directory, "--run", run, "--scenes", "1", "--clips", "1"])
     print("train-test passed")
 
 
