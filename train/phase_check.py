@@ -9,7 +9,6 @@ that ignores the phase would best predict), and with the canonical clip half a p
 
 A model that reads the phase is nearest the first; one that ignores it, the second.
 """
-import argparse
 import os
 import sys
 
@@ -17,25 +16,14 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from reel_train.data import open_package  # noqa: E402
-from reel_train.model import Reel  # noqa: E402
+from reel_train.checks import arguments, load_run  # noqa: E402
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--package", required=True)
-    p.add_argument("--run", required=True, help="directory holding checkpoint.pt")
-    p.add_argument("--raw", action="store_true", help="the raw weights instead of their EMA")
-    p.add_argument("--scenes", type=int, default=16)
-    p.add_argument("--seed", type=int, default=5)
-    args = p.parse_args(argv)
-    cfg, world, vocabulary = open_package(args.package)
+    args = arguments(__doc__, scenes=16).parse_args(argv)
+    cfg, world, vocabulary, model, step = load_run(args)
     if "frame_phase" not in cfg:
         sys.exit("phase_check.py: %s/config.json has no frame_phase; there is no phase to check" % args.package)
-    state = torch.load(os.path.join(args.run, "checkpoint.pt"), map_location="cpu")
-    model = Reel(cfg, len(vocabulary.words))
-    model.load_state_dict(state["model" if args.raw else "ema"])
-    model.eval()
     period = int(cfg["frame_phase"]["period"])
     rng = np.random.default_rng(args.seed)
     errors = {"canonical": [], "mean over the period": [], "half a period off": []}
@@ -58,7 +46,7 @@ def main(argv=None):
         for name, target in targets.items():
             errors[name].append(float(np.mean((predicted - target) ** 2)))
     print("step %d (%s weights), %d one-object scenes of travelling objects, error of the t = 1 prediction against:" %
-          (state["step"], "raw" if args.raw else "EMA", args.scenes))
+          (step, "raw" if args.raw else "EMA", args.scenes))
     for name, values in errors.items():
         print("  %-22s %.4f" % (name, np.mean(values)))
 

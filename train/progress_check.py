@@ -10,7 +10,6 @@ a one-window video (what a model that ignores its progress would best predict).
 
 A model that reads its progress is nearest the first; one that ignores it, the third.
 """
-import argparse
 import os
 import sys
 
@@ -18,27 +17,17 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from reel_train.data import open_package  # noqa: E402
-from reel_train.model import Reel  # noqa: E402
+from reel_train.checks import arguments, load_run  # noqa: E402
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--package", required=True)
-    p.add_argument("--run", required=True, help="directory holding checkpoint.pt")
-    p.add_argument("--raw", action="store_true", help="the raw weights instead of their EMA")
-    p.add_argument("--scenes", type=int, default=12)
+    p = arguments(__doc__, scenes=12)
     p.add_argument("--clips", type=int, default=8, help="clips averaged for each mean clip")
-    p.add_argument("--seed", type=int, default=5)
     args = p.parse_args(argv)
-    cfg, world, vocabulary = open_package(args.package)
+    cfg, world, vocabulary, model, step = load_run(args)
     if not cfg.get("video_progress") or not world.span:
         sys.exit("progress_check.py: %s needs video_progress in config.json and \"edges\": \"span\" in world.json"
                  % args.package)
-    state = torch.load(os.path.join(args.run, "checkpoint.pt"), map_location="cpu")
-    model = Reel(cfg, len(vocabulary.words))
-    model.load_state_dict(state["model" if args.raw else "ema"])
-    model.eval()
     window = world.frames
     video = 4 * window
     ends = (0, video - window)
@@ -66,7 +55,7 @@ def main(argv=None):
             for name, target in targets.items():
                 errors[name].append(float(np.mean((predicted - target) ** 2)))
     print("step %d (%s weights), %d one-object scenes of travelling objects, first and last window of %d frames, "
-          "error of the t = 1 prediction against the mean clip for:" % (state["step"], "raw" if args.raw else "EMA",
+          "error of the t = 1 prediction against the mean clip for:" % (step, "raw" if args.raw else "EMA",
                                                                           args.scenes, video))
     for name, values in errors.items():
         print("  %-20s %.4f" % (name, np.mean(values)))
