@@ -262,6 +262,9 @@ def main(argv=None):
         sys.exit("train.py: config.json's frame_phase period is %g, which a bounce's period (%g frames, half of "
                  "world.json's frames) does not divide; make the frames divide twice the period"
                  % (phase["period"], world.frames / 2))
+    if world.span and not cfg.get("video_progress"):
+        sys.exit("train.py: world.json's edges span the video but config.json has no video_progress; add "
+                 "\"video_progress\": true, or a window cannot know where on its objects' paths it lies")
     if cfg.get("video_progress") and not phase:
         sys.exit("train.py: config.json has video_progress but no frame_phase; a window told how far through its "
                  "video it lies must also be told its phase, which bounces and travel keep")
@@ -294,9 +297,6 @@ def main(argv=None):
     stop = []  # SIGINT or SIGTERM: finish the step, save, and leave
     for number in (signal.SIGINT, signal.SIGTERM):
         signal.signal(number, lambda *_: stop.append(True))
-    if world.span and not cfg.get("video_progress"):
-        sys.exit("train.py: world.json's edges span the video but config.json has no video_progress; add "
-                 "\"video_progress\": true, or a window cannot know where on its objects' paths it lies")
     draws = batches(world, vocabulary, args, layout, phase, cfg.get("video_progress", False), step)
     while not stop:
         if args.steps and step >= args.steps:

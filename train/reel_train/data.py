@@ -77,9 +77,12 @@ class World:
         """Pixels a travelling object of `size` moves along each axis it travels over a video
         `video_frames` long in a spanning world: as far as the world's speed takes it, up to the
         whole canvas less the object, so a long video crosses the canvas once, more slowly."""
-        length = max(video_frames or self.frames, self.frames)
         across = self.canvas - 2 * (self.sizes[size] + 1)
-        return min(self.spec["speed"] * (length - 1), across)
+        return min(self.spec["speed"] * (self.video_length(video_frames) - 1), across)
+
+    def video_length(self, video_frames=None):
+        """Frames of a video told `video_frames` long (None: one window); never under a window."""
+        return max(video_frames or self.frames, self.frames)
 
     def phase_period(self):
         """Frames after which every travelling object of a wrapping world is back where it
@@ -129,18 +132,16 @@ class World:
         x, y = obj["start"]
         radius = self.sizes[obj["size"]]
         dx, dy = self.velocity(obj["motion"])
+        travelled = frame
         if self.span:
-            length = max(video_frames or self.frames, self.frames)
-            slower = self.span_travel(obj["size"], video_frames) / (self.spec["speed"] * (length - 1))
-            dx, dy, frame_in_video = dx * slower, dy * slower, first_frame + frame
-            x, y = x + dx * frame_in_video, y + dy * frame_in_video
-        else:
-            x, y = x + dx * frame, y + dy * frame
+            slower = self.span_travel(obj["size"], video_frames) / (self.spec["speed"] * (self.video_length(video_frames) - 1))
+            dx, dy, travelled = dx * slower, dy * slower, first_frame + frame
+        x, y = x + dx * travelled, y + dy * travelled
         if "bounce" in motion:
             y -= motion["bounce"] * abs(math.sin(math.pi * (first_frame + frame) / (self.frames / 2)))
         if "scale" in motion:
             a, b = motion["scale"]
-            start, length = (first_frame, max(video_frames, self.frames)) if video_frames else (0, self.frames)
+            start, length = (first_frame, self.video_length(video_frames)) if video_frames else (0, self.frames)
             # Geometric: every stretch of the video grows by the same factor, so each window of a
             # long video grows as visibly as the others (reel eval scores every window-long part).
             radius *= a * (b / a) ** ((start + frame) / (length - 1))
