@@ -26,10 +26,11 @@ public struct ShardResult: Sendable, Equatable {
 
 /// The progress of one job: which regions reached which step, what may run next, and fusion.
 ///
-/// A region may start its next step range once every region overlapping it has reached the
-/// step it starts from — a wavefront, not a barrier across the whole video. Its input is fused
-/// from those regions' results in canonical order, so the output does not depend on which
-/// worker ran what, or when.
+/// A region may start its next step range once every region it is fused with (those overlapping
+/// it in its own shot) has reached the step it starts from — a wavefront, not a barrier across
+/// the whole video. Its input is fused from those regions' results in canonical order, so the
+/// output does not depend on which worker ran what, or when. The finished video fuses every
+/// region.
 public final class JobRun {
     public let spec: JobSpec
     public let plan: RenderPlan
@@ -40,7 +41,7 @@ public final class JobRun {
         let state: [Float]?
     }
 
-    /// snapshots[region][step]; kept until every overlapping region has moved past the step.
+    /// snapshots[region][step]; kept until every region fused with it has moved past the step.
     /// The first step's are not kept: `initialLatent` draws them again when they are needed,
     /// so a queued job holds no latents at all.
     private var snapshots: [[Int: Snapshot]]
@@ -81,7 +82,7 @@ public final class JobRun {
         return looked.compactMap { region in
             let step = progress[region]
             guard inFlight[region] == nil, step < plan.steps,
-                  plan.overlapping[region].allSatisfy({ hasSnapshot($0, at: step) }),
+                  plan.fusedWith[region].allSatisfy({ hasSnapshot($0, at: step) }),
                   let steps = plan.stepRange(startingAt: step) else { return nil }
             let input = fusedInput(region, at: step)
             let attempt = nextAttempt
@@ -105,7 +106,7 @@ public final class JobRun {
         inFlight[result.region] = nil
         snapshots[result.region][result.steps.upperBound] = Snapshot(latent: result.latent, state: result.state)
         progress[result.region] = result.steps.upperBound
-        candidates.formUnion(plan.overlapping[result.region])
+        candidates.formUnion(plan.fusedWith[result.region])
         releaseSnapshots(around: result.region)
         return .accepted
     }
@@ -207,7 +208,7 @@ public final class JobRun {
     private func fusedInput(_ region: Int, at step: Int) -> Snapshot {
         // At the first step every region holds its own box of the starting latent: nothing to fuse.
         if step == plan.firstStep { return snapshot(region, at: step) }
-        return fuse(plan.regions[region].box, at: step, from: plan.overlapping[region])
+        return fuse(plan.regions[region].box, at: step, from: plan.fusedWith[region])
     }
 
     private func fuse(_ area: Box, at step: Int, from regions: [Int]? = nil) -> Snapshot {
@@ -220,11 +221,11 @@ public final class JobRun {
     }
 
     /// Drops snapshots no region can need again: a region's result at a step is needed until
-    /// every region overlapping it has finished the range starting there (a failed shard
+    /// every region fused with it has finished the range starting there (a failed shard
     /// is retried from the same inputs).
     private func releaseSnapshots(around region: Int) {
-        for neighbour in plan.overlapping[region] {
-            let slowest = plan.overlapping[neighbour].map { progress[$0] }.min()!
+        for neighbour in plan.fusedWith[region] {
+            let slowest = plan.fusedWith[neighbour].map { progress[$0] }.min()!
             for step in snapshots[neighbour].keys where step < slowest && step < progress[neighbour] {
                 snapshots[neighbour][step] = nil
             }

@@ -46,8 +46,14 @@ public struct RenderPlan: Sendable {
     public let steps: Int
     public let firstStep: Int
     /// For each region, the regions that share at least one point with it (itself included),
-    /// ascending: the ones whose results its fused input needs.
+    /// ascending.
     public let overlapping: [[Int]]
+    /// For each region, the overlapping regions its input is fused from at every sync point
+    /// (itself included), ascending: those that draw the same shot. Chunks of neighbouring
+    /// shots share frames too, but are denoised apart and meet only in the finished video, whose
+    /// fusion weights cross-fade one shot into the next; two scenes fused at every step pull
+    /// each other's pixels about and end as a patchy mix of both.
+    public let fusedWith: [[Int]]
 
     public init(spec: JobSpec, model: ModelShape, channels: Int = 3) {
         frames = spec.frames
@@ -81,6 +87,10 @@ public struct RenderPlan: Sendable {
             while last + 1 < chunkList.count && chunkList[last + 1].lowerBound < region.box.frames.upperBound { last += 1 }
             return regions[(chunk * tilesPerChunk)..<((last + 1) * tilesPerChunk)]
                 .filter { region.box.intersection($0.box) != nil }.map(\.index)
+        }
+        let shotOfChunk = chunks.map { spec.shot(forChunk: $0)?.start ?? 0 }
+        fusedWith = zip(regions, overlapping).map { region, neighbours in
+            neighbours.filter { shotOfChunk[regions[$0].chunk] == shotOfChunk[region.chunk] }
         }
     }
 

@@ -112,6 +112,26 @@ import Worker
         #expect(try LocalRenderer(model: model).run(opening, of: job).latent == alone.latent.scalars)
     }
 
+    /// The shots of a storyboard are denoised apart and cross-faded where their chunks share
+    /// frames: the frames only the first shot's chunks cover are the same bits whatever the
+    /// second shot asks for, and only the shared frames mix the two.
+    @Test func aShotsOwnFramesDoNotDependOnTheNextShot() throws {
+        let (_, model) = try TestModels.makePackage(config: Self.modelConfig)
+        let renderer = LocalRenderer(model: model)
+        func render(secondShot: String) throws -> [Float] {
+            var spec = Self.spec(frames: 16, steps: 3)  // chunks 0..<6, 4..<10 | 8..<14, 10..<16
+            spec.shots = [Shot(prompt: "a red circle moving left", frames: 8), Shot(prompt: secondShot, frames: 8)]
+            return try renderer.render(spec).scalars
+        }
+        let one = try render(secondShot: "a blue square moving right")
+        let other = try render(secondShot: "a red square moving left")
+        let frame = 3 * 16 * 16
+        let ownFramesAgree = one[..<(8 * frame)] == other[..<(8 * frame)]
+        let sharedFramesAgree = one[(8 * frame)..<(10 * frame)] == other[(8 * frame)..<(10 * frame)]
+        #expect(ownFramesAgree, "frames 0-7 are the first shot's alone")
+        #expect(!sharedFramesAgree, "frames 8-9 mix in the second shot")
+    }
+
     static func denoise(_ latent: Tensor, with runner: ShardRunner, at place: WindowPlace) throws -> [Float] {
         let work = ShardWork(prompt: "a red circle moving left", sampler: .euler, schedule: FlowSchedule(steps: 3, shift: 1),
                              guidance: 2, place: place, steps: 0..<3, latent: latent, state: Sampler.State())

@@ -67,6 +67,18 @@ import Testing
         #expect(chunks.allSatisfy { spec().place(ofChunk: $0).videoFrames == 64 })
     }
 
+    /// Neighbouring chunks of one shot are fused at every sync point; the chunks either side of
+    /// a cut share frames but are fused only in the finished video, a cross-fade.
+    @Test func chunksAreFusedOnlyWithTheirOwnShotUntilTheEnd() {
+        var story = spec()  // chunks 0..<16, 12..<28 | 24..<40, 36..<52, 48..<64
+        story.shots = [Shot(prompt: "a red circle", frames: 30), Shot(prompt: "a blue square", frames: 34)]
+        let plan = RenderPlan(spec: story, model: model)
+        #expect(plan.overlapping[1] == [0, 1, 2] && plan.fusedWith[1] == [0, 1])
+        #expect(plan.overlapping[2] == [1, 2, 3] && plan.fusedWith[2] == [2, 3])
+        #expect(RenderPlan(spec: spec(), model: model).fusedWith == RenderPlan(spec: spec(), model: model).overlapping,
+                "one prompt: every overlapping chunk is fused")
+    }
+
     @Test func stepRangesFollowTheSyncInterval() {
         #expect(RenderPlan(spec: spec(steps: 10, sync: 3), model: model).stepRanges == [0..<3, 3..<6, 6..<9, 9..<10])
         #expect(RenderPlan(spec: spec(steps: 2, sync: 1), model: model).stepRanges == [0..<1, 1..<2])
