@@ -11,50 +11,61 @@ struct JobOptions: ParsableArguments {
     @Argument(help: "What the video shows, in words the model knows; or a job file (.yaml, .yml, .json) describing the whole render, storyboards included (docs/job-files.md).")
     var prompt: String
 
-    @Option(help: "Number of frames (default: the model's window). Videos longer than the window are rendered as overlapping chunks.")
+    @Option(parsing: .unconditional, help: "Number of frames (default: the model's window). Videos longer than the window are rendered as overlapping chunks.")
     var frames: Int?
 
-    @Option(help: "Canvas as WIDTHxHEIGHT in model pixels, multiples of the model's patch (default: the model's canvas). Larger canvases are rendered as overlapping tiles.")
+    @Option(parsing: .unconditional, help: "Canvas as WIDTHxHEIGHT in model pixels, multiples of the model's patch (default: the model's canvas). Larger canvases are rendered as overlapping tiles.")
     var size: String?
 
-    @Option(help: "Frames per second of the file (default: the model's).")
+    @Option(parsing: .unconditional, help: "Frames per second of the file (default: the model's).")
     var fps: Int?
 
-    @Option(help: "Denoising steps (default: the model's).")
+    @Option(parsing: .unconditional, help: "Denoising steps (default: the model's).")
     var steps: Int?
 
     @Option(help: "Sampler: \(Sampler.allCases.map(\.rawValue).joined(separator: ", ")) (default: the model's).")
     var sampler: String?
 
-    @Option(help: "Classifier-free guidance scale; 1 follows the prompt without guidance (default: the model's).")
+    @Option(parsing: .unconditional, help: "Classifier-free guidance scale; 1 follows the prompt without guidance (default: the model's).")
     var guidance: Float?
 
-    @Option(help: "Noise seed; the same seed and options render the same video (default: 0).")
+    @Option(parsing: .unconditional, help: "Noise seed, a whole number from 0; the same seed and options render the same video (default: 0).",
+            transform: JobOptions.seed(from:))
     var seed: UInt64?
 
-    @Option(help: "Timestep shift; above 1 spends more steps at high noise (default: the model's).")
+    @Option(parsing: .unconditional, help: "Timestep shift; above 1 spends more steps at high noise (default: the model's).")
     var shift: Float?
 
-    @Option(help: "Frames per temporal chunk, at most the model's window (default: the window).")
+    @Option(parsing: .unconditional, help: "Frames per temporal chunk, at most the model's window (default: the window).")
     var window: Int?
 
-    @Option(help: "Frames shared by neighbouring chunks (default: a quarter of the window).")
+    @Option(parsing: .unconditional, help: "Frames shared by neighbouring chunks (default: a quarter of the window).")
     var overlap: Int?
 
-    @Option(help: "Steps between fusions of neighbouring chunks and tiles (default: 1).")
+    @Option(parsing: .unconditional, help: "Steps between fusions of neighbouring chunks and tiles (default: 1).")
     var syncInterval: Int?
 
     @Option(help: "Model name or package directory (default: \(ModelPackage.defaultModel)).")
     var model: String?
 
-    @Option(help: "Enlarge each frame N times in the file, libswscale bicubic (default: 4).")
+    @Option(parsing: .unconditional, help: "Enlarge each frame N times in the file, libswscale bicubic (default: 4).")
     var scale: Int?
 
     @Option(help: "Re-render this video (any file FFmpeg reads): it is scaled to the canvas, resampled to the fps, and denoised from its noised frames (SDEdit).")
     var input: String?
 
-    @Option(help: "With --input: how much to redo, 0 keeping the input and 1 ignoring it (default: 0.6).")
+    @Option(parsing: .unconditional, help: "With --input: how much to redo, 0 keeping the input and 1 ignoring it (default: 0.6).")
     var strength: Float?
+
+    /// `--seed`'s value. Numeric options take the next word whatever it looks like
+    /// (`.unconditional`): `--seed -1` is a value to refuse with a reason, not a flag followed by
+    /// a missing value.
+    static func seed(from text: String) throws -> UInt64 {
+        guard let seed = UInt64(text) else {
+            throw ValidationError("a seed is a whole number from 0 to \(UInt64.max)")
+        }
+        return seed
+    }
 
     // Render options without a model-dependent default are optional all the same, so that a
     // flag given beside a job file is seen even when its value is the default.

@@ -185,6 +185,9 @@ struct ReelCommand {
         (["--steps", "0"], "--steps 0"),
         (["--window", "40"], "window 40 is out of range"),
         (["--overlap", "16"], "overlap 16 is out of range"),
+        (["--seed", "-1"], "a seed is a whole number from 0"),
+        (["--frames", "-8"], "--frames -8"),
+        (["--size", "-64x64"], "--size -64x64"),
     ])
     func badOptionIsOneClearLineAndNoFile(extra: [String], expected: String) throws {
         try expectFailure(["render", "a red circle", "--steps", "2", "-o", "out.mp4"] + extra, expected: expected, output: "out.mp4")
