@@ -46,6 +46,9 @@ struct FarmBench: ParsableCommand {
         var speedup: Double
         var bytesPerShard: Double
         var seamFigure: Double
+        /// Whether one worker and two made the same MP4, byte for byte (they should: fusion
+        /// order and noise do not depend on who ran what).
+        var sameFile: Bool
         var dispatchShards: Int
         var dispatchSeconds: Double
         var dispatchShardsPerSecond: Double
@@ -63,9 +66,9 @@ struct FarmBench: ParsableCommand {
         try spec.validate(for: ModelShape(config))
         let plan = RenderPlan(spec: spec, model: ModelShape(config))
 
-        let one = try Self.timeJob(job, workerProcesses: 1)
-        let two = try Self.timeJob(job, workerProcesses: 2)
-        let seam = Self.seamFigure(two.video, chunks: plan.chunks)
+        let one = try Self.timeJob(job, workerProcesses: 1, decoding: false)
+        let two = try Self.timeJob(job, workerProcesses: 2, decoding: true)
+        let seam = Self.seamFigure(two.video!, chunks: plan.chunks)
 
         job = Reel_V1_JobSpec.with {
             $0.prompt = "a red circle"; $0.model = model; $0.window = 1; $0.overlap = 0; $0.width = UInt32(config.patch)
@@ -76,7 +79,7 @@ struct FarmBench: ParsableCommand {
         let report = Report(
             model: model, frames: spec.frames, chunks: plan.chunks.count, shards: plan.regions.count * plan.stepRanges.count,
             oneWorkerSeconds: one.seconds, twoWorkerSeconds: two.seconds, speedup: one.seconds / two.seconds,
-            bytesPerShard: two.bytesPerShard, seamFigure: seam,
+            bytesPerShard: two.bytesPerShard, seamFigure: seam, sameFile: one.file == two.file,
             dispatchShards: dispatch.shards, dispatchSeconds: dispatch.seconds,
             dispatchShardsPerSecond: Double(dispatch.shards) / dispatch.seconds,
             coordinatorMillisecondsPerShard: dispatch.coordinatorCPU / Double(dispatch.shards) * 1000)
@@ -86,9 +89,10 @@ struct FarmBench: ParsableCommand {
     // MARK: runs
 
     /// The job on a coordinator in this process and `workerProcesses` `reel worker` processes
-    /// with one compute thread each, from submission to the finished video (returned decoded;
-    /// its file goes with the run's data directory).
-    static func timeJob(_ job: Reel_V1_JobSpec, workerProcesses: Int) throws -> (seconds: Double, bytesPerShard: Double, video: RGBVideo) {
+    /// with one compute thread each, from submission to the finished video: its MP4 bytes, and
+    /// with `decoding` its frames (the file goes with the run's data directory).
+    static func timeJob(_ job: Reel_V1_JobSpec, workerProcesses: Int, decoding: Bool) throws
+        -> (seconds: Double, bytesPerShard: Double, file: Data, video: RGBVideo?) {
         let work = WorkDirectory(prefix: "reel-bench")
         defer { work.remove() }
         let directory = work.path
@@ -117,8 +121,9 @@ struct FarmBench: ParsableCommand {
         let shards = max(1, after.resultsAccepted - before.resultsAccepted)
         let bytes = (after.bytesSent - before.bytesSent) + (after.bytesReceived - before.bytesReceived)
         let path = "\(directory)/\(id).mp4"
-        try client.fetch(id).video.write(to: URL(fileURLWithPath: path))
-        return (seconds, Double(bytes) / Double(shards), try VideoDecoder.read(path).video)
+        let file = try client.fetch(id).video
+        try file.write(to: URL(fileURLWithPath: path))
+        return (seconds, Double(bytes) / Double(shards), file, decoding ? try VideoDecoder.read(path).video : nil)
     }
 
     static func launchWorker(endpoint: String, id: String, model: String) throws -> Process {
@@ -186,6 +191,7 @@ struct FarmBench: ParsableCommand {
         2 worker processes           \(String(format: "%7.2f", r.twoWorkerSeconds))   speedup \(String(format: "%.2f", r.speedup))x
         bytes on the wire per shard            \(Int(r.bytesPerShard))
         seam figure                            \(String(format: "%.3f", r.seamFigure))
+        same MP4 from 1 and 2 workers          \(r.sameFile ? "yes" : "NO: the two runs differ")
         dispatch, identity denoiser  \(String(format: "%7.2f", r.dispatchSeconds))   \(r.dispatchShards) shards, \(Int(r.dispatchShardsPerSecond)) shards/s, coordinator \(String(format: "%.3f", r.coordinatorMillisecondsPerShard)) ms CPU/shard
         """
     }

@@ -271,6 +271,7 @@ struct ReelCommand {
         // A 16-frame region of 64x64 RGB floats is 786,432 bytes; it travels out and back.
         #expect((report["bytes_per_shard"] as? Double ?? 0) > 2 * 786_432)
         #expect((report["seam_figure"] as? Double ?? 0).isFinite)
+        #expect(report["same_file"] as? Bool == true, "one worker and two make the same MP4")
         #expect((report["coordinator_milliseconds_per_shard"] as? Double ?? 0) > 0)
     }
 
