@@ -66,9 +66,9 @@ struct FarmBench: ParsableCommand {
         try spec.validate(for: ModelShape(config))
         let plan = RenderPlan(spec: spec, model: ModelShape(config))
 
-        let one = try Self.timeJob(job, workerProcesses: 1, decoding: false)
-        let two = try Self.timeJob(job, workerProcesses: 2, decoding: true)
-        let seam = Self.seamFigure(two.video!, chunks: plan.chunks)
+        let one = try Self.timeJob(job, workerProcesses: 1)
+        let two = try Self.timeJob(job, workerProcesses: 2)
+        let seam = Self.seamFigure(two.video, chunks: plan.chunks)
 
         job = Reel_V1_JobSpec.with {
             $0.prompt = "a red circle"; $0.model = model; $0.window = 1; $0.overlap = 0; $0.width = UInt32(config.patch)
@@ -89,10 +89,10 @@ struct FarmBench: ParsableCommand {
     // MARK: runs
 
     /// The job on a coordinator in this process and `workerProcesses` `reel worker` processes
-    /// with one compute thread each, from submission to the finished video: its MP4 bytes, and
-    /// with `decoding` its frames (the file goes with the run's data directory).
-    static func timeJob(_ job: Reel_V1_JobSpec, workerProcesses: Int, decoding: Bool) throws
-        -> (seconds: Double, bytesPerShard: Double, file: Data, video: RGBVideo?) {
+    /// with one compute thread each, from submission to the finished video: its MP4 bytes and
+    /// its frames (the file goes with the run's data directory).
+    static func timeJob(_ job: Reel_V1_JobSpec, workerProcesses: Int) throws
+        -> (seconds: Double, bytesPerShard: Double, file: Data, video: RGBVideo) {
         let work = WorkDirectory(prefix: "reel-bench")
         defer { work.remove() }
         let directory = work.path
@@ -123,7 +123,7 @@ struct FarmBench: ParsableCommand {
         let path = "\(directory)/\(id).mp4"
         let file = try client.fetch(id).video
         try file.write(to: URL(fileURLWithPath: path))
-        return (seconds, Double(bytes) / Double(shards), file, decoding ? try VideoDecoder.read(path).video : nil)
+        return (seconds, Double(bytes) / Double(shards), file, try VideoDecoder.read(path).video)
     }
 
     static func launchWorker(endpoint: String, id: String, model: String) throws -> Process {
