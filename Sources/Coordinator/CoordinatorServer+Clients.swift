@@ -64,7 +64,7 @@ extension CoordinatorServer {
         jobs[id] = job
         jobOrder.append(id)
         sortJobOrder()
-        logger.info("job \(id) submitted: \(spec.frames) frames \(spec.width)x\(spec.height), \(job.run.plan.regions.count) region(s) x \(job.run.plan.stepRanges.count) shard(s)")
+        logger.info("job \(id) submitted: \(spec.frames) frames \(spec.width)x\(spec.height), \(job.run.plan.regions.count) region(s), \(job.run.plan.shardCount) shard(s)")
         if job.run.isComplete { finish(job) }  // strength 0: the input is the answer
         return (.submitReply, Reel_V1_SubmitReply.with { $0.jobID = id }, [])
     }

@@ -91,7 +91,7 @@ extension CoordinatorServer {
     }
 
     func send(_ assignment: ShardAssignment, of job: FarmJob, to peer: Data) {
-        let box = job.run.plan.regions[assignment.region].box
+        let region = job.run.plan.regions[assignment.region], box = region.box
         var message = Reel_V1_ShardAssignment()
         message.jobID = job.id
         message.region = UInt32(assignment.region)
@@ -99,11 +99,11 @@ extension CoordinatorServer {
         message.stepEnd = UInt32(assignment.steps.upperBound)
         message.attempt = assignment.attempt
         message.spec = job.spec.message()
-        message.spec.prompt = job.spec.prompt(forChunk: box.frames)  // a storyboard's shot
+        message.spec.prompt = job.spec.prompt(for: region)  // a storyboard's shot
         message.spec.shots = []
         message.shape = Reel_V1_LatentShape(frames: box.frames.count, channels: job.run.plan.channels, rows: box.rows.count, columns: box.columns.count)
         message.carriesState = assignment.state != nil
-        let place = job.spec.place(ofChunk: box.frames)
+        let place = job.spec.place(of: region)
         message.placeFirstFrame = Int32(place.firstFrame)
         message.placeVideoFrames = UInt32(place.videoFrames)
         let payloads = [LatentCodec.encode(assignment.latent), assignment.state.map(LatentCodec.encode) ?? Data()]

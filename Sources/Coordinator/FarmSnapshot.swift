@@ -33,20 +33,32 @@ public enum FarmCommand: Sendable, Equatable {
 }
 
 extension JobRun {
-    /// The middle frame of each chunk's first tile at the last step that region finished
-    /// (chunks still at their first step have nothing to show yet).
+    /// The middle frame of each chunk's first tile at the last step that region finished; for a
+    /// chunk that has not started, while the layout pass runs, the layout's frame at that place
+    /// (chunks still at their first step have nothing to show otherwise).
     public func previewFrames() -> [PreviewFrame] {
         let tiles = plan.tileRows.count * plan.tileColumns.count
         return plan.chunks.indices.compactMap { chunk in
             let region = plan.regions[chunk * tiles]
-            guard let latent = latestLatent(of: region.index) else { return nil }
-            let box = region.box
-            let (rows, columns) = (box.rows.count, box.columns.count)
-            let middle = box.frames.count / 2
-            let frameSize = plan.channels * rows * columns
-            let planar = Array(latent[(middle * frameSize)..<((middle + 1) * frameSize)])
-            return PreviewFrame(chunk: chunk, frame: box.frames.lowerBound + middle, step: progress[region.index],
-                                width: columns, height: rows, planar: planar)
+            let middle = region.box.frames.lowerBound + region.box.frames.count / 2
+            if let latent = latestLatent(of: region.index) {
+                return preview(of: region, frame: middle - region.box.frames.lowerBound, latent: latent, chunk: chunk, shownAs: middle)
+            }
+            guard let layout = plan.layout,
+                  let source = plan.layoutSources[region.index].first(where: {
+                      plan.regions[$0].layoutShot == layout.shot(ofFrame: middle) && plan.regions[$0].tile == region.tile }),
+                  let latent = latestLatent(of: source) else { return nil }
+            let layoutRegion = plan.regions[source]
+            return preview(of: layoutRegion, frame: layout.source(ofFrame: middle).earlier - layoutRegion.box.frames.lowerBound,
+                           latent: latent, chunk: chunk, shownAs: middle)
         }
+    }
+
+    /// One frame of `region`'s latent, shown as frame `shownAs` of chunk `chunk`.
+    private func preview(of region: Region, frame: Int, latent: [Float], chunk: Int, shownAs: Int) -> PreviewFrame {
+        let (rows, columns) = (region.box.rows.count, region.box.columns.count)
+        let frameSize = plan.channels * rows * columns
+        let planar = Array(latent[(frame * frameSize)..<((frame + 1) * frameSize)])
+        return PreviewFrame(chunk: chunk, frame: shownAs, step: progress[region.index], width: columns, height: rows, planar: planar)
     }
 }

@@ -1,3 +1,4 @@
+import Diffusion
 import Planning
 
 /// Work handed to a worker: a region, a step range, and the fused latent to start from. The
@@ -30,7 +31,8 @@ public struct ShardResult: Sendable, Equatable {
 /// it in its own shot) has reached the step it starts from — a wavefront, not a barrier across
 /// the whole video. Its input is fused from those regions' results in canonical order, so the
 /// output does not depend on which worker ran what, or when. The finished video fuses every
-/// region.
+/// region of the video. With a layout pass, the layout's regions run first, from step 0, and
+/// a region of the video starts once the layout of its shots is finished.
 public final class JobRun {
     public let spec: JobSpec
     public let plan: RenderPlan
@@ -42,8 +44,8 @@ public final class JobRun {
     }
 
     /// snapshots[region][step]; kept until every region fused with it has moved past the step.
-    /// The first step's are not kept: `initialLatent` draws them again when they are needed,
-    /// so a queued job holds no latents at all.
+    /// The first step's are not kept: `initialLatent` (and the finished layout) draw them
+    /// again when they are needed, so a queued job holds no latents at all.
     private var snapshots: [[Int: Snapshot]]
     private let initialLatent: (Box) -> [Float]
     /// The last step each region has a result for.
@@ -62,18 +64,18 @@ public final class JobRun {
         self.spec = spec
         plan = RenderPlan(spec: spec, model: model, channels: channels)
         snapshots = plan.regions.map { _ in [:] }
-        progress = [Int](repeating: plan.firstStep, count: plan.regions.count)
+        progress = plan.regions.indices.map(plan.firstStep(of:))
         candidates = Set(plan.regions.indices)
         nextAttempt = firstAttempt
         self.initialLatent = initialLatent
     }
 
     public var isComplete: Bool { progress.allSatisfy { $0 == plan.steps } }
-    public var stepsDone: Int { progress.reduce(0) { $0 + $1 - plan.firstStep } }
-    public var stepsTotal: Int { plan.regions.count * (plan.steps - plan.firstStep) }
+    public var stepsDone: Int { plan.regions.indices.reduce(0) { $0 + progress[$1] - plan.firstStep(of: $1) } }
+    public var stepsTotal: Int { plan.regions.indices.reduce(0) { $0 + plan.steps - plan.firstStep(of: $1) } }
     public var runningCount: Int { inFlight.count }
-    /// Shards of the whole job: every region runs every step range once.
-    public var shardsTotal: Int { plan.stepRanges.count * plan.regions.count }
+    /// Shards of the whole job: every region runs each of its step ranges once.
+    public var shardsTotal: Int { plan.shardCount }
 
     /// Assignments for every region that can run now and is not already running.
     public func takeReadyShards() -> [ShardAssignment] {
@@ -83,7 +85,7 @@ public final class JobRun {
             let step = progress[region]
             guard inFlight[region] == nil, step < plan.steps,
                   plan.fusedWith[region].allSatisfy({ hasSnapshot($0, at: step) }),
-                  let steps = plan.stepRange(startingAt: step) else { return nil }
+                  let steps = plan.stepRange(of: region, startingAt: step) else { return nil }
             let input = fusedInput(region, at: step)
             let attempt = nextAttempt
             nextAttempt += 1
@@ -107,13 +109,16 @@ public final class JobRun {
         snapshots[result.region][result.steps.upperBound] = Snapshot(latent: result.latent, state: result.state)
         progress[result.region] = result.steps.upperBound
         candidates.formUnion(plan.fusedWith[result.region])
+        if plan.regions[result.region].layoutShot != nil && progress[result.region] == plan.steps {
+            candidates.formUnion(plan.videoRegions)  // the video's regions wait for the layout
+        }
         releaseSnapshots(around: result.region)
         return .accepted
     }
 
     /// The latent `region` reached at its last finished step; nil before its first result.
     public func latestLatent(of region: Int) -> [Float]? {
-        progress[region] > plan.firstStep ? snapshots[region][progress[region]]?.latent : nil
+        progress[region] > plan.firstStep(of: region) ? snapshots[region][progress[region]]?.latent : nil
     }
 
     /// Whether `attempt` is the running attempt of `region`.
@@ -154,7 +159,7 @@ public final class JobRun {
     public func checkpoint() -> Checkpoint {
         var entries: [Checkpoint.Entry] = []
         for region in plan.regions.indices {
-            for (step, snapshot) in snapshots[region].sorted(by: { $0.key < $1.key }) where step > plan.firstStep {
+            for (step, snapshot) in snapshots[region].sorted(by: { $0.key < $1.key }) where step > plan.firstStep(of: region) {
                 entries.append(.init(region: region, step: step, latent: snapshot.latent, state: snapshot.state))
             }
         }
@@ -165,17 +170,17 @@ public final class JobRun {
     /// unless the whole checkpoint fits this plan.
     public func restore(_ checkpoint: Checkpoint) throws {
         guard checkpoint.progress.count == plan.regions.count,
-              checkpoint.progress.allSatisfy({ (plan.firstStep...plan.steps).contains($0) }) else {
+              zip(plan.regions.indices, checkpoint.progress).allSatisfy({ (plan.firstStep(of: $0)...plan.steps).contains($1) }) else {
             throw CheckpointError("progress of \(checkpoint.progress.count) regions does not fit a plan of \(plan.regions.count)")
         }
         for entry in checkpoint.entries {
-            guard plan.regions.indices.contains(entry.region), (plan.firstStep...plan.steps).contains(entry.step),
+            guard plan.regions.indices.contains(entry.region), (plan.firstStep(of: entry.region)...plan.steps).contains(entry.step),
                   entry.latent.count == plan.regions[entry.region].box.count(channels: plan.channels),
                   entry.state.map({ $0.count == entry.latent.count }) ?? true else {
                 throw CheckpointError("a snapshot of region \(entry.region) at step \(entry.step) does not fit the plan")
             }
         }
-        for region in plan.regions.indices where checkpoint.progress[region] > plan.firstStep {
+        for region in plan.regions.indices where checkpoint.progress[region] > plan.firstStep(of: region) {
             let step = checkpoint.progress[region]
             guard checkpoint.entries.contains(where: { $0.region == region && $0.step == step }) else {
                 throw CheckpointError("region \(region) reached step \(step) but its snapshot is missing")
@@ -192,27 +197,35 @@ public final class JobRun {
     /// The finished video's latent, fused over the whole canvas.
     public func finalLatent() -> [Float] {
         precondition(isComplete, "the job has not finished")
-        return fuse(plan.wholeVideo, at: plan.steps).latent
+        return fuse(plan.wholeVideo, at: plan.steps, from: Array(plan.videoRegions)).latent
     }
 
     private func hasSnapshot(_ region: Int, at step: Int) -> Bool {
-        step == plan.firstStep || snapshots[region][step] != nil
+        if step == plan.firstStep(of: region) {
+            return plan.layoutSources[region].allSatisfy { progress[$0] == plan.steps }
+        }
+        return snapshots[region][step] != nil
     }
 
     private func snapshot(_ region: Int, at step: Int) -> Snapshot {
         if let held = snapshots[region][step] { return held }
-        precondition(step == plan.firstStep, "snapshot of region \(region) at step \(step) was released too early")
-        return Snapshot(latent: initialLatent(plan.regions[region].box), state: nil)
+        precondition(step == plan.firstStep(of: region), "snapshot of region \(region) at step \(step) was released too early")
+        let box = plan.regions[region].box
+        guard let layout = plan.layout, !plan.layoutSources[region].isEmpty else { return Snapshot(latent: initialLatent(box), state: nil) }
+        // SDEdit from the finished layout, stretched over this region's frames.
+        let finished = fuse(layout.sourceBox(of: box), at: plan.steps, from: plan.layoutSources[region]).latent
+        let time = FlowSchedule(steps: spec.steps, shift: spec.shift).times[plan.firstStep]
+        return Snapshot(latent: spec.noised(layout.stretched(finished, to: box, channels: plan.channels), time: time, noise: initialLatent(box)),
+                        state: nil)
     }
 
     private func fusedInput(_ region: Int, at step: Int) -> Snapshot {
         // At the first step every region holds its own box of the starting latent: nothing to fuse.
-        if step == plan.firstStep { return snapshot(region, at: step) }
+        if step == plan.firstStep(of: region) { return snapshot(region, at: step) }
         return fuse(plan.regions[region].box, at: step, from: plan.fusedWith[region])
     }
 
-    private func fuse(_ area: Box, at step: Int, from regions: [Int]? = nil) -> Snapshot {
-        let sources = regions ?? Array(plan.regions.indices)
+    private func fuse(_ area: Box, at step: Int, from sources: [Int]) -> Snapshot {
         let parts = sources.map { ($0, snapshot($0, at: step)) }
         let latent = Fusion.fuse(area, plan: plan, contributions: parts.map { Fusion.Contribution(region: $0.0, values: $0.1.latent) })
         let states = parts.compactMap { part in part.1.state.map { Fusion.Contribution(region: part.0, values: $0) } }

@@ -31,11 +31,16 @@ extension JobSpec {
     /// at strength 0 the input exactly.
     public func startingLatent(_ box: Box, channels: Int, input: [Float]?) -> [Float] {
         let noise = initialNoise(box, channels: channels)
-        guard let input else { return noise }
-        let t = FlowSchedule(steps: steps, shift: shift).times[firstStep]
+        // At strength 1 the input is ignored, and a layout pass may draw boxes it does not cover.
+        guard let input, strength < 1 else { return noise }
         let whole = Box(frames: 0..<frames, rows: 0..<height, columns: 0..<width)
         let frames = Fusion.crop(input, from: whole, to: box, channels: channels)
-        return zip(frames, noise).map { (1 - t) * $0 + t * $1 }
+        return noised(frames, time: FlowSchedule(steps: steps, shift: shift).times[firstStep], noise: noise)
+    }
+
+    /// Clean frames noised to flow time t: (1 − t)·frames + t·noise.
+    public func noised(_ frames: [Float], time t: Float, noise: [Float]) -> [Float] {
+        zip(frames, noise).map { (1 - t) * $0 + t * $1 }
     }
 }
 
@@ -69,10 +74,10 @@ public struct LocalRenderer {
     /// Runs one assignment of `job` on this process's shard runner.
     public func run(_ assignment: ShardAssignment, of job: JobRun, onStep: (Int) -> Void = { _ in }) throws -> ShardResult {
         let (sampler, schedule) = try job.spec.samplerSettings()
-        let box = job.plan.regions[assignment.region].box
+        let region = job.plan.regions[assignment.region], box = region.box
         let shape = [box.frames.count, job.plan.channels, box.rows.count, box.columns.count]
-        let place = job.spec.place(ofChunk: box.frames)
-        let work = ShardWork(prompt: job.spec.prompt(forChunk: box.frames), sampler: sampler, schedule: schedule, guidance: job.spec.guidance,
+        let place = job.spec.place(of: region)
+        let work = ShardWork(prompt: job.spec.prompt(for: region), sampler: sampler, schedule: schedule, guidance: job.spec.guidance,
                              place: WindowPlace(firstFrame: place.firstFrame, videoFrames: place.videoFrames),
                              steps: assignment.steps, latent: Tensor(shape: shape, scalars: assignment.latent),
                              state: Sampler.State(previousPrediction: assignment.state.map { Tensor(shape: shape, scalars: $0) }))

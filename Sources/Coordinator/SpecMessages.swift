@@ -21,6 +21,7 @@ extension JobSpec {
                   syncInterval: request.syncInterval > 0 ? Int(request.syncInterval) : 1,
                   priority: Int(request.priority), strength: request.withInput ? request.strength : 1)
         shots = request.shots.map { Shot(prompt: $0.prompt, frames: Int($0.frames)) }
+        layoutStrength = request.hasLayoutStrength ? request.layoutStrength : config.defaults.layoutStrength ?? 1
         if request.frames == 0, !shots.isEmpty { frames = shots.reduce(0) { $0 + $1.frames } }
     }
 
@@ -30,6 +31,7 @@ extension JobSpec {
         m.fps = UInt32(fps); m.steps = UInt32(steps); m.sampler = sampler; m.guidance = guidance; m.shift = shift
         m.seed = seed; m.window = UInt32(window); m.overlap = UInt32(overlap); m.syncInterval = UInt32(syncInterval)
         m.priority = Int32(priority); m.outputScale = UInt32(outputScale); m.strength = strength; m.withInput = strength < 1
+        m.layoutStrength = layoutStrength
         m.shots = shots.map { shot in Reel_V1_Shot.with { $0.prompt = shot.prompt; $0.frames = UInt32(clamping: shot.frames) } }
         return m
     }

@@ -90,9 +90,13 @@ public struct ModelConfig: Codable, Sendable, Equatable {
         public var sampler: String = "euler"
         /// Timestep shift: above 1 spends more steps at high noise.
         public var shift: Float = 1
+        /// How much of the denoising the chunks of a video longer than one chunk redo over a
+        /// layout pass (each shot first rendered whole as one window); none when left out.
+        public var layoutStrength: Float?
 
-        public init(steps: Int = 20, guidance: Float = 4, sampler: String = "euler", shift: Float = 1) {
+        public init(steps: Int = 20, guidance: Float = 4, sampler: String = "euler", shift: Float = 1, layoutStrength: Float? = nil) {
             self.steps = steps; self.guidance = guidance; self.sampler = sampler; self.shift = shift
+            self.layoutStrength = layoutStrength
         }
     }
 
@@ -159,6 +163,9 @@ public struct ModelConfig: Codable, Sendable, Equatable {
         try require(text.depth >= 0, "text.depth", "must not be negative")
         try require(text.heads > 0 && text.width % text.heads == 0, "text.heads", "must divide text.width (\(text.width))")
         try require(text.maxTokens >= 2, "text.max_tokens", "must be at least 2")
+        if let layoutStrength = defaults.layoutStrength {
+            try require(layoutStrength > 0 && layoutStrength <= 1, "defaults.layout_strength", "must be above 0 and at most 1")
+        }
         if let framePhase {
             try require(framePhase.period > 0, "frame_phase.period", "must be positive")
             try require(framePhase.harmonics > 0, "frame_phase.harmonics", "must be positive")

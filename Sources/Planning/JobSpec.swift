@@ -24,6 +24,10 @@ public struct JobSpec: Codable, Sendable, Equatable {
     /// A storyboard: consecutive shots whose frames add up to `frames`; empty means `prompt`
     /// throughout.
     public var shots: [Shot] = []
+    /// For a text-only job longer than one chunk: how much of the denoising its chunks redo
+    /// over a layout pass (`LayoutPass`), from above 0 to 1; 1 renders no layout pass. The
+    /// model's defaults set it (`layout_strength`).
+    public var layoutStrength: Float = 1
 
     public init(prompt: String, model: String, frames: Int, width: Int, height: Int, fps: Int, steps: Int,
                 sampler: String, guidance: Float, shift: Float, seed: UInt64, window: Int, overlap: Int,
@@ -64,9 +68,41 @@ public struct JobSpec: Codable, Sendable, Equatable {
         return (last, start - last.frames)
     }
 
-    /// The step a job starts from: 0 for text-only jobs; later for an input video, whose noised
-    /// frames stand in for the steps skipped.
-    public var firstStep: Int { steps - Int((Double(strength) * Double(steps)).rounded()) }
+    /// The step a job's video starts from: 0 for text-only jobs; later for an input video, or a
+    /// layout pass, whose noised frames stand in for the steps skipped.
+    public var firstStep: Int { layoutSteps > 0 ? layoutSteps : Self.skipped(steps, redoing: strength) }
+
+    /// Steps of the video that a layout pass stands in for; 0 when the job has none: a job of
+    /// one chunk, one that re-renders an input video, or a model without `layout_strength`.
+    public var layoutSteps: Int {
+        guard layoutStrength < 1, strength == 1, frames > window else { return 0 }
+        return Self.skipped(steps, redoing: layoutStrength)
+    }
+
+    private static func skipped(_ steps: Int, redoing share: Float) -> Int {
+        steps - Int((Double(share) * Double(steps)).rounded())
+    }
+
+    /// The frames of each shot: the whole video for a job of one prompt.
+    public var shotRanges: [Range<Int>] {
+        guard !shots.isEmpty else { return [0..<frames] }
+        var start = 0
+        return shots.map { shot in
+            defer { start += shot.frames }
+            return start..<(start + shot.frames)
+        }
+    }
+
+    /// The prompt a region is denoised with: a chunk's shot's, or for a layout window its shot's.
+    public func prompt(for region: Region) -> String {
+        guard let shot = region.layoutShot else { return prompt(forChunk: region.box.frames) }
+        return shots.isEmpty ? prompt : shots[shot].prompt
+    }
+
+    /// Where a region's window lies in the video it draws; a layout window is its shot, whole.
+    public func place(of region: Region) -> (firstFrame: Int, videoFrames: Int) {
+        region.layoutShot == nil ? place(ofChunk: region.box.frames) : (0, region.box.frames.count)
+    }
 }
 
 /// One shot of a storyboard.
@@ -172,6 +208,8 @@ extension JobSpec {
         check((1...model.windowFrames).contains(window), "window", "\(window) is out of range; use 1 to the model's window (\(model.windowFrames))")
         check(overlap >= 0 && overlap < max(window, 1), "overlap", "\(overlap) is out of range; use 0 to window - 1 (\(window - 1))")
         check(strength.isFinite && (0...1).contains(strength), "strength", "\(strength) is out of range; use 0 (keep the input) to 1 (ignore it)")
+        check(layoutStrength.isFinite && layoutStrength > 0 && layoutStrength <= 1, "layout_strength",
+              "\(layoutStrength) is out of range; use above 0 to 1 (1: no layout pass)")
         check((1...max(steps, 1)).contains(syncInterval), "sync_interval", "\(syncInterval) is out of range; use 1 to steps (\(steps))")
         if !problems.isEmpty { throw SpecError(problems: problems) }
     }

@@ -42,6 +42,9 @@ struct Eval: ParsableCommand {
     @Option(help: "Frames neighbouring chunks of a long video share (default: the model's, a quarter of its window).")
     var overlap: Int?
 
+    @Option(help: "With --frames beyond the window: how much of the denoising the chunks redo over the layout pass; 1 renders none (default: the model's).")
+    var layoutStrength: Float?
+
     @Option(help: "Seeds per prompt (0, 1, ...).")
     var seeds: Int = 2
 
@@ -60,6 +63,8 @@ struct Eval: ParsableCommand {
         var frames: Int
         /// Frames neighbouring chunks share; only a video longer than the window has chunks.
         var overlap: Int
+        /// How much of the denoising the chunks redo over the layout pass; 1 when there is none.
+        var layoutStrength: Float
         /// Window-long segments scored: one a video unless --frames exceeds the window.
         var segments: Int
         var steps: Int
@@ -111,6 +116,7 @@ struct Eval: ParsableCommand {
             $0.prompt = prompts[0]; $0.model = model; $0.steps = UInt32(steps); $0.frames = UInt32(length)
             if let overlap { $0.overlap = UInt32(overlap) }
             if let guidance { $0.guidance = guidance }
+            if let layoutStrength { $0.layoutStrength = layoutStrength }
             $0.outputScale = 1
         }
         let spec = JobSpec(resolving: request, with: loaded.config)
@@ -155,7 +161,8 @@ struct Eval: ParsableCommand {
             let subset = scores.filter { expectations[$0.prompt].motion == motion }
             byKind[motion] = Double(subset.filter(\.score.motion).count) / Double(subset.count)
         }
-        let report = Report(model: loaded.name, videos: jobs.count, frames: length, overlap: spec.overlap, segments: scores.count, steps: steps, guidance: spec.guidance,
+        let report = Report(model: loaded.name, videos: jobs.count, frames: length, overlap: spec.overlap,
+                            layoutStrength: spec.layoutSteps > 0 ? spec.layoutStrength : 1, segments: scores.count, steps: steps, guidance: spec.guidance,
                             color: fraction(\.color), motion: fraction(\.motion), background: fraction(\.background), motionByKind: byKind,
                             medianTravelShare: Self.median(scores.compactMap(\.score.travel?.share)),
                             medianTravelAngle: Self.median(scores.compactMap(\.score.travel?.angle)),
@@ -195,7 +202,8 @@ struct Eval: ParsableCommand {
 
     func table(_ r: Report) -> String {
         let percent = { (value: Double) in String(format: "%5.1f%%", value * 100) }
-        let scored = r.segments == r.videos ? "" : ", overlap \(r.overlap), scored as \(r.segments) window-long segments"
+        let layout = r.layoutStrength < 1 ? ", layout pass at \(r.layoutStrength)" : ""
+        let scored = r.segments == r.videos ? "" : ", overlap \(r.overlap)\(layout), scored as \(r.segments) window-long segments"
         let videos = r.videos == 1 ? "1 video" : "\(r.videos) videos"
         var lines = ["eval: \(r.model), \(videos) of \(r.frames) frames (held-out prompts x seeds\(scored)), \(r.steps) steps, guidance \(r.guidance)",
                      "colour      \(percent(r.color))", "motion      \(percent(r.motion))", "background  \(percent(r.background))",

@@ -73,11 +73,12 @@ struct FarmBench: ParsableCommand {
         job = Reel_V1_JobSpec.with {
             $0.prompt = "a red circle"; $0.model = model; $0.window = 1; $0.overlap = 0; $0.width = UInt32(config.patch)
             $0.height = UInt32(config.patch); $0.steps = 5; $0.frames = UInt32(max(1, dispatchShards / 5)); $0.outputScale = 1
+            $0.layoutStrength = 1  // every shard alike: no layout pass
         }
         let dispatch = try Self.dispatchRun(job)
 
         let report = Report(
-            model: model, frames: spec.frames, chunks: plan.chunks.count, shards: plan.regions.count * plan.stepRanges.count,
+            model: model, frames: spec.frames, chunks: plan.chunks.count, shards: plan.shardCount,
             oneWorkerSeconds: one.seconds, twoWorkerSeconds: two.seconds, speedup: one.seconds / two.seconds,
             bytesPerShard: two.bytesPerShard, seamFigure: seam, sameFile: one.file == two.file,
             dispatchShards: dispatch.shards, dispatchSeconds: dispatch.seconds,

@@ -25,7 +25,7 @@ struct JobFile {
     }
 
     static let fields = ["prompt", "shots", "model", "frames", "size", "fps", "steps", "sampler", "guidance", "seed", "shift",
-                         "window", "overlap", "sync_interval", "priority", "scale", "output"]
+                         "window", "overlap", "sync_interval", "layout_strength", "priority", "scale", "output"]
 
     init(path: String) throws {
         self.path = path
@@ -60,6 +60,7 @@ struct JobFile {
             case "window": spec.window = UInt32(try at.count(value, 1...1024))
             case "overlap": spec.overlap = UInt32(try at.count(value, 0...1023))
             case "sync_interval": spec.syncInterval = UInt32(try at.count(value, 1...JobLimits.maxSteps))
+            case "layout_strength": spec.layoutStrength = Float(try at.number(value, 0.001...1))
             case "priority": spec.priority = Int32(try at.count(value, -1000...1000))
             case "scale": spec.outputScale = UInt32(try at.count(value, 1...16))
             case "output": outputPath = try at.text(value)

@@ -57,6 +57,9 @@ struct JobOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: "With --input: how much to redo, 0 keeping the input and 1 ignoring it (default: 0.6).")
     var strength: Float?
 
+    @Option(parsing: .unconditional, help: "For a video longer than one chunk: how much of the denoising its chunks redo over a layout pass, which first renders each shot whole as one window so that the chunks agree where objects go; 1 renders no layout pass (default: the model's).")
+    var layoutStrength: Float?
+
     /// `--seed`'s value. Numeric options take the next word whatever it looks like
     /// (`.unconditional`): `--seed -1` is a value to refuse with a reason, not a flag followed by
     /// a missing value.
@@ -118,6 +121,7 @@ struct JobOptions: ParsableArguments {
             ("--sampler", sampler != nil), ("--guidance", guidance != nil), ("--seed", seed != nil), ("--shift", shift != nil),
             ("--window", window != nil), ("--overlap", overlap != nil), ("--sync-interval", syncInterval != nil),
             ("--model", model != nil), ("--scale", scale != nil), ("--input", input != nil), ("--strength", strength != nil),
+            ("--layout-strength", layoutStrength != nil),
         ]
         return given.filter(\.1).map(\.0)
     }
@@ -161,6 +165,12 @@ struct JobOptions: ParsableArguments {
                 spec.strength = strength ?? Self.defaultStrength
             } else if strength != nil {
                 throw UserError("--strength applies only with --input VIDEO; add --input or drop --strength")
+            }
+            if let layoutStrength {
+                guard layoutStrength > 0 && layoutStrength <= 1 else {
+                    throw UserError("--layout-strength \(layoutStrength) is out of range; use above 0 to 1 (1: no layout pass)")
+                }
+                spec.layoutStrength = layoutStrength
             }
         }
     }

@@ -53,7 +53,8 @@ struct Render: ParsableCommand {
         let cores = try threads.map { try Self.positive($0, "--threads") } ?? ProcessInfo.processInfo.activeProcessorCount
         let workers = max(1, min(cores, plan.regions.count))
         ComputeThreads.set(max(1, cores / workers))
-        FileHandle.standardError.write(Data("reel: rendering \(spec.frames) frames of \(spec.width)x\(spec.height) with \(model.name), \(spec.steps) \(spec.sampler) steps, guidance \(spec.guidance), seed \(spec.seed); \(plan.chunks.count) chunk(s) x \(plan.tileRows.count * plan.tileColumns.count) tile(s) on \(workers) local worker(s)\n".utf8))
+        let layout = plan.layout.map { "a layout window for each of \($0.shots.count) shot(s), then " } ?? ""
+        FileHandle.standardError.write(Data("reel: rendering \(spec.frames) frames of \(spec.width)x\(spec.height) with \(model.name), \(spec.steps) \(spec.sampler) steps, guidance \(spec.guidance), seed \(spec.seed); \(layout)\(plan.chunks.count) chunk(s) x \(plan.tileRows.count * plan.tileColumns.count) tile(s) on \(workers) local worker(s)\n".utf8))
 
         let work = WorkDirectory(prefix: "reel-render")
         defer { work.remove() }

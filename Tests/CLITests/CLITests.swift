@@ -188,6 +188,7 @@ struct ReelCommand {
         (["--seed", "-1"], "a seed is a whole number from 0"),
         (["--frames", "-8"], "--frames -8"),
         (["--size", "-64x64"], "--size -64x64"),
+        (["--layout-strength", "0"], "--layout-strength 0.0 is out of range; use above 0 to 1"),
     ])
     func badOptionIsOneClearLineAndNoFile(extra: [String], expected: String) throws {
         try expectFailure(["render", "a red circle", "--steps", "2", "-o", "out.mp4"] + extra, expected: expected, output: "out.mp4")

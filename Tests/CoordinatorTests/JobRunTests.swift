@@ -138,19 +138,47 @@ import Worker
         return try runner.run(work).latent.scalars
     }
 
-    @Test(arguments: ["euler", "dpm++2m"])
-    func chunksAndTilesGiveTheSameBitsInAnyCompletionOrder(sampler: String) throws {
+    /// With and without a layout pass (whose two tiles are fused like the video's).
+    @Test(arguments: ["euler", "dpm++2m"], [Float(1), 0.5])
+    func chunksAndTilesGiveTheSameBitsInAnyCompletionOrder(sampler: String, layoutStrength: Float) throws {
         let (_, model) = try TestModels.makePackage(config: Self.modelConfig)
         let renderer = LocalRenderer(model: model)
-        let spec = Self.spec(frames: 14, width: 28, steps: 3, sampler: sampler)
+        var spec = Self.spec(frames: 14, width: 28, steps: 3, sampler: sampler)
+        spec.layoutStrength = layoutStrength
         let plan = RenderPlan(spec: spec, model: ModelShape(Self.modelConfig))
-        #expect(plan.chunks.count == 3 && plan.tileColumns.count == 2)
+        #expect(plan.chunks.count == 3 && plan.tileColumns.count == 2 && plan.regions.count == (layoutStrength < 1 ? 8 : 6))
         let inOrder = try renderer.render(spec).scalars
         for seed: UInt64 in [1, 2, 3] {
             let shuffled = try Self.render(spec, renderer: renderer, shuffleSeed: seed)
             #expect(shuffled == inOrder, "shuffle \(seed)")
         }
         #expect(inOrder.allSatisfy { $0.isFinite })
+    }
+
+    /// With a layout pass the layout's window runs first, alone; each chunk then starts from the
+    /// finished layout stretched over its frames and noised to the chunks' first step.
+    @Test func aLongVideosChunksStartFromItsLayout() throws {
+        let (_, model) = try TestModels.makePackage(config: Self.modelConfig)
+        let renderer = LocalRenderer(model: model)
+        var spec = Self.spec(frames: 14, steps: 4)  // chunks 0..<6, 4..<10, 8..<14; layout window 14..<20
+        spec.layoutStrength = 0.5
+        let job = Self.makeJob(spec)
+        var layout: [Float] = []
+        for _ in 0..<spec.steps {
+            let shards = job.takeReadyShards()
+            #expect(shards.map(\.region) == [3], "the chunks wait for the layout")
+            let result = try renderer.run(try #require(shards.first), of: job)
+            #expect(job.accept(result) == .accepted)
+            layout = result.latent
+        }
+        let chunks = job.takeReadyShards()
+        #expect(chunks.map(\.region) == [0, 1, 2] && chunks.allSatisfy { $0.steps == 2..<3 })
+        // The video's first frame lies on the layout's first: (1 − t)·layout + t·noise.
+        let t = FlowSchedule(steps: 4, shift: 1).times[2]
+        let noise = spec.initialNoise(job.plan.regions[0].box, channels: 3)
+        let frame = 3 * 16 * 16
+        let first = try #require(chunks.first).latent.prefix(frame)
+        #expect(zip(first, (0..<frame).map { (1 - t) * layout[$0] + t * noise[$0] }).allSatisfy { abs($0 - $1) < 1e-6 })
     }
 
     @Test func aChunkAdvancesAsSoonAsItsNeighboursHaveWithoutAGlobalBarrier() throws {
@@ -201,11 +229,12 @@ struct SplitMix: RandomNumberGenerator {
 /// A run checkpointed at any point and restored into a new run (a restarted coordinator, with
 /// new attempt ids) finishes with the same bits as a run never interrupted.
 @Suite struct CheckpointTests {
-    @Test(arguments: ["euler", "dpm++2m"])
-    func aRestoredRunFinishesWithTheSameBits(sampler: String) throws {
+    @Test(arguments: ["euler", "dpm++2m"], [Float(1), 0.5])
+    func aRestoredRunFinishesWithTheSameBits(sampler: String, layoutStrength: Float) throws {
         let (_, model) = try TestModels.makePackage(config: JobRunTests.modelConfig)
         let renderer = LocalRenderer(model: model)
-        let spec = JobRunTests.spec(frames: 14, width: 28, steps: 3, sampler: sampler)
+        var spec = JobRunTests.spec(frames: 14, width: 28, steps: 3, sampler: sampler)
+        spec.layoutStrength = layoutStrength
         let uninterrupted = try renderer.render(spec).scalars
         for restartAfter in [1, 4, 9] {
             var job = JobRunTests.makeJob(spec)

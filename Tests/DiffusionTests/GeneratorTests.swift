@@ -45,6 +45,19 @@ import Testing
     }
 }
 
+/// A package whose config.json breaks a rule is refused with the field and the rule.
+@Suite struct ModelConfigTests {
+    @Test func aLayoutStrengthOutOfRangeIsRefusedByName() throws {
+        var config = TestModels.smallConfig()
+        config.defaults.layoutStrength = 0.8
+        #expect(throws: Never.self) { try TestModels.makePackage(config: config) }
+        config.defaults.layoutStrength = 1.5
+        #expect(throws: ModelPackageError.badConfig(field: "defaults.layout_strength", rule: "must be above 0 and at most 1")) {
+            try TestModels.makePackage(config: config)
+        }
+    }
+}
+
 @Suite struct ThreadingTests {
     /// Splitting rows and attention heads across threads must not change a single bit: a farm
     /// worker on one thread and a local render on many must agree.

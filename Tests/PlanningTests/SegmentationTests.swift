@@ -79,6 +79,48 @@ import Testing
                 "one prompt: every overlapping chunk is fused")
     }
 
+    /// A long video with a layout pass: one window per shot, after the video's frames, runs
+    /// every step; the chunks run the rest, each from the layout of the shots its frames lie in.
+    @Test func aLayoutPassIsOneWindowPerShotBeforeTheChunks() {
+        var long = spec()  // chunks 0..<16, 12..<28, 24..<40, 36..<52, 48..<64
+        long.layoutStrength = 0.8
+        let plan = RenderPlan(spec: long, model: model)
+        #expect(plan.videoRegions == 0..<5 && plan.regions.count == 6 && plan.firstStep == 2)
+        #expect(plan.regions[5].layoutShot == 0 && plan.regions[5].box.frames == 64..<80 && plan.firstStep(of: 5) == 0)
+        #expect(plan.layoutSources.prefix(5).allSatisfy { $0 == [5] } && plan.layoutSources[5].isEmpty && plan.fusedWith[5] == [5])
+        #expect(plan.shardCount == 5 * 8 + 10)
+        #expect(plan.stepRange(of: 0, startingAt: 2) == 2..<3 && plan.stepRange(of: 0, startingAt: 0) == nil && plan.stepRange(of: 5, startingAt: 0) == 0..<1)
+
+        long.shots = [Shot(prompt: "a red circle", frames: 30), Shot(prompt: "a blue square", frames: 34)]
+        let story = RenderPlan(spec: long, model: model)
+        #expect(story.regions.suffix(2).map(\.box.frames) == [64..<80, 80..<96])
+        #expect(story.layoutSources.prefix(5) == [[5], [5], [5, 6], [6], [6]], "the chunk from frame 24 crosses the cut at 30")
+        #expect(story.regions.suffix(2).map { long.prompt(for: $0) } == ["a red circle", "a blue square"])
+        #expect(story.regions.suffix(2).allSatisfy { long.place(of: $0) == (0, 16) }, "a layout window is its shot, whole")
+
+        var short = spec(frames: 16)
+        short.layoutStrength = 0.8
+        #expect(RenderPlan(spec: short, model: model).layout == nil, "one chunk needs no layout")
+        var input = spec()
+        input.layoutStrength = 0.8
+        input.strength = 0.5
+        #expect(RenderPlan(spec: input, model: model).layout == nil && input.firstStep == 5, "an input video lays the video out itself")
+    }
+
+    /// A shot's layout is stretched over its frames: its first and last frames are the layout's,
+    /// the ones between interpolated.
+    @Test func aLayoutIsStretchedOverItsShot() {
+        var long = spec(frames: 46)
+        long.layoutStrength = 0.5
+        let layout = RenderPlan(spec: long, model: model).layout!
+        #expect(layout.source(ofFrame: 0) == (46, 47, 0) && layout.source(ofFrame: 45) == (61, 61, 0))
+        #expect(layout.source(ofFrame: 3) == (47, 48, 0))  // 3 × 15 / 45 = 1
+        let box = Box(frames: 2..<5, rows: 0..<1, columns: 0..<1)
+        #expect(layout.sourceBox(of: box).frames == 46..<49)
+        let stretched = layout.stretched([0, 3, 6], to: box, channels: 1)  // layout frame f holds 3f
+        #expect(zip(stretched, [2, 3, 4]).allSatisfy { abs($0 - $1) < 1e-5 })
+    }
+
     @Test func stepRangesFollowTheSyncInterval() {
         #expect(RenderPlan(spec: spec(steps: 10, sync: 3), model: model).stepRanges == [0..<3, 3..<6, 6..<9, 9..<10])
         #expect(RenderPlan(spec: spec(steps: 2, sync: 1), model: model).stepRanges == [0..<1, 1..<2])

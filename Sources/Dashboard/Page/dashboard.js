@@ -64,7 +64,7 @@ function now(job) {
   if (job.waiting) previews.appendChild(element("span", "waits: " + job.waiting, { class: "waiting" }));
   for (const chunk of job.previews) {
     previews.appendChild(element("img", null, {
-      src: withToken("/api/jobs/" + job.id + "/preview/" + chunk + "?step=" + job.regionSteps[chunk * job.tiles]),
+      src: withToken("/api/jobs/" + job.id + "/preview/" + chunk + "?done=" + job.stepsDone),
       alt: "chunk " + chunk + " at step " + job.regionSteps[chunk * job.tiles], title: "chunk " + chunk,
     }));
   }

@@ -141,6 +141,17 @@ public nonisolated struct Reel_V1_JobSpec: @unchecked Sendable {
     set {_uniqueStorage()._shots = newValue}
   }
 
+  /// How much of the denoising a long text-only video's chunks redo over its layout pass (each
+  /// shot first rendered whole as one window): above 0 to 1, 1 rendering no layout pass.
+  public var layoutStrength: Float {
+    get {_storage._layoutStrength ?? 0}
+    set {_uniqueStorage()._layoutStrength = newValue}
+  }
+  /// Returns true if `layoutStrength` has been explicitly set.
+  public var hasLayoutStrength: Bool {_storage._layoutStrength != nil}
+  /// Clears the value of `layoutStrength`. Subsequent reads from it will return its default value.
+  public mutating func clearLayoutStrength() {_uniqueStorage()._layoutStrength = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -187,7 +198,7 @@ fileprivate nonisolated let _protobuf_package = "reel.v1"
 
 nonisolated extension Reel_V1_JobSpec: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".JobSpec"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}prompt\0\u{1}model\0\u{1}frames\0\u{1}width\0\u{1}height\0\u{1}fps\0\u{1}steps\0\u{1}sampler\0\u{1}guidance\0\u{1}shift\0\u{1}seed\0\u{1}window\0\u{1}overlap\0\u{3}sync_interval\0\u{1}priority\0\u{1}strength\0\u{3}with_input\0\u{3}output_scale\0\u{1}shots\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}prompt\0\u{1}model\0\u{1}frames\0\u{1}width\0\u{1}height\0\u{1}fps\0\u{1}steps\0\u{1}sampler\0\u{1}guidance\0\u{1}shift\0\u{1}seed\0\u{1}window\0\u{1}overlap\0\u{3}sync_interval\0\u{1}priority\0\u{1}strength\0\u{3}with_input\0\u{3}output_scale\0\u{1}shots\0\u{3}layout_strength\0")
 
   fileprivate class _StorageClass {
     var _prompt: String = String()
@@ -209,6 +220,7 @@ nonisolated extension Reel_V1_JobSpec: SwiftProtobuf.Message, SwiftProtobuf._Mes
     var _withInput: Bool = false
     var _outputScale: UInt32 = 0
     var _shots: [Reel_V1_Shot] = []
+    var _layoutStrength: Float? = nil
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -238,6 +250,7 @@ nonisolated extension Reel_V1_JobSpec: SwiftProtobuf.Message, SwiftProtobuf._Mes
       _withInput = source._withInput
       _outputScale = source._outputScale
       _shots = source._shots
+      _layoutStrength = source._layoutStrength
     }
   }
 
@@ -275,6 +288,7 @@ nonisolated extension Reel_V1_JobSpec: SwiftProtobuf.Message, SwiftProtobuf._Mes
         case 17: try { try decoder.decodeSingularBoolField(value: &_storage._withInput) }()
         case 18: try { try decoder.decodeSingularUInt32Field(value: &_storage._outputScale) }()
         case 19: try { try decoder.decodeRepeatedMessageField(value: &_storage._shots) }()
+        case 20: try { try decoder.decodeSingularFloatField(value: &_storage._layoutStrength) }()
         default: break
         }
       }
@@ -344,6 +358,9 @@ nonisolated extension Reel_V1_JobSpec: SwiftProtobuf.Message, SwiftProtobuf._Mes
       if !_storage._shots.isEmpty {
         try visitor.visitRepeatedMessageField(value: _storage._shots, fieldNumber: 19)
       }
+      try { if let v = _storage._layoutStrength {
+        try visitor.visitSingularFloatField(value: v, fieldNumber: 20)
+      } }()
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -372,6 +389,7 @@ nonisolated extension Reel_V1_JobSpec: SwiftProtobuf.Message, SwiftProtobuf._Mes
         if _storage._withInput != rhs_storage._withInput {return false}
         if _storage._outputScale != rhs_storage._outputScale {return false}
         if _storage._shots != rhs_storage._shots {return false}
+        if _storage._layoutStrength != rhs_storage._layoutStrength {return false}
         return true
       }
       if !storagesAreEqual {return false}
