@@ -1,4 +1,3 @@
-import Diffusion
 import Planning
 
 /// Work handed to a worker: a region, a step range, and the fused latent to start from. The
@@ -214,9 +213,7 @@ public final class JobRun {
         guard let layout = plan.layout, !plan.layoutSources[region].isEmpty else { return Snapshot(latent: initialLatent(box), state: nil) }
         // SDEdit from the finished layout, stretched over this region's frames.
         let finished = fuse(layout.sourceBox(of: box), at: plan.steps, from: plan.layoutSources[region]).latent
-        let time = FlowSchedule(steps: spec.steps, shift: spec.shift).times[plan.firstStep]
-        return Snapshot(latent: spec.noised(layout.stretched(finished, to: box, channels: plan.channels), time: time, noise: initialLatent(box)),
-                        state: nil)
+        return Snapshot(latent: spec.noised(layout.stretched(finished, to: box, channels: plan.channels), noise: initialLatent(box)), state: nil)
     }
 
     private func fusedInput(_ region: Int, at step: Int) -> Snapshot {

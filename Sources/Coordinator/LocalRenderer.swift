@@ -35,12 +35,13 @@ extension JobSpec {
         guard let input, strength < 1 else { return noise }
         let whole = Box(frames: 0..<frames, rows: 0..<height, columns: 0..<width)
         let frames = Fusion.crop(input, from: whole, to: box, channels: channels)
-        return noised(frames, time: FlowSchedule(steps: steps, shift: shift).times[firstStep], noise: noise)
+        return noised(frames, noise: noise)
     }
 
-    /// Clean frames noised to flow time t: (1 − t)·frames + t·noise.
-    public func noised(_ frames: [Float], time t: Float, noise: [Float]) -> [Float] {
-        zip(frames, noise).map { (1 - t) * $0 + t * $1 }
+    /// Clean frames noised to the flow time t of `firstStep` (SDEdit): (1 − t)·frames + t·noise.
+    public func noised(_ frames: [Float], noise: [Float]) -> [Float] {
+        let t = FlowSchedule(steps: steps, shift: shift).times[firstStep]
+        return zip(frames, noise).map { (1 - t) * $0 + t * $1 }
     }
 }
 

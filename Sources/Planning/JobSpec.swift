@@ -58,14 +58,9 @@ public struct JobSpec: Codable, Sendable, Equatable {
     /// The shot whose frames hold a chunk's middle frame, and that shot's first frame; nil for a
     /// job of one prompt.
     func shot(forChunk frames: Range<Int>) -> (shot: Shot, start: Int)? {
-        guard let last = shots.last else { return nil }
-        let middle = (frames.lowerBound + frames.upperBound - 1) / 2
-        var start = 0
-        for shot in shots {
-            if middle < start + shot.frames { return (shot, start) }
-            start += shot.frames
-        }
-        return (last, start - last.frames)
+        guard !shots.isEmpty else { return nil }
+        let ranges = shotRanges, index = ranges.index(holding: (frames.lowerBound + frames.upperBound - 1) / 2)
+        return (shots[index], ranges[index].lowerBound)
     }
 
     /// The step a job's video starts from: 0 for text-only jobs; later for an input video, or a
@@ -102,6 +97,14 @@ public struct JobSpec: Codable, Sendable, Equatable {
     /// Where a region's window lies in the video it draws; a layout window is its shot, whole.
     public func place(of region: Region) -> (firstFrame: Int, videoFrames: Int) {
         region.layoutShot == nil ? place(ofChunk: region.box.frames) : (0, region.box.frames.count)
+    }
+}
+
+extension [Range<Int>] {
+    /// The index of the range (of consecutive ones, such as a storyboard's shots) that holds
+    /// `frame`; the last for a frame past them all.
+    func index(holding frame: Int) -> Int {
+        firstIndex { $0.contains(frame) } ?? count - 1
     }
 }
 

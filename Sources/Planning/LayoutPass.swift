@@ -26,7 +26,7 @@ public struct LayoutPass: Sendable, Equatable {
 
     /// The shot a frame of the video lies in.
     public func shot(ofFrame frame: Int) -> Int {
-        shots.firstIndex { $0.contains(frame) } ?? shots.count - 1
+        shots.index(holding: frame)
     }
 
     /// The layout frames either side of where a video frame falls in its shot's stretched

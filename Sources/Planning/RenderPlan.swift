@@ -46,8 +46,6 @@ public struct RenderPlan: Sendable {
     public let regions: [Region]
     /// The regions that draw the video's frames: every region but the layout pass's.
     public let videoRegions: Range<Int>
-    /// The step ranges of the video's regions.
-    public let stepRanges: [Range<Int>]
     /// Steps of the whole schedule, and the one the video's regions start from (later than 0
     /// when an input video or a layout pass stands in for the first steps).
     public let steps: Int
@@ -105,7 +103,6 @@ public struct RenderPlan: Sendable {
         firstStep = spec.firstStep
         steps = spec.steps
         syncInterval = max(spec.syncInterval, 1)
-        stepRanges = stride(from: spec.firstStep, to: spec.steps, by: spec.syncInterval).map { $0..<min($0 + spec.syncInterval, spec.steps) }
         // Regions are chunk-major and chunks are ordered by start, so a region's overlapping
         // regions lie in the chunks next to its own: look there only.
         let tilesPerChunk = tileRows.count * tileColumns.count
@@ -142,6 +139,11 @@ public struct RenderPlan: Sendable {
 
     /// The step a region starts from: 0 for the layout pass, `firstStep` for the video.
     public func firstStep(of region: Int) -> Int { regions[region].layoutShot == nil ? firstStep : 0 }
+
+    /// The step ranges of the video's regions.
+    public var stepRanges: [Range<Int>] {
+        stride(from: firstStep, to: steps, by: syncInterval).map { $0..<min($0 + syncInterval, steps) }
+    }
 
     /// Shards of the whole job: every region runs each of its step ranges once.
     public var shardCount: Int {
