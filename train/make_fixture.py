@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Writes the trainer-parity fixture: a tiny model package with weights perturbed away from
-their initialisation (so every branch, adaLN and the pooled-text, window-phase and video-progress paths included,
-does something),
+their initialisation (so every branch, adaLN and the pooled-text, window-phase, video-progress and
+frame-stride paths included, does something),
 predicting the clean video (so the conversion to velocity is covered too; dit_reference.py
 covers velocity models without pooled text),
 inputs, and this trainer's outputs on them. Tests/DiffusionTests checks the Swift forward pass against it within
@@ -25,12 +25,14 @@ CONFIG = {
     "patch": 4, "width": 32, "depth": 2, "heads": 2, "mlp_ratio": 2,
     "text": {"width": 16, "depth": 1, "heads": 2, "mlp_ratio": 2, "max_tokens": 8},
     "vocabulary": "vocab.txt", "prediction": "clean", "pooled_text": True,
-    "frame_phase": {"period": 32, "harmonics": 3}, "video_progress": True,
+    "frame_phase": {"period": 32, "harmonics": 3}, "video_progress": True, "frame_stride": True,
 }
 WORDS = ["<start>", "a", "red", "blue", "circle", "square", "moving", "left", "right", "on", "black", "background"]
 PROMPTS = [[0, 1, 2, 4, 6, 7], [0]]
 FIRST_FRAME = 45  # a window past the first period, as in a long render
 VIDEO_FRAMES = 100  # of which the window is neither the start nor the end
+# The same window's frames as keyframes, spread from its first frame to the video's last.
+KEYFRAME_STRIDE = (VIDEO_FRAMES - 1 - FIRST_FRAME) / (CONFIG["window_frames"] - 1)
 
 
 def main(directory):
@@ -50,7 +52,9 @@ def main(directory):
         mask[i, :len(p)] = True
     with torch.no_grad():
         context = model.text(tokens, mask)
-        velocity = model.velocity(x, t, context, mask, torch.tensor([FIRST_FRAME] * 2), torch.tensor([VIDEO_FRAMES] * 2))
+        place = torch.tensor([FIRST_FRAME] * 2), torch.tensor([VIDEO_FRAMES] * 2)
+        velocity = model.velocity(x, t, context, mask, *place)
+        keyframes = model.velocity(x, t, context, mask, *place, torch.tensor([KEYFRAME_STRIDE] * 2, dtype=torch.float64))
         # Padding must not leak: each prompt encoded alone gives the same real rows.
         for i, p in enumerate(PROMPTS):
             alone = model.text(torch.tensor([p]), torch.ones(1, len(p), dtype=torch.bool))[0]
@@ -64,7 +68,7 @@ def main(directory):
                       {k: v.numpy() for k, v in model.state_dict().items()}, {"reel.weights": "parity fixture"})
     inputs = {"x": x.numpy(), "t": t.numpy(), "first_frame": np.array([FIRST_FRAME], np.float32),
               "video_frames": np.array([VIDEO_FRAMES], np.float32)}
-    outputs = {"velocity": velocity.numpy()}
+    outputs = {"velocity": velocity.numpy(), "velocity_keyframes": keyframes.numpy()}
     for i, p in enumerate(PROMPTS):
         inputs["tokens_%d" % i] = np.array(p, np.float32)
         outputs["text_%d" % i] = context[i, :len(p)].numpy()

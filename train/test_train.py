@@ -24,6 +24,7 @@ import progress_check  # noqa: E402
 import train  # noqa: E402
 from reel_train.data import Vocabulary, World, batch, model_values, open_package  # noqa: E402
 from reel_train.files import read_safetensors  # noqa: E402
+from reel_train.model import progress_features, stride_features  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -242,12 +243,40 @@ def check_data_workers(directory):
         draws.close()
         return drawn
     for here, there in zip(drawn_by(0), drawn_by(2)):
-        first, videos, clips, tokens, mask, told, targets, _ = here
+        first, videos, strides, clips, tokens, mask, told, targets, _ = here
         assert first is not None and videos is not None, "the tiny package tells windows their place by now"
-        for mine, theirs in zip((first, videos, clips, tokens, mask), there[:5]):
+        assert strides is None and there[2] is None, "no keyframes for a model without frame_stride"
+        for mine, theirs in zip((first, videos, clips, tokens, mask), there[:2] + there[3:6]):
             assert np.array_equal(mine, theirs)
-        assert told == there[5] and len(targets) == 2
-        assert all(np.array_equal(mine, theirs) for mine, theirs in zip(targets, there[6]))
+        assert told == there[6] and len(targets) == 2
+        assert all(np.array_equal(mine, theirs) for mine, theirs in zip(targets, there[7]))
+
+
+def check_keyframes(directory):
+    """A window of keyframes is the video's frames that far apart, and with frame_stride a share of
+    the long videos is drawn as keyframes spanning the whole video, their features [0, 0] and
+    1 - 1/stride."""
+    cfg, world, vocabulary = open_package(directory)
+    scene = world.sample_scene(np.random.default_rng(4), video_frames=4 * world.frames)
+    scene["video_frames"] = 4 * world.frames
+    stride = (4 * world.frames - 1) / (world.frames - 1)
+    keyframes = world.render(dict(scene, stride=stride))
+    for k in range(world.frames):
+        frame = k * stride
+        if frame == int(frame):
+            assert np.array_equal(keyframes[k], world.render(dict(scene, first_frame=int(frame)))[0]), \
+                "keyframe %d is the video's frame %d" % (k, frame)
+    args = train.arguments(["--package", directory, "--run", "unused", "--batch", "64", "--one-window-share", "0.25",
+                            "--longest-video", "3", "--keyframe-share", "0.5"])
+    first, videos, strides = train.window_places(args, np.random.default_rng(2), 64, world, cfg["frame_phase"], True)
+    drawn = strides > 1
+    assert 0 < drawn.sum() < 64 and np.all(videos[drawn] > world.frames) and np.all(first[drawn] == 0), \
+        "a share of the long videos are keyframes from their first frame"
+    assert np.allclose(strides[drawn], (videos[drawn] - 1) / (world.frames - 1))
+    features = progress_features(torch.from_numpy(first), torch.from_numpy(videos), world.frames, torch.from_numpy(strides))
+    assert torch.allclose(features[torch.from_numpy(drawn)], torch.zeros(1, dtype=torch.float64)), \
+        "keyframes span their video"
+    assert torch.all(stride_features(torch.from_numpy(strides))[~torch.from_numpy(drawn)] == 0)
 
 
 def main():
@@ -317,6 +346,13 @@ def main():
         train.main(common + ["--steps", "190", "--layout-share", "0.5", "--one-window-share", "0.5", "--longest-video", "3"])
         assert len(losses(run)) == 190 and np.all(np.isfinite(losses(run)[180:, 1])), "training in a spanning world runs"
         progress_check.main(["--package", directory, "--run", run, "--scenes", "1", "--clips", "1"])
+        set_config(directory, frame_stride=True)
+        check_keyframes(directory)
+        train.main(common + ["--steps", "200", "--layout-share", "0.5", "--one-window-share", "0.25", "--longest-video", "3",
+                             "--keyframe-share", "0.5"])
+        assert len(losses(run)) == 200 and np.all(np.isfinite(losses(run)[190:, 1])), "the checkpoint resumed with keyframes"
+        strided = read_safetensors(os.path.join(directory, "model.safetensors"))["stride_embed.weight"]
+        assert np.abs(strided).max() > 0, "the frame-stride path starts at zero and learns"
     print("train-test passed")
 
 

@@ -83,6 +83,9 @@ def arguments(argv=None):
     p.add_argument("--longest-video", type=int, default=8,
                    help="with video_progress: the longest training video, in windows (lengths between one window "
                         "and this are drawn evenly)")
+    p.add_argument("--keyframe-share", type=float,
+                   help="with frame_stride: share of the videos longer than a window drawn as one window of "
+                        "keyframes spanning the whole video, as a long render's layout pass asks for (default 0.25)")
     p.add_argument("--start-from", metavar="PACKAGE",
                    help="when RUN holds no checkpoint, start from PACKAGE/model.safetensors (the EMA weights a run "
                         "exported) at the step its metadata records, with a fresh optimiser (so give --rewarm): "
@@ -136,7 +139,7 @@ def timesteps(b, uniform_share, generator, device, shift=1.0, high_share=0.0, hi
 
 def flow_loss(model, clips, tokens, mask, generator, uniform_share=0.0, shift=1.0, weight_cap=0.0, high_share=0.0,
               high_floor=HIGH_NOISE_FLOOR, aim=None, pure_noise=0, first_frame=None, video_frames=None,
-              object_weight=0.0, object_share=0.0):
+              object_weight=0.0, object_share=0.0, stride=None):
     """Rectified flow: x_t = (1-t) x0 + t e, predict v = e - x0, t mostly logit-normal.
 
     The velocity error is the clean video's error over t, so the loss weighs that error by
@@ -144,7 +147,8 @@ def flow_loss(model, clips, tokens, mask, generator, uniform_share=0.0, shift=1.
     The first `pure_noise` clips are drawn at t = 1. `aim(t)`, when given, returns the clean
     clips to aim at for the drawn timesteps. `first_frame` [B] is where each clip's window starts
     in a long video (for models with `frame_phase`), `video_frames` [B] that video's length (for
-    models with `video_progress`). With `object_weight`, pixels of the target that differ from its
+    models with `video_progress`), `stride` [B] how many video frames apart its frames lie (for
+    models with `frame_stride`). With `object_weight`, pixels of the target that differ from its
     background weigh 1 + object_weight times as much as the background's; with `object_share`,
     they carry that share of each clip's loss together, the background the rest."""
     b = clips.shape[0]
@@ -154,7 +158,7 @@ def flow_loss(model, clips, tokens, mask, generator, uniform_share=0.0, shift=1.
     tt = t[:, None, None, None, None]
     x = (1 - tt) * clips + tt * noise
     context = model.text(tokens, mask)
-    prediction = model.velocity(x, t, context, mask, first_frame, video_frames)
+    prediction = model.velocity(x, t, context, mask, first_frame, video_frames, stride)
     target = clips if aim is None else aim(t)
     error = (prediction - (noise - target)) ** 2
     weight = object_weights(target, object_weight, object_share)
@@ -191,11 +195,11 @@ def object_pixels(clips, tolerance=0.1):
 
 def load_weights(model, weights, source):
     """`weights` into `model`, and the names of the parameters they lack: a path added to the
-    config since (pooled_text, frame_phase or video_progress), which keeps its zero start.
+    config since (pooled_text, frame_phase, video_progress or frame_stride), which keeps its zero start.
     Anything else that does not fit stops the trainer."""
     result = model.load_state_dict(weights, strict=False)
     missing = result.missing_keys
-    if result.unexpected_keys or any(not name.startswith(("text_pool.", "phase_embed.", "progress_embed.")) for name in missing):
+    if result.unexpected_keys or any(not name.startswith(("text_pool.", "phase_embed.", "progress_embed.", "stride_embed.")) for name in missing):
         sys.exit("train.py: %s does not fit config.json (unexpected %s, missing %s); "
                  "start a new --run directory for a new architecture" % (source, result.unexpected_keys, missing))
     if missing:
@@ -268,6 +272,14 @@ def main(argv=None):
     if cfg.get("video_progress") and not phase:
         sys.exit("train.py: config.json has video_progress but no frame_phase; a window told how far through its "
                  "video it lies must also be told its phase, which bounces and travel keep")
+    if cfg.get("frame_stride") and not cfg.get("video_progress"):
+        sys.exit("train.py: config.json has frame_stride but no video_progress; keyframes spanning a video "
+                 "need the video's length, which video_progress tells")
+    if args.keyframe_share is not None and not cfg.get("frame_stride"):
+        sys.exit("train.py: --keyframe-share draws keyframe windows, which only a model with \"frame_stride\": true "
+                 "in config.json is told of; add it, or leave the option out")
+    if cfg.get("frame_stride") and args.keyframe_share is None:
+        args.keyframe_share = 0.25
     model = Reel(cfg, len(vocabulary.words)).to(args.device)
     ema = Reel(cfg, len(vocabulary.words)).to(args.device)
     ema.load_state_dict(model.state_dict())
@@ -303,7 +315,7 @@ def main(argv=None):
             break
         if args.minutes and time.time() - session_start > args.minutes * 60:
             break
-        first, videos, clips, tokens, mask, told, targets, rng = next(draws)
+        first, videos, strides, clips, tokens, mask, told, targets, rng = next(draws)
         clips = torch.from_numpy(clips).to(args.device)
         tokens, mask = torch.from_numpy(tokens).to(args.device), torch.from_numpy(mask).to(args.device)
         lr = learning_rate(step, args, first_step)
@@ -313,6 +325,7 @@ def main(argv=None):
                          args.high_noise, args.high_noise_floor, prior_aim(args, world, clips, told, rng, targets),
                          pure_noise=layout, first_frame=None if first is None else torch.from_numpy(first),
                          video_frames=None if videos is None else torch.from_numpy(videos),
+                         stride=None if strides is None else torch.from_numpy(strides),
                          object_weight=args.object_weight, object_share=args.object_share)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -340,19 +353,25 @@ def main(argv=None):
 
 
 def window_places(args, rng, size, world, phase, progress):
-    """Where each clip's window lies in its video: first frames [B] and video lengths [B], each
-    None where the model is not told it. Bounces keep the video's time and canonical layout
-    targets lie where the video's path has taken them; with `progress`, growth runs over the
-    video. A share of the videos are one window long, the length most renders have."""
+    """Where each clip's window lies in its video: first frames [B], video lengths [B] and strides
+    [B], each None where the model is not told it. Bounces keep the video's time and canonical
+    layout targets lie where the video's path has taken them; with `progress`, growth runs over the
+    video. A share of the videos are one window long, the length most renders have; with
+    --keyframe-share, a share of the longer ones are drawn as one window of keyframes from their
+    first frame to their last."""
     if progress:
         window = world.frames
         videos = np.where(rng.random(size) < args.one_window_share, window,
                           rng.integers(window + 1, args.longest_video * window + 1, size=size))
         first = np.floor(rng.random(size) * (videos - window + 1)).astype(np.int64)
-        return first, videos.astype(np.int64)
+        if not args.keyframe_share:
+            return first, videos.astype(np.int64), None
+        keyframes = (videos > window) & (rng.random(size) < args.keyframe_share)
+        strides = np.where(keyframes, (videos - 1) / (window - 1), 1.0)
+        return np.where(keyframes, 0, first), videos.astype(np.int64), strides
     if phase:
-        return rng.integers(0, phase["period"], size=size), None
-    return None, None
+        return rng.integers(0, phase["period"], size=size), None, None
+    return None, None, None
 
 
 def layout_targets(args, world, told, rng, layout, first=None, videos=None):
@@ -391,9 +410,11 @@ def draw(world, vocabulary, args, layout, phase, progress, step):
     step's, so the batch is the same whichever process draws it, and a resumed run goes on with
     the batches it would have had."""
     rng = np.random.default_rng([args.seed, step])
-    first, videos = window_places(args, rng, args.batch, world, phase, progress)
-    clips, tokens, mask, told = batch(world, vocabulary, rng, args.batch, args.caption_dropout, layout, first, videos)
-    return first, videos, clips, tokens, mask, told, layout_targets(args, world, told, rng, layout, first, videos), rng
+    first, videos, strides = window_places(args, rng, args.batch, world, phase, progress)
+    clips, tokens, mask, told = batch(world, vocabulary, rng, args.batch, args.caption_dropout, layout, first, videos,
+                                      strides)
+    targets = layout_targets(args, world, told, rng, layout, first, videos)
+    return first, videos, strides, clips, tokens, mask, told, targets, rng
 
 
 _DRAWING = None  # draw()'s arguments but the step, in a data worker

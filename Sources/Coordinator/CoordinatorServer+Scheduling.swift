@@ -106,6 +106,7 @@ extension CoordinatorServer {
         let place = job.spec.place(of: region)
         message.placeFirstFrame = Int32(place.firstFrame)
         message.placeVideoFrames = UInt32(place.videoFrames)
+        message.placeKeyframes = place.keyframes
         let payloads = [LatentCodec.encode(assignment.latent), assignment.state.map(LatentCodec.encode) ?? Data()]
         workers[peer]!.credits -= 1
         workers[peer]!.current = (job.id, assignment.region, assignment.attempt)

@@ -79,7 +79,7 @@ public struct LocalRenderer {
         let shape = [box.frames.count, job.plan.channels, box.rows.count, box.columns.count]
         let place = job.spec.place(of: region)
         let work = ShardWork(prompt: job.spec.prompt(for: region), sampler: sampler, schedule: schedule, guidance: job.spec.guidance,
-                             place: WindowPlace(firstFrame: place.firstFrame, videoFrames: place.videoFrames),
+                             place: WindowPlace(firstFrame: place.firstFrame, videoFrames: place.videoFrames, keyframes: place.keyframes),
                              steps: assignment.steps, latent: Tensor(shape: shape, scalars: assignment.latent),
                              state: Sampler.State(previousPrediction: assignment.state.map { Tensor(shape: shape, scalars: $0) }))
         let (latent, state) = try runner.run(work, onStep: onStep)

@@ -6,7 +6,8 @@
 /// spatial, temporal and MLP branches through adaLN-Zero (shift, scale and gate per branch),
 /// joined there by the pooled prompt when the config has `pooled_text`, by the window's phase in
 /// the whole video when it has `frame_phase` and by how far through the video the window lies
-/// when it has `video_progress`.
+/// when it has `video_progress` and by how far apart the window's frames lie when it has
+/// `frame_stride`.
 /// It predicts the rectified-flow velocity v = noise − clean for a noisy video at time t.
 public struct Denoiser {
     public let config: ModelConfig
@@ -16,6 +17,7 @@ public struct Denoiser {
     let textPool: Linear?
     let phaseEmbed: Linear?
     let progressEmbed: Linear?
+    let strideEmbed: Linear?
     let blocks: [Block]
     let finalModulation: Linear
     let finalProjection: Linear
@@ -38,6 +40,7 @@ public struct Denoiser {
         textPool = config.pooledText ? try Linear(weights, "text_pool", inputs: config.text.width, outputs: width) : nil
         phaseEmbed = try config.framePhase.map { try Linear(weights, "phase_embed", inputs: 2 * $0.harmonics, outputs: width) }
         progressEmbed = config.videoProgress ? try Linear(weights, "progress_embed", inputs: 2, outputs: width) : nil
+        strideEmbed = config.frameStride ? try Linear(weights, "stride_embed", inputs: 1, outputs: width) : nil
         blocks = try (0..<config.depth).map { i in
             let name = "blocks.\(i)"
             return Block(
@@ -54,7 +57,7 @@ public struct Denoiser {
 
     /// Velocity for a batch of videos `x` shaped [batch, frames, channels, height, width] at
     /// times `t` (one per video), each conditioned on its own prompt. `place` is where the
-    /// videos' window lies in the whole video (read with `frame_phase` and `video_progress` only). `afterBlock`
+    /// videos' window lies in the whole video (read with `frame_phase`, `video_progress` and `frame_stride` only). `afterBlock`
     /// runs on the calling thread after every transformer block: a worker heartbeats from it,
     /// so even a slow step never goes silent for long.
     public func velocity(_ x: Tensor, t: [Float], contexts: [TextEmbedding], place: WindowPlace = .whole,
@@ -144,9 +147,9 @@ public struct Denoiser {
     }
 
     /// SiLU(MLP(timestep features) + text_pool(mean of the prompt's tokens) + phase_embed(the
-    /// window's phase) + progress_embed(its progress through the video)) for each video: the
-    /// input of every adaLN layer. The last three only when the config has `pooled_text`,
-    /// `frame_phase` and `video_progress`.
+    /// window's phase) + progress_embed(its progress through the video) + stride_embed(how far
+    /// apart its frames lie)) for each video: the input of every adaLN layer. The last four only
+    /// when the config has `pooled_text`, `frame_phase`, `video_progress` and `frame_stride`.
     func conditioning(t: [Float], contexts: [TextEmbedding], place: WindowPlace = .whole) -> Tensor {
         let features = Tensor(shape: [t.count, PositionEmbedding.timestepFeatures], scalars: t.flatMap(PositionEmbedding.timestep))
         var hidden = timeEmbed1.apply(features, rows: t.count)
@@ -162,6 +165,9 @@ public struct Denoiser {
         }
         if let progressEmbed {
             Self.add(progressEmbed, of: place.progressFeatures(window: config.windowFrames), toEachRowOf: &c)
+        }
+        if let strideEmbed {
+            Self.add(strideEmbed, of: place.strideFeatures(window: config.windowFrames), toEachRowOf: &c)
         }
         let cCount = c.count
         c.withUnsafeMutablePointer { Kernels.silu($0, count: cCount) }

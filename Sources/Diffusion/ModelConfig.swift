@@ -44,6 +44,10 @@ public struct ModelConfig: Codable, Sendable, Equatable {
     /// (`WindowPlace.progressFeatures`, projected by `progress_embed`): what a motion spread over
     /// the whole video, such as growth, needs of each chunk.
     public var videoProgress: Bool = false
+    /// Whether the denoiser is also told how far apart its window's frames lie in the video
+    /// (`WindowPlace.strideFeatures`, projected by `stride_embed`): so that a long render's
+    /// layout pass can draw one window of keyframes spanning the whole video.
+    public var frameStride: Bool = false
 
     public struct FramePhase: Codable, Sendable, Equatable {
         /// Frames after which the phase repeats.
@@ -115,12 +119,12 @@ public struct ModelConfig: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case format, channels, canvasHeight, canvasWidth, windowFrames, fps, patch, width, depth, heads, mlpRatio, text, vocabulary, defaults
-        case prediction, pooledText, framePhase, videoProgress
+        case prediction, pooledText, framePhase, videoProgress, frameStride
     }
 
     /// Reads config.json; `channels` (3), `mlp_ratio` (4), `vocabulary` (vocab.txt) and
-    /// `defaults`, `prediction` (velocity), `pooled_text` (false), `frame_phase` (none) and
-    /// `video_progress` (false) may be left out.
+    /// `defaults`, `prediction` (velocity), `pooled_text` (false), `frame_phase` (none),
+    /// `video_progress` (false) and `frame_stride` (false) may be left out.
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         format = try c.decode(String.self, forKey: .format)
@@ -141,6 +145,7 @@ public struct ModelConfig: Codable, Sendable, Equatable {
         pooledText = try c.decodeIfPresent(Bool.self, forKey: .pooledText) ?? false
         framePhase = try c.decodeIfPresent(FramePhase.self, forKey: .framePhase)
         videoProgress = try c.decodeIfPresent(Bool.self, forKey: .videoProgress) ?? false
+        frameStride = try c.decodeIfPresent(Bool.self, forKey: .frameStride) ?? false
     }
 
     /// Checks the numbers fit together; the error names the field.
@@ -166,6 +171,7 @@ public struct ModelConfig: Codable, Sendable, Equatable {
         if let layoutStrength = defaults.layoutStrength {
             try require(layoutStrength > 0 && layoutStrength <= 1, "defaults.layout_strength", "must be above 0 and at most 1")
         }
+        try require(!frameStride || videoProgress, "frame_stride", "needs \"video_progress\": true (keyframes span a video whose length it tells)")
         if let framePhase {
             try require(framePhase.period > 0, "frame_phase.period", "must be positive")
             try require(framePhase.harmonics > 0, "frame_phase.harmonics", "must be positive")

@@ -94,9 +94,15 @@ public struct JobSpec: Codable, Sendable, Equatable {
         return shots.isEmpty ? prompt : shots[shot].prompt
     }
 
-    /// Where a region's window lies in the video it draws; a layout window is its shot, whole.
-    public func place(of region: Region) -> (firstFrame: Int, videoFrames: Int) {
-        region.layoutShot == nil ? place(ofChunk: region.box.frames) : (0, region.box.frames.count)
+    /// Where a region's window lies in the video it draws; a layout window is its shot's
+    /// keyframes, from its first frame to its last (to a model without `frame_stride`, the
+    /// same place as a video one window long: the whole video).
+    public func place(of region: Region) -> (firstFrame: Int, videoFrames: Int, keyframes: Bool) {
+        guard let shot = region.layoutShot else {
+            let chunk = place(ofChunk: region.box.frames)
+            return (chunk.firstFrame, chunk.videoFrames, false)
+        }
+        return (0, shotRanges[shot].count, true)
     }
 }
 

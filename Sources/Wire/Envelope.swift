@@ -55,7 +55,9 @@ public struct Envelope: Sendable {
     /// Version 4 replaces both with the window's place in the video it draws
     /// (`place_first_frame`, `place_video_frames`), a storyboard's shot for a storyboard's chunk;
     /// a version-3 worker would read none of it.
-    public static let protocolVersion: UInt32 = 4
+    /// Version 5 adds `place_keyframes` for a layout window's keyframes, which a version-4
+    /// worker would render to a `frame_stride` model as consecutive frames.
+    public static let protocolVersion: UInt32 = 5
 
     public let kind: MessageKind
     public let header: Data

@@ -6,7 +6,8 @@ public struct ShardWork: Sendable {
     public var sampler: Sampler
     public var schedule: FlowSchedule
     public var guidance: Float
-    /// Where the region lies in the whole video (read by a model with `frame_phase` or `video_progress`).
+    /// Where the region lies in the whole video (read by a model with `frame_phase`,
+    /// `video_progress` or `frame_stride`).
     public var place: WindowPlace
     public var steps: Range<Int>
     /// The region's fused latent at `steps.lowerBound`, [frames, channels, rows, columns].

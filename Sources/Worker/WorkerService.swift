@@ -240,7 +240,8 @@ public final class WorkerService: @unchecked Sendable {
             let state = assignment.carriesState ? Tensor(shape: shape, scalars: try LatentCodec.decode(payloads[1], count: count)) : nil
             return ShardWork(prompt: spec.prompt, sampler: sampler, schedule: FlowSchedule(steps: Int(spec.steps), shift: spec.shift),
                              guidance: spec.guidance,
-                             place: WindowPlace(firstFrame: Int(assignment.placeFirstFrame), videoFrames: Int(assignment.placeVideoFrames)),
+                             place: WindowPlace(firstFrame: Int(assignment.placeFirstFrame), videoFrames: Int(assignment.placeVideoFrames),
+                                                keyframes: assignment.placeKeyframes),
                              steps: Int(assignment.stepBegin)..<Int(assignment.stepEnd),
                              latent: latent, state: Sampler.State(previousPrediction: state))
         }

@@ -56,6 +56,27 @@ import Testing
             try TestModels.makePackage(config: config)
         }
     }
+
+    @Test func aFrameStrideWithoutVideoProgressIsRefusedByName() throws {
+        var config = TestModels.smallConfig()
+        config.frameStride = true
+        config.videoProgress = false
+        #expect(throws: ModelPackageError.badConfig(field: "frame_stride",
+                                                    rule: "needs \"video_progress\": true (keyframes span a video whose length it tells)")) {
+            try TestModels.makePackage(config: config)
+        }
+    }
+
+    /// A layout window's keyframes span their whole video, as a window that is the whole video
+    /// does; only their stride tells them apart (to a model with `frame_stride`).
+    @Test func keyframesSpanTheirVideo() {
+        let keyframes = WindowPlace(firstFrame: 0, videoFrames: 64, keyframes: true)
+        #expect(keyframes.progressFeatures(window: 16) == WindowPlace.whole.progressFeatures(window: 16))
+        #expect(keyframes.stride(window: 16) == 4.2 && keyframes.strideFeatures(window: 16) == [Float(1 - 1 / 4.2)])
+        let chunk = WindowPlace(firstFrame: 12, videoFrames: 64)
+        #expect(chunk.stride(window: 16) == 1 && chunk.strideFeatures(window: 16) == [0])
+        #expect(chunk.progressFeatures(window: 16) == [Float(12.0 / 63), Float(1 - 27.0 / 63)])
+    }
 }
 
 @Suite struct ThreadingTests {

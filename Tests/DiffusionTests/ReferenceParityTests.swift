@@ -81,5 +81,13 @@ import Testing
         let velocity = model.denoiser.velocity(x, t: t, contexts: texts, place: place)
         #expect(expected.scalars.map(abs).max()! > 0.1, "the fixture's output is not trivially small")
         #expect(Self.relativeError(velocity, expected) <= 1e-4)
+
+        var keyframes = place
+        keyframes.keyframes = true
+        #expect(model.config.frameStride && keyframes.strideFeatures(window: model.config.windowFrames)[0] > 0.9,
+                "the fixture covers the frame-stride path")
+        let strided = try outputs.tensor("velocity_keyframes")
+        #expect(Self.relativeError(strided, expected) > 1e-2, "keyframes render differently")
+        #expect(Self.relativeError(model.denoiser.velocity(x, t: t, contexts: texts, place: keyframes), strided) <= 1e-4)
     }
 }

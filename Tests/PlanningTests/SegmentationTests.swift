@@ -96,7 +96,10 @@ import Testing
         #expect(story.regions.suffix(2).map(\.box.frames) == [64..<80, 80..<96])
         #expect(story.layoutSources.prefix(5) == [[5], [5], [5, 6], [6], [6]], "the chunk from frame 24 crosses the cut at 30")
         #expect(story.regions.suffix(2).map { long.prompt(for: $0) } == ["a red circle", "a blue square"])
-        #expect(story.regions.suffix(2).allSatisfy { long.place(of: $0) == (0, 16) }, "a layout window is its shot, whole")
+        let places = story.regions.suffix(2).map { long.place(of: $0) }
+        #expect(places.map(\.videoFrames) == [30, 34] && places.allSatisfy { $0.firstFrame == 0 && $0.keyframes },
+                "a layout window is its shot's keyframes")
+        #expect(long.place(of: story.regions[0]) == (0, 30, false))
 
         var short = spec(frames: 16)
         short.layoutStrength = 0.8

@@ -177,14 +177,16 @@ class World:
 
     def render(self, scene):
         """Frames [F, 3, H, W] in [-1, 1] of a window starting at the scene's `first_frame` of
-        a video `video_frames` long (0 and one window when it has none)."""
+        a video `video_frames` long (0 and one window when it has none), its frames `stride`
+        video frames apart (1 when it has none; keyframes when more)."""
         first_frame, video_frames = scene.get("first_frame", 0), scene.get("video_frames")
+        stride = scene.get("stride", 1)
         clip = np.empty((self.frames, self.canvas, self.canvas, 3), np.float32)
         background = np.array(self.backgrounds[scene["background"]], np.float32)
         for f in range(self.frames):
             frame = np.broadcast_to(background, clip.shape[1:]).copy()
             for obj in scene["objects"]:
-                cover = self.object_coverage(obj, f, first_frame, video_frames)[..., None]
+                cover = self.object_coverage(obj, f * stride, first_frame, video_frames)[..., None]
                 frame = frame * (1 - cover) + np.array(self.colors[obj["color"]], np.float32) * cover
             clip[f] = frame
         return model_values(clip).transpose(0, 3, 1, 2)
@@ -214,12 +216,14 @@ def open_package(directory):
     return cfg, world, vocabulary
 
 
-def batch(world, vocabulary, rng, size, caption_dropout=0.0, one_object=0, first_frames=None, video_frames=None):
+def batch(world, vocabulary, rng, size, caption_dropout=0.0, one_object=0, first_frames=None, video_frames=None,
+          strides=None):
     """Clips [B, F, 3, H, W], padded token ids [B, L], their mask [B, L], and each clip's scene as
     its caption tells it (None where the caption was dropped). The first `one_object` clips hold
     one object each and always keep their caption. `first_frames` [B], where each clip's window
     starts in its video, sets the time a bounce keeps (none: every window starts the video);
-    `video_frames` [B], each video's length, the span growth runs over (none: one window)."""
+    `video_frames` [B], each video's length, the span growth runs over (none: one window);
+    `strides` [B], how many video frames apart each window's frames lie (none: 1)."""
     clips, token_lists, told = [], [], []
     for i in range(size):
         single = i < one_object
@@ -229,6 +233,8 @@ def batch(world, vocabulary, rng, size, caption_dropout=0.0, one_object=0, first
             scene["first_frame"] = int(first_frames[i])
         if length is not None:
             scene["video_frames"] = length
+        if strides is not None and strides[i] != 1:
+            scene["stride"] = float(strides[i])
         clips.append(world.render(scene))
         dropped = not single and rng.random() < caption_dropout
         token_lists.append([0] if dropped else vocabulary.tokenize(world.caption(scene)))

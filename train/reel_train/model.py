@@ -33,13 +33,21 @@ def phase_features(frames, period, harmonics):
     return torch.cat([torch.sin(angles), torch.cos(angles)], dim=1)
 
 
-def progress_features(first_frame, video_frames, window):
+def progress_features(first_frame, video_frames, window, stride=None):
     """[u0, 1 - u1] of each window [B], where u0 and u1 are how far through its video (0 at the
-    first frame, 1 at the last) the window's first and last frames lie. A video one window long
-    gives [0, 0], so a model gains the feature without changing what it renders alone."""
+    first frame, 1 at the last) the window's first and last frames lie; `stride` [B] (None: 1) is
+    how many video frames apart the window's frames lie. A video one window long gives [0, 0],
+    so a model gains the feature without changing what it renders alone."""
     length = torch.clamp(video_frames.to(torch.float64), min=window) - 1
     first = first_frame.to(torch.float64)
-    return torch.stack([first / length, 1 - (first + window - 1) / length], dim=1)
+    span = (window - 1) * (1 if stride is None else stride.to(torch.float64))
+    return torch.stack([first / length, 1 - (first + span) / length], dim=1)
+
+
+def stride_features(stride):
+    """1 - 1/s of each window's stride s [B, 1]: 0 for consecutive frames, so a model gains the
+    feature without changing what it renders of them, and towards 1 for keyframes far apart."""
+    return (1 - 1 / stride.to(torch.float64))[:, None]
 
 
 def video_positions(frames, grid_h, grid_w, width):
@@ -212,6 +220,11 @@ class Reel(nn.Module):
             # How far through the video the window lies (see progress_features): what a motion
             # spread over the whole video, such as growth, needs of each window. Registered last.
             self.progress_embed = nn.Linear(2, d)
+        if cfg.get("frame_stride", False):
+            # How far apart the window's frames lie in the video (see stride_features): a window
+            # of keyframes spanning a whole long video, which a long render lays out first, moves
+            # its objects as far as the video does. Registered last.
+            self.stride_embed = nn.Linear(1, d)
         self.reset_parameters()
 
     def reset_parameters(self):
@@ -239,7 +252,7 @@ class Reel(nn.Module):
             # Zero: a model gains the path without changing what it computes.
             nn.init.zeros_(self.text_pool.weight)
             nn.init.zeros_(self.text_pool.bias)
-        for name in ("phase_embed", "progress_embed"):
+        for name in ("phase_embed", "progress_embed", "stride_embed"):
             if hasattr(self, name):
                 nn.init.zeros_(getattr(self, name).weight)
                 nn.init.zeros_(getattr(self, name).bias)
@@ -261,27 +274,38 @@ class Reel(nn.Module):
         features = phase_features(first_frame, self.cfg["frame_phase"]["period"], self.cfg["frame_phase"]["harmonics"])
         return self.phase_embed(features.to(like))
 
-    def video_progress(self, first_frame, video_frames, batch, like):
+    def video_progress(self, first_frame, video_frames, batch, like, stride=None):
         """The projected progress of each window through its video [B, D], or None without the
-        path. `first_frame` and `video_frames` [B] (None: every window is the whole video)."""
+        path. `first_frame` and `video_frames` [B] (None: every window is the whole video),
+        `stride` [B] (None: consecutive frames)."""
         if not hasattr(self, "progress_embed"):
             return None
         window = self.cfg["window_frames"]
         first_frame = torch.zeros(batch) if first_frame is None else first_frame
         video_frames = torch.full((batch,), window) if video_frames is None else video_frames
-        return self.progress_embed(progress_features(first_frame, video_frames, window).to(like))
+        return self.progress_embed(progress_features(first_frame, video_frames, window, stride).to(like))
 
-    def velocity(self, x, t, context, mask, first_frame=None, video_frames=None):
+    def frame_stride(self, stride, batch, like):
+        """The projected stride of each window's frames [B, D], or None without the path.
+        `stride` [B] (None: consecutive frames)."""
+        if not hasattr(self, "stride_embed"):
+            return None
+        stride = torch.ones(batch) if stride is None else stride
+        return self.stride_embed(stride_features(stride).to(like))
+
+    def velocity(self, x, t, context, mask, first_frame=None, video_frames=None, stride=None):
         """x [B, F, C, H, W]; t [B]; context [B, L, Dt] with mask [B, L]; first_frame [B], the
-        index in the whole video of each window's first frame (used with `frame_phase`), and
-        video_frames [B], each whole video's length (used with `video_progress`)."""
+        index in the whole video of each window's first frame (used with `frame_phase`),
+        video_frames [B], each whole video's length (used with `video_progress`), and stride [B],
+        how many video frames apart the window's frames lie (used with `frame_stride`)."""
         B, Fr, C, H, W = x.shape
         p, d = self.cfg["patch"], self.cfg["width"]
         gh, gw = H // p, W // p
         tokens = x.reshape(B, Fr, C, gh, p, gw, p).permute(0, 1, 3, 5, 2, 4, 6).reshape(B, Fr, gh * gw, C * p * p)
         h = self.patch_embed(tokens) + video_positions(Fr, gh, gw, d).to(x)
         extra = [e for e in (self.pooled_text(context, mask), self.frame_phase(first_frame, B, x),
-                             self.video_progress(first_frame, video_frames, B, x)) if e is not None]
+                             self.video_progress(first_frame, video_frames, B, x, stride),
+                             self.frame_stride(stride, B, x)) if e is not None]
         c = self.time_embed(t, sum(extra) if extra else None)
         for block in self.blocks:
             h = block(h, c, context, mask)

@@ -121,6 +121,10 @@ public nonisolated struct Reel_V1_ShardAssignment: Sendable {
 
   public var placeVideoFrames: UInt32 = 0
 
+  /// Whether the window's frames are keyframes spread from the first frame to the video's last
+  /// (a layout window), not consecutive frames; read by models with frame_stride.
+  public var placeKeyframes: Bool = false
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -321,7 +325,7 @@ nonisolated extension Reel_V1_Heartbeat: SwiftProtobuf.Message, SwiftProtobuf._M
 
 nonisolated extension Reel_V1_ShardAssignment: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ShardAssignment"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}region\0\u{3}step_begin\0\u{3}step_end\0\u{1}attempt\0\u{1}spec\0\u{1}shape\0\u{3}carries_state\0\u{4}\u{2}place_first_frame\0\u{3}place_video_frames\0\u{c}\u{9}\u{1}")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}region\0\u{3}step_begin\0\u{3}step_end\0\u{1}attempt\0\u{1}spec\0\u{1}shape\0\u{3}carries_state\0\u{4}\u{2}place_first_frame\0\u{3}place_video_frames\0\u{3}place_keyframes\0\u{c}\u{9}\u{1}")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -339,6 +343,7 @@ nonisolated extension Reel_V1_ShardAssignment: SwiftProtobuf.Message, SwiftProto
       case 8: try { try decoder.decodeSingularBoolField(value: &self.carriesState) }()
       case 10: try { try decoder.decodeSingularSInt32Field(value: &self.placeFirstFrame) }()
       case 11: try { try decoder.decodeSingularUInt32Field(value: &self.placeVideoFrames) }()
+      case 12: try { try decoder.decodeSingularBoolField(value: &self.placeKeyframes) }()
       default: break
       }
     }
@@ -379,6 +384,9 @@ nonisolated extension Reel_V1_ShardAssignment: SwiftProtobuf.Message, SwiftProto
     if self.placeVideoFrames != 0 {
       try visitor.visitSingularUInt32Field(value: self.placeVideoFrames, fieldNumber: 11)
     }
+    if self.placeKeyframes != false {
+      try visitor.visitSingularBoolField(value: self.placeKeyframes, fieldNumber: 12)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -393,6 +401,7 @@ nonisolated extension Reel_V1_ShardAssignment: SwiftProtobuf.Message, SwiftProto
     if lhs.carriesState != rhs.carriesState {return false}
     if lhs.placeFirstFrame != rhs.placeFirstFrame {return false}
     if lhs.placeVideoFrames != rhs.placeVideoFrames {return false}
+    if lhs.placeKeyframes != rhs.placeKeyframes {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
