@@ -25,7 +25,7 @@ public struct WindowPlace: Sendable, Equatable {
         let length = Double(max(videoFrames, window) - 1)
         guard length > 0 else { return [0, 0] }
         let first = Double(firstFrame)
-        let last = keyframes ? length : first + (Double(window) - 1) * stride(window: window)
+        let last = keyframes ? length : first + Double(window) - 1
         return [Float(first / length), Float(1 - last / length)]
     }
 

@@ -1,8 +1,9 @@
 /// A layout pass for a video longer than one chunk: each shot is first rendered whole as one
 /// window of keyframes spread over the shot (to a model without `frame_stride`, a video of one
 /// window, its objects crossing the canvas in `window` frames); the chunks then start from that
-/// layout, stretched in time to the shot's length and noised back to their first step (SDEdit). Chunks that share only a few frames otherwise each choose where
-/// an object lies across its way, and an object ends up drawn twice.
+/// layout, stretched in time to the shot's length and noised back to their first step (SDEdit).
+/// Chunks that share only a few frames otherwise each choose where an object lies across its
+/// way, and an object ends up drawn twice.
 public struct LayoutPass: Sendable, Equatable {
     /// Frames of each shot's layout window.
     public let window: Int
