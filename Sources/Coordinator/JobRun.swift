@@ -1,3 +1,4 @@
+import Diffusion
 import Planning
 
 /// Work handed to a worker: a region, a step range, and the fused latent to start from. The
@@ -47,6 +48,9 @@ public final class JobRun {
     /// again when they are needed, so a queued job holds no latents at all.
     private var snapshots: [[Int: Snapshot]]
     private let initialLatent: (Box) -> [Float]
+    /// For each region of the video that keeps keyframes, those it keeps; drawn once, when the
+    /// region first starts (the finished layout never changes).
+    private var keptKeyframes: [Int: [KeptKeyframe]] = [:]
     /// The last step each region has a result for.
     public private(set) var progress: [Int]
     private var inFlight: [Int: (attempt: UInt64, steps: Range<Int>)] = [:]
@@ -218,8 +222,51 @@ public final class JobRun {
 
     private func fusedInput(_ region: Int, at step: Int) -> Snapshot {
         // At the first step every region holds its own box of the starting latent: nothing to fuse.
-        if step == plan.firstStep(of: region) { return snapshot(region, at: step) }
-        return fuse(plan.regions[region].box, at: step, from: plan.fusedWith[region])
+        let input = step == plan.firstStep(of: region) ? snapshot(region, at: step)
+                                                        : fuse(plan.regions[region].box, at: step, from: plan.fusedWith[region])
+        return keepingKeyframes(input, of: region, at: step)
+    }
+
+    /// A keyframe a region keeps: where in its box, the finished layout's frame, and the seed's
+    /// noise at that frame of the video.
+    struct KeptKeyframe {
+        let offset: Int
+        let clean: [Float]
+        let noise: [Float]
+    }
+
+    /// `input` with the frames of `region` nearest the layout's keyframes set to those keyframes
+    /// noised to the step's time, (1 − t)·keyframe + t·noise, as SDEdit set them at the chunk's
+    /// start: each chunk draws the frames between keyframes that every chunk shares, so a bounce
+    /// keeps its phase and a growing object its size across chunks. With a multistep sampler
+    /// the previous data prediction there is the keyframe itself.
+    private func keepingKeyframes(_ input: Snapshot, of region: Int, at step: Int) -> Snapshot {
+        let kept = keyframes(keptBy: region)
+        guard let frameSize = kept.first?.clean.count else { return input }
+        let t = FlowSchedule(steps: spec.steps, shift: spec.shift).times[step]
+        var latent = input.latent, state = input.state
+        for keyframe in kept {
+            let start = keyframe.offset * frameSize
+            for i in 0..<frameSize { latent[start + i] = (1 - t) * keyframe.clean[i] + t * keyframe.noise[i] }
+            state?.replaceSubrange(start..<(start + frameSize), with: keyframe.clean)
+        }
+        return Snapshot(latent: latent, state: state)
+    }
+
+    private func keyframes(keptBy region: Int) -> [KeptKeyframe] {
+        if let kept = keptKeyframes[region] { return kept }
+        guard let layout = plan.layout, layout.keyframes, !plan.layoutSources[region].isEmpty else { return [] }
+        let box = plan.regions[region].box, source = layout.sourceBox(of: box)
+        let finished = fuse(source, at: plan.steps, from: plan.layoutSources[region]).latent
+        let frameSize = plan.channels * box.rows.count * box.columns.count
+        let kept = box.frames.compactMap { frame -> KeptKeyframe? in
+            guard let keyframe = layout.keyframe(atFrame: frame) else { return nil }
+            let from = (keyframe - source.frames.lowerBound) * frameSize
+            return KeptKeyframe(offset: frame - box.frames.lowerBound, clean: Array(finished[from..<(from + frameSize)]),
+                                noise: initialLatent(Box(frames: frame..<(frame + 1), rows: box.rows, columns: box.columns)))
+        }
+        keptKeyframes[region] = kept
+        return kept
     }
 
     private func fuse(_ area: Box, at step: Int, from sources: [Int]) -> Snapshot {

@@ -5,7 +5,7 @@ import Worker
 extension ModelShape {
     public init(_ config: ModelConfig) {
         self.init(canvasWidth: config.canvasWidth, canvasHeight: config.canvasHeight,
-                  windowFrames: config.windowFrames, patch: config.patch, fps: config.fps)
+                  windowFrames: config.windowFrames, patch: config.patch, fps: config.fps, keyframeLayouts: config.frameStride)
     }
 }
 

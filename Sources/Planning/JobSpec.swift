@@ -132,10 +132,13 @@ public struct ModelShape: Sendable, Equatable {
     public var windowFrames: Int
     public var patch: Int
     public var fps: Int
+    /// Whether the model draws a layout window as its shot's keyframes, real frames of the video
+    /// (a model with `frame_stride`), so that the chunks can keep them.
+    public var keyframeLayouts: Bool
 
-    public init(canvasWidth: Int, canvasHeight: Int, windowFrames: Int, patch: Int, fps: Int) {
+    public init(canvasWidth: Int, canvasHeight: Int, windowFrames: Int, patch: Int, fps: Int, keyframeLayouts: Bool = false) {
         self.canvasWidth = canvasWidth; self.canvasHeight = canvasHeight
-        self.windowFrames = windowFrames; self.patch = patch; self.fps = fps
+        self.windowFrames = windowFrames; self.patch = patch; self.fps = fps; self.keyframeLayouts = keyframeLayouts
     }
 
     /// Overlap of neighbouring chunks when a spec does not say: a quarter of the window.

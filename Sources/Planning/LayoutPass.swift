@@ -3,7 +3,8 @@
 /// window, its objects crossing the canvas in `window` frames); the chunks then start from that
 /// layout, stretched in time to the shot's length and noised back to their first step (SDEdit).
 /// Chunks that share only a few frames otherwise each choose where an object lies across its
-/// way, and an object ends up drawn twice.
+/// way, and an object ends up drawn twice. Keyframes are frames of the video, so the chunks also
+/// keep them at every step (`keyframe(atFrame:)`), and draw only the frames between.
 public struct LayoutPass: Sendable, Equatable {
     /// Frames of each shot's layout window.
     public let window: Int
@@ -13,11 +14,15 @@ public struct LayoutPass: Sendable, Equatable {
     /// video's last frame, so their boxes never meet the video's and their noise is the seed's
     /// noise of frames the video does not have.
     public let firstFrame: Int
+    /// Whether the layout windows are keyframes, frames of the video itself, which the chunks
+    /// keep (see `keyframe(atFrame:)`); otherwise a stretched layout only starts them.
+    public let keyframes: Bool
 
-    public init(spec: JobSpec) {
+    public init(spec: JobSpec, keyframes: Bool = false) {
         window = spec.window
         shots = spec.shotRanges
         firstFrame = spec.frames
+        self.keyframes = keyframes
     }
 
     /// The frames of a shot's layout window, in the plan's frame coordinates.
@@ -38,6 +43,18 @@ public struct LayoutPass: Sendable, Equatable {
         let earlier = min(Int(position), window - 1), later = min(earlier + 1, window - 1)
         let first = self.frames(ofShot: shot).lowerBound
         return (first + earlier, first + later, Float(position - Double(earlier)))
+    }
+
+    /// The layout frame whose keyframe `frame` is the nearest video frame to, in the plan's frame
+    /// coordinates; nil for a frame between keyframes. Keyframe k of a shot of N frames lies
+    /// k·(N − 1)/(window − 1) frames into it, so every keyframe has one nearest frame.
+    public func keyframe(atFrame frame: Int) -> Int? {
+        let shot = shot(ofFrame: frame), frames = shots[shot]
+        guard frames.count > 1 else { return self.frames(ofShot: shot).lowerBound }
+        let spacing = Double(frames.count - 1) / Double(window - 1)
+        let index = min(Int((Double(frame - frames.lowerBound) / spacing).rounded()), window - 1)
+        let nearest = frames.lowerBound + Int((Double(index) * spacing).rounded())
+        return nearest == frame ? self.frames(ofShot: shot).lowerBound + index : nil
     }
 
     /// The layout frames a box of the video is stretched from, over the box's rows and columns.

@@ -86,7 +86,7 @@ public struct RenderPlan: Sendable {
                 }
             }
         }
-        let videoRegions = 0..<regions.count, layout = spec.layoutSteps > 0 ? LayoutPass(spec: spec) : nil
+        let videoRegions = 0..<regions.count, layout = spec.layoutSteps > 0 ? LayoutPass(spec: spec, keyframes: model.keyframeLayouts) : nil
         self.videoRegions = videoRegions
         self.layout = layout
         if let layout {  // the layout pass's regions: each shot's window, tiled as the video is

@@ -181,6 +181,49 @@ import Worker
         #expect(zip(first, (0..<frame).map { (1 - t) * layout[$0] + t * noise[$0] }).allSatisfy { abs($0 - $1) < 1e-6 })
     }
 
+    /// A model with `frame_stride` draws its layout as keyframes, frames of the video: every input
+    /// a chunk gets holds the frames nearest them at the keyframe noised to that step's time
+    /// (with the seed's noise, as the chunk started), and the frames between as denoised.
+    @Test(arguments: ["euler", "dpm++2m"])
+    func chunksKeepTheLayoutsKeyframesAtEveryStep(sampler: String) throws {
+        var config = Self.modelConfig
+        config.videoProgress = true
+        config.frameStride = true
+        let (_, model) = try TestModels.makePackage(config: config)
+        let renderer = LocalRenderer(model: model)
+        var spec = Self.spec(frames: 14, steps: 4, sampler: sampler)  // chunks 0..<6, 4..<10, 8..<14
+        spec.layoutStrength = 0.75
+        let job = JobRun(spec: spec, model: ModelShape(config)) { spec.initialNoise($0, channels: 3) }
+        let layoutFrames = job.plan.layout!.frames(ofShot: 0)  // keyframe k lies 13k/5 = 2.6k frames in
+        let kept = [0, 3, 5, 8, 10, 13]
+        #expect((0..<14).filter { job.plan.layout!.keyframe(atFrame: $0) != nil } == kept)
+        let frame = 3 * 16 * 16, schedule = FlowSchedule(steps: 4, shift: 1)
+        var layout: [Float] = [], inputs = 0
+        while !job.isComplete {
+            for shard in job.takeReadyShards() {
+                let box = job.plan.regions[shard.region].box
+                if box.frames == layoutFrames {
+                    let result = try renderer.run(shard, of: job)
+                    layout = result.latent
+                    #expect(job.accept(result) == .accepted)
+                    continue
+                }
+                let t = schedule.times[shard.steps.lowerBound]
+                for video in kept where box.frames.contains(video) {
+                    let keyframe = job.plan.layout!.keyframe(atFrame: video)! - layoutFrames.lowerBound
+                    let noise = spec.initialNoise(Box(frames: video..<(video + 1), rows: box.rows, columns: box.columns), channels: 3)
+                    let held = shard.latent[((video - box.frames.lowerBound) * frame)...].prefix(frame)
+                    let expected = (0..<frame).map { (1 - t) * layout[keyframe * frame + $0] + t * noise[$0] }
+                    #expect(zip(held, expected).allSatisfy { abs($0 - $1) < 1e-6 }, "frame \(video) of region \(shard.region) at step \(shard.steps.lowerBound)")
+                    inputs += 1
+                }
+                #expect(job.accept(try renderer.run(shard, of: job)) == .accepted)
+            }
+        }
+        #expect(inputs == 3 * (3 + 2 + 3), "three steps of chunks keeping 3, 2 and 3 keyframes (5 and 8 lie in two)")
+        #expect(job.finalLatent().allSatisfy { $0.isFinite })
+    }
+
     @Test func aChunkAdvancesAsSoonAsItsNeighboursHaveWithoutAGlobalBarrier() throws {
         let (_, model) = try TestModels.makePackage(config: Self.modelConfig)
         let renderer = LocalRenderer(model: model)

@@ -124,6 +124,26 @@ import Testing
         #expect(zip(stretched, [2, 3, 4]).allSatisfy { abs($0 - $1) < 1e-5 })
     }
 
+    /// Each keyframe of a shot has one nearest video frame, which keeps it; the frames between
+    /// keep none. A model without `frame_stride` draws no keyframes.
+    @Test func everyKeyframeIsKeptByItsNearestFrame() {
+        var long = spec()  // 64 frames: keyframe k lies 63k/15 = 4.2k frames in
+        long.layoutStrength = 0.5
+        #expect(RenderPlan(spec: long, model: model).layout?.keyframes == false)
+        var keyframeModel = model
+        keyframeModel.keyframeLayouts = true
+        let layout = RenderPlan(spec: long, model: keyframeModel).layout!
+        let kept = (0..<64).compactMap { frame in layout.keyframe(atFrame: frame).map { (frame, $0) } }
+        #expect(layout.keyframes && kept.map(\.1) == Array(64..<80), "one frame for each keyframe, in order")
+        #expect(kept.map(\.0) == [0, 4, 8, 13, 17, 21, 25, 29, 34, 38, 42, 46, 50, 55, 59, 63])
+
+        long.shots = [Shot(prompt: "a red circle", frames: 31), Shot(prompt: "a blue square", frames: 33)]
+        let story = RenderPlan(spec: long, model: keyframeModel).layout!
+        #expect(story.keyframe(atFrame: 30) == 79 && story.keyframe(atFrame: 31) == 80 && story.keyframe(atFrame: 63) == 95,
+                "each shot's last frame keeps its own last keyframe; the next shot starts on its first")
+        #expect((0..<31).compactMap(story.keyframe(atFrame:)) == Array(64..<80))
+    }
+
     @Test func stepRangesFollowTheSyncInterval() {
         #expect(RenderPlan(spec: spec(steps: 10, sync: 3), model: model).stepRanges == [0..<3, 3..<6, 6..<9, 9..<10])
         #expect(RenderPlan(spec: spec(steps: 2, sync: 1), model: model).stepRanges == [0..<1, 1..<2])
