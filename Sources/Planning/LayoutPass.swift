@@ -47,7 +47,8 @@ public struct LayoutPass: Sendable, Equatable {
 
     /// The layout frame whose keyframe `frame` is the nearest video frame to, in the plan's frame
     /// coordinates; nil for a frame between keyframes. Keyframe k of a shot of N frames lies
-    /// k·(N − 1)/(window − 1) frames into it, so every keyframe has one nearest frame.
+    /// k·(N − 1)/(window − 1) frames into it: in a shot longer than the window each keyframe has
+    /// a frame of its own (in a shorter one, each frame keeps the keyframe nearest it).
     public func keyframe(atFrame frame: Int) -> Int? {
         let shot = shot(ofFrame: frame), frames = shots[shot]
         guard frames.count > 1 else { return self.frames(ofShot: shot).lowerBound }
