@@ -1,4 +1,3 @@
-import Diffusion
 import Planning
 
 /// Work handed to a worker: a region, a step range, and the fused latent to start from. The
@@ -216,8 +215,14 @@ public final class JobRun {
         let box = plan.regions[region].box
         guard let layout = plan.layout, !plan.layoutSources[region].isEmpty else { return Snapshot(latent: initialLatent(box), state: nil) }
         // SDEdit from the finished layout, stretched over this region's frames.
-        let finished = fuse(layout.sourceBox(of: box), at: plan.steps, from: plan.layoutSources[region]).latent
+        let finished = finishedLayout(for: region).latent
         return Snapshot(latent: spec.noised(layout.stretched(finished, to: box, channels: plan.channels), noise: initialLatent(box)), state: nil)
+    }
+
+    /// The finished layout over the layout frames `region` is drawn from (`LayoutPass.sourceBox`).
+    private func finishedLayout(for region: Int) -> (source: Box, latent: [Float]) {
+        let source = plan.layout!.sourceBox(of: plan.regions[region].box)
+        return (source, fuse(source, at: plan.steps, from: plan.layoutSources[region]).latent)
     }
 
     private func fusedInput(_ region: Int, at step: Int) -> Snapshot {
@@ -243,12 +248,11 @@ public final class JobRun {
     private func keepingKeyframes(_ input: Snapshot, of region: Int, at step: Int) -> Snapshot {
         let kept = keyframes(keptBy: region)
         guard let frameSize = kept.first?.clean.count else { return input }
-        let t = FlowSchedule(steps: spec.steps, shift: spec.shift).times[step]
         var latent = input.latent, state = input.state
         for keyframe in kept {
-            let start = keyframe.offset * frameSize
-            for i in 0..<frameSize { latent[start + i] = (1 - t) * keyframe.clean[i] + t * keyframe.noise[i] }
-            state?.replaceSubrange(start..<(start + frameSize), with: keyframe.clean)
+            let frame = (keyframe.offset * frameSize)..<((keyframe.offset + 1) * frameSize)
+            latent.replaceSubrange(frame, with: spec.noised(keyframe.clean, noise: keyframe.noise, at: step))
+            state?.replaceSubrange(frame, with: keyframe.clean)
         }
         return Snapshot(latent: latent, state: state)
     }
@@ -256,8 +260,7 @@ public final class JobRun {
     private func keyframes(keptBy region: Int) -> [KeptKeyframe] {
         if let kept = keptKeyframes[region] { return kept }
         guard let layout = plan.layout, layout.keyframes, !plan.layoutSources[region].isEmpty else { return [] }
-        let box = plan.regions[region].box, source = layout.sourceBox(of: box)
-        let finished = fuse(source, at: plan.steps, from: plan.layoutSources[region]).latent
+        let box = plan.regions[region].box, (source, finished) = finishedLayout(for: region)
         let frameSize = plan.channels * box.rows.count * box.columns.count
         let kept = box.frames.compactMap { frame -> KeptKeyframe? in
             guard let keyframe = layout.keyframe(atFrame: frame) else { return nil }

@@ -38,9 +38,10 @@ extension JobSpec {
         return noised(frames, noise: noise)
     }
 
-    /// Clean frames noised to the flow time t of `firstStep` (SDEdit): (1 − t)·frames + t·noise.
-    public func noised(_ frames: [Float], noise: [Float]) -> [Float] {
-        let t = FlowSchedule(steps: steps, shift: shift).times[firstStep]
+    /// Clean frames noised to the flow time t of `step` (by default `firstStep`, SDEdit's):
+    /// (1 − t)·frames + t·noise.
+    public func noised(_ frames: [Float], noise: [Float], at step: Int? = nil) -> [Float] {
+        let t = FlowSchedule(steps: steps, shift: shift).times[step ?? firstStep]
         return zip(frames, noise).map { (1 - t) * $0 + t * $1 }
     }
 }
