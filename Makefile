@@ -93,10 +93,12 @@ proto:
 	protoc --plugin=protoc-gen-swift=$(PROTOC_GEN_SWIFT) --swift_out=Sources/Wire/Generated \
 	    --swift_opt=Visibility=Public -I proto proto/reel/v1/*.proto
 
-## train: train models/reel-shapes on from run 29 (its checkpoint, or its package kept in git); TRAIN_ARGS="--minutes N"
+## train: train models/reel-shapes on from run 31 (its checkpoint, or its package kept in git) with
+## run 31's recipe; TRAIN_ARGS="--minutes N"
 train: $(TRAIN_VENV)/bin/python
-	$(TRAIN_VENV)/bin/python train/train.py --package models/reel-shapes --run train/runs/reel-shapes-keyframes29 \
-	    --start-from train/runs/reel-shapes-keyframes29/package --rewarm 100 $(TRAIN_ARGS)
+	$(TRAIN_VENV)/bin/python train/train.py --package models/reel-shapes --run train/runs/reel-shapes-keyframes31 \
+	    --start-from train/runs/reel-shapes-keyframes31/package --rewarm 100 --lr 1e-3 --layout-share 0.5 --ema 0.998 \
+	    --one-window-share 0.25 --longest-video 5 --keyframe-share 0.5 --checkpoint-every 50 $(TRAIN_ARGS)
 
 ## gallery: docs/gallery/ from models/reel-shapes: its scores and contact sheet on the held-out
 ## prompts, one render a window long, one four windows long, and the two-shot job file
