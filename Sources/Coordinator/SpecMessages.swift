@@ -17,7 +17,7 @@ extension JobSpec {
                   guidance: request.hasGuidance ? request.guidance : config.defaults.guidance,
                   shift: request.shift > 0 ? request.shift : config.defaults.shift,
                   seed: request.seed, window: window,
-                  overlap: request.hasOverlap ? Int(request.overlap) : min(window - 1, ModelShape(config).defaultOverlap),
+                  overlap: request.hasOverlap ? Int(request.overlap) : min(window - 1, config.defaultOverlap),
                   syncInterval: request.syncInterval > 0 ? Int(request.syncInterval) : 1,
                   priority: Int(request.priority), strength: request.withInput ? request.strength : 1)
         shots = request.shots.map { Shot(prompt: $0.prompt, frames: Int($0.frames)) }

@@ -97,10 +97,14 @@ public struct ModelConfig: Codable, Sendable, Equatable {
         /// How much of the denoising the chunks of a video longer than one chunk redo over a
         /// layout pass (each shot first rendered whole as one window); none when left out.
         public var layoutStrength: Float?
+        /// Frames neighbouring chunks share when a job does not say; a quarter of the window
+        /// when left out.
+        public var overlap: Int?
 
-        public init(steps: Int = 20, guidance: Float = 4, sampler: String = "euler", shift: Float = 1, layoutStrength: Float? = nil) {
+        public init(steps: Int = 20, guidance: Float = 4, sampler: String = "euler", shift: Float = 1,
+                    layoutStrength: Float? = nil, overlap: Int? = nil) {
             self.steps = steps; self.guidance = guidance; self.sampler = sampler; self.shift = shift
-            self.layoutStrength = layoutStrength
+            self.layoutStrength = layoutStrength; self.overlap = overlap
         }
     }
 
@@ -116,6 +120,8 @@ public struct ModelConfig: Codable, Sendable, Equatable {
     /// Values per token: one patch of every channel.
     public var patchValues: Int { channels * patch * patch }
     public var headWidth: Int { width / heads }
+    /// Frames neighbouring chunks share when a job does not say.
+    public var defaultOverlap: Int { defaults.overlap ?? windowFrames / 4 }
 
     enum CodingKeys: String, CodingKey {
         case format, channels, canvasHeight, canvasWidth, windowFrames, fps, patch, width, depth, heads, mlpRatio, text, vocabulary, defaults
@@ -170,6 +176,9 @@ public struct ModelConfig: Codable, Sendable, Equatable {
         try require(text.maxTokens >= 2, "text.max_tokens", "must be at least 2")
         if let layoutStrength = defaults.layoutStrength {
             try require(layoutStrength > 0 && layoutStrength <= 1, "defaults.layout_strength", "must be above 0 and at most 1")
+        }
+        if let overlap = defaults.overlap {
+            try require(overlap >= 0 && overlap < windowFrames, "defaults.overlap", "must be 0 to window_frames - 1 (\(windowFrames - 1))")
         }
         try require(!frameStride || videoProgress, "frame_stride", "needs \"video_progress\": true (keyframes span a video whose length it tells)")
         if let framePhase {

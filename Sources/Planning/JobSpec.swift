@@ -140,9 +140,6 @@ public struct ModelShape: Sendable, Equatable {
         self.canvasWidth = canvasWidth; self.canvasHeight = canvasHeight
         self.windowFrames = windowFrames; self.patch = patch; self.fps = fps; self.keyframeLayouts = keyframeLayouts
     }
-
-    /// Overlap of neighbouring chunks when a spec does not say: a quarter of the window.
-    public var defaultOverlap: Int { windowFrames / 4 }
 }
 
 /// Bounds on what one job may ask for.

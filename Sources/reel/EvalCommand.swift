@@ -39,7 +39,7 @@ struct Eval: ParsableCommand {
     @Option(help: "Frames per video (default: the model's window).")
     var frames: Int?
 
-    @Option(help: "Frames neighbouring chunks of a long video share (default: the model's, a quarter of its window).")
+    @Option(help: "Frames neighbouring chunks of a long video share (default: the model's, else a quarter of its window).")
     var overlap: Int?
 
     @Option(help: "With --frames beyond the window: how much of the denoising the chunks redo over the layout pass; 1 renders none (default: the model's).")

@@ -39,7 +39,7 @@ struct JobOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: "Frames per temporal chunk, at most the model's window (default: the window).")
     var window: Int?
 
-    @Option(parsing: .unconditional, help: "Frames shared by neighbouring chunks (default: a quarter of the window).")
+    @Option(parsing: .unconditional, help: "Frames shared by neighbouring chunks (default: the model's, else a quarter of the window).")
     var overlap: Int?
 
     @Option(parsing: .unconditional, help: "Steps between fusions of neighbouring chunks and tiles (default: 1).")

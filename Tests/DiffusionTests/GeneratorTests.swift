@@ -57,6 +57,18 @@ import Testing
         }
     }
 
+    @Test func aDefaultOverlapOutOfRangeIsRefusedByName() throws {
+        var config = TestModels.smallConfig()  // a window of 4 frames
+        #expect(config.defaultOverlap == 1)
+        config.defaults.overlap = 3
+        #expect(throws: Never.self) { try TestModels.makePackage(config: config) }
+        #expect(config.defaultOverlap == 3)
+        config.defaults.overlap = 4
+        #expect(throws: ModelPackageError.badConfig(field: "defaults.overlap", rule: "must be 0 to window_frames - 1 (3)")) {
+            try TestModels.makePackage(config: config)
+        }
+    }
+
     @Test func aFrameStrideWithoutVideoProgressIsRefusedByName() throws {
         var config = TestModels.smallConfig()
         config.frameStride = true
