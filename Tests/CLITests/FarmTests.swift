@@ -23,7 +23,7 @@ import Wire
         for index in 1...3 { try three.startWorker("w\(index)") }
         try three.waitForWorkers(3)
         let fromThree = try Self.render(on: three, name: "three")
-        #expect(fromThree.regions == "5x1", "64 frames in a 16-frame window with overlap 4 are 5 chunks")
+        #expect(fromThree.regions == "7x1", "64 frames in a 16-frame window with reel-shapes's overlap of 8 are 7 chunks")
         let shardsDone = try three.client(["workers"]).stdout.split(separator: "\n").dropFirst()
             .compactMap { Int($0.split(separator: "\t").last ?? "") }
         #expect(shardsDone.filter { $0 > 0 }.count >= 2, "the work was shared: \(shardsDone)")
