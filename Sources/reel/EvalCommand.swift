@@ -24,7 +24,9 @@ struct Eval: ParsableCommand {
             overlapping chunks fused as a farm fuses them, and scored window by window: \
             every consecutive window-long segment counts once, so a long video follows \
             its prompt only if it does so in every window (an object that stands still \
-            for two windows fails them), not merely between its first and last frames.
+            for two windows fails them), not merely between its first and last frames. \
+            The headline figures are those; each long video is also scored once as a \
+            whole, from its first frames to its last, and reported apart.
             """)
 
     @Option(help: "Model name or package directory; it needs a world.json.")
@@ -73,6 +75,9 @@ struct Eval: ParsableCommand {
         var motion: Double
         var background: Double
         var motionByKind: [String: Double]
+        /// With --frames beyond the window: each video scored once more as a whole, its first
+        /// frames against its last, as a video of one window is; nil otherwise.
+        var wholeVideos: Adherence?
         /// Medians over objects told to move a way: how far they moved, as a share of the
         /// distance asked for (near 0 when they stay put), and how many degrees off the asked
         /// direction (about 90 when the direction is left to chance).
@@ -80,6 +85,17 @@ struct Eval: ParsableCommand {
         var medianTravelAngle: Double?
         /// Every video (or window-long segment) that missed an attribute, and what was seen.
         var failures: [Failure]
+    }
+
+    struct Adherence: Encodable {
+        var color: Double
+        var motion: Double
+        var background: Double
+
+        init(_ scores: [Scorer.Score]) {
+            let fraction = { (keep: (Scorer.Score) -> Bool) in Double(scores.filter(keep).count) / Double(scores.count) }
+            color = fraction(\.color); motion = fraction(\.motion); background = fraction(\.background)
+        }
     }
 
     struct Failure: Encodable {
@@ -138,7 +154,7 @@ struct Eval: ParsableCommand {
             }
         }
         var scores: [(prompt: Int, seed: Int, firstFrame: Int, score: Scorer.Score)] = []
-        var videos: [RGBVideo] = []
+        var videos: [RGBVideo] = [], wholeVideoScores: [Scorer.Score] = []
         let display = ProgressDisplay(label: "eval", unit: "video")
         let clock = ContinuousClock(), start = clock.now
         for (index, (p, seed, id)) in jobs.enumerated() {
@@ -151,11 +167,15 @@ struct Eval: ParsableCommand {
             for (firstFrame, segment) in Self.segments(of: video, window: window) {
                 scores.append((p, seed, firstFrame, scorer.score(segment, against: expectations[p])))
             }
+            if video.frameCount > window {
+                let whole = Scorer.Frames(width: video.width, height: video.height, pixels: video.pixels)
+                wholeVideoScores.append(scorer.score(whole, against: expectations[p]))
+            }
             display.update(done: index + 1, total: jobs.count, seconds: (clock.now - start).seconds)
         }
         try writeSheet(videos)
 
-        let fraction = { (keep: (Scorer.Score) -> Bool) in Double(scores.filter { keep($0.score) }.count) / Double(scores.count) }
+        let overall = Adherence(scores.map(\.score))
         var byKind: [String: Double] = [:]
         for motion in Set(expectations.map(\.motion)) {
             let subset = scores.filter { expectations[$0.prompt].motion == motion }
@@ -163,7 +183,8 @@ struct Eval: ParsableCommand {
         }
         let report = Report(model: loaded.name, videos: jobs.count, frames: length, overlap: spec.overlap,
                             layoutStrength: spec.layoutSteps > 0 ? spec.layoutStrength : 1, segments: scores.count, steps: steps, guidance: spec.guidance,
-                            color: fraction(\.color), motion: fraction(\.motion), background: fraction(\.background), motionByKind: byKind,
+                            color: overall.color, motion: overall.motion, background: overall.background, motionByKind: byKind,
+                            wholeVideos: wholeVideoScores.isEmpty ? nil : Adherence(wholeVideoScores),
                             medianTravelShare: Self.median(scores.compactMap(\.score.travel?.share)),
                             medianTravelAngle: Self.median(scores.compactMap(\.score.travel?.angle)),
                             failures: scores.compactMap { Failure(prompt: prompts[$0.prompt], seed: $0.seed, firstFrame: $0.firstFrame, score: $0.score) })
@@ -209,6 +230,10 @@ struct Eval: ParsableCommand {
                      "colour      \(percent(r.color))", "motion      \(percent(r.motion))", "background  \(percent(r.background))",
                      "motion by kind:"]
         lines += r.motionByKind.keys.sorted().map { "  \($0.padding(toLength: 22, withPad: " ", startingAt: 0)) \(percent(r.motionByKind[$0]!))" }
+        if let whole = r.wholeVideos {
+            lines.append("whole videos, each scored once from its first frames to its last as a one-window video is:")
+            lines += ["  colour    \(percent(whole.color))", "  motion    \(percent(whole.motion))", "  background\(percent(whole.background))"]
+        }
         if let share = r.medianTravelShare, let angle = r.medianTravelAngle {
             lines.append(String(format: "travel      %5.1f%% of the asked distance, %.0f degrees off the asked direction", share * 100, angle)
                          + " (medians over objects told to move a way)")

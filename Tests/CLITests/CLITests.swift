@@ -284,6 +284,7 @@ struct ReelCommand {
         #expect(result.status == 0, "\(result.stderr)")
         let report = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any] ?? [:]
         #expect(report["videos"] as? Int == 34, "17 prompts x 2 seeds")
+        #expect(report["whole_videos"] == nil, "a video of one window is scored once already")
         for attribute in ["color", "motion", "background"] {
             let value = report[attribute] as? Double ?? -1
             #expect(value >= 0 && value <= 1, "\(attribute) is a fraction")
@@ -304,6 +305,8 @@ struct ReelCommand {
         let longReport = try JSONSerialization.jsonObject(with: Data(long.stdout.utf8)) as? [String: Any] ?? [:]
         #expect(longReport["videos"] as? Int == 1 && longReport["frames"] as? Int == 40 && longReport["segments"] as? Int == 3
                 && longReport["overlap"] as? Int == 8, "\(longReport)")
+        let whole = longReport["whole_videos"] as? [String: Double] ?? [:]
+        #expect(["color", "motion", "background"].allSatisfy { (0...1).contains(whole[$0] ?? -1) }, "the video scored as a whole too: \(longReport)")
         let longMisses = longReport["failures"] as? [[String: Any]] ?? []
         #expect(longMisses.allSatisfy { [0, 16, 24].contains($0["first_frame"] as? Int ?? -1) }, "misses name their window: \(longMisses)")
         let wide = try ReelCommand.run(["eval", "--frames", "40", "--overlap", "16"], in: directory)
