@@ -232,7 +232,7 @@ struct Eval: ParsableCommand {
         lines += r.motionByKind.keys.sorted().map { "  \($0.padding(toLength: 22, withPad: " ", startingAt: 0)) \(percent(r.motionByKind[$0]!))" }
         if let whole = r.wholeVideos {
             lines.append("whole videos, each scored once from its first frames to its last as a one-window video is:")
-            lines += ["  colour    \(percent(whole.color))", "  motion    \(percent(whole.motion))", "  background\(percent(whole.background))"]
+            lines += ["  colour      \(percent(whole.color))", "  motion      \(percent(whole.motion))", "  background  \(percent(whole.background))"]
         }
         if let share = r.medianTravelShare, let angle = r.medianTravelAngle {
             lines.append(String(format: "travel      %5.1f%% of the asked distance, %.0f degrees off the asked direction", share * 100, angle)
