@@ -81,6 +81,29 @@ def check_one_object_batch(directory):
     assert any(scene is None for scene in told[16:]), "captions are dropped in the rest of the batch"
 
 
+def check_favour(directory):
+    """--favour draws a motion or size as often as its weight says, refuses a name the world lacks,
+    and leaves an unweighted world's draws exactly as they were."""
+    path = os.path.join(directory, "world.json")
+    plain, weighted = World(path), World(path)
+    first = [plain.draw_scene(np.random.default_rng(5)) for _ in range(3)]
+    assert first == [World(path).draw_scene(np.random.default_rng(5)) for _ in range(3)]
+    weighted.favour("small", 3)
+    weighted.favour("moving up and left", 0)
+    rng = np.random.default_rng(6)
+    objects = [o for _ in range(400) for o in weighted.draw_scene(rng)["objects"]]
+    small = sum(o["size"] == "small" for o in objects) / len(objects)
+    assert 0.68 < small < 0.82, small  # 3 of 4
+    assert not any(o["motion"] == "moving up and left" for o in objects)
+    for name, weight in (("tiny", 2), ("small", -1)):
+        try:
+            weighted.favour(name, weight)
+        except ValueError as error:
+            assert repr(name) in str(error) or name in str(error), error
+        else:
+            raise AssertionError("--favour %s=%g was taken" % (name, weight))
+
+
 def check_object_pixels(directory):
     """The object mask of --object-weight is each clip's objects, nothing of its background."""
     world = World(os.path.join(directory, "world.json"))
@@ -331,8 +354,11 @@ def main():
         progress = read_safetensors(os.path.join(directory, "model.safetensors"))["progress_embed.weight"]
         assert np.abs(progress).max() > 0, "the video-progress path starts at zero and learns"
         check_object_pixels(directory)
+        check_favour(directory)
+        train.main(common + ["--steps", "155", "--layout-share", "0.5", "--favour", "small=2", "--favour", "moving right=3"])
+        assert len(losses(run)) == 155 and np.all(np.isfinite(losses(run)[150:, 1])), "training favours what it is told"
         train.main(common + ["--steps", "160", "--layout-share", "0.5", "--object-weight", "4"])
-        assert len(losses(run)) == 160 and np.all(np.isfinite(losses(run)[150:, 1])), "training weighs object pixels"
+        assert len(losses(run)) == 160 and np.all(np.isfinite(losses(run)[155:, 1])), "training weighs object pixels"
         train.main(common + ["--steps", "170", "--layout-share", "0.5", "--object-share", "0.5"])
         assert len(losses(run)) == 170 and np.all(np.isfinite(losses(run)[160:, 1])), "training gives objects a share of the loss"
         check_start_from(directory, common)

@@ -73,6 +73,10 @@ def arguments(argv=None):
                    help="instead of --object-weight: the pixels that differ from each clip's background carry "
                         "this share of that clip's loss, however few they are (0: off), so a small object's "
                         "path counts as much as a large one's")
+    p.add_argument("--favour", action="append", default=[], metavar="NAME=WEIGHT",
+                   help="draw the motion or size NAME (as world.json spells it: 'moving left', 'small') WEIGHT "
+                        "times as often as the others (repeatable; each left out weighs 1), to spend a run's "
+                        "steps on what the model gets wrong")
     p.add_argument("--prior-clips", type=int, default=8, help="clips averaged for a --prior-above or --layout-share target")
     p.add_argument("--layout-share", type=float, default=0.0,
                    help="share of each batch drawn as one-object scenes, trained at t = 1 towards their caption's "
@@ -238,6 +242,18 @@ def export(model, package, metadata):
     write_safetensors(os.path.join(package, "model.safetensors"), tensors, metadata)
 
 
+def favour(world, given):
+    """Apply each --favour NAME=WEIGHT to the world's draws, or exit naming the one that is wrong."""
+    for item in given:
+        name, _, weight = item.rpartition("=")
+        if not name:
+            sys.exit("train.py: --favour %s: give NAME=WEIGHT, e.g. --favour small=2" % item)
+        try:
+            world.favour(name, float(weight))
+        except ValueError as error:
+            sys.exit("train.py: --favour %s: %s" % (item, error))
+
+
 def main(argv=None):
     args = arguments(argv)
     if args.uniform_t + args.high_noise > 1:
@@ -255,6 +271,7 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     cfg, world, vocabulary = open_package(args.package)
+    favour(world, args.favour)
     phase = cfg.get("frame_phase")
     if phase and not (world.wrap or world.span):
         sys.exit("train.py: config.json has frame_phase but world.json's edges stop objects; add \"edges\": \"wrap\" "

@@ -23,6 +23,32 @@ class World:
         # canvas and counts travel from each window's start.
         self.edges = s.get("edges", "stop")
         self.wrap, self.span = self.edges == "wrap", self.edges == "span"
+        # How often each motion and size is drawn, relative to the others (a trainer's choice, not
+        # the world's: see favour()); empty, every one is drawn as often as the next.
+        self.weights = {}
+
+    def favour(self, name, weight):
+        """Draw the motion or size `name` `weight` times as often as one left at 1, so a run can
+        spend its steps on what the model gets wrong. Raises ValueError naming what is wrong."""
+        if name not in self.motions and name not in self.sizes:
+            raise ValueError("'%s' is neither a motion nor a size of this world; give one of: %s"
+                             % (name, ", ".join(sorted(self.motions) + sorted(self.sizes))))
+        if not weight >= 0:
+            raise ValueError("the weight of '%s' is %g; give 0 or more" % (name, weight))
+        self.weights[name] = weight
+        for kind in (self.motions, self.sizes):
+            if name in kind and not any(self.weights.get(n, 1) > 0 for n in kind):
+                raise ValueError("every %s now has the weight 0; leave at least one above 0"
+                                 % ("motion" if kind is self.motions else "size"))
+
+    def draw_name(self, rng, names):
+        """One of `names` (sorted), each as often as its weight says; with no weights given, the
+        very draw an unweighted world makes, so existing seeds keep their clips."""
+        names = sorted(names)
+        if not any(n in self.weights for n in names):
+            return str(rng.choice(names))
+        weights = np.array([self.weights.get(n, 1.0) for n in names])
+        return str(rng.choice(names, p=weights / weights.sum()))
 
     def sample_scene(self, rng, max_objects=2, video_frames=None):
         """A training scene: never one whose caption is held out for evaluation."""
@@ -38,8 +64,8 @@ class World:
         colors = rng.choice(sorted(self.colors), size=count, replace=False)
         objects = []
         for i in range(count):
-            size = str(rng.choice(sorted(self.sizes)))
-            motion = str(rng.choice(sorted(self.motions)))
+            size = self.draw_name(rng, self.sizes)
+            motion = self.draw_name(rng, self.motions)
             objects.append({"shape": str(rng.choice(self.shapes)), "color": str(colors[i]), "size": size,
                             "motion": motion, "start": self.start_position(rng, size, motion, video_frames)})
         return {"background": str(rng.choice(sorted(self.backgrounds))), "objects": objects}
