@@ -17,6 +17,10 @@ PROTOC_GEN_SWIFT := tools/protoc-gen-swift/.build/release/protoc-gen-swift
 
 TRAIN_VENV   := .venv-train
 TRAIN_ARGS   ?= --minutes 60
+TRAIN_RUN    ?= train/runs/reel-shapes-next
+# Run 32's recipe draws each diagonal, which the model already follows, a quarter as often.
+TRAIN_DIAGONALS := --favour "moving up and left=0.25" --favour "moving up and right=0.25" \
+                   --favour "moving down and left=0.25" --favour "moving down and right=0.25"
 
 GALLERY      := docs/gallery
 GALLERY_SHAPES := .build/release/reel render --model reel-shapes --seed 1
@@ -93,12 +97,18 @@ proto:
 	protoc --plugin=protoc-gen-swift=$(PROTOC_GEN_SWIFT) --swift_out=Sources/Wire/Generated \
 	    --swift_opt=Visibility=Public -I proto proto/reel/v1/*.proto
 
-## train: train models/reel-shapes on from run 31 (its checkpoint, or its package kept in git) with
-## run 31's recipe; TRAIN_ARGS="--minutes N"
+## train: train the default model on with the recipe of run 32, the run it came from, in
+## $(TRAIN_RUN) (ignored by git): from its checkpoint when there is one, else from models/reel-shapes'
+## weights with a fresh optimiser. It exports into $(TRAIN_RUN)/package, never into the tracked
+## models/reel-shapes: adopt a run by copying that package's model.safetensors there after `reel eval`.
+## TRAIN_ARGS="--minutes N"
 train: $(TRAIN_VENV)/bin/python
-	$(TRAIN_VENV)/bin/python train/train.py --package models/reel-shapes --run train/runs/reel-shapes-keyframes31 \
-	    --start-from train/runs/reel-shapes-keyframes31/package --rewarm 100 --lr 1e-3 --layout-share 0.5 --ema 0.998 \
-	    --one-window-share 0.25 --longest-video 5 --keyframe-share 0.5 --checkpoint-every 50 $(TRAIN_ARGS)
+	[ -d $(TRAIN_RUN)/package ] || { mkdir -p $(TRAIN_RUN) && rm -rf $(TRAIN_RUN)/package.partial && \
+	    cp -r models/reel-shapes $(TRAIN_RUN)/package.partial && mv $(TRAIN_RUN)/package.partial $(TRAIN_RUN)/package; }
+	$(TRAIN_VENV)/bin/python train/train.py --package $(TRAIN_RUN)/package --run $(TRAIN_RUN) \
+	    --start-from models/reel-shapes --rewarm 100 --lr 1e-3 --layout-share 0.5 --ema 0.998 \
+	    --one-window-share 0.25 --longest-video 5 --keyframe-share 0.5 --favour small=2 $(TRAIN_DIAGONALS) \
+	    --checkpoint-every 50 $(TRAIN_ARGS)
 
 ## gallery: docs/gallery/ from models/reel-shapes: its scores and contact sheet on the held-out
 ## prompts, one render a window long, one four windows long, and the two-shot job file
