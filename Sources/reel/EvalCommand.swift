@@ -168,8 +168,7 @@ struct Eval: ParsableCommand {
                 scores.append((p, seed, firstFrame, scorer.score(segment, against: expectations[p])))
             }
             if video.frameCount > window {
-                let whole = Scorer.Frames(width: video.width, height: video.height, pixels: video.pixels)
-                wholeVideoScores.append(scorer.score(whole, against: expectations[p]))
+                wholeVideoScores.append(scorer.score(Scorer.Frames(video, frames: 0..<video.frameCount), against: expectations[p]))
             }
             display.update(done: index + 1, total: jobs.count, seconds: (clock.now - start).seconds)
         }
@@ -204,9 +203,7 @@ struct Eval: ParsableCommand {
         var starts = Array(stride(from: 0, through: count - window, by: window))
         if starts.isEmpty { starts = [0] } else if starts.last! + window < count { starts.append(count - window) }
         return starts.map { start in
-            let end = min(count, start + window)
-            return (start, Scorer.Frames(width: video.width, height: video.height,
-                                         pixels: Array(video.pixels[start * video.frameBytes..<end * video.frameBytes])))
+            (start, Scorer.Frames(video, frames: start..<min(count, start + window)))
         }
     }
 
@@ -245,5 +242,13 @@ struct Eval: ParsableCommand {
         }
         lines.append("contact sheet: \(contactSheet)")
         return lines.joined(separator: "\n")
+    }
+}
+
+extension Scorer.Frames {
+    /// The frames `frames` of a rendered video, as the scorer reads them.
+    init(_ video: RGBVideo, frames: Range<Int>) {
+        self.init(width: video.width, height: video.height,
+                  pixels: Array(video.pixels[frames.lowerBound * video.frameBytes..<frames.upperBound * video.frameBytes]))
     }
 }
