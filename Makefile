@@ -97,7 +97,7 @@ proto:
 	protoc --plugin=protoc-gen-swift=$(PROTOC_GEN_SWIFT) --swift_out=Sources/Wire/Generated \
 	    --swift_opt=Visibility=Public -I proto proto/reel/v1/*.proto
 
-## train: train the default model on with the recipe of run 32, the run it came from, in
+## train: train the default model on with the recipe of run 33, the run it came from, in
 ## $(TRAIN_RUN) (ignored by git): from its checkpoint when there is one, else from models/reel-shapes'
 ## weights with a fresh optimiser. It exports into $(TRAIN_RUN)/package, never into the tracked
 ## models/reel-shapes: adopt a run by copying that package's model.safetensors there after `reel eval`.
@@ -107,7 +107,7 @@ train: $(TRAIN_VENV)/bin/python
 	    cp -r models/reel-shapes $(TRAIN_RUN)/package.partial && mv $(TRAIN_RUN)/package.partial $(TRAIN_RUN)/package; }
 	$(TRAIN_VENV)/bin/python train/train.py --package $(TRAIN_RUN)/package --run $(TRAIN_RUN) \
 	    --start-from models/reel-shapes --rewarm 100 --lr 1e-3 --layout-share 0.5 --ema 0.998 \
-	    --one-window-share 0.25 --longest-video 5 --keyframe-share 0.5 --favour small=2 $(TRAIN_DIAGONALS) \
+	    --one-window-share 0.25 --longest-video 5 --keyframe-share 0.75 --favour small=2 $(TRAIN_DIAGONALS) \
 	    --checkpoint-every 50 $(TRAIN_ARGS)
 
 ## gallery: docs/gallery/ from models/reel-shapes: its scores and contact sheet on the held-out
