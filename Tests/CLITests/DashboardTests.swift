@@ -72,6 +72,7 @@ import Testing
         #expect(dom.contains("a blue square moving up (40 frames, 64×64)"), "its prompt")
         #expect(dom.contains("role=\"progressbar\""), "a progress bar")
         #expect(dom.contains("class=\"map\""), "the chunk-by-step map")
+        #expect(dom.contains("title=\"layout, tile 0: step "), "the 40-frame job's layout pass leads its map")
         #expect(dom.contains("/api/jobs/\(runningID)/preview/"), "previews of the running job's latents")
         #expect(dom.contains("<video src=\"/api/jobs/\(doneID)/video?token="), "the finished video, playable")
         #expect(dom.contains("data-worker=\"dash-w1\""), "the worker")

@@ -37,16 +37,26 @@ function progressBar(job) {
   return wrapper;
 }
 
-// One cell per region: columns are chunks, rows are tiles; darker is further along.
+// One cell per region: columns are chunks, rows are tiles; darker is further along. A long job's
+// layout pass (the regions after the video's, one window per shot) runs first: its columns lead, in amber.
 function stepMap(job) {
   const map = element("span", null, { class: "map", title: "region steps: " + job.regionSteps.join(" ") });
-  map.style.gridTemplateColumns = "repeat(" + job.chunks + ", .9em)";
+  const videoRegions = job.chunks * job.tiles;
+  const layoutShots = Math.max(0, Math.floor((job.regionSteps.length - videoRegions) / Math.max(job.tiles, 1)));
+  map.style.gridTemplateColumns = "repeat(" + (layoutShots + job.chunks) + ", .9em)";
+  const cell = (index, hue, name) => {
+    const step = job.regionSteps[index] ?? 0;
+    const square = element("span", null, { title: name + ": step " + step + "/" + job.steps });
+    square.style.background = "hsl(" + hue + ", 75%, " + (92 - 55 * step / Math.max(job.steps, 1)) + "%)";
+    return square;
+  };
   for (let tile = 0; tile < job.tiles; tile++) {
+    for (let shot = 0; shot < layoutShots; shot++) {
+      const name = "layout" + (layoutShots > 1 ? " of shot " + shot : "") + ", tile " + tile;
+      map.appendChild(cell(videoRegions + shot * job.tiles + tile, 35, name));
+    }
     for (let chunk = 0; chunk < job.chunks; chunk++) {
-      const step = job.regionSteps[chunk * job.tiles + tile] ?? 0;
-      const square = element("span", null, { title: "chunk " + chunk + ", tile " + tile + ": step " + step + "/" + job.steps });
-      square.style.background = "hsl(213, 75%, " + (92 - 55 * step / Math.max(job.steps, 1)) + "%)";
-      map.appendChild(square);
+      map.appendChild(cell(chunk * job.tiles + tile, 213, "chunk " + chunk + ", tile " + tile));
     }
   }
   return map;
