@@ -17,8 +17,12 @@ struct FarmView: Encodable {
         let stepsTotal: Int
         let chunks: Int
         let tiles: Int
-        /// Per region (chunk-major, then tile), the last step it finished: the chunk-by-step map.
+        /// Per region of the video (chunk-major, then tile), the last step it finished: the
+        /// chunk-by-step map.
         let regionSteps: [Int]
+        /// The same for a long job's layout pass (shot-major, then tile), which runs first; empty
+        /// without one. The wire lists its regions after the video's.
+        let layoutSteps: [Int]
         let secondsElapsed: Double
         let secondsRemaining: Double?
         let error: String
@@ -46,10 +50,11 @@ struct FarmView: Encodable {
 
     init(_ snapshot: FarmSnapshot) {
         jobs = snapshot.jobs.map { status in
-            Job(id: status.jobID, state: status.state.word, prompt: status.spec.prompt, priority: Int(status.spec.priority),
+            let steps = status.regionSteps.map(Int.init), videoRegions = min(steps.count, Int(status.chunks * status.tiles))
+            return Job(id: status.jobID, state: status.state.word, prompt: status.spec.prompt, priority: Int(status.spec.priority),
                 frames: Int(status.spec.frames), width: Int(status.spec.width), height: Int(status.spec.height),
                 steps: Int(status.spec.steps), stepsDone: Int(status.stepsDone), stepsTotal: Int(status.stepsTotal),
-                chunks: Int(status.chunks), tiles: Int(status.tiles), regionSteps: status.regionSteps.map(Int.init),
+                chunks: Int(status.chunks), tiles: Int(status.tiles), regionSteps: Array(steps[..<videoRegions]), layoutSteps: Array(steps[videoRegions...]),
                 secondsElapsed: status.secondsElapsed,
                 secondsRemaining: status.state == .running && status.stepsDone > 0 ? status.secondsRemaining : nil,
                 error: status.error, waiting: status.waiting, previews: (snapshot.previews[status.jobID] ?? []).map(\.chunk))

@@ -38,14 +38,12 @@ function progressBar(job) {
 }
 
 // One cell per region: columns are chunks, rows are tiles; darker is further along. A long job's
-// layout pass (the regions after the video's, one window per shot) runs first: its columns lead, in amber.
+// layout pass runs first, one window per shot: its columns lead, in amber.
 function stepMap(job) {
-  const map = element("span", null, { class: "map", title: "region steps: " + job.regionSteps.join(" ") });
-  const videoRegions = job.chunks * job.tiles;
-  const layoutShots = Math.max(0, Math.floor((job.regionSteps.length - videoRegions) / Math.max(job.tiles, 1)));
+  const map = element("span", null, { class: "map", title: "region steps: " + job.layoutSteps.concat(job.regionSteps).join(" ") });
+  const layoutShots = job.tiles > 0 ? job.layoutSteps.length / job.tiles : 0;
   map.style.gridTemplateColumns = "repeat(" + (layoutShots + job.chunks) + ", .9em)";
-  const cell = (index, hue, name) => {
-    const step = job.regionSteps[index] ?? 0;
+  const cell = (step = 0, hue, name) => {
     const square = element("span", null, { title: name + ": step " + step + "/" + job.steps });
     square.style.background = "hsl(" + hue + ", 75%, " + (92 - 55 * step / Math.max(job.steps, 1)) + "%)";
     return square;
@@ -53,10 +51,10 @@ function stepMap(job) {
   for (let tile = 0; tile < job.tiles; tile++) {
     for (let shot = 0; shot < layoutShots; shot++) {
       const name = "layout" + (layoutShots > 1 ? " of shot " + shot : "") + ", tile " + tile;
-      map.appendChild(cell(videoRegions + shot * job.tiles + tile, 35, name));
+      map.appendChild(cell(job.layoutSteps[shot * job.tiles + tile], 35, name));
     }
     for (let chunk = 0; chunk < job.chunks; chunk++) {
-      map.appendChild(cell(chunk * job.tiles + tile, 213, "chunk " + chunk + ", tile " + tile));
+      map.appendChild(cell(job.regionSteps[chunk * job.tiles + tile], 213, "chunk " + chunk + ", tile " + tile));
     }
   }
   return map;
