@@ -50,11 +50,10 @@ struct FarmView: Encodable {
 
     init(_ snapshot: FarmSnapshot) {
         jobs = snapshot.jobs.map { status in
-            let steps = status.regionSteps.map(Int.init), videoRegions = min(steps.count, Int(status.chunks * status.tiles))
-            return Job(id: status.jobID, state: status.state.word, prompt: status.spec.prompt, priority: Int(status.spec.priority),
+            Job(id: status.jobID, state: status.state.word, prompt: status.spec.prompt, priority: Int(status.spec.priority),
                 frames: Int(status.spec.frames), width: Int(status.spec.width), height: Int(status.spec.height),
                 steps: Int(status.spec.steps), stepsDone: Int(status.stepsDone), stepsTotal: Int(status.stepsTotal),
-                chunks: Int(status.chunks), tiles: Int(status.tiles), regionSteps: Array(steps[..<videoRegions]), layoutSteps: Array(steps[videoRegions...]),
+                chunks: Int(status.chunks), tiles: Int(status.tiles), regionSteps: status.videoRegionSteps, layoutSteps: status.layoutRegionSteps,
                 secondsElapsed: status.secondsElapsed,
                 secondsRemaining: status.state == .running && status.stepsDone > 0 ? status.secondsRemaining : nil,
                 error: status.error, waiting: status.waiting, previews: (snapshot.previews[status.jobID] ?? []).map(\.chunk))

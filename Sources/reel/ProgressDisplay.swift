@@ -21,9 +21,22 @@ final class ProgressDisplay {
             if !status.waiting.isEmpty { write("\(interactive ? "\n" : "")\(label) waits: \(status.waiting)\n") }
         }
         guard status.stepsTotal > 0, status.stepsDone > 0 else { return }
-        let steps = status.regionSteps
-        let chunks = steps.count > 1 ? ", \(status.chunks) chunk(s) x \(status.tiles) tile(s) at steps \(steps.min()!)-\(steps.max()!)" : ""
-        update(done: Int(status.stepsDone), total: Int(status.stepsTotal), seconds: status.secondsElapsed, detail: chunks)
+        update(done: Int(status.stepsDone), total: Int(status.stepsTotal), seconds: status.secondsElapsed,
+               detail: Self.regionDetail(status))
+    }
+
+    /// Where a farm job's regions stand: a long video's layout pass (which runs first) and its
+    /// chunks, each as the range of steps its regions have finished.
+    static func regionDetail(_ status: Reel_V1_JobStatus) -> String {
+        let video = status.videoRegionSteps, layout = status.layoutRegionSteps
+        guard video.count + layout.count > 1 else { return "" }
+        let chunks = ", \(status.chunks) chunk(s) x \(status.tiles) tile(s) at \(steps(video))"
+        return layout.isEmpty ? chunks : ", layout at \(steps(layout))" + chunks
+    }
+
+    private static func steps(_ finished: [Int]) -> String {
+        guard let low = finished.min(), let high = finished.max() else { return "no step" }
+        return low == high ? "step \(low)" : "steps \(low)-\(high)"
     }
 
     /// `done` of `total` units (for a render, steps summed over chunks and tiles) after `seconds`.

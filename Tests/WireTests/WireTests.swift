@@ -113,3 +113,18 @@ import Wire
         #expect(try LatentCodec.decode(LatentCodec.encode([1, 2, 3]), count: 3) == [1, 2, 3])
     }
 }
+
+@Suite struct JobStatusTests {
+    /// The coordinator lists a layout pass's regions after the video's: 2 chunks of 2 tiles, then
+    /// one shot's layout of 2 tiles.
+    @Test func regionStepsSplitIntoTheVideosAndTheLayouts() {
+        var status = Reel_V1_JobStatus()
+        status.chunks = 2
+        status.tiles = 2
+        status.regionSteps = [6, 7, 6, 8, 30, 29]
+        #expect(status.videoRegionSteps == [6, 7, 6, 8])
+        #expect(status.layoutRegionSteps == [30, 29])
+        status.regionSteps = [3, 4, 5, 6]
+        #expect(status.layoutRegionSteps.isEmpty)
+    }
+}
