@@ -140,7 +140,8 @@ public nonisolated struct Reel_V1_JobStatus: Sendable {
 
   public var tiles: UInt32 = 0
 
-  /// Per region, the last step it finished: the chunk-by-step map.
+  /// Per region, the last step it finished: the chunk-by-step map. The video's regions come
+  /// first (chunks x tiles, chunk-major); a long video's layout pass follows, shot by shot.
   public var regionSteps: [UInt32] = []
 
   public var secondsElapsed: Double = 0
