@@ -2,7 +2,8 @@
 # Takes docs/dashboard.png from a real farm on loopback: a coordinator with its dashboard, two
 # workers, two finished jobs (one window, and four windows through the layout pass and chunks)
 # and a long job caught while it renders. Needs a release build and Debian's chromium
-# (`make deps`). Usage: tools/dashboard-shot.sh [OUT.png]
+# (`make deps`). Usage: tools/dashboard-shot.sh [OUT.png]; REEL_SHOT_PORT and
+# REEL_SHOT_HTTP_PORT move the farm off ports 45871 and 45872 when those are taken.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 reel=.build/release/reel
