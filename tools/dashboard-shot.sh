@@ -7,6 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 reel=.build/release/reel
+[ -x $reel ] || { echo "dashboard-shot.sh: no $reel; build it first with \`make release\`" >&2; exit 1; }
+command -v chromium >/dev/null || { echo "dashboard-shot.sh: chromium is not installed; \`make deps\` installs it" >&2; exit 1; }
 out=${1:-docs/dashboard.png}
 work=$(mktemp -d)
 endpoint=tcp://127.0.0.1:${REEL_SHOT_PORT:-45871}

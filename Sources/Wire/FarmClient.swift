@@ -115,11 +115,11 @@ extension Reel_V1_JobState {
 extension Reel_V1_JobStatus {
     /// The steps finished by each of the video's regions (chunk by chunk, tile by tile): the
     /// first `chunks × tiles` of `regionSteps`.
-    public var videoRegionSteps: [Int] { Array(regionSteps.prefix(Int(chunks * tiles)).map(Int.init)) }
+    public var videoRegionSteps: [Int] { regionSteps.prefix(Int(chunks * tiles)).map(Int.init) }
 
     /// The steps finished by each region of a long video's layout pass (shot by shot, tile by
     /// tile), which the coordinator lists after the video's; empty for a job without one.
-    public var layoutRegionSteps: [Int] { Array(regionSteps.dropFirst(Int(chunks * tiles)).map(Int.init)) }
+    public var layoutRegionSteps: [Int] { regionSteps.dropFirst(Int(chunks * tiles)).map(Int.init) }
 }
 
 extension Reel_V1_WorkerStatus {
