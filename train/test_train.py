@@ -296,6 +296,15 @@ def check_keyframes(directory):
     assert 0 < drawn.sum() < 64 and np.all(videos[drawn] > world.frames) and np.all(first[drawn] == 0), \
         "a share of the long videos are keyframes from their first frame"
     assert np.allclose(strides[drawn], (videos[drawn] - 1) / (world.frames - 1))
+    # --keyframe-object-weight weighs the objects of keyframe windows alone.
+    weighted = train.arguments(["--package", directory, "--run", "unused", "--keyframe-object-weight", "4"])
+    assert torch.equal(train.clip_object_weights(weighted, strides), torch.from_numpy(np.where(drawn, 4.0, 0.0)).float())
+    clips, _, _, _ = batch(world, vocabulary, np.random.default_rng(3), 64, first_frames=first, video_frames=videos,
+                           strides=strides)
+    clips = torch.from_numpy(clips)
+    weights = train.object_weights(clips, train.clip_object_weights(weighted, strides))
+    assert torch.all(weights[torch.from_numpy(~drawn)] == 1), "other windows weigh every pixel alike"
+    assert torch.equal(weights[torch.from_numpy(drawn)], 1 + 4 * train.object_pixels(clips)[torch.from_numpy(drawn)])
     features = progress_features(torch.from_numpy(first), torch.from_numpy(videos), world.frames, torch.from_numpy(strides))
     assert torch.allclose(features[torch.from_numpy(drawn)], torch.zeros(1, dtype=torch.float64)), \
         "keyframes span their video"
@@ -377,6 +386,9 @@ def main():
         train.main(common + ["--steps", "200", "--layout-share", "0.5", "--one-window-share", "0.25", "--longest-video", "3",
                              "--keyframe-share", "0.5"])
         assert len(losses(run)) == 200 and np.all(np.isfinite(losses(run)[190:, 1])), "the checkpoint resumed with keyframes"
+        train.main(common + ["--steps", "205", "--layout-share", "0.5", "--one-window-share", "0.25", "--longest-video", "3",
+                             "--keyframe-share", "0.5", "--keyframe-object-weight", "4"])
+        assert len(losses(run)) == 205 and np.all(np.isfinite(losses(run)[200:, 1])), "training weighs keyframe objects"
         strided = read_safetensors(os.path.join(directory, "model.safetensors"))["stride_embed.weight"]
         assert np.abs(strided).max() > 0, "the frame-stride path starts at zero and learns"
     print("train-test passed")

@@ -69,6 +69,10 @@ def arguments(argv=None):
                    help="weigh the error on pixels that differ from the clip's background this much more "
                         "(0: every pixel alike): a small object is under 3%% of a frame, so an even loss "
                         "hardly notices where it goes")
+    p.add_argument("--keyframe-object-weight", type=float,
+                   help="with frame_stride: --object-weight for keyframe windows alone (default: --object-weight): "
+                        "a long render keeps its keyframe layout's ways, and what that layout gets wrong is a small "
+                        "object drifting a few pixels across its way, which an even loss barely notices")
     p.add_argument("--object-share", type=float, default=0.0,
                    help="instead of --object-weight: the pixels that differ from each clip's background carry "
                         "this share of that clip's loss, however few they are (0: off), so a small object's "
@@ -175,8 +179,17 @@ def flow_loss(model, clips, tokens, mask, generator, uniform_share=0.0, shift=1.
     return torch.mean(per_clip)
 
 
+def clip_object_weights(args, strides):
+    """--object-weight, or with --keyframe-object-weight a tensor [B] of each clip's: that weight
+    for keyframe windows (stride over 1), --object-weight for the rest."""
+    if args.keyframe_object_weight is None or strides is None:
+        return args.object_weight
+    return torch.from_numpy(np.where(strides > 1, args.keyframe_object_weight, args.object_weight)).float()
+
+
 def object_weights(target, object_weight=0.0, object_share=0.0):
     """[B, F, 1, H, W] weights of the target's pixels in the loss, or None when all weigh alike.
+    `object_weight` is one number or one per clip [B].
     With `object_share`, a clip whose objects cover a share a of its pixels gives each object
     pixel object_share / a and each background pixel (1 - object_share) / (1 - a): the weights
     of a clip sum to its pixel count, so the loss keeps its scale."""
@@ -184,6 +197,10 @@ def object_weights(target, object_weight=0.0, object_share=0.0):
         objects = object_pixels(target)
         covered = objects.mean(dim=(1, 2, 3, 4), keepdim=True).clamp(1e-4, 1 - 1e-4)
         return torch.where(objects > 0, object_share / covered, (1 - object_share) / (1 - covered))
+    if torch.is_tensor(object_weight):
+        if not bool((object_weight > 0).any()):
+            return None
+        return 1 + object_weight.to(target)[:, None, None, None, None] * object_pixels(target)
     if object_weight > 0:
         return 1 + object_weight * object_pixels(target)
     return None
@@ -266,7 +283,7 @@ def main(argv=None):
     if args.start_from and not args.rewarm:
         sys.exit("train.py: --start-from begins with a fresh optimiser; add --rewarm N (100 is enough) so the "
                  "learning rate climbs while its moments settle")
-    if args.object_share > 0 and args.object_weight > 0:
+    if args.object_share > 0 and (args.object_weight > 0 or args.keyframe_object_weight):
         sys.exit("train.py: --object-share and --object-weight both weigh the objects; give one of them")
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -295,6 +312,9 @@ def main(argv=None):
     if args.keyframe_share is not None and not cfg.get("frame_stride"):
         sys.exit("train.py: --keyframe-share draws keyframe windows, which only a model with \"frame_stride\": true "
                  "in config.json is told of; add it, or leave the option out")
+    if args.keyframe_object_weight is not None and not cfg.get("frame_stride"):
+        sys.exit("train.py: --keyframe-object-weight weighs keyframe windows, which only a model with "
+                 "\"frame_stride\": true in config.json is trained on; use --object-weight instead")
     if cfg.get("frame_stride") and args.keyframe_share is None:
         args.keyframe_share = 0.25
     model = Reel(cfg, len(vocabulary.words)).to(args.device)
@@ -343,7 +363,7 @@ def main(argv=None):
                          pure_noise=layout, first_frame=None if first is None else torch.from_numpy(first),
                          video_frames=None if videos is None else torch.from_numpy(videos),
                          stride=None if strides is None else torch.from_numpy(strides),
-                         object_weight=args.object_weight, object_share=args.object_share)
+                         object_weight=clip_object_weights(args, strides), object_share=args.object_share)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
