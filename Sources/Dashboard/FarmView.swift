@@ -23,6 +23,9 @@ struct FarmView: Encodable {
         /// The same for a long job's layout pass (shot-major, then tile), which runs first; empty
         /// without one. The wire lists its regions after the video's.
         let layoutSteps: [Int]
+        /// The step the chunks start from: a chunk still at it has not started (it waits for the
+        /// layout pass, where there is one).
+        let chunkFirstStep: Int
         let secondsElapsed: Double
         let secondsRemaining: Double?
         let error: String
@@ -54,6 +57,7 @@ struct FarmView: Encodable {
                 frames: Int(status.spec.frames), width: Int(status.spec.width), height: Int(status.spec.height),
                 steps: Int(status.spec.steps), stepsDone: Int(status.stepsDone), stepsTotal: Int(status.stepsTotal),
                 chunks: Int(status.chunks), tiles: Int(status.tiles), regionSteps: status.videoRegionSteps, layoutSteps: status.layoutRegionSteps,
+                chunkFirstStep: snapshot.chunkFirstSteps[status.jobID] ?? 0,
                 secondsElapsed: status.secondsElapsed,
                 secondsRemaining: status.state == .running && status.stepsDone > 0 ? status.secondsRemaining : nil,
                 error: status.error, waiting: status.waiting, previews: (snapshot.previews[status.jobID] ?? []).map(\.chunk))

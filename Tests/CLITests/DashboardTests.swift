@@ -62,6 +62,9 @@ import Testing
         let doneID = String(finished.stdout.split(separator: "\n").first ?? "")
         let running = try farm.client(["submit", "a blue square moving up", "--frames", "40", "--steps", "30"])
         let runningID = running.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        // Queued behind it, so none of its chunks has started: they wait for its layout pass.
+        let queued = try farm.client(["submit", "a green circle moving down", "--frames", "40", "--steps", "30"])
+        #expect(queued.status == 0, "\(queued.stderr)")
         try FaultTests.waitUntilBusy(farm, worker: "dash-w1", job: runningID)
         Thread.sleep(forTimeInterval: 1.5)  // a few shards in: previews to show
 
@@ -73,6 +76,8 @@ import Testing
         #expect(dom.contains("role=\"progressbar\""), "a progress bar")
         #expect(dom.contains("class=\"map\""), "the chunk-by-step map")
         #expect(dom.contains("title=\"layout, tile 0: step "), "the 40-frame job's layout pass leads its map")
+        #expect(dom.contains("title=\"chunk 0, tile 0: waits for the layout, to run steps 6-30\""),
+                "a chunk that has not started says it waits for the layout")
         #expect(dom.contains("/api/jobs/\(runningID)/preview/"), "previews of the running job's latents")
         #expect(dom.contains("<video src=\"/api/jobs/\(doneID)/video?token="), "the finished video, playable")
         #expect(dom.contains("data-worker=\"dash-w1\""), "the worker")
