@@ -120,6 +120,13 @@ extension Reel_V1_JobStatus {
     /// The steps finished by each region of a long video's layout pass (shot by shot, tile by
     /// tile), which the coordinator lists after the video's; empty for a job without one.
     public var layoutRegionSteps: [Int] { regionSteps.dropFirst(Int(chunks * tiles)).map(Int.init) }
+
+    /// Whether every chunk still waits for the layout pass: it runs, and no chunk has moved. A
+    /// chunk starts once the layouts of its shots are done, so while one runs some chunk waits
+    /// at the step the chunks start from, and if none has moved past it, none has started.
+    public var chunksWaitForLayout: Bool {
+        layoutRegionSteps.contains { $0 < Int(spec.steps) } && Set(videoRegionSteps).count == 1
+    }
 }
 
 extension Reel_V1_WorkerStatus {

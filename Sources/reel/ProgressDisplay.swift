@@ -30,7 +30,8 @@ final class ProgressDisplay {
     static func regionDetail(_ status: Reel_V1_JobStatus) -> String {
         let video = status.videoRegionSteps, layout = status.layoutRegionSteps
         guard video.count + layout.count > 1 else { return "" }
-        let chunks = ", \(status.chunks) chunk(s) x \(status.tiles) tile(s) at \(steps(video))"
+        let chunks = ", \(status.chunks) chunk(s) x \(status.tiles) tile(s) "
+            + (status.chunksWaitForLayout ? "waiting for it" : "at \(steps(video))")
         return layout.isEmpty ? chunks : ", layout at \(steps(layout))" + chunks
     }
 

@@ -127,4 +127,23 @@ import Wire
         status.regionSteps = [3, 4, 5, 6]
         #expect(status.layoutRegionSteps.isEmpty)
     }
+
+    /// Chunks wait while the layout runs and none has moved; a two-shot job's first shot's chunks
+    /// may start while the second shot's layout runs.
+    @Test func chunksWaitForTheLayoutUntilOneMoves() {
+        var status = Reel_V1_JobStatus()
+        status.spec.steps = 30
+        status.chunks = 2
+        status.tiles = 1
+        status.regionSteps = [6, 6, 12]
+        #expect(status.chunksWaitForLayout)
+        status.regionSteps = [6, 6, 30]
+        #expect(!status.chunksWaitForLayout, "the layout is done: the chunks are about to run")
+        status.regionSteps = [9, 6, 30, 17]
+        #expect(!status.chunksWaitForLayout, "the first shot's chunk runs")
+        status.regionSteps = [6, 6]
+        status.chunks = 1
+        status.tiles = 2
+        #expect(!status.chunksWaitForLayout, "no layout pass")
+    }
 }
