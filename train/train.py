@@ -284,7 +284,8 @@ def main(argv=None):
         sys.exit("train.py: --start-from begins with a fresh optimiser; add --rewarm N (100 is enough) so the "
                  "learning rate climbs while its moments settle")
     if args.object_share > 0 and (args.object_weight > 0 or args.keyframe_object_weight):
-        sys.exit("train.py: --object-share and --object-weight both weigh the objects; give one of them")
+        sys.exit("train.py: --object-share and --object-weight (or --keyframe-object-weight) both weigh the objects; "
+                 "give one of them")
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     cfg, world, vocabulary = open_package(args.package)
