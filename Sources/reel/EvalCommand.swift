@@ -35,6 +35,9 @@ struct Eval: ParsableCommand {
     @Option(help: "Denoising steps.")
     var steps: Int = 30
 
+    @Option(help: "Sampler: \(Sampler.allCases.map(\.rawValue).joined(separator: ", ")) (default: the model's).")
+    var sampler: String?
+
     @Option(help: "Guidance scale (default: the model's).")
     var guidance: Float?
 
@@ -70,6 +73,7 @@ struct Eval: ParsableCommand {
         /// Window-long segments scored: one a video unless --frames exceeds the window.
         var segments: Int
         var steps: Int
+        var sampler: String
         var guidance: Float
         var color: Double
         var motion: Double
@@ -131,6 +135,7 @@ struct Eval: ParsableCommand {
         let request = Reel_V1_JobSpec.with {
             $0.prompt = prompts[0]; $0.model = model; $0.steps = UInt32(steps); $0.frames = UInt32(length)
             if let overlap { $0.overlap = UInt32(overlap) }
+            if let sampler { $0.sampler = sampler }
             if let guidance { $0.guidance = guidance }
             if let layoutStrength { $0.layoutStrength = layoutStrength }
             $0.outputScale = 1
@@ -181,7 +186,7 @@ struct Eval: ParsableCommand {
             byKind[motion] = Double(subset.filter(\.score.motion).count) / Double(subset.count)
         }
         let report = Report(model: loaded.name, videos: jobs.count, frames: length, overlap: spec.overlap,
-                            layoutStrength: spec.layoutSteps > 0 ? spec.layoutStrength : 1, segments: scores.count, steps: steps, guidance: spec.guidance,
+                            layoutStrength: spec.layoutSteps > 0 ? spec.layoutStrength : 1, segments: scores.count, steps: steps, sampler: spec.sampler, guidance: spec.guidance,
                             color: overall.color, motion: overall.motion, background: overall.background, motionByKind: byKind,
                             wholeVideos: wholeVideoScores.isEmpty ? nil : Adherence(wholeVideoScores),
                             medianTravelShare: Self.median(scores.compactMap(\.score.travel?.share)),
@@ -223,7 +228,7 @@ struct Eval: ParsableCommand {
         let layout = r.layoutStrength < 1 ? ", layout pass at \(r.layoutStrength)" : ""
         let scored = r.segments == r.videos ? "" : ", overlap \(r.overlap)\(layout), scored as \(r.segments) window-long segments"
         let videos = r.videos == 1 ? "1 video" : "\(r.videos) videos"
-        var lines = ["eval: \(r.model), \(videos) of \(r.frames) frames (held-out prompts x seeds\(scored)), \(r.steps) steps, guidance \(r.guidance)",
+        var lines = ["eval: \(r.model), \(videos) of \(r.frames) frames (held-out prompts x seeds\(scored)), \(r.steps) \(r.sampler) steps, guidance \(r.guidance)",
                      "colour      \(percent(r.color))", "motion      \(percent(r.motion))", "background  \(percent(r.background))",
                      "motion by kind:"]
         lines += r.motionByKind.keys.sorted().map { "  \($0.padding(toLength: 22, withPad: " ", startingAt: 0)) \(percent(r.motionByKind[$0]!))" }

@@ -300,17 +300,19 @@ struct ReelCommand {
         // The model given as a package directory rather than a name.
         let package = ReelCommand.packageRoot + "/models/reel-shapes"
         let long = try ReelCommand.run(["eval", "--model", package, "--limit", "1", "--seeds", "1", "--steps", "2", "--frames", "40",
-                                        "--overlap", "8", "--json", "--contact-sheet", "long.png"], in: directory)
+                                        "--overlap", "8", "--sampler", "dpm++2m", "--json", "--contact-sheet", "long.png"], in: directory)
         #expect(long.status == 0, "\(long.stderr)")
         let longReport = try JSONSerialization.jsonObject(with: Data(long.stdout.utf8)) as? [String: Any] ?? [:]
         #expect(longReport["videos"] as? Int == 1 && longReport["frames"] as? Int == 40 && longReport["segments"] as? Int == 3
-                && longReport["overlap"] as? Int == 8, "\(longReport)")
+                && longReport["overlap"] as? Int == 8 && longReport["sampler"] as? String == "dpm++2m", "\(longReport)")
         let whole = longReport["whole_videos"] as? [String: Double] ?? [:]
         #expect(["color", "motion", "background"].allSatisfy { (0...1).contains(whole[$0] ?? -1) }, "the video scored as a whole too: \(longReport)")
         let longMisses = longReport["failures"] as? [[String: Any]] ?? []
         #expect(longMisses.allSatisfy { [0, 16, 24].contains($0["first_frame"] as? Int ?? -1) }, "misses name their window: \(longMisses)")
         let wide = try ReelCommand.run(["eval", "--frames", "40", "--overlap", "16"], in: directory)
         #expect(wide.status != 0 && wide.stderr.contains("overlap 16 is out of range"), "\(wide.stderr)")
+        let unknown = try ReelCommand.run(["eval", "--sampler", "ddim"], in: directory)
+        #expect(unknown.status != 0 && unknown.stderr.contains("sampler") && unknown.stderr.contains("ddim"), "\(unknown.stderr)")
         let untrained = try ReelCommand.run(["eval", "--model", "reel-tiny"], in: directory)
         #expect(untrained.status != 0 && untrained.stderr.contains("world.json"), "a model without a world cannot be evaluated")
     }
