@@ -197,13 +197,10 @@ def object_weights(target, object_weight=0.0, object_share=0.0):
         objects = object_pixels(target)
         covered = objects.mean(dim=(1, 2, 3, 4), keepdim=True).clamp(1e-4, 1 - 1e-4)
         return torch.where(objects > 0, object_share / covered, (1 - object_share) / (1 - covered))
-    if torch.is_tensor(object_weight):
-        if not bool((object_weight > 0).any()):
-            return None
-        return 1 + object_weight.to(target)[:, None, None, None, None] * object_pixels(target)
-    if object_weight > 0:
-        return 1 + object_weight * object_pixels(target)
-    return None
+    weight = torch.as_tensor(object_weight).to(target).reshape(-1, 1, 1, 1, 1)  # [B or 1, 1, 1, 1, 1]
+    if not bool((weight > 0).any()):
+        return None
+    return 1 + weight * object_pixels(target)
 
 
 def object_pixels(clips, tolerance=0.1):
