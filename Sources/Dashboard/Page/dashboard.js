@@ -52,7 +52,7 @@ function stepMap(job) {
                : (live && layoutShots > 0 ? "waits for the layout" : "not started") + ", to run steps " + first + "-" + job.steps;
     const square = element("span", null, { title: name + ": " + what });
     const done = (step - first) / Math.max(job.steps - first, 1);
-    square.style.background = "hsl(" + hue + ", 75%, " + (92 - 55 * Math.max(done, 0)) + "%)";
+    square.style.background = "hsl(" + hue + ", 75%, " + (92 - 55 * done) + "%)";
     return square;
   };
   for (let tile = 0; tile < job.tiles; tile++) {
