@@ -245,7 +245,6 @@ public final class CoordinatorServer: @unchecked Sendable {
         snapshot.jobs = jobOrder.compactMap { jobs[$0].map(status(of:)) }
         snapshot.workers = workersReply().workers
         for job in jobs.values where job.isActive { snapshot.previews[job.id] = job.run.previewFrames() }
-        for job in jobs.values { snapshot.chunkFirstSteps[job.id] = job.run.plan.firstStep }
         snapshot.dataDirectory = options.dataDirectory
         snapshot.taken = Date()
         stopLock.withLock { publishedSnapshot = snapshot }

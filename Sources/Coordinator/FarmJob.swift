@@ -94,6 +94,7 @@ final class FarmJob {
         status.chunks = UInt32(run.plan.chunks.count)
         status.tiles = UInt32(run.plan.tileRows.count * run.plan.tileColumns.count)
         status.regionSteps = run.progress.map(UInt32.init)
+        status.chunkFirstStep = UInt32(run.plan.firstStep)
         let elapsed = finishedSeconds ?? (clock.now - started).seconds
         status.secondsElapsed = elapsed
         if run.stepsDone > 0 && state == .running {

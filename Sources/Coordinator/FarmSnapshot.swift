@@ -10,9 +10,6 @@ public struct FarmSnapshot: Sendable {
     /// Per running job, a frame from the middle of each chunk (its first tile) at the step
     /// that chunk has reached: the latent as it is being denoised.
     public var previews: [String: [PreviewFrame]] = [:]
-    /// Per job, the step its chunks start from (after a layout pass, or an input video's kept
-    /// steps): a chunk at it has done nothing yet.
-    public var chunkFirstSteps: [String: Int] = [:]
     public var dataDirectory = ""
     public var taken = Date(timeIntervalSince1970: 0)
 

@@ -57,7 +57,7 @@ struct FarmView: Encodable {
                 frames: Int(status.spec.frames), width: Int(status.spec.width), height: Int(status.spec.height),
                 steps: Int(status.spec.steps), stepsDone: Int(status.stepsDone), stepsTotal: Int(status.stepsTotal),
                 chunks: Int(status.chunks), tiles: Int(status.tiles), regionSteps: status.videoRegionSteps, layoutSteps: status.layoutRegionSteps,
-                chunkFirstStep: snapshot.chunkFirstSteps[status.jobID] ?? 0,
+                chunkFirstStep: Int(status.chunkFirstStep),
                 secondsElapsed: status.secondsElapsed,
                 secondsRemaining: status.state == .running && status.stepsDone > 0 ? status.secondsRemaining : nil,
                 error: status.error, waiting: status.waiting, previews: (snapshot.previews[status.jobID] ?? []).map(\.chunk))

@@ -121,11 +121,13 @@ extension Reel_V1_JobStatus {
     /// tile), which the coordinator lists after the video's; empty for a job without one.
     public var layoutRegionSteps: [Int] { regionSteps.dropFirst(Int(chunks * tiles)).map(Int.init) }
 
-    /// Whether every chunk still waits for the layout pass: it runs, and no chunk has moved. A
-    /// chunk starts once the layouts of its shots are done, so while one runs some chunk waits
-    /// at the step the chunks start from, and if none has moved past it, none has started.
-    public var chunksWaitForLayout: Bool {
-        layoutRegionSteps.contains { $0 < Int(spec.steps) } && Set(videoRegionSteps).count == 1
+    /// The chunks that wait for the layout pass: it runs, and none of their tiles has moved past
+    /// the step chunks start from. A chunk starts once the layouts of its shots are done, so a
+    /// two-shot job's first chunks may run while the second shot's layout does.
+    public var chunksWaitingForLayout: Int {
+        guard layoutRegionSteps.contains(where: { $0 < Int(spec.steps) }), tiles > 0 else { return 0 }
+        let video = videoRegionSteps, tiles = Int(tiles), first = Int(chunkFirstStep)
+        return stride(from: 0, to: video.count, by: tiles).filter { video[$0..<$0 + tiles].allSatisfy { $0 <= first } }.count
     }
 }
 

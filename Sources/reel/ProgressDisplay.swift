@@ -30,8 +30,9 @@ final class ProgressDisplay {
     static func regionDetail(_ status: Reel_V1_JobStatus) -> String {
         let video = status.videoRegionSteps, layout = status.layoutRegionSteps
         guard video.count + layout.count > 1 else { return "" }
+        let waiting = status.chunksWaitingForLayout
         let chunks = ", \(status.chunks) chunk(s) x \(status.tiles) tile(s) "
-            + (status.chunksWaitForLayout ? "waiting for it" : "at \(steps(video))")
+            + (waiting == Int(status.chunks) ? "waiting for it" : "at \(steps(video))" + (waiting > 0 ? " (\(waiting) waiting for it)" : ""))
         return layout.isEmpty ? chunks : ", layout at \(steps(layout))" + chunks
     }
 

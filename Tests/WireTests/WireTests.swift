@@ -128,22 +128,25 @@ import Wire
         #expect(status.layoutRegionSteps.isEmpty)
     }
 
-    /// Chunks wait while the layout runs and none has moved; a two-shot job's first shot's chunks
-    /// may start while the second shot's layout runs.
-    @Test func chunksWaitForTheLayoutUntilOneMoves() {
+    /// A chunk waits while the layout runs and none of its tiles has moved past the step chunks
+    /// start from; a two-shot job's first shot's chunks may run while the second shot's layout does.
+    @Test func chunksWaitForTheLayoutUntilTheyMove() {
         var status = Reel_V1_JobStatus()
         status.spec.steps = 30
         status.chunks = 2
         status.tiles = 1
+        status.chunkFirstStep = 6
         status.regionSteps = [6, 6, 12]
-        #expect(status.chunksWaitForLayout)
+        #expect(status.chunksWaitingForLayout == 2)
         status.regionSteps = [6, 6, 30]
-        #expect(!status.chunksWaitForLayout, "the layout is done: the chunks are about to run")
+        #expect(status.chunksWaitingForLayout == 0, "the layout is done: the chunks are about to run")
         status.regionSteps = [9, 6, 30, 17]
-        #expect(!status.chunksWaitForLayout, "the first shot's chunk runs")
-        status.regionSteps = [6, 6]
+        #expect(status.chunksWaitingForLayout == 1, "the first shot's chunk runs, the second's waits")
         status.chunks = 1
         status.tiles = 2
-        #expect(!status.chunksWaitForLayout, "no layout pass")
+        status.regionSteps = [6, 7, 12, 12]
+        #expect(status.chunksWaitingForLayout == 0, "one tile of the chunk has moved")
+        status.regionSteps = [6, 6]
+        #expect(status.chunksWaitingForLayout == 0, "no layout pass")
     }
 }

@@ -161,6 +161,10 @@ public nonisolated struct Reel_V1_JobStatus: Sendable {
   /// while work can be handed out.
   public var waiting: String = String()
 
+  /// The step each of the video's chunks starts from: 0, or the steps a long video's layout pass
+  /// or an input video's kept steps leave them. A chunk whose regions stand at it has not started.
+  public var chunkFirstStep: UInt32 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -405,7 +409,7 @@ nonisolated extension Reel_V1_SubmitReply: SwiftProtobuf.Message, SwiftProtobuf.
 
 nonisolated extension Reel_V1_JobStatus: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".JobStatus"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}state\0\u{1}spec\0\u{3}steps_done\0\u{3}steps_total\0\u{1}chunks\0\u{1}tiles\0\u{3}region_steps\0\u{3}seconds_elapsed\0\u{3}seconds_remaining\0\u{1}error\0\u{3}submitted_unix_ms\0\u{3}latent_digest\0\u{1}waiting\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}state\0\u{1}spec\0\u{3}steps_done\0\u{3}steps_total\0\u{1}chunks\0\u{1}tiles\0\u{3}region_steps\0\u{3}seconds_elapsed\0\u{3}seconds_remaining\0\u{1}error\0\u{3}submitted_unix_ms\0\u{3}latent_digest\0\u{1}waiting\0\u{3}chunk_first_step\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -427,6 +431,7 @@ nonisolated extension Reel_V1_JobStatus: SwiftProtobuf.Message, SwiftProtobuf._M
       case 12: try { try decoder.decodeSingularUInt64Field(value: &self.submittedUnixMs) }()
       case 13: try { try decoder.decodeSingularStringField(value: &self.latentDigest) }()
       case 14: try { try decoder.decodeSingularStringField(value: &self.waiting) }()
+      case 15: try { try decoder.decodeSingularUInt32Field(value: &self.chunkFirstStep) }()
       default: break
       }
     }
@@ -479,6 +484,9 @@ nonisolated extension Reel_V1_JobStatus: SwiftProtobuf.Message, SwiftProtobuf._M
     if !self.waiting.isEmpty {
       try visitor.visitSingularStringField(value: self.waiting, fieldNumber: 14)
     }
+    if self.chunkFirstStep != 0 {
+      try visitor.visitSingularUInt32Field(value: self.chunkFirstStep, fieldNumber: 15)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -497,6 +505,7 @@ nonisolated extension Reel_V1_JobStatus: SwiftProtobuf.Message, SwiftProtobuf._M
     if lhs.submittedUnixMs != rhs.submittedUnixMs {return false}
     if lhs.latentDigest != rhs.latentDigest {return false}
     if lhs.waiting != rhs.waiting {return false}
+    if lhs.chunkFirstStep != rhs.chunkFirstStep {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
