@@ -127,7 +127,8 @@ extension Reel_V1_JobStatus {
     public var chunksWaitingForLayout: Int {
         guard layoutRegionSteps.contains(where: { $0 < Int(spec.steps) }), tiles > 0 else { return 0 }
         let video = videoRegionSteps, tiles = Int(tiles), first = Int(chunkFirstStep)
-        return stride(from: 0, to: video.count, by: tiles).filter { video[$0..<$0 + tiles].allSatisfy { $0 <= first } }.count
+        let chunkStarts = stride(from: 0, to: video.count, by: tiles)
+        return chunkStarts.filter { start in video[start..<start + tiles].allSatisfy { $0 <= first } }.count
     }
 }
 

@@ -31,8 +31,9 @@ final class ProgressDisplay {
         let video = status.videoRegionSteps, layout = status.layoutRegionSteps
         guard video.count + layout.count > 1 else { return "" }
         let waiting = status.chunksWaitingForLayout
-        let chunks = ", \(status.chunks) chunk(s) x \(status.tiles) tile(s) "
-            + (waiting == Int(status.chunks) ? "waiting for it" : "at \(steps(video))" + (waiting > 0 ? " (\(waiting) waiting for it)" : ""))
+        let standing = waiting == Int(status.chunks) ? "waiting for it"
+            : "at \(steps(video))" + (waiting > 0 ? " (\(waiting) waiting for it)" : "")
+        let chunks = ", \(status.chunks) chunk(s) x \(status.tiles) tile(s) " + standing
         return layout.isEmpty ? chunks : ", layout at \(steps(layout))" + chunks
     }
 
