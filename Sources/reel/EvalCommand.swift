@@ -35,7 +35,7 @@ struct Eval: ParsableCommand {
     @Option(help: "Denoising steps.")
     var steps: Int = 30
 
-    @Option(help: "Sampler: \(Sampler.allCases.map(\.rawValue).joined(separator: ", ")) (default: the model's).")
+    @Option(help: ArgumentHelp(JobOptions.samplerHelp))
     var sampler: String?
 
     @Option(help: "Guidance scale (default: the model's).")

@@ -23,7 +23,10 @@ struct JobOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: "Denoising steps (default: the model's).")
     var steps: Int?
 
-    @Option(help: "Sampler: \(Sampler.allCases.map(\.rawValue).joined(separator: ", ")) (default: the model's).")
+    /// Also `reel eval`'s.
+    static let samplerHelp = "Sampler: \(Sampler.allCases.map(\.rawValue).joined(separator: ", ")) (default: the model's)."
+
+    @Option(help: ArgumentHelp(samplerHelp))
     var sampler: String?
 
     @Option(parsing: .unconditional, help: "Classifier-free guidance scale; 1 follows the prompt without guidance (default: the model's).")
