@@ -50,6 +50,9 @@ public final class ZMQSocket {
     let handle: UnsafeMutableRawPointer
     /// Keeps the context alive while the socket is open.
     private let context: ZMQContext
+    /// For a monitor's reading end: the socket whose events it reads, kept open until this
+    /// end has stopped them (see `deinit`).
+    private var monitoredSocket: ZMQSocket?
 
     /// A socket with Reel's defaults: no lingering on close, and a bound on message size.
     public init(_ context: ZMQContext, _ kind: Kind, maxMessageBytes: Int64 = WireLimits.maxMessageBytes) throws {
@@ -61,7 +64,13 @@ public final class ZMQSocket {
         if kind == .router { try setOption(ZMQ_ROUTER_MANDATORY, Int32(1)) }
     }
 
-    deinit { zmq_close(handle) }
+    deinit {
+        // libzmq sends a socket's monitor events from its I/O thread with blocking sends: with
+        // the reading end closed, the next event (a lingering socket reconnecting, say) would
+        // block that thread, and every socket of the context with it. So the events stop first.
+        if let monitoredSocket { zmq_socket_monitor(monitoredSocket.handle, nil, 0) }
+        zmq_close(handle)
+    }
 
     public func setOption<T>(_ option: Int32, _ value: T) throws {
         var value = value
@@ -139,12 +148,14 @@ public final class ZMQSocket {
         | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH
 
     /// A PAIR socket receiving this socket's connection events (accepted, disconnected, and
-    /// handshakes failed, by default), so closed connections can be logged.
+    /// handshakes failed, by default), so closed connections can be logged. It keeps this
+    /// socket open while it is, and stops the events before it closes.
     public func monitor(_ context: ZMQContext, events: Int32 = ZMQSocket.loggedEvents) throws -> ZMQSocket {
         let endpoint = "inproc://reel-monitor-\(UUID().uuidString)"
         guard zmq_socket_monitor(handle, endpoint, events) == 0 else { throw ZMQError.last("zmq_socket_monitor") }
         let pair = try ZMQSocket(context, .pair)
         try pair.connect(endpoint)
+        pair.monitoredSocket = self
         return pair
     }
 

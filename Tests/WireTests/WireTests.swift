@@ -73,6 +73,37 @@ import Wire
         #expect(try received.decode(Reel_V1_Disconnect.self).reason == "fine")
         #expect(try ZMQSocket.poll([router], milliseconds: 300).isEmpty, "the oversized message never arrives")
     }
+
+    @Test func aMonitorClosedBeforeItsSocketLeavesTheContextWorking() throws {
+        let context = try ZMQContext()
+        var first: ZMQSocket? = try ZMQSocket(context, .router)
+        try first!.bind("tcp://127.0.0.1:*")
+        let endpoint = first!.lastEndpoint
+        let dealer = try ZMQSocket(context, .dealer)
+        var monitor: ZMQSocket? = try dealer.monitor(context, events: SocketEvent.handshakeEvents)
+        try dealer.connect(endpoint)
+        try dealer.send(Envelope(.heartbeat, Reel_V1_Heartbeat()).frames)
+        #expect(try ZMQSocket.poll([first!], milliseconds: 5000) == [0])
+        // The monitor goes first, then the peer; the dealer reconnects to a new one, a handshake
+        // event that would have blocked libzmq's I/O thread had the monitor not stopped it.
+        monitor = nil
+        first = nil
+        let second = try ZMQSocket(context, .router)
+        try Self.bind(second, to: endpoint)
+        try dealer.send(Envelope(.heartbeat, Reel_V1_Heartbeat()).frames)
+        let arrived = try ZMQSocket.poll([second], milliseconds: 5000) == [0]
+        #expect(arrived, "the dealer's message reaches the new router")
+        // Terminating a stalled context waits on its blocked thread for ever: keep it instead.
+        if !arrived { _ = Unmanaged.passRetained(context) }
+    }
+
+    /// Binds `endpoint` again once its previous socket has let the port go.
+    static func bind(_ socket: ZMQSocket, to endpoint: String) throws {
+        let deadline = Date().addingTimeInterval(5)
+        while true {
+            do { return try socket.bind(endpoint) } catch where Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
+        }
+    }
 }
 
 @Suite struct EnvelopeTests {
