@@ -195,6 +195,11 @@ public final class WorkerService: @unchecked Sendable {
                 if goodbye.refused { throw WorkerRefused(reason: goodbye.reason) }
                 // The coordinator is stopping, or restarted and does not know us: reconnect.
                 worker.logger.info("coordinator says: \(goodbye.reason)")
+                // A result sent just before this goodbye was read may still be queued; closing
+                // without lingering would lose it instead of letting the coordinator count it
+                // (or drop it as late). Only results, readies and heartbeats can be queued here,
+                // never a hello, so a lingering socket cannot register a second worker.
+                try? socket.setLinger(milliseconds: Int32(worker.options.heartbeatInterval * 1000))
                 return false
             default:
                 throw WireError("\(envelope.kind) is not a message a worker accepts")
