@@ -254,6 +254,25 @@ def check_start_from(directory, common):
     assert np.all(np.isfinite(losses(second)[:, 1]))
 
 
+def check_grown_depth(directory):
+    """A config.json made deeper than the exported weights loads them with its new trailing
+    blocks as the identity: the grown model computes what the weights did, then learns."""
+    cfg, _, vocabulary = open_package(directory)
+    exported = {name: torch.from_numpy(value) for name, value in read_safetensors(os.path.join(directory, "model.safetensors")).items()}
+    original, grown = train.Reel(cfg, len(vocabulary.words)), train.Reel(dict(cfg, depth=cfg["depth"] + 2), len(vocabulary.words))
+    original.load_state_dict(exported)
+    assert train.load_weights(grown, exported, "the export"), "the new blocks are reported missing"
+    generator = torch.Generator().manual_seed(3)
+    size = cfg["canvas_height"]
+    x = torch.randn(2, cfg["window_frames"], 3, size, size, generator=generator)
+    t, tokens = torch.tensor([0.3, 0.9]), torch.randint(1, len(vocabulary.words), (2, 6), generator=generator)
+    mask = torch.ones(2, 6, dtype=torch.bool)
+    with torch.no_grad():
+        before = original.velocity(x, t, original.text(tokens, mask), mask)
+        after = grown.velocity(x, t, grown.text(tokens, mask), mask)
+    assert torch.equal(before, after), "grown blocks start as the identity (off by %g)" % (before - after).abs().max()
+
+
 def check_data_workers(directory):
     """A batch is the same whether this process draws it or a data worker does, in step order."""
     cfg, world, vocabulary = open_package(directory)
@@ -371,6 +390,7 @@ def main():
         train.main(common + ["--steps", "170", "--layout-share", "0.5", "--object-share", "0.5"])
         assert len(losses(run)) == 170 and np.all(np.isfinite(losses(run)[160:, 1])), "training gives objects a share of the loss"
         check_start_from(directory, common)
+        check_grown_depth(directory)
         check_data_workers(directory)
         train.main(common + ["--steps", "180", "--layout-share", "0.5", "--data-workers", "2"])
         assert list(losses(run)[170:, 0]) == list(range(171, 181)) and np.all(np.isfinite(losses(run)[170:, 1])), \

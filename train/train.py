@@ -213,16 +213,35 @@ def object_pixels(clips, tolerance=0.1):
 
 def load_weights(model, weights, source):
     """`weights` into `model`, and the names of the parameters they lack: a path added to the
-    config since (pooled_text, frame_phase, video_progress or frame_stride), which keeps its zero start.
-    Anything else that does not fit stops the trainer."""
+    config since (pooled_text, frame_phase, video_progress or frame_stride), which keeps its zero start,
+    or blocks past the weights' depth, which start as the identity. Anything else that does not
+    fit stops the trainer."""
     result = model.load_state_dict(weights, strict=False)
     missing = result.missing_keys
-    if result.unexpected_keys or any(not name.startswith(("text_pool.", "phase_embed.", "progress_embed.", "stride_embed.")) for name in missing):
+    grown = grown_blocks(model, weights)
+    added = [name for name in missing if not name.startswith(tuple("blocks.%d." % i for i in grown))]
+    if result.unexpected_keys or any(not name.startswith(("text_pool.", "phase_embed.", "progress_embed.", "stride_embed.")) for name in added):
         sys.exit("train.py: %s does not fit config.json (unexpected %s, missing %s); "
-                 "start a new --run directory for a new architecture" % (source, result.unexpected_keys, missing))
-    if missing:
-        print("new in this run, starting from zero: %s" % ", ".join(missing), flush=True)
+                 "start a new --run directory for a new architecture" % (source, result.unexpected_keys, added))
+    for index in grown:
+        # adaLN-Zero already closes the block's gated paths; its cross-attention adds to the
+        # stream ungated, so its output starts at zero too and the block is the identity.
+        torch.nn.init.zeros_(model.blocks[index].cross.out.weight)
+        torch.nn.init.zeros_(model.blocks[index].cross.out.bias)
+    if grown:
+        print("blocks %s new in this run (config.json's depth %d), starting as the identity"
+              % (", ".join(map(str, grown)), len(model.blocks)), flush=True)
+    if added:
+        print("new in this run, starting from zero: %s" % ", ".join(added), flush=True)
     return missing
+
+
+def grown_blocks(model, weights):
+    """The model's blocks past the last one `weights` holds: a config.json made deeper since.
+    Only trailing whole blocks count; a block missing in the middle is a misfit."""
+    held = {int(name.split(".")[1]) for name in weights if name.startswith("blocks.")}
+    depth = max(held) + 1 if held else 0
+    return list(range(depth, len(model.blocks))) if held == set(range(depth)) else []
 
 
 def load_checkpoint(state, model, ema, optimizer):
