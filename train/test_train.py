@@ -271,6 +271,13 @@ def check_grown_depth(directory):
         before = original.velocity(x, t, original.text(tokens, mask), mask)
         after = grown.velocity(x, t, grown.text(tokens, mask), mask)
     assert torch.equal(before, after), "grown blocks start as the identity (off by %g)" % (before - after).abs().max()
+    state = torch.load(os.path.join(directory, "run", "checkpoint.pt"))
+    optimizer = torch.optim.AdamW(grown.parameters())
+    try:
+        train.load_checkpoint(state, grown, train.Reel(dict(cfg, depth=cfg["depth"] + 2), len(vocabulary.words)), optimizer)
+        raise AssertionError("a checkpoint does not resume into a deeper config")
+    except SystemExit as refusal:
+        assert "--start-from" in str(refusal.code), refusal.code
 
 
 def check_data_workers(directory):

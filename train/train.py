@@ -224,10 +224,7 @@ def load_weights(model, weights, source):
         sys.exit("train.py: %s does not fit config.json (unexpected %s, missing %s); "
                  "start a new --run directory for a new architecture" % (source, result.unexpected_keys, added))
     for index in grown:
-        # adaLN-Zero already closes the block's gated paths; its cross-attention adds to the
-        # stream ungated, so its output starts at zero too and the block is the identity.
-        torch.nn.init.zeros_(model.blocks[index].cross.out.weight)
-        torch.nn.init.zeros_(model.blocks[index].cross.out.bias)
+        model.blocks[index].start_as_identity()
     if grown:
         print("blocks %s new in this run (config.json's depth %d), starting as the identity"
               % (", ".join(map(str, grown)), len(model.blocks)), flush=True)
@@ -247,6 +244,10 @@ def grown_blocks(model, weights):
 def load_checkpoint(state, model, ema, optimizer):
     """Weights, EMA and optimiser from a checkpoint. Parameters the checkpoint lacks get fresh
     optimiser moments; they are registered last, so every other parameter keeps its place."""
+    if grown_blocks(model, state["model"]):
+        # Grown blocks sit before those late paths, so the saved moments would not line up.
+        sys.exit("train.py: config.json is deeper than the checkpoint; grow a model in a new --run directory "
+                 "with --start-from PACKAGE, which starts a fresh optimiser")
     missing = load_weights(model, state["model"], "the checkpoint")
     ema.load_state_dict(state["ema"], strict=False)
     saved = state["optimizer"]

@@ -159,6 +159,14 @@ class Block(nn.Module):
         self.cross = CrossAttention(d, cfg["text"]["width"], heads)
         self.mlp = FeedForward(d, cfg["mlp_ratio"])
 
+    def start_as_identity(self):
+        """Zero what the block adds to the stream: adaLN-Zero closes its gated paths, and its
+        cross-attention, which adds ungated, gets a zero output projection. A block grown onto a
+        trained model then leaves what that model computes unchanged."""
+        for layer in (self.adaln, self.cross.out):
+            nn.init.zeros_(layer.weight)
+            nn.init.zeros_(layer.bias)
+
     def forward(self, h, c, context, mask):
         """h [B, F, N, D]; c [B, D] (already SiLU'd)."""
         B, Fr, N, D = h.shape
@@ -229,7 +237,7 @@ class Reel(nn.Module):
 
     def reset_parameters(self):
         """DiT's initialisation: Xavier linears, zero biases, and adaLN-Zero (every modulation and
-        the final projection start at zero, so each block starts as the identity)."""
+        the final projection start at zero, so each block's gated paths start closed)."""
         for module in self.modules():
             if isinstance(module, nn.Linear):
                 nn.init.xavier_uniform_(module.weight)
