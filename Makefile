@@ -97,16 +97,17 @@ proto:
 	protoc --plugin=protoc-gen-swift=$(PROTOC_GEN_SWIFT) --swift_out=Sources/Wire/Generated \
 	    --swift_opt=Visibility=Public -I proto proto/reel/v1/*.proto
 
-## train: train the default model on with the recipe of run 33, the run it came from, in
+## train: train the default model on with the recipe of run 41, the run it came from, in
 ## $(TRAIN_RUN) (ignored by git): from its checkpoint when there is one, else from models/reel-shapes'
 ## weights with a fresh optimiser. It exports into $(TRAIN_RUN)/package, never into the tracked
-## models/reel-shapes: adopt a run by copying that package's model.safetensors there after `reel eval`.
+## models/reel-shapes: adopt a run by copying that package's model.safetensors (and config.json,
+## where its shape changed) there after `reel eval`.
 ## TRAIN_ARGS="--minutes N"
 train: $(TRAIN_VENV)/bin/python
 	[ -d $(TRAIN_RUN)/package ] || { mkdir -p $(TRAIN_RUN) && rm -rf $(TRAIN_RUN)/package.partial && \
 	    cp -r models/reel-shapes $(TRAIN_RUN)/package.partial && mv $(TRAIN_RUN)/package.partial $(TRAIN_RUN)/package; }
 	$(TRAIN_VENV)/bin/python train/train.py --package $(TRAIN_RUN)/package --run $(TRAIN_RUN) \
-	    --start-from models/reel-shapes --rewarm 100 --lr 1e-3 --layout-share 0.5 --ema 0.998 \
+	    --start-from models/reel-shapes --rewarm 100 --lr 2e-3 --layout-share 0.5 --ema 0.998 \
 	    --one-window-share 0.25 --longest-video 5 --keyframe-share 0.75 --favour small=2 $(TRAIN_DIAGONALS) \
 	    --checkpoint-every 50 $(TRAIN_ARGS)
 
