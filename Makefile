@@ -103,11 +103,14 @@ proto:
 ## models/reel-shapes: adopt a run by copying that package's model.safetensors (and config.json,
 ## where its shape changed) there after `reel eval`.
 ## TRAIN_ARGS="--minutes N"
+# Only a fresh run re-warms the rate: a resumed one keeps its optimiser's moments, so it goes on at
+# the rate its schedule says rather than losing its first 100 steps to a climb from zero.
+TRAIN_START = $(if $(wildcard $(TRAIN_RUN)/checkpoint.pt),,--start-from models/reel-shapes --rewarm 100)
 train: $(TRAIN_VENV)/bin/python
 	[ -d $(TRAIN_RUN)/package ] || { mkdir -p $(TRAIN_RUN) && rm -rf $(TRAIN_RUN)/package.partial && \
 	    cp -r models/reel-shapes $(TRAIN_RUN)/package.partial && mv $(TRAIN_RUN)/package.partial $(TRAIN_RUN)/package; }
 	$(TRAIN_VENV)/bin/python train/train.py --package $(TRAIN_RUN)/package --run $(TRAIN_RUN) \
-	    --start-from models/reel-shapes --rewarm 100 --lr 2e-3 --layout-share 0.5 --ema 0.998 \
+	    $(TRAIN_START) --lr 2e-3 --layout-share 0.5 --ema 0.998 \
 	    --one-window-share 0.25 --longest-video 5 --keyframe-share 0.75 --favour small=2 $(TRAIN_DIAGONALS) \
 	    --checkpoint-every 50 $(TRAIN_ARGS)
 
