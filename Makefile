@@ -104,7 +104,7 @@ proto:
 ## where its shape changed) there after `reel eval`.
 ## TRAIN_ARGS="--minutes N"
 # Only a fresh run re-warms the rate: a resumed one keeps its optimiser's moments, so it goes on at
-# the rate its schedule says rather than losing its first 100 steps to a climb from zero.
+# the rate its schedule says rather than climbing from zero over 100 steps again each sitting.
 TRAIN_START = $(if $(wildcard $(TRAIN_RUN)/checkpoint.pt),,--start-from models/reel-shapes --rewarm 100)
 train: $(TRAIN_VENV)/bin/python
 	[ -d $(TRAIN_RUN)/package ] || { mkdir -p $(TRAIN_RUN) && rm -rf $(TRAIN_RUN)/package.partial && \
