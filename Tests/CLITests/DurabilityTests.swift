@@ -24,13 +24,14 @@ import Wire
     /// ended, then forgotten with its video, across restarts; a running job is never forgotten.
     @Test func finishedJobsAreForgottenAfterKeepFinished() throws {
         // Long enough that the "still listed" check, made at once, holds on a loaded machine.
-        let farm = try ProcessFarm(coordinatorArguments: ["--keep-finished", "8s"])
+        let keep = "8s"
+        let farm = try ProcessFarm(coordinatorArguments: ["--keep-finished", keep])
         let worker = try farm.startWorker("w1")
         try farm.waitForWorkers(1)
         let short = ["a red circle moving left", "--frames", "8", "--steps", "2", "--model", "reel-tiny"]
         let finished = try farm.client(["submit"] + short).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(try farm.client(["watch", finished]).status == 0)
-        #expect(try farm.client(["status", finished]).stdout.contains("done"), "listed until 8 s after it ended")
+        #expect(try farm.client(["status", finished]).stdout.contains("done"), "listed until \(keep) after it ended")
         let video = "\(farm.directory)/data/jobs/\(finished).mp4"
         #expect(FileManager.default.fileExists(atPath: video))
         worker.terminate()
@@ -48,7 +49,7 @@ import Wire
         #expect(!listed.contains(finished) && listed.contains(running), "the store forgot it too:\n\(listed)")
         let bad = try ReelCommand.run(["coordinator", "--insecure", "--keep-finished", "3x"], in: farm.directory)
         #expect(bad.status != 0 && bad.stderr.contains("--keep-finished \"3x\""), "\(bad.stderr)")
-        print("--keep-finished 8s: a finished job and its video forgotten, a running one kept, across a restart")
+        print("--keep-finished \(keep): a finished job and its video forgotten, a running one kept, across a restart")
     }
 
     @Test func aCoordinatorKilledMidJobResumesFromItsCheckpointWithTheSameBytes() throws {
