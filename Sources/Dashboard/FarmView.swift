@@ -23,9 +23,10 @@ struct FarmView: Encodable {
         /// The same for a long job's layout pass (shot-major, then tile), which runs first; empty
         /// without one. The wire lists its regions after the video's.
         let layoutSteps: [Int]
-        /// The step the chunks start from: a chunk still at it has not started (it waits for the
-        /// layout pass, where there is one).
+        /// The step the chunks start from: a chunk still at it has not started.
         let chunkFirstStep: Int
+        /// Per chunk, whether it waits for the layout pass (the rule `reel status` counts by).
+        let waitsForLayout: [Bool]
         let secondsElapsed: Double
         let secondsRemaining: Double?
         let error: String
@@ -57,7 +58,7 @@ struct FarmView: Encodable {
                 frames: Int(status.spec.frames), width: Int(status.spec.width), height: Int(status.spec.height),
                 steps: Int(status.spec.steps), stepsDone: Int(status.stepsDone), stepsTotal: Int(status.stepsTotal),
                 chunks: Int(status.chunks), tiles: Int(status.tiles), regionSteps: status.videoRegionSteps, layoutSteps: status.layoutRegionSteps,
-                chunkFirstStep: Int(status.chunkFirstStep),
+                chunkFirstStep: Int(status.chunkFirstStep), waitsForLayout: status.chunksWaitForLayout,
                 secondsElapsed: status.secondsElapsed,
                 secondsRemaining: status.state == .running && status.stepsDone > 0 ? status.secondsRemaining : nil,
                 error: status.error, waiting: status.waiting, previews: (snapshot.previews[status.jobID] ?? []).map(\.chunk))

@@ -121,15 +121,23 @@ extension Reel_V1_JobStatus {
     /// tile), which the coordinator lists after the video's; empty for a job without one.
     public var layoutRegionSteps: [Int] { regionSteps.dropFirst(Int(chunks * tiles)).map(Int.init) }
 
-    /// The chunks that wait for the layout pass: it runs, and none of their tiles has moved past
-    /// the step chunks start from. A chunk starts once the layouts of its shots are done, so a
-    /// two-shot job's first chunks may run while the second shot's layout does.
-    public var chunksWaitingForLayout: Int {
-        guard layoutRegionSteps.contains(where: { $0 < Int(spec.steps) }), tiles > 0 else { return 0 }
+    /// For each chunk, whether it waits for the layout pass: the job has not ended, the pass
+    /// runs, and none of the chunk's tiles has moved past the step chunks start from. A chunk
+    /// starts once the layouts of its shots are done, so a two-shot job's first chunks may run
+    /// while the second shot's layout does. The CLI counts these and the dashboard marks them:
+    /// one rule for both.
+    public var chunksWaitForLayout: [Bool] {
         let video = videoRegionSteps, tiles = Int(tiles), first = Int(chunkFirstStep)
-        let chunkStarts = stride(from: 0, to: video.count, by: tiles)
-        return chunkStarts.filter { start in video[start..<start + tiles].allSatisfy { $0 <= first } }.count
+        guard tiles > 0 else { return [] }
+        let ended = [.done, .failed, .cancelled].contains(state)
+        let layoutRuns = !ended && layoutRegionSteps.contains { $0 < Int(spec.steps) }
+        return stride(from: 0, to: video.count, by: tiles).map { start in
+            layoutRuns && video[start..<min(start + tiles, video.count)].allSatisfy { $0 <= first }
+        }
     }
+
+    /// How many chunks wait for the layout pass (`chunksWaitForLayout`).
+    public var chunksWaitingForLayout: Int { chunksWaitForLayout.filter { $0 }.count }
 }
 
 extension Reel_V1_WorkerStatus {

@@ -181,10 +181,14 @@ import Wire
         status.chunkFirstStep = 6
         status.regionSteps = [6, 6, 12]
         #expect(status.chunksWaitingForLayout == 2)
+        #expect(status.chunksWaitForLayout == [true, true])
+        status.state = .cancelled
+        #expect(status.chunksWaitForLayout == [false, false], "an ended job waits for nothing")
+        status.state = .running
         status.regionSteps = [6, 6, 30]
         #expect(status.chunksWaitingForLayout == 0, "the layout is done: the chunks are about to run")
         status.regionSteps = [9, 6, 30, 17]
-        #expect(status.chunksWaitingForLayout == 1, "the first shot's chunk runs, the second's waits")
+        #expect(status.chunksWaitForLayout == [false, true], "the first shot's chunk runs, the second's waits")
         status.chunks = 1
         status.tiles = 2
         status.regionSteps = [6, 7, 12, 12]

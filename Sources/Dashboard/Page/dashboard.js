@@ -40,16 +40,15 @@ function progressBar(job) {
 // One cell per region: columns are chunks, rows are tiles; darker is further along. A long job's
 // layout pass runs first, one window per shot: its columns lead, in amber. A chunk starts from
 // a later step than the first (after the layout pass or an input video's kept steps); until it
-// moves past it, its cell stays pale and says what it waits for.
+// moves past it, its cell stays pale and says what it waits for (the coordinator tells which
+// chunks wait for the layout).
 function stepMap(job) {
   const map = element("span", null, { class: "map", title: "region steps: " + job.layoutSteps.concat(job.regionSteps).join(" ") });
   const layoutShots = job.tiles > 0 ? job.layoutSteps.length / job.tiles : 0;
   map.style.gridTemplateColumns = "repeat(" + (layoutShots + job.chunks) + ", .9em)";
-  const cell = (step = 0, hue, name, first = 0) => {
-    const unstarted = first > 0 && step <= first;
-    const live = job.state === "queued" || job.state === "running";
-    const what = !unstarted ? "step " + step + "/" + job.steps
-               : (live && layoutShots > 0 ? "waits for the layout" : "not started") + ", to run steps " + first + "-" + job.steps;
+  const cell = (step = 0, hue, name, first = 0, waitsForLayout = false) => {
+    const what = first === 0 || step > first ? "step " + step + "/" + job.steps
+               : (waitsForLayout ? "waits for the layout" : "not started") + ", to run steps " + first + "-" + job.steps;
     const square = element("span", null, { title: name + ": " + what });
     const done = (step - first) / Math.max(job.steps - first, 1);
     square.style.background = "hsl(" + hue + ", 75%, " + (92 - 55 * done) + "%)";
@@ -61,7 +60,8 @@ function stepMap(job) {
       map.appendChild(cell(job.layoutSteps[shot * job.tiles + tile], 35, name));
     }
     for (let chunk = 0; chunk < job.chunks; chunk++) {
-      map.appendChild(cell(job.regionSteps[chunk * job.tiles + tile], 213, "chunk " + chunk + ", tile " + tile, job.chunkFirstStep));
+      map.appendChild(cell(job.regionSteps[chunk * job.tiles + tile], 213, "chunk " + chunk + ", tile " + tile,
+                           job.chunkFirstStep, job.waitsForLayout[chunk]));
     }
   }
   return map;
