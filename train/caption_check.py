@@ -4,7 +4,8 @@ with their own captions, with each object's motion words swapped for another mot
 captions shuffled between clips, and with empty captions. Then shows, for each motion that names
 a direction, which way the object goes in the clean clip the model predicts from pure noise.
 
-    caption_check.py --package models/reel-shapes --run train/runs/reel-shapes
+    caption_check.py --package models/reel-shapes     # the default model's weights
+    caption_check.py --package RUN/package --run RUN   # a run's checkpoint
 
 Two figures a variant: the flow loss as the trainer weighs it, and the error of the clean clip
 the model predicts at t = 0.9, where a sample's objects and their paths are laid down. A model
@@ -25,8 +26,8 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from reel_train.data import model_values, open_package, pad_tokens  # noqa: E402
-from reel_train.model import Reel  # noqa: E402
+from reel_train.checks import add_weight_arguments, load_model  # noqa: E402
+from reel_train.data import model_values, pad_tokens  # noqa: E402
 from train import flow_loss  # noqa: E402
 
 HIGH_NOISE = 0.9
@@ -93,17 +94,11 @@ def layout_check(model, world, vocabulary, rng, seeds=4, means=64):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--package", required=True)
-    p.add_argument("--run", required=True, help="directory holding checkpoint.pt")
+    add_weight_arguments(p)
     p.add_argument("--clips", type=int, default=32)
     p.add_argument("--repeats", type=int, default=4, help="noise draws per clip")
-    p.add_argument("--raw", action="store_true", help="check the raw weights instead of their EMA")
     args = p.parse_args(argv)
-    cfg, world, vocabulary = open_package(args.package)
-    state = torch.load(os.path.join(args.run, "checkpoint.pt"), map_location="cpu")
-    model = Reel(cfg, len(vocabulary.words))
-    model.load_state_dict(state["model" if args.raw else "ema"])
-    model.eval()
+    cfg, world, vocabulary, model, step = load_model(args)
     # A seed the trainer never draws from (it seeds with seed * 1_000_003 + step).
     rng = np.random.default_rng(987_654_321)
     scenes = [world.sample_scene(rng) for _ in range(args.clips)]
@@ -115,7 +110,7 @@ def main(argv=None):
         "shuffled captions": captions[-1:] + captions[:-1],
         "empty captions": [""] * len(scenes),
     }
-    print("step %d  (flow loss as trained; clean-clip error at t = %.1f)" % (state["step"], HIGH_NOISE))
+    print("step %d  (flow loss as trained; clean-clip error at t = %.1f)" % (step, HIGH_NOISE))
     with torch.no_grad():
         for name, texts in variants.items():
             tokens, mask = (torch.from_numpy(a) for a in pad_tokens([vocabulary.tokenize(t) for t in texts]))

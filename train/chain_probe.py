@@ -9,11 +9,14 @@ same noise, in PyTorch:
   the one before are that chunk's finished frames, noised to each step's t and put back before
   every step, so the chunk draws only what follows them.
 
+Neither has the farm's layout pass (docs/farm.md), so both show what a model's chunks keep of
+a way on their own.
+
 Each window-long segment of each video is scored for its direction as `reel eval` scores it
 (centroid of the named colour, first three frames to last three, at least 6 pixels within 22.5
 degrees), with the centroid taken as a circular mean for a world whose edges wrap.
 
-    chain_probe.py --package PKG --run RUN [--prompts 16] [--seeds 2] [--windows 4]
+    chain_probe.py --package PKG [--run RUN] [--prompts 16] [--seeds 2] [--windows 4]
 """
 import argparse
 import math
@@ -25,8 +28,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from reel_train.data import open_package  # noqa: E402
-from reel_train.model import Reel  # noqa: E402
+from reel_train.checks import add_weight_arguments, load_model  # noqa: E402
 from sample import schedule, to_bytes  # noqa: E402
 
 COLOR_TOLERANCE = 90.0
@@ -150,8 +152,7 @@ def segment_passes(frames, world, color, direction):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--package", required=True)
-    p.add_argument("--run", required=True, help="directory holding checkpoint.pt")
+    add_weight_arguments(p)
     p.add_argument("--prompts", type=int, default=16, help="the first N held-out prompts (those with a direction are kept)")
     p.add_argument("--seeds", type=int, default=2)
     p.add_argument("--windows", type=int, default=4, help="video length in windows")
@@ -159,11 +160,7 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    cfg, world, vocabulary = open_package(args.package)
-    state = torch.load(os.path.join(args.run, "checkpoint.pt"), map_location="cpu")
-    model = Reel(cfg, len(vocabulary.words))
-    model.load_state_dict(state["ema"])
-    model.eval()
+    cfg, world, vocabulary, model, step = load_model(args)
     renderer = Renderer(model, vocabulary, cfg, args.steps, cfg["defaults"]["guidance"])
     window, overlap = cfg["window_frames"], cfg["window_frames"] // 4
     total = window * args.windows
@@ -192,7 +189,7 @@ def main(argv=None):
             print("%-62s seed %d: %s" % (prompt, seed, "  ".join(line)), flush=True)
     for name, (passed, count) in tally.items():
         print("%s: %d of %d window-long segments go the named way (%.1f %%)" % (name, passed, count, 100 * passed / max(count, 1)))
-    print("step %d, %d windows, overlap %d, %.0f s" % (state["step"], args.windows, overlap, time.time() - started))
+    print("step %d, %d windows, overlap %d, %.0f s" % (step, args.windows, overlap, time.time() - started))
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ left, go in its prediction.
 
     layout_probe.py --package models/reel-shapes --captions all --steps 600
     layout_probe.py --package models/reel-shapes --captions two --input zeros
-    layout_probe.py --package models/reel-shapes --captions one --init train/runs/reel-shapes
+    layout_probe.py --package RUN/package --captions one --init RUN
 
 The floors, measured on one batch before training: `background` is the loss of predicting each
 caption's background colour alone, `mean` that of predicting the caption's mean clip of 64 clips

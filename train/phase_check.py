@@ -5,7 +5,7 @@ travelling objects, each at a random first frame, compared with the caption's ca
 for that first frame, with the mean of its canonical clips over the whole period (what a model
 that ignores the phase would best predict), and with the canonical clip half a period away.
 
-    phase_check.py --package PKG --run RUN [--raw] [--scenes 16]
+    phase_check.py --package PKG [--run RUN [--raw]] [--scenes 16]
 
 A model that reads the phase is nearest the first; one that ignores it, the second.
 """
@@ -16,12 +16,12 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from reel_train.checks import arguments, load_run  # noqa: E402
+from reel_train.checks import arguments, load_model  # noqa: E402
 
 
 def main(argv=None):
     args = arguments(__doc__, scenes=16).parse_args(argv)
-    cfg, world, vocabulary, model, step = load_run(args)
+    cfg, world, vocabulary, model, step = load_model(args)
     if "frame_phase" not in cfg:
         sys.exit("phase_check.py: %s/config.json has no frame_phase; there is no phase to check" % args.package)
     period = int(cfg["frame_phase"]["period"])

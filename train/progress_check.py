@@ -6,7 +6,7 @@ travelling objects, for the first and the last window of a video four windows lo
 with the caption's mean clip for that window's place, for the window at the other end, and for
 a one-window video (what a model that ignores its progress would best predict).
 
-    progress_check.py --package PKG --run RUN [--raw] [--scenes 12]
+    progress_check.py --package PKG [--run RUN [--raw]] [--scenes 12]
 
 A model that reads its progress is nearest the first; one that ignores it, the third.
 """
@@ -17,14 +17,14 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from reel_train.checks import arguments, load_run  # noqa: E402
+from reel_train.checks import arguments, load_model  # noqa: E402
 
 
 def main(argv=None):
     p = arguments(__doc__, scenes=12)
     p.add_argument("--clips", type=int, default=8, help="clips averaged for each mean clip")
     args = p.parse_args(argv)
-    cfg, world, vocabulary, model, step = load_run(args)
+    cfg, world, vocabulary, model, step = load_model(args)
     if not cfg.get("video_progress") or not world.span:
         sys.exit("progress_check.py: %s needs video_progress in config.json and \"edges\": \"span\" in world.json"
                  % args.package)

@@ -3,7 +3,8 @@
 frame. Reel renders the same weights in Swift; when both show the same pictures, what they show
 is the training's doing, not the renderer's.
 
-    sample.py --package models/reel-shapes --run train/runs/reel-shapes -o sheet.png [PROMPT ...]
+    sample.py --package models/reel-shapes -o sheet.png [PROMPT ...]     # the default model's weights
+    sample.py --package RUN/package --run RUN -o sheet.png             # a run's checkpoint
     sample.py ... --start 0.9 --guidance 1     # finish three noised clips instead
     sample.py ... --prior-above 0.93           # the caption's mean clip leads the first steps
     sample.py ... --first-frame 8              # a window from frame 8 of a long video (frame_phase)
@@ -22,9 +23,10 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from caption_check import centroid_travel  # noqa: E402
-from reel_train.data import model_values, open_package  # noqa: E402
+from reel_train.checks import add_weight_arguments, load_model  # noqa: E402
+from reel_train.data import model_values  # noqa: E402
 from reel_train.files import write_png  # noqa: E402
-from reel_train.model import Reel, shifted  # noqa: E402
+from reel_train.model import shifted  # noqa: E402
 
 DEFAULT_PROMPTS = ["a large red circle moving right on a gray background",
                    "a large blue square moving up on a white background",
@@ -99,14 +101,12 @@ def report_travel(world, scene, frames):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--package", required=True)
-    p.add_argument("--run", required=True, help="directory holding checkpoint.pt")
+    add_weight_arguments(p)
     p.add_argument("-o", "--output", default="sample-sheet.png")
     p.add_argument("--steps", type=int, default=30)
     p.add_argument("--guidance", type=float, default=None, help="default: the package's")
     p.add_argument("--shift", type=float, default=None, help="timestep shift; default: the package's")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--raw", action="store_true", help="sample the raw weights instead of their EMA")
     p.add_argument("--start", type=float, default=1.0,
                    help="below 1: denoise three clips of the world (a seed training never draws) noised to this t, "
                         "each row followed by the clip itself; shows up to which noise level the model can "
@@ -122,11 +122,7 @@ def main(argv=None):
                         "default: the window is the whole video")
     p.add_argument("prompts", nargs="*", default=DEFAULT_PROMPTS)
     args = p.parse_args(argv)
-    cfg, world, vocabulary = open_package(args.package)
-    state = torch.load(os.path.join(args.run, "checkpoint.pt"), map_location="cpu")
-    model = Reel(cfg, len(vocabulary.words))
-    model.load_state_dict(state["model" if args.raw else "ema"])
-    model.eval()
+    cfg, world, vocabulary, model, step = load_model(args)
     guidance = args.guidance if args.guidance is not None else cfg["defaults"]["guidance"]
     shift = args.shift if args.shift is not None else cfg["defaults"].get("shift", 1.0)
     jobs = [(prompt, None) for prompt in args.prompts]
@@ -152,7 +148,7 @@ def main(argv=None):
                 rows.append(np.concatenate(list(to_bytes(clip)[::2]), axis=1))
     write_png(args.output, np.concatenate(rows, axis=0))
     print("step %d (%s weights), guidance %g, shift %g, from t = %g: wrote %s" %
-          (state["step"], "raw" if args.raw else "EMA", guidance, shift, args.start, args.output))
+          (step, "raw" if args.raw else "EMA", guidance, shift, args.start, args.output))
 
 
 if __name__ == "__main__":

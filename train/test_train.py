@@ -9,7 +9,9 @@ caption_check runs, and in a wrapping world the windows of one long video agree 
 canonical paths and a checkpoint resumes into a config that adds the window phase (which then
 learns), a new run starts from a package's exported weights (--start-from), and in a world whose
 paths span the video a long video's windows lie on one path across the canvas, training runs
-there, and progress_check runs."""
+there, progress_check runs, and a probe without --run reads the package's exported weights,
+which are the checkpoint's EMA."""
+import argparse
 import json
 import os
 import sys
@@ -22,6 +24,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import caption_check  # noqa: E402
 import progress_check  # noqa: E402
 import train  # noqa: E402
+from reel_train.checks import add_weight_arguments, load_model  # noqa: E402
 from reel_train.data import Vocabulary, World, batch, model_values, open_package  # noqa: E402
 from reel_train.files import read_safetensors  # noqa: E402
 from reel_train.model import progress_features, stride_features  # noqa: E402
@@ -232,6 +235,22 @@ def use_window_phase(directory):
             json.dump(spec, f)
 
 
+def check_package_weights(directory, run):
+    """A probe given only --package reads the EMA weights the run exported there: the same
+    model, at the same step, as the run's checkpoint gives; --raw without --run is refused."""
+    parser = add_weight_arguments(argparse.ArgumentParser())
+    *_, exported, step = load_model(parser.parse_args(["--package", directory]))
+    *_, ema, checkpoint_step = load_model(parser.parse_args(["--package", directory, "--run", run]))
+    assert step == checkpoint_step, "the export's step is the checkpoint's"
+    for (name, value), (_, expected) in zip(exported.state_dict().items(), ema.state_dict().items()):
+        assert torch.equal(value, expected), "%s: the export holds the checkpoint's EMA" % name
+    try:
+        load_model(parser.parse_args(["--package", directory, "--raw"]))
+        raise AssertionError("--raw without --run is refused")
+    except SystemExit as refusal:
+        assert "--raw needs --run" in str(refusal.code), refusal.code
+
+
 def check_start_from(directory, common):
     """A new run starts from the weights a run exported to the package, at their step, with a
     fresh optimiser; without --rewarm it refuses."""
@@ -408,6 +427,7 @@ def main():
         train.main(common + ["--steps", "190", "--layout-share", "0.5", "--one-window-share", "0.5", "--longest-video", "3"])
         assert len(losses(run)) == 190 and np.all(np.isfinite(losses(run)[180:, 1])), "training in a spanning world runs"
         progress_check.main(["--package", directory, "--run", run, "--scenes", "1", "--clips", "1"])
+        check_package_weights(directory, run)
         set_config(directory, frame_stride=True)
         check_keyframes(directory)
         train.main(common + ["--steps", "200", "--layout-share", "0.5", "--one-window-share", "0.25", "--longest-video", "3",

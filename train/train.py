@@ -1,7 +1,11 @@
 #!/usr/bin/env python3
 """Trains a Reel model on synthetic clips and exports it as a model package.
 
-    train.py --package models/reel-shapes --run train/runs/reel-shapes [--steps N] [--minutes M]
+    train.py --package RUN/package --run RUN [--steps N] [--minutes M]
+
+`make train` runs it on from the default model with the default model's recipe, in
+train/runs/reel-shapes-next, exporting into that run's own package, never into the tracked
+models/reel-shapes.
 
 The package directory must hold config.json, vocab.txt and world.json. Training resumes from
 RUN/checkpoint.pt when it exists (else, with --start-from, from a package's exported weights);
