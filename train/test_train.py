@@ -9,8 +9,9 @@ caption_check runs, and in a wrapping world the windows of one long video agree 
 canonical paths and a checkpoint resumes into a config that adds the window phase (which then
 learns), a new run starts from a package's exported weights (--start-from), and in a world whose
 paths span the video a long video's windows lie on one path across the canvas, training runs
-there, progress_check runs, and a probe without --run reads the package's exported weights,
-which are the checkpoint's EMA."""
+there, progress_check runs, a probe without --run reads the package's exported weights,
+which are the checkpoint's EMA, and the loss runs with model and batch on another device than
+the CPU."""
 import argparse
 import json
 import os
@@ -235,6 +236,23 @@ def use_window_phase(directory):
             json.dump(spec, f)
 
 
+def check_one_device(directory):
+    """The loss and its gradients run with the model and batch on another device than the CPU
+    (PyTorch's meta device stands in for a GPU: a tensor made on the CPU and met there raises),
+    with the window places given on the CPU as the trainer gives them, and per-clip object weights."""
+    cfg, _, vocabulary = open_package(directory)
+    model = train.Reel(cfg, len(vocabulary.words)).to("meta")
+    frames, canvas = cfg["window_frames"], cfg["canvas_height"]
+    clips = torch.zeros(2, frames, 3, canvas, canvas, device="meta")
+    tokens = torch.ones(2, 5, dtype=torch.long, device="meta")
+    mask = torch.ones(2, 5, dtype=torch.bool, device="meta")
+    loss = train.flow_loss(model, clips, tokens, mask, None, 0.25, 3.0, 4.0, pure_noise=1,
+                           first_frame=torch.tensor([0, 3]), video_frames=torch.tensor([frames, 3 * frames]),
+                           stride=torch.tensor([1.0, 2.5]), object_weight=torch.tensor([0.0, 4.0]))
+    loss.backward()
+    assert loss.device.type == "meta" and model.patch_embed.weight.grad is not None
+
+
 def check_package_weights(directory, run):
     """A probe given only --package reads the EMA weights the run exported there: the same
     model, at the same step, as the run's checkpoint gives; --raw without --run is refused."""
@@ -430,6 +448,7 @@ def main():
         check_package_weights(directory, run)
         set_config(directory, frame_stride=True)
         check_keyframes(directory)
+        check_one_device(directory)
         train.main(common + ["--steps", "200", "--layout-share", "0.5", "--one-window-share", "0.25", "--longest-video", "3",
                              "--keyframe-share", "0.5"])
         assert len(losses(run)) == 200 and np.all(np.isfinite(losses(run)[190:, 1])), "the checkpoint resumed with keyframes"

@@ -201,10 +201,10 @@ def object_weights(target, object_weight=0.0, object_share=0.0):
         objects = object_pixels(target)
         covered = objects.mean(dim=(1, 2, 3, 4), keepdim=True).clamp(1e-4, 1 - 1e-4)
         return torch.where(objects > 0, object_share / covered, (1 - object_share) / (1 - covered))
-    weight = torch.as_tensor(object_weight).to(target).reshape(-1, 1, 1, 1, 1)  # [B or 1, 1, 1, 1, 1]
+    weight = torch.as_tensor(object_weight)  # told on the CPU, so deciding here waits on no GPU
     if not bool((weight > 0).any()):
         return None
-    return 1 + weight * object_pixels(target)
+    return 1 + weight.to(target).reshape(-1, 1, 1, 1, 1) * object_pixels(target)  # [B or 1, 1, 1, 1, 1]
 
 
 def object_pixels(clips, tolerance=0.1):

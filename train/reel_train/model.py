@@ -21,7 +21,7 @@ def shifted(t, shift):
 def sincos(positions, width):
     """Rows of [sin(p*w_0) .. sin(p*w_{h-1}), cos(p*w_0) .. cos(p*w_{h-1})], w_i = 10000^(-i/h)."""
     half = width // 2
-    omega = 10000.0 ** (-torch.arange(half, dtype=torch.float64) / half)
+    omega = 10000.0 ** (-torch.arange(half, dtype=torch.float64, device=positions.device) / half)
     angles = positions.to(torch.float64)[:, None] * omega[None, :]
     return torch.cat([torch.sin(angles), torch.cos(angles)], dim=1).to(torch.float32)
 
