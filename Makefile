@@ -18,9 +18,6 @@ PROTOC_GEN_SWIFT := tools/protoc-gen-swift/.build/release/protoc-gen-swift
 TRAIN_VENV   := .venv-train
 TRAIN_ARGS   ?= --minutes 60
 TRAIN_RUN    ?= train/runs/reel-shapes-next
-# Run 32's recipe draws each diagonal, which the model already follows, a quarter as often.
-TRAIN_DIAGONALS := --favour "moving up and left=0.25" --favour "moving up and right=0.25" \
-                   --favour "moving down and left=0.25" --favour "moving down and right=0.25"
 
 GALLERY      := docs/gallery
 GALLERY_SHAPES := .build/release/reel render --model reel-shapes --seed 1
@@ -97,7 +94,8 @@ proto:
 	protoc --plugin=protoc-gen-swift=$(PROTOC_GEN_SWIFT) --swift_out=Sources/Wire/Generated \
 	    --swift_opt=Visibility=Public -I proto proto/reel/v1/*.proto
 
-## train: train the default model on with the recipe of run 41, the run it came from, in
+## train: train the default model on with the recipe of run 41, the run it came from (train.py's
+## --recipe reel-shapes), in
 ## $(TRAIN_RUN) (ignored by git): from its checkpoint when there is one, else from models/reel-shapes'
 ## weights with a fresh optimiser. It exports into $(TRAIN_RUN)/package, never into the tracked
 ## models/reel-shapes: adopt a run by copying that package's model.safetensors (and config.json,
@@ -110,9 +108,7 @@ train: $(TRAIN_VENV)/bin/python
 	[ -d $(TRAIN_RUN)/package ] || { mkdir -p $(TRAIN_RUN) && rm -rf $(TRAIN_RUN)/package.partial && \
 	    cp -r models/reel-shapes $(TRAIN_RUN)/package.partial && mv $(TRAIN_RUN)/package.partial $(TRAIN_RUN)/package; }
 	$(TRAIN_VENV)/bin/python train/train.py --package $(TRAIN_RUN)/package --run $(TRAIN_RUN) \
-	    $(TRAIN_START) --lr 2e-3 --layout-share 0.5 --ema 0.998 \
-	    --one-window-share 0.25 --longest-video 5 --keyframe-share 0.75 --favour small=2 $(TRAIN_DIAGONALS) \
-	    --checkpoint-every 50 $(TRAIN_ARGS)
+	    $(TRAIN_START) --recipe reel-shapes $(TRAIN_ARGS)
 
 ## gallery: docs/gallery/ from models/reel-shapes: its scores and contact sheet on the held-out
 ## prompts, one render a window long, one four windows long, and the two-shot job file

@@ -236,6 +236,20 @@ def use_window_phase(directory):
             json.dump(spec, f)
 
 
+def check_recipe():
+    """--recipe stands for its options where it is given: later options override them, --favour
+    adds to them, and an unknown name stops the trainer with the names it knows."""
+    args = train.arguments(["--package", "p", "--run", "r", "--recipe", "reel-shapes", "--lr", "5e-4", "--favour", "bouncing=2"])
+    assert args.lr == 5e-4 and args.layout_share == 0.5 and args.keyframe_share == 0.75, "the recipe, then what follows"
+    assert args.favour[0] == "small=2" and args.favour[-1] == "bouncing=2" and len(args.favour) == 6
+    assert train.arguments(["--package", "p", "--run", "r", "--recipe=reel-shapes"]).ema == 0.998
+    try:
+        train.arguments(["--package", "p", "--run", "r", "--recipe", "nothing"])
+        raise AssertionError("an unknown recipe is refused")
+    except SystemExit as refusal:
+        assert "reel-shapes" in str(refusal.code), refusal.code
+
+
 def check_one_device(directory):
     """The loss and its gradients run with the model and batch on another device than the CPU
     (PyTorch's meta device stands in for a GPU: a tensor made on the CPU and met there raises),
@@ -449,6 +463,7 @@ def main():
         set_config(directory, frame_stride=True)
         check_keyframes(directory)
         check_one_device(directory)
+        check_recipe()
         train.main(common + ["--steps", "200", "--layout-share", "0.5", "--one-window-share", "0.25", "--longest-video", "3",
                              "--keyframe-share", "0.5"])
         assert len(losses(run)) == 200 and np.all(np.isfinite(losses(run)[190:, 1])), "the checkpoint resumed with keyframes"

@@ -33,9 +33,39 @@ from reel_train.model import Reel, shifted  # noqa: E402
 
 HIGH_NOISE_FLOOR = 0.85
 
+# Named recipes, `--recipe NAME`: the options a model was trained with, in one place for `make
+# train` and train/device-run.sh. Options after --recipe override its own; --favour adds to them.
+RECIPES = {
+    # Run 41's (the default model; docs/training.md, "Runs"): run 32's draws of small objects
+    # twice and of each diagonal, which the model already follows, a quarter as often.
+    "reel-shapes": ["--lr", "2e-3", "--layout-share", "0.5", "--ema", "0.998", "--one-window-share", "0.25",
+                    "--longest-video", "5", "--keyframe-share", "0.75", "--favour", "small=2",
+                    "--favour", "moving up and left=0.25", "--favour", "moving up and right=0.25",
+                    "--favour", "moving down and left=0.25", "--favour", "moving down and right=0.25",
+                    "--checkpoint-every", "50"],
+}
+
+
+def with_recipe(argv):
+    """`argv` with each `--recipe NAME` replaced, where it stands, by that recipe's options."""
+    expanded, rest = [], list(argv)
+    while rest:
+        word = rest.pop(0)
+        if word != "--recipe" and not word.startswith("--recipe="):
+            expanded.append(word)
+            continue
+        name = word.partition("=")[2] if "=" in word else (rest.pop(0) if rest else "")
+        if name not in RECIPES:
+            sys.exit("train.py: --recipe %r is not a recipe; give one of: %s" % (name, ", ".join(sorted(RECIPES))))
+        expanded += RECIPES[name]
+    return expanded
+
 
 def arguments(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--recipe", metavar="NAME", choices=sorted(RECIPES),
+                   help="the options a named recipe trains with (%s); later options override them"
+                        % ", ".join(sorted(RECIPES)))
     p.add_argument("--package", required=True, help="model package directory (config.json, vocab.txt, world.json)")
     p.add_argument("--run", required=True, help="directory for the checkpoint, loss log and plot")
     p.add_argument("--steps", type=int, default=0, help="stop after this many steps in all (0: no limit)")
@@ -109,7 +139,7 @@ def arguments(argv=None):
                         "GPU give it most of the cores, or the GPU waits on the CPU to draw clips")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    return p.parse_args(argv)
+    return p.parse_args(with_recipe(sys.argv[1:] if argv is None else argv))
 
 
 def learning_rate(step, args, first_step=0):
