@@ -23,6 +23,8 @@ class World:
         # canvas and counts travel from each window's start.
         self.edges = s.get("edges", "stop")
         self.wrap, self.span = self.edges == "wrap", self.edges == "span"
+        # Pixel centres (y, x) of the canvas, made once: every object of every frame is drawn on them.
+        self.grid = np.mgrid[0:self.canvas, 0:self.canvas].astype(np.float32) + 0.5
         # How often each motion and size is drawn, relative to the others (a trainer's choice, not
         # the world's: see favour()); empty, every one is drawn as often as the next.
         self.weights = {}
@@ -175,7 +177,7 @@ class World:
 
     def coverage(self, shape, x, y, radius):
         """Anti-aliased coverage in [0, 1] of a shape over the canvas grid."""
-        yy, xx = np.mgrid[0:self.canvas, 0:self.canvas].astype(np.float32) + 0.5
+        yy, xx = self.grid
         dx, dy = xx - x, yy - y
         if shape == "circle":
             distance = np.hypot(dx, dy) - radius
@@ -208,12 +210,13 @@ class World:
         first_frame, video_frames = scene.get("first_frame", 0), scene.get("video_frames")
         stride = scene.get("stride", 1)
         clip = np.empty((self.frames, self.canvas, self.canvas, 3), np.float32)
-        background = np.array(self.backgrounds[scene["background"]], np.float32)
+        clip[:] = np.array(self.backgrounds[scene["background"]], np.float32)
+        colors = [np.array(self.colors[obj["color"]], np.float32) for obj in scene["objects"]]
         for f in range(self.frames):
-            frame = np.broadcast_to(background, clip.shape[1:]).copy()
-            for obj in scene["objects"]:
+            frame = clip[f]
+            for obj, color in zip(scene["objects"], colors):
                 cover = self.object_coverage(obj, f * stride, first_frame, video_frames)[..., None]
-                frame = frame * (1 - cover) + np.array(self.colors[obj["color"]], np.float32) * cover
+                frame = frame * (1 - cover) + color * cover
             clip[f] = frame
         return model_values(clip).transpose(0, 3, 1, 2)
 
