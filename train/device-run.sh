@@ -7,8 +7,10 @@
 #     bash train/device-run.sh [MINUTES] [train.py options]     # MINUTES: 8
 #
 # It starts from models/reel-shapes' weights with the default model's recipe (--recipe
-# reel-shapes) and a fresh optimiser, trains for 85 % of the time, then anneals the learning rate
-# over as many steps as the rest of the time holds at the rate measured. The GPU waits on clips
+# reel-shapes) and a fresh optimiser (`--start-from PKG` among the options starts from another
+# package of the same shape, such as one an earlier sitting brought back), trains for 85 % of the
+# time, then anneals the learning rate over as many steps as the rest of the time holds at the
+# rate measured. The GPU waits on clips
 # drawn on the CPU, so every core but two draws them (--data-workers). PYTHON picks the
 # interpreter (python3, which holds PyTorch there; .venv-train/bin/python here, for a trial on
 # the CPU).
