@@ -331,9 +331,6 @@ def main(argv=None):
         sys.exit("train.py: --layout-share is %g; give a share from 0 up to but not including 1" % args.layout_share)
     if not 0 <= args.object_share < 1:
         sys.exit("train.py: --object-share is %g; give a share from 0 up to but not including 1" % args.object_share)
-    if args.start_from and not args.rewarm:
-        sys.exit("train.py: --start-from begins with a fresh optimiser; add --rewarm N (100 is enough) so the "
-                 "learning rate climbs while its moments settle")
     if args.object_share > 0 and (args.object_weight > 0 or args.keyframe_object_weight):
         sys.exit("train.py: --object-share and --object-weight (or --keyframe-object-weight) both weigh the objects; "
                  "give one of them")
@@ -383,6 +380,9 @@ def main(argv=None):
         print("resumed at step %d (%.0f s trained)%s" % (step, seconds, "; --start-from is not used" if args.start_from else ""),
               flush=True)
     elif args.start_from:
+        if not args.rewarm:  # a run resuming its checkpoint uses neither, so only a run starting asks
+            sys.exit("train.py: --start-from begins with a fresh optimiser; add --rewarm N (100 is enough) so the "
+                     "learning rate climbs while its moments settle")
         step, seconds = start_from(args.start_from, model, ema)
         print("started from %s at step %d (%.0f s trained), with a fresh optimiser" % (args.start_from, step, seconds), flush=True)
     parameters = sum(p.numel() for p in model.parameters())
