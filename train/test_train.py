@@ -237,7 +237,7 @@ def use_window_phase(directory):
 
 
 def check_recipe():
-    """--recipe stands for its options where it is given: later options override them, --favour
+    """--recipe sets its options as defaults: options given override them, --favour
     adds to them, and an unknown name stops the trainer with the names it knows."""
     args = train.arguments(["--package", "p", "--run", "r", "--recipe", "reel-shapes", "--lr", "5e-4", "--favour", "bouncing=2"])
     assert args.lr == 5e-4 and args.layout_share == 0.5 and args.keyframe_share == 0.75, "the recipe, then what follows"

@@ -34,37 +34,33 @@ from reel_train.model import Reel, shifted  # noqa: E402
 HIGH_NOISE_FLOOR = 0.85
 
 # Named recipes, `--recipe NAME`: the options a model was trained with, in one place for `make
-# train` and train/device-run.sh. Options after --recipe override its own; --favour adds to them.
+# train` and train/device-run.sh. They are defaults, so options given override them wherever they
+# stand, and --favour adds to the recipe's draws.
 RECIPES = {
     # Run 41's (the default model; docs/training.md, "Runs"): run 32's draws of small objects
     # twice and of each diagonal, which the model already follows, a quarter as often.
-    "reel-shapes": ["--lr", "2e-3", "--layout-share", "0.5", "--ema", "0.998", "--one-window-share", "0.25",
-                    "--longest-video", "5", "--keyframe-share", "0.75", "--favour", "small=2",
-                    "--favour", "moving up and left=0.25", "--favour", "moving up and right=0.25",
-                    "--favour", "moving down and left=0.25", "--favour", "moving down and right=0.25",
-                    "--checkpoint-every", "50"],
+    "reel-shapes": dict(lr=2e-3, layout_share=0.5, ema=0.998, one_window_share=0.25, longest_video=5,
+                        keyframe_share=0.75, checkpoint_every=50,
+                        favour=["small=2", "moving up and left=0.25", "moving up and right=0.25",
+                                "moving down and left=0.25", "moving down and right=0.25"]),
 }
 
 
-def with_recipe(argv):
-    """`argv` with each `--recipe NAME` replaced, where it stands, by that recipe's options."""
-    expanded, rest = [], list(argv)
-    while rest:
-        word = rest.pop(0)
-        if word != "--recipe" and not word.startswith("--recipe="):
-            expanded.append(word)
-            continue
-        name = word.partition("=")[2] if "=" in word else (rest.pop(0) if rest else "")
-        if name not in RECIPES:
-            sys.exit("train.py: --recipe %r is not a recipe; give one of: %s" % (name, ", ".join(sorted(RECIPES))))
-        expanded += RECIPES[name]
-    return expanded
+def recipe_defaults(argv):
+    """The options of the recipe `argv` names with --recipe ({} without one), or exit naming the
+    recipes there are."""
+    finder = argparse.ArgumentParser(add_help=False)
+    finder.add_argument("--recipe")
+    name = finder.parse_known_args(argv)[0].recipe
+    if name is not None and name not in RECIPES:
+        sys.exit("train.py: --recipe %r is not a recipe; give one of: %s" % (name, ", ".join(sorted(RECIPES))))
+    return RECIPES.get(name, {})
 
 
 def arguments(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--recipe", metavar="NAME", choices=sorted(RECIPES),
-                   help="the options a named recipe trains with (%s); later options override them"
+                   help="the options a named recipe trains with (%s); options given override them"
                         % ", ".join(sorted(RECIPES)))
     p.add_argument("--package", required=True, help="model package directory (config.json, vocab.txt, world.json)")
     p.add_argument("--run", required=True, help="directory for the checkpoint, loss log and plot")
@@ -139,7 +135,9 @@ def arguments(argv=None):
                         "GPU give it most of the cores, or the GPU waits on the CPU to draw clips")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    return p.parse_args(with_recipe(sys.argv[1:] if argv is None else argv))
+    argv = sys.argv[1:] if argv is None else argv
+    p.set_defaults(**recipe_defaults(argv))
+    return p.parse_args(argv)
 
 
 def learning_rate(step, args, first_step=0):
