@@ -17,6 +17,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
@@ -50,8 +51,10 @@ let package = Package(
                                                     .product(name: "GRDB", package: "GRDB.swift"),
                                                     .product(name: "Metrics", package: "swift-metrics")]),
         // The coordinator's web side: dashboard, JSON API and Prometheus /metrics.
-        .target(name: "Dashboard", dependencies: ["Coordinator", "Media",
+        .target(name: "Dashboard", dependencies: ["Coordinator", "Media", "Planning", "Wire",
                                                   .product(name: "Hummingbird", package: "hummingbird"),
+                                                  .product(name: "HTTPTypes", package: "swift-http-types"),
+                                                  .product(name: "Logging", package: "swift-log"),
                                                   .product(name: "Prometheus", package: "swift-prometheus"),
                                                   .product(name: "Metrics", package: "swift-metrics")],
                 resources: [.copy("Page")]),
@@ -71,7 +74,8 @@ let package = Package(
 
         // Fuzz targets for every decoder that reads the network (`make fuzz`); built normally,
         // it replays inputs and writes seed corpora.
-        .executableTarget(name: "reel-fuzz", dependencies: ["Wire", "Planning", "Diffusion", "Coordinator"], path: "Fuzz",
+        .executableTarget(name: "reel-fuzz", dependencies: ["Wire", "Planning", "Diffusion", "Coordinator",
+                                                           .product(name: "Logging", package: "swift-log")], path: "Fuzz",
                           swiftSettings: [.unsafeFlags(["-parse-as-library"])]),
 
         .testTarget(name: "SystemLibraryTests", dependencies: ["CZeroMQ", "CFFmpeg", "COpenBLAS"]),
@@ -82,7 +86,7 @@ let package = Package(
         .testTarget(name: "PlanningTests", dependencies: ["Planning"]),
         .testTarget(name: "WireTests", dependencies: ["Wire"]),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation"]),
-        .testTarget(name: "CoordinatorTests", dependencies: ["Coordinator", "Planning", "Diffusion", "Worker", "Wire", "TestSupport"]),
+        .testTarget(name: "CoordinatorTests", dependencies: ["Coordinator", "Planning", "Diffusion", "Worker", "Wire", "Media", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["Media", "Wire", "Evaluation", "TestSupport", .product(name: "Yams", package: "Yams")]),
     ]
 )

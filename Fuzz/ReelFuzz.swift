@@ -17,12 +17,18 @@ enum FuzzTarget: String, CaseIterable {
     case spec
     /// A job checkpoint as a restarted coordinator reads it from its data directory.
     case checkpoint
+    /// Messages from a worker holding a shard of a live job, to a real coordinator
+    /// (`LiveCoordinator`): the first byte's low bit picks a result for that shard with fields
+    /// and payload from the input, or any frames at all.
+    case coordinator
 
     func run(_ data: Data) {
         switch self {
         case .envelope: Self.envelope(data)
         case .spec: Self.spec(data)
         case .checkpoint: _ = try? CheckpointFile.decode(data)
+        case .coordinator:
+            do { try LiveCoordinator.shared.run(data) } catch { fatalError("the live coordinator stopped answering: \(error)") }
         }
     }
 
@@ -50,12 +56,12 @@ enum FuzzTarget: String, CaseIterable {
         case .heartbeat: _ = try? envelope.decode(Reel_V1_Heartbeat.self)
         case .disconnect: _ = try? envelope.decode(Reel_V1_Disconnect.self)
         case .assignment:
-            if let message = try? envelope.decode(Reel_V1_ShardAssignment.self) {
-                _ = try? LatentCodec.decode(envelope.payloads[0], count: message.shape.count)
+            if let message = try? envelope.decode(Reel_V1_ShardAssignment.self), let count = message.shape.count {
+                _ = try? LatentCodec.decode(envelope.payloads[0], count: count)
             }
         case .result:
-            if let message = try? envelope.decode(Reel_V1_ShardResult.self) {
-                _ = try? LatentCodec.decode(envelope.payloads[0], count: message.shape.count)
+            if let message = try? envelope.decode(Reel_V1_ShardResult.self), let count = message.shape.count {
+                _ = try? LatentCodec.decode(envelope.payloads[0], count: count)
             }
         case .submit: if let message = try? envelope.decode(Reel_V1_SubmitRequest.self) { resolve(message.spec) }
         case .submitReply: _ = try? envelope.decode(Reel_V1_SubmitReply.self)
@@ -106,8 +112,12 @@ enum FuzzTarget: String, CaseIterable {
         ]
         let checkpoint = JobRun.Checkpoint(progress: [2, 1], entries: [.init(region: 0, step: 2, latent: [1, 2], state: nil),
                                                                        .init(region: 1, step: 1, latent: [3, 4], state: [5, 6])])
+        let nan = LatentCodec.encode([.nan, 1, 2, 3])
+        let wrongSteps = try! Reel_V1_ShardResult.with { $0.stepBegin = 9; $0.stepEnd = 1 }.serializedData()
         return [.envelope: envelopes.map { pack($0.frames) }, .spec: [try! spec.serializedData()],
-                .checkpoint: [CheckpointFile.encode(checkpoint)]]
+                .checkpoint: [CheckpointFile.encode(checkpoint)],
+                .coordinator: [Data([0, 0]), Data([0, 0]) + nan, Data([0, UInt8(wrongSteps.count)]) + wrongSteps,
+                               Data([1]) + pack(envelopes[2].frames), Data([1]) + pack(envelopes[3].frames)]]
     }
 
     /// The inverse of `frames`, for frames short enough to have a one-byte length.

@@ -28,6 +28,6 @@ submit "a small yellow triangle moving down on a gray background" --frames 64 --
 submit "a large blue square moving up and a small green circle moving left on a white background" --frames 64 > /dev/null
 sleep "${REEL_SHOT_DELAY:-9}"  # the long job's layout done and its chunks most of the way
 chromium --headless --no-sandbox --disable-gpu --disable-dev-shm-usage --user-data-dir="$work/profile" \
-    --virtual-time-budget=5000 --window-size=1300,1000 --screenshot="$work/shot.png" "http://$http/?token=$token" 2> /dev/null
+    --virtual-time-budget=5000 --window-size=1300,1000 --screenshot="$work/shot.png" "http://$http/#token=$token" 2> /dev/null
 mv "$work/shot.png" "$out"
 echo "wrote $out"

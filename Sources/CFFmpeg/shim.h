@@ -15,6 +15,8 @@ static inline int CFFmpeg_averror(int posix_error) { return AVERROR(posix_error)
 static inline int64_t CFFmpeg_av_nopts_value(void) { return AV_NOPTS_VALUE; }
 static inline int CFFmpeg_av_time_base(void) { return AV_TIME_BASE; }
 static inline int CFFmpeg_avfmt_nofile(void) { return AVFMT_NOFILE; }
+static inline int CFFmpeg_avfmt_flag_custom_io(void) { return AVFMT_FLAG_CUSTOM_IO; }
+static inline int CFFmpeg_avseek_size(void) { return AVSEEK_SIZE; }
 static inline int CFFmpeg_avfmt_globalheader(void) { return AVFMT_GLOBALHEADER; }
 static inline int CFFmpeg_codec_flag_global_header(void) { return AV_CODEC_FLAG_GLOBAL_HEADER; }
 static inline int CFFmpeg_avio_flag_write(void) { return AVIO_FLAG_WRITE; }

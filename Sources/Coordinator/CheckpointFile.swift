@@ -2,15 +2,21 @@ import Diffusion
 import Foundation
 import Wire
 
-/// A job's checkpoint on disk: little-endian binary, written to a temporary name and renamed,
-/// so a reader finds the previous checkpoint or the whole new one.
+/// A job's checkpoint on disk: little-endian binary, written to a temporary name, synced and
+/// renamed, so a reader finds the previous checkpoint or the whole new one.
 ///
-///     "REELCKP1"
+///     "REELCKP2"
 ///     u32 regions, then u32 progress per region
 ///     u32 entries, then per entry: u32 region, u32 step, u32 count, u8 has-state,
 ///                                  count float32 latent, count float32 state if has-state
+///     u32 CRC-32 of everything before it
+///
+/// The checksum catches what the rename cannot: a disk or file system that returns other
+/// bytes than were written. A checkpoint that fails it is not used; the job starts again.
+/// Version 1 ("REELCKP1", no checksum) is still read.
 public enum CheckpointFile {
-    static let magic = Data("REELCKP1".utf8)
+    static let magic = Data("REELCKP2".utf8)
+    static let uncheckedMagic = Data("REELCKP1".utf8)
 
     public static func encode(_ checkpoint: JobRun.Checkpoint) -> Data {
         var data = magic
@@ -26,12 +32,23 @@ public enum CheckpointFile {
             data.append(LatentCodec.encode(entry.latent))
             if let state = entry.state { data.append(LatentCodec.encode(state)) }
         }
+        data.appendUInt32(Int(CRC32.checksum(data)))
         return data
     }
 
     public static func decode(_ data: Data) throws -> JobRun.Checkpoint {
-        var reader = ByteReader(data)
-        guard try reader.bytes(magic.count) == magic else { throw CheckpointError("not a Reel checkpoint (bad magic)") }
+        var body = data
+        let head = data.prefix(magic.count)
+        if head == magic {
+            guard data.count >= magic.count + 4 else { throw CheckpointError("checkpoint ends early (truncated?)") }
+            body = data.dropLast(4)
+            let stored = data.suffix(4).withUnsafeBytes { UInt32(littleEndian: $0.loadUnaligned(as: UInt32.self)) }
+            guard CRC32.checksum(body) == stored else { throw CheckpointError("checkpoint fails its checksum (damaged on disk)") }
+        } else if head != uncheckedMagic {
+            throw CheckpointError("not a Reel checkpoint (bad magic)")
+        }
+        var reader = ByteReader(body)
+        _ = try reader.bytes(magic.count)
         let regions = try reader.count(limit: 1 << 20)
         let progress = try (0..<regions).map { _ in try reader.count(limit: 1 << 20) }
         let entryCount = try reader.count(limit: 1 << 24)
@@ -89,5 +106,20 @@ private struct ByteReader {
         let value = raw.withUnsafeBytes { Int(UInt32(littleEndian: $0.loadUnaligned(as: UInt32.self))) }
         guard value <= limit else { throw CheckpointError("checkpoint field \(value) out of range (at most \(limit))") }
         return value
+    }
+}
+
+/// CRC-32 (IEEE 802.3, as zlib computes it), table-driven.
+enum CRC32 {
+    private static let table: [UInt32] = (0..<256).map { index in
+        (0..<8).reduce(UInt32(index)) { crc, _ in crc & 1 == 1 ? 0xEDB8_8320 ^ (crc >> 1) : crc >> 1 }
+    }
+
+    static func checksum(_ data: Data) -> UInt32 {
+        var crc: UInt32 = 0xFFFF_FFFF
+        data.withUnsafeBytes { bytes in
+            for byte in bytes { crc = table[Int((crc ^ UInt32(byte)) & 0xFF)] ^ (crc >> 8) }
+        }
+        return ~crc
     }
 }

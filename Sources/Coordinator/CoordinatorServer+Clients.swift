@@ -19,7 +19,7 @@ extension CoordinatorServer {
     }
 
     func sortJobOrder() {
-        jobOrder.sort { (jobs[$0]!.priority, 0) > (jobs[$1]!.priority, 1) }
+        jobOrder.sort { (jobs[$0]?.priority ?? 0, 0) > (jobs[$1]?.priority ?? 0, 1) }
     }
 
     func submit(_ envelope: Envelope, from client: String) throws -> Reply {
@@ -40,21 +40,30 @@ extension CoordinatorServer {
         }
         let (config, vocabulary) = try model(request.spec.model)
         var spec = JobSpec(resolving: request.spec, with: config)
+        let outputScale = max(1, Int(request.spec.outputScale))
+        guard outputScale <= JobLimits.maxOutputScale else {
+            throw CoordinatorError("output_scale \(outputScale) is out of range; use 1 to \(JobLimits.maxOutputScale)")
+        }
+        // Every field is checked before anything is computed from it; a job that takes its length
+        // from its input video is checked again once that length is known.
+        let lengthFromInput = request.spec.withInput && request.spec.frames == 0
+        if lengthFromInput { spec.frames = 1 }
+        try spec.validate(for: ModelShape(config))
         var input: [Float]?
         if request.spec.withInput {
-            let frames = try InputVideo.frames(envelope.payloads[0], width: spec.width, height: spec.height, fps: spec.fps)
-            if request.spec.frames == 0 { spec.frames = frames.frameCount }
+            let maxFrames = lengthFromInput ? JobLimits.maxFrames : spec.frames
+            let frames = try InputVideo.frames(envelope.payloads[0], width: spec.width, height: spec.height, fps: spec.fps, maxFrames: maxFrames)
+            if lengthFromInput { spec.frames = frames.frameCount }
             guard spec.frames <= frames.frameCount else {
                 throw CoordinatorError("frames \(spec.frames) is more than the input video has at \(spec.fps) fps (\(frames.frameCount))")
             }
+            try spec.validate(for: ModelShape(config))
             input = Array(frames.planar().prefix(spec.frames * 3 * spec.width * spec.height))
         }
-        try spec.validate(for: ModelShape(config))
         try spec.checkPrompts(with: vocabulary, maxTokens: config.text.maxTokens)
         let id = "j" + String(UInt64.random(in: 0..<(1 << 48)), radix: 16)
-        let outputScale = max(1, Int(request.spec.outputScale))
         let job = FarmJob(id: id, client: client, spec: spec, outputScale: outputScale, model: ModelShape(config),
-                          channels: config.channels, input: input, firstAttempt: epoch << 32 | 1)
+                          channels: config.channels, input: input, attemptIDs: AttemptIDs.random)
         // Acknowledged only once it is on disk: the input first, then the row that names it.
         if let input { try AtomicFile.write(LatentCodec.encode(input), to: inputPath(id)) }
         try store.insert(StoredJob(id: id, client: client, idempotencyKey: request.idempotencyKey,
@@ -81,19 +90,48 @@ extension CoordinatorServer {
         return known
     }
 
-    func job(_ id: String) throws -> FarmJob {
-        guard let job = jobs[id] else { throw CoordinatorError("no job \(id); `reel status` lists the jobs") }
+    /// A job `requester` may see: its own, or any for an admin. Another client's job is
+    /// answered as no job at all, so ids cannot be probed.
+    func job(_ id: String, for requester: Requester) throws -> FarmJob {
+        guard let job = jobs[id], requester.owns(job.client) else {
+            if let stored = parked[id], requester.owns(stored.client) {
+                throw CoordinatorError("job \(id) waits: \(status(ofParked: stored).waiting)")
+            }
+            throw CoordinatorError("no job \(id.prefix(40)); `reel status` lists your jobs")
+        }
         return job
     }
 
-    func status(_ envelope: Envelope) throws -> Reply {
+    func status(_ envelope: Envelope, for requester: Requester) throws -> Reply {
         let request = try envelope.decode(Reel_V1_StatusRequest.self)
-        let selected = request.jobID.isEmpty ? jobOrder.compactMap { jobs[$0] } : [try job(request.jobID)]
-        return (.statusReply, Reel_V1_StatusReply.with { $0.jobs = selected.map(status(of:)) }, [])
+        let selected: [Reel_V1_JobStatus]
+        if request.jobID.isEmpty {
+            selected = jobOrder.compactMap { id in
+                if let job = jobs[id] { return requester.owns(job.client) ? status(of: job) : nil }
+                return parked[id].flatMap { requester.owns($0.client) ? status(ofParked: $0) : nil }
+            }
+        } else if let stored = parked[request.jobID], requester.owns(stored.client) {
+            selected = [status(ofParked: stored)]
+        } else {
+            selected = [status(of: try job(request.jobID, for: requester))]
+        }
+        return (.statusReply, Reel_V1_StatusReply.with { $0.jobs = selected }, [])
     }
 
-    func cancel(_ envelope: Envelope) throws -> Reply {
-        let job = try job(try envelope.decode(Reel_V1_CancelRequest.self).jobID)
+    func cancel(_ envelope: Envelope, for requester: Requester) throws -> Reply {
+        let id = try envelope.decode(Reel_V1_CancelRequest.self).jobID
+        if let stored = parked[id], requester.owns(stored.client) {
+            // Waiting for its model: ended in the store as it is.
+            if stored.state == "running" {
+                try store.finish(id, state: "cancelled")
+                parked[id]!.state = "cancelled"
+                try? FileManager.default.removeItem(atPath: inputPath(id))
+                checkpoints.discard(id)
+                logger.info("job \(id) cancelled while waiting for its model")
+            }
+            return (.cancelReply, Reel_V1_CancelReply.with { $0.status = status(ofParked: parked[id]!) }, [])
+        }
+        let job = try job(id, for: requester)
         if job.isActive {
             end(job, .cancelled)
             logger.info("job \(job.id) cancelled")
@@ -116,13 +154,15 @@ extension CoordinatorServer {
                     $0.stepsDone = UInt32(worker.stepsDone)
                     $0.heartbeatAgeSeconds = (now - worker.lastSeen).seconds
                     $0.shardsCompleted = UInt32(worker.shardsCompleted)
+                    $0.shardCap = UInt32(options.maxShardsPerWorker)
+                    $0.shardsHeld = UInt32(worker.inFlight.count)
                 }
             }
         }
     }
 
-    func fetch(_ envelope: Envelope) throws -> Reply {
-        let job = try job(try envelope.decode(Reel_V1_FetchRequest.self).jobID)
+    func fetch(_ envelope: Envelope, for requester: Requester) throws -> Reply {
+        let job = try job(try envelope.decode(Reel_V1_FetchRequest.self).jobID, for: requester)
         let video = try job.outputPath.map { try Data(contentsOf: URL(fileURLWithPath: $0)) } ?? Data()
         return (.fetchReply, Reel_V1_FetchReply.with { $0.status = status(of: job) }, [video])
     }

@@ -33,13 +33,8 @@ extension CoordinatorServer {
     func restoreJobs() throws {
         for stored in try store.all() {
             if !stored.idempotencyKey.isEmpty { submissions[stored.client + "\n" + stored.idempotencyKey] = stored.id }
-            do {
-                let job = try restore(stored)
-                jobs[job.id] = job
-                jobOrder.append(job.id)
-            } catch {
-                logger.error("cannot restore job \(stored.id): \(error)")
-                try? store.finish(stored.id, state: "failed", error: "could not be restored after a restart: \(error)")
+            if !readmit(stored) {
+                logger.warning("job \(stored.id) waits for model '\(modelName(of: stored))', which this coordinator cannot find now; it resumes when the model is back in the model path")
             }
         }
         sortJobOrder()
@@ -48,6 +43,64 @@ extension CoordinatorServer {
             logger.info("restored \(jobs.count) job(s) from \(store.path), \(running.count) still running")
         }
         for job in running where job.run.isComplete { finish(job) }
+    }
+
+    /// Rebuilds a stored job; true unless it waits for its model. A job whose model is missing
+    /// (a coordinator restarted without its model path, a package being copied) is kept as it
+    /// is stored, listed with the reason, and tried again every heartbeat: a missing model is
+    /// an operator's to fix, not a reason to fail the job for good.
+    @discardableResult
+    func readmit(_ stored: StoredJob) -> Bool {
+        do {
+            let job = try restore(stored)
+            parked[stored.id] = nil
+            jobs[job.id] = job
+            if !jobOrder.contains(job.id) { jobOrder.append(job.id) }
+            return true
+        } catch is ModelPackageError {
+            parked[stored.id] = stored
+            if !jobOrder.contains(stored.id) { jobOrder.append(stored.id) }
+            return false
+        } catch {
+            parked[stored.id] = nil
+            jobOrder.removeAll { $0 == stored.id }
+            logger.error("cannot restore job \(stored.id): \(error)")
+            try? store.finish(stored.id, state: "failed", error: "could not be restored after a restart: \(error)")
+            return true
+        }
+    }
+
+    /// Tries again the jobs that wait for their models.
+    func readmitParkedJobs() {
+        guard !parked.isEmpty else { return }
+        var resumed: [FarmJob] = []
+        for stored in parked.values.sorted(by: { $0.submittedMs < $1.submittedMs }) where readmit(stored) {
+            if let job = jobs[stored.id] {
+                logger.info("job \(job.id) resumes: model '\(job.spec.model)' found")
+                resumed.append(job)
+            }
+        }
+        guard !resumed.isEmpty else { return }
+        sortJobOrder()
+        for job in resumed where job.isActive && job.run.isComplete { finish(job) }
+    }
+
+    func modelName(of stored: StoredJob) -> String {
+        ((try? Reel_V1_JobSpec(serializedBytes: stored.spec))?.model).map { String($0.prefix(80)) } ?? "?"
+    }
+
+    /// How a job that waits for its model looks to clients: as stored, with the reason.
+    func status(ofParked stored: StoredJob) -> Reel_V1_JobStatus {
+        var status = Reel_V1_JobStatus()
+        status.jobID = stored.id
+        status.state = FarmJob.State(stored: stored.state, error: stored.error).wire
+        status.error = stored.error
+        status.spec = (try? Reel_V1_JobSpec(serializedBytes: stored.spec)) ?? Reel_V1_JobSpec()
+        status.stepsDone = UInt32(clamping: stored.checkpointSteps)
+        status.submittedUnixMs = UInt64(clamping: stored.submittedMs)
+        status.latentDigest = stored.latentDigest
+        status.waiting = "model '\(modelName(of: stored))' is not in this coordinator's model path ($REEL_MODELS, ./models); the job resumes once it is"
+        return status
     }
 
     func restore(_ stored: StoredJob) throws -> FarmJob {
@@ -61,7 +114,7 @@ extension CoordinatorServer {
             : nil
         let job = FarmJob(id: stored.id, client: stored.client, spec: spec, outputScale: max(1, Int(message.outputScale)),
                           model: ModelShape(config), channels: config.channels, input: input,
-                          firstAttempt: epoch << 32 | 1, submitted: Date(timeIntervalSince1970: Double(stored.submittedMs) / 1000))
+                          attemptIDs: AttemptIDs.random, submitted: Date(timeIntervalSince1970: Double(stored.submittedMs) / 1000))
         job.state = state
         job.outputPath = stored.outputPath.isEmpty ? nil : stored.outputPath
         job.latentDigest = stored.latentDigest

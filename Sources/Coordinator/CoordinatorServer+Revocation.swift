@@ -73,9 +73,9 @@ extension CoordinatorServer {
         case .worker:
             send(.disconnect, Reel_V1_Disconnect.with { $0.reason = reason }, to: identity)
             drop(identity, reason: reason)
-        case .client:
-            logger.warning("refused \(kind) from client \(peer.name): \(reason)")
-            send(.error, Reel_V1_ErrorReply.with { $0.message = "\(reason); its operator can enroll a new one (`reel keys enroll client`)" }, to: identity)
+        case .client, .admin:
+            logger.warning("refused \(kind) from \(peer.role.rawValue) \(peer.name): \(reason)")
+            send(.error, Reel_V1_ErrorReply.with { $0.message = "\(reason); its operator can enroll a new one (`reel keys enroll \(peer.role.rawValue)`)" }, to: identity)
         }
     }
 }

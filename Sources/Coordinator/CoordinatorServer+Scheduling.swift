@@ -109,11 +109,12 @@ extension CoordinatorServer {
         message.placeKeyframes = place.keyframes
         let payloads = [LatentCodec.encode(assignment.latent), assignment.state.map(LatentCodec.encode) ?? Data()]
         workers[peer]!.credits -= 1
-        workers[peer]!.current = (job.id, assignment.region, assignment.attempt)
+        workers[peer]!.inFlight[assignment.attempt] = ShardInFlight(
+            job: job.id, region: assignment.region, attempt: assignment.attempt, stepBegin: message.stepBegin,
+            stepEnd: message.stepEnd, shape: message.shape, assignedAt: clock.now)
         workers[peer]!.modelsRun.insert(job.spec.model)
         workers[peer]!.stepsDone = 0
         workers[peer]!.progressAt = clock.now
-        workers[peer]!.assignedAt = clock.now
         counters.assignmentsSent += 1
         if !send(.assignment, message, payloads: payloads, to: peer) {
             drop(peer, reason: "unreachable")
@@ -130,14 +131,11 @@ extension CoordinatorServer {
             if (now - worker.lastSeen).seconds > limit {
                 drop(worker.identity, reason: "silent for more than \(options.liveness) heartbeats")
             } else if let current = worker.current, (now - worker.progressAt).seconds > options.shardTimeout {
-                // Alive but stuck: the shard goes to someone else; this worker's result, if it
-                // ever comes, belongs to a superseded attempt and is dropped.
-                workers[worker.identity]!.current = nil
-                if let job = jobs[current.job], job.isActive {
-                    job.run.requeue(region: current.region)
-                    metrics.requeues.increment()
-                    logger.warning("shard \(current.job)/\(current.region) made no progress on \(worker.name) for \(Int(options.shardTimeout)) s; reassigned")
-                }
+                // Alive but stuck: its shards go to someone else; this worker's results, if they
+                // ever come, belong to superseded attempts and are dropped.
+                workers[worker.identity]!.inFlight = [:]
+                logger.warning("shard \(current.job)/\(current.region) made no progress on \(worker.name) for \(Int(options.shardTimeout)) s; reassigned")
+                requeue(worker.inFlight.values)
             }
         }
     }

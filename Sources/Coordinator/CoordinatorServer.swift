@@ -22,6 +22,10 @@ public struct CoordinatorOptions: Sendable {
     public var maxShardAttempts = 3
     /// Failed shards after which a worker is kept off a job.
     public var failuresBeforeBlocking = 2
+    /// Shards one worker may hold at once, credits it asked for included: a worker that asks
+    /// for more gets no more, so one that vanishes takes at most this many with it.
+    public var maxShardsPerWorker = defaultMaxShardsPerWorker
+    public static let defaultMaxShardsPerWorker = 2
     /// Seconds between checkpoints of one job at most: what a crash can cost in recomputation,
     /// against the disk and CPU a checkpoint of every result would take.
     public var checkpointInterval: Double = 1
@@ -90,6 +94,9 @@ public final class CoordinatorServer: @unchecked Sendable {
 
     var workers: [Data: WorkerRecord] = [:]
     var jobs: [String: FarmJob] = [:]
+    /// Stored jobs whose model cannot be found now, kept as stored until it can.
+    var parked: [String: StoredJob] = [:]
+    /// Jobs in the order they are listed and served (parked ones keep their place).
     var jobOrder: [String] = []
     /// The durable side: job rows, and checkpoints of running jobs written off this thread.
     let store: JobStore
@@ -100,8 +107,6 @@ public final class CoordinatorServer: @unchecked Sendable {
     var submissions: [String: String] = [:]
     /// Expired jobs the store would not delete, each logged once while retried every heartbeat.
     var unforgettable: Set<String> = []
-    /// This life's number, the high half of every attempt id.
-    let epoch: UInt64
     /// Assignments released by their jobs, per job, waiting for a worker with credit.
     var pending: [String: ShardQueue] = [:]
     /// Shards handed out per client, for fair share.
@@ -119,8 +124,9 @@ public final class CoordinatorServer: @unchecked Sendable {
         self.options = options
         self.context = context
         try FileManager.default.createDirectory(atPath: "\(options.dataDirectory)/jobs", withIntermediateDirectories: true)
+        // Files a crash left half-written (a checkpoint, an input, a video): never read, so removed.
+        let orphans = AtomicFile.removeOrphans(in: "\(options.dataDirectory)/jobs")
         store = try JobStore(directory: options.dataDirectory)
-        epoch = try store.nextEpoch()
         let logger = self.logger
         checkpoints = CheckpointWriter(store: store, directory: "\(options.dataDirectory)/jobs") { job, error in
             logger.error("cannot checkpoint \(job): \(error); it will be computed again after a restart")
@@ -128,6 +134,7 @@ public final class CoordinatorServer: @unchecked Sendable {
         router = try ZMQSocket(context, .router, maxMessageBytes: options.maxMessageBytes)
         monitor = try router.monitor(context)
         lastHeartbeat = clock.now
+        if !orphans.isEmpty { logger.info("removed \(orphans.count) half-written file(s) a crash left in \(options.dataDirectory)/jobs") }
         do {
             try listen()
         } catch {
@@ -178,8 +185,16 @@ public final class CoordinatorServer: @unchecked Sendable {
         while !shouldStop {
             let readable = try ZMQSocket.poll([router, monitor], milliseconds: 50)
             if readable.contains(0) {
-                while let (frames, userID, address) = try? router.receiveWithPeer(dontWait: true) {
-                    handle(frames, userID: userID, address: address)
+                while true {
+                    do {
+                        let (frames, userID, address) = try router.receiveWithPeer(dontWait: true)
+                        handle(frames, userID: userID, address: address)
+                    } catch let oversized as OversizedMessage {
+                        logger.warning("dropping peer \(Self.hex(oversized.firstFrame)): \(oversized)")
+                        drop(oversized.firstFrame, reason: "\(oversized)")
+                    } catch {
+                        break
+                    }
                 }
             }
             if readable.contains(1) {
@@ -189,6 +204,7 @@ public final class CoordinatorServer: @unchecked Sendable {
             if (now - lastHeartbeat).seconds >= options.heartbeatInterval {
                 sendHeartbeats()
                 forgetExpiredJobs()
+                readmitParkedJobs()
                 lastHeartbeat = now
             }
             reapSilentWorkers(now)
@@ -282,10 +298,11 @@ public final class CoordinatorServer: @unchecked Sendable {
             if let peer, let userID, let enrollment, !enrollment.isEnrolled(userID) {
                 return refuseRevoked(envelope.kind, from: identity, peer)
             }
-            if let peer, peer.role != envelope.kind.sender {
+            if let peer, peer.role.kind != envelope.kind.sender {
                 return refuse(envelope.kind, from: identity, peer)
             }
-            try handle(envelope, from: identity, userID: userID, client: Self.client(peer, address: address))
+            let requester = Requester(name: Self.client(peer, address: address), seesEveryJob: peer.map { $0.role == .admin } ?? true)
+            try handle(envelope, from: identity, userID: userID, requester: requester)
         } catch {
             logger.warning("dropping peer \(Self.hex(identity)): \(error)")
             drop(identity, reason: "\(error)")
@@ -305,7 +322,17 @@ public final class CoordinatorServer: @unchecked Sendable {
         }
     }
 
-    /// Who a client is, for fair share and the per-client job limit: its enrolled key's name;
+    /// Who sent a client request: the name its jobs are owned by, and whether it sees and
+    /// cancels every job (an admin key; without keys, everyone, as nobody is authenticated)
+    /// or only its own.
+    struct Requester {
+        let name: String
+        let seesEveryJob: Bool
+
+        func owns(_ client: String) -> Bool { seesEveryJob || client == name }
+    }
+
+    /// Who a client is, for ownership, fair share and the per-client job limit: its enrolled key's name;
     /// without keys (`--insecure`), the machine it connects from, so that people submitting from
     /// their own machines share the farm between them rather than as one.
     static func client(_ peer: (role: PeerRole, name: String)?, address: String?) -> String {
@@ -322,13 +349,14 @@ public final class CoordinatorServer: @unchecked Sendable {
         if peer.role == .worker { send(.error, Reel_V1_ErrorReply.with { $0.message = reason }, to: identity) }
     }
 
-    func handle(_ envelope: Envelope, from peer: Data, userID: String?, client: String) throws {
+    func handle(_ envelope: Envelope, from peer: Data, userID: String?, requester: Requester) throws {
         switch envelope.kind {
         case .hello: try register(peer, envelope.decode(Reel_V1_WorkerHello.self), userID: userID)
         case .ready:
             let ready = try envelope.decode(Reel_V1_Ready.self)
-            guard workers[peer] != nil else { return sayHelloFirst(peer) }
-            workers[peer]!.credits += Int(ready.credits)
+            guard let worker = workers[peer] else { return sayHelloFirst(peer) }
+            let room = max(0, options.maxShardsPerWorker - worker.inFlight.count - worker.credits)
+            workers[peer]!.credits += min(Int(ready.credits), room)
         case .heartbeat:
             let beat = try envelope.decode(Reel_V1_Heartbeat.self)
             guard workers[peer] != nil else { return sayHelloFirst(peer) }
@@ -340,11 +368,11 @@ public final class CoordinatorServer: @unchecked Sendable {
         case .disconnect:
             let reason = try envelope.decode(Reel_V1_Disconnect.self).reason
             drop(peer, reason: "left: \(reason)", level: .info)
-        case .submit: reply(to: peer) { try self.submit(envelope, from: client) }
-        case .status: reply(to: peer) { try self.status(envelope) }
-        case .cancel: reply(to: peer) { try self.cancel(envelope) }
+        case .submit: reply(to: peer) { try self.submit(envelope, from: requester.name) }
+        case .status: reply(to: peer) { try self.status(envelope, for: requester) }
+        case .cancel: reply(to: peer) { try self.cancel(envelope, for: requester) }
         case .workers: reply(to: peer) { (.workersReply, self.workersReply(), []) }
-        case .fetch: reply(to: peer) { try self.fetch(envelope) }
+        case .fetch: reply(to: peer) { try self.fetch(envelope, for: requester) }
         case .assignment, .submitReply, .statusReply, .cancelReply, .workersReply, .fetchReply, .error:
             throw WireError("\(envelope.kind) is not a message a coordinator accepts")
         }
@@ -371,61 +399,102 @@ public final class CoordinatorServer: @unchecked Sendable {
         logger.info("worker \(hello.workerID) joined from \(hello.hostname): \(hello.threads) thread(s), models \(hello.models.joined(separator: ", ")), OpenBLAS \(hello.cpuKernel)")
     }
 
-    /// Forgets a peer; a worker's shard goes back to its job under a new attempt. A worker
+    /// Forgets a peer; a worker's shards go back to their jobs under new attempts. A worker
     /// that said goodbye is news; one that fell silent or misbehaved is a warning.
     func drop(_ peer: Data, reason: String, level: Logger.Level = .warning) {
         guard let worker = workers.removeValue(forKey: peer) else { return }
         logger.log(level: level, "worker \(worker.name) removed: \(reason)")
-        if let current = worker.current, let job = jobs[current.job], job.isActive {
-            job.run.requeue(region: current.region)
+        requeue(worker.inFlight.values)
+    }
+
+    /// Gives shards taken from their worker (gone, or stalled) to others under new attempts.
+    func requeue(_ shards: some Sequence<ShardInFlight>) {
+        for shard in shards.sorted(by: { $0.region < $1.region }) {
+            guard let job = jobs[shard.job], job.isActive, job.run.isRunning(region: shard.region, attempt: shard.attempt) else { continue }
+            job.run.requeue(region: shard.region)
             metrics.requeues.increment()
-            logger.info("requeued region \(current.region) of \(current.job)")
+            logger.info("requeued region \(shard.region) of \(shard.job)")
         }
     }
 
+    /// A result or a failure from a worker. Only an attempt this worker holds counts, and its
+    /// result must be what was handed over (job, region, steps, shape) with finite floats,
+    /// checked before anything is read of it: anything else is a failed attempt of this worker,
+    /// never a trap and never part of a checkpoint.
     func accept(_ envelope: Envelope, from peer: Data) throws {
         let result = try envelope.decode(Reel_V1_ShardResult.self)
-        guard workers[peer] != nil else {
+        guard let worker = workers[peer] else {
             // A worker presumed dead (silent too long, or cut off) that came back: whatever it
             // computed was requeued meanwhile, so its result belongs to a superseded attempt.
-            logger.info("dropped a late result for \(result.jobID)/\(result.region) attempt \(result.attempt) from a worker no longer registered")
+            logger.info("dropped a late result for attempt \(result.attempt) from a worker no longer registered")
             return sayHelloFirst(peer)
         }
-        if workers[peer]?.current?.attempt == result.attempt { workers[peer]!.current = nil }
-        guard let job = jobs[result.jobID], job.isActive else { return }
-        let region = Int(result.region)
-        if !result.error.isEmpty {
-            guard job.run.isRunning(region: region, attempt: result.attempt) else { return }
-            logger.warning("shard \(result.jobID)/\(region) failed on \(workers[peer]!.name): \(result.error)")
-            job.run.requeue(region: region)
-            metrics.shardFailures.increment()
-            shardFailed(job, region: region, on: workers[peer]!.name, reason: result.error)
+        guard let shard = workers[peer]!.inFlight.removeValue(forKey: result.attempt) else {
+            // Taken from it after a stall, or never its own: nothing of it is read.
+            logger.info("dropped a result from \(worker.name) for attempt \(result.attempt), which it does not hold")
             return
         }
-        guard region < job.run.plan.regions.count,
-              result.shape.count == job.run.plan.regions[region].box.count(channels: job.run.plan.channels) else {
-            throw WireError("result for region \(region) of \(result.jobID) has the wrong shape")
+        guard let job = jobs[shard.job], job.isActive, job.run.isRunning(region: shard.region, attempt: shard.attempt) else { return }
+        if !result.error.isEmpty {
+            return failed(shard, of: job, on: worker.name, reason: String(result.error.prefix(500)))
         }
-        let latent = try LatentCodec.decode(envelope.payloads[0], count: result.shape.count)
-        let state = result.carriesState ? try LatentCodec.decode(envelope.payloads[1], count: result.shape.count) : nil
-        let outcome = job.run.accept(ShardResult(region: region, steps: Int(result.stepBegin)..<Int(result.stepEnd),
-                                                 attempt: result.attempt, latent: latent, state: state))
+        let output: ShardResult
+        switch checked(result, envelope.payloads, against: shard) {
+        case .failure(let problem): return failed(shard, of: job, on: worker.name, reason: "bad result: \(problem)")
+        case .success(let checked): output = checked
+        }
+        let outcome = job.run.accept(output)
         if outcome == .stale {
-            logger.info("dropped stale result for \(result.jobID)/\(region) attempt \(result.attempt)")
+            logger.info("dropped stale result for \(shard.job)/\(shard.region) attempt \(shard.attempt)")
             return
         }
         workers[peer]!.shardsCompleted += 1
         counters.resultsAccepted += 1
         job.resultsAccepted += 1
         metrics.shardsCompleted.increment()
-        if let assigned = workers[peer]!.assignedAt {
-            metrics.shardLatency.recordNanoseconds(Int64((clock.now - assigned).seconds * 1e9))
+        metrics.shardLatency.recordNanoseconds(Int64((clock.now - shard.assignedAt).seconds * 1e9))
+        let steps = Int(shard.stepEnd) - Int(shard.stepBegin)
+        if steps > 0 && result.seconds.isFinite && result.seconds > 0 {
+            metrics.stepLatency.recordNanoseconds(Int64(min(result.seconds, 1e6) / Double(steps) * 1e9))
         }
-        let steps = Int(result.stepEnd) - Int(result.stepBegin)
-        if steps > 0 && result.seconds > 0 { metrics.stepLatency.recordNanoseconds(Int64(result.seconds / Double(steps) * 1e9)) }
         uncheckpointed.insert(job.id)
-        job.shardFailures[region] = nil
+        job.shardFailures[shard.region] = nil
         if job.run.isComplete { finish(job) }
+    }
+
+    /// A result as its assignment says it must be, or what is wrong with it.
+    func checked(_ result: Reel_V1_ShardResult, _ payloads: [Data], against shard: ShardInFlight) -> Result<ShardResult, CoordinatorError> {
+        guard result.jobID == shard.job, result.region == UInt32(shard.region) else {
+            return .failure(CoordinatorError("it names \(result.jobID.prefix(40))/\(result.region), not \(shard.job)/\(shard.region)"))
+        }
+        guard result.stepBegin == shard.stepBegin, result.stepEnd == shard.stepEnd else {
+            return .failure(CoordinatorError("steps \(result.stepBegin)..<\(result.stepEnd), not \(shard.stepBegin)..<\(shard.stepEnd)"))
+        }
+        guard result.shape == shard.shape else {
+            return .failure(CoordinatorError("shape \(result.shape.frames)x\(result.shape.channels)x\(result.shape.rows)x\(result.shape.columns), not the one assigned"))
+        }
+        let count = shard.shape.count!  // made by this coordinator from a region of a validated plan
+        do {
+            let latent = try LatentCodec.decode(payloads[0], count: count)
+            let state = result.carriesState ? try LatentCodec.decode(payloads[1], count: count) : nil
+            guard result.carriesState || payloads[1].isEmpty else { return .failure(CoordinatorError("a sampler state it says it does not carry")) }
+            guard latent.allSatisfy(\.isFinite), state?.allSatisfy(\.isFinite) ?? true else {
+                return .failure(CoordinatorError("values that are not finite (NaN or infinity)"))
+            }
+            return .success(ShardResult(region: shard.region, steps: Int(shard.stepBegin)..<Int(shard.stepEnd),
+                                        attempt: shard.attempt, latent: latent, state: state))
+        } catch {
+            return .failure(CoordinatorError("\(error)"))
+        }
+    }
+
+    /// A shard its worker failed (or answered wrongly): it runs again elsewhere, and the failure
+    /// counts against that worker.
+    func failed(_ shard: ShardInFlight, of job: FarmJob, on worker: String, reason: String) {
+        logger.warning("shard \(shard.job)/\(shard.region) failed on \(worker): \(reason)")
+        job.run.requeue(region: shard.region)
+        metrics.shardFailures.increment()
+        shardFailed(job, region: shard.region, on: worker, reason: reason)
     }
 
     /// A shard that failed runs again on another worker, up to `maxShardAttempts` in all; a
@@ -456,7 +525,15 @@ public final class CoordinatorServer: @unchecked Sendable {
         encoder.async { [self] in
             let outcome = Result {
                 let video = RGBVideo(planar: latent, frames: spec.frames, height: spec.height, width: spec.width)
-                try VideoEncoder.writeMP4(video, options: EncodeOptions(fps: spec.fps, scale: scale), to: path)
+                // Synced to disk before it is renamed into place and the job recorded done.
+                let temporary = AtomicFile.temporaryPath(for: path)
+                do {
+                    try VideoEncoder.writeMP4(video, options: EncodeOptions(fps: spec.fps, scale: scale), to: temporary)
+                    try AtomicFile.commit(temporary, to: path)
+                } catch {
+                    try? FileManager.default.removeItem(atPath: temporary)
+                    throw error
+                }
             }
             onLoop { self.encoded(id, path: path, outcome) }
         }

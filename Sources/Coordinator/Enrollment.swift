@@ -2,11 +2,13 @@ import Foundation
 import Logging
 import Wire
 
-/// What an enrolled key may do: a worker key may only work, a client key may only submit and ask.
-public typealias PeerRole = PeerKind
+/// What an enrolled key may do: a worker key may only work; a client key may submit jobs and
+/// see and cancel its own; an admin key is a client that sees and cancels every job.
+public enum PeerRole: String, CaseIterable, Sendable {
+    case worker, client, admin
 
-extension PeerKind: CaseIterable {
-    public static let allCases: [PeerKind] = [.worker, .client]
+    /// The side of the protocol its messages belong to.
+    public var kind: PeerKind { self == .worker ? .worker : .client }
 
     /// The ZAP user id of `publicKey`, enrolled as `name` in this role, as messages carry it.
     /// The key is part of it, so a name enrolled again with another key is another peer.

@@ -68,14 +68,14 @@ final class FarmJob {
 
     /// `input`: planar frames of an input video, at the job's canvas and frame count.
     init(id: String, client: String = "", spec: JobSpec, outputScale: Int, model: ModelShape, channels: Int,
-         input: [Float]? = nil, firstAttempt: UInt64 = 1, submitted: Date = Date()) {
+         input: [Float]? = nil, attemptIDs: @escaping () -> UInt64 = AttemptIDs.counting(), submitted: Date = Date()) {
         self.id = id
         self.client = client
         self.spec = spec
         self.outputScale = outputScale
         self.submitted = submitted
         priority = spec.priority
-        run = JobRun(spec: spec, model: model, channels: channels, firstAttempt: firstAttempt) { box in
+        run = JobRun(spec: spec, model: model, channels: channels, attemptIDs: attemptIDs) { box in
             spec.startingLatent(box, channels: channels, input: input)
         }
         started = clock.now
@@ -126,18 +126,38 @@ struct WorkerRecord {
     let hello: Reel_V1_WorkerHello
     /// What the ZAP handler said its connection is; nil without CURVE.
     let userID: String?
+    /// Shards it asked for and may still be sent: with `inFlight`, never more than the
+    /// coordinator's cap, whatever it announced.
     var credits = 0
     var lastSeen: ContinuousClock.Instant
-    /// The shard it is computing: job, region and attempt.
-    var current: (job: String, region: Int, attempt: UInt64)?
+    /// The shards it holds, by attempt id: only these attempts' results and failures are taken
+    /// from it, each checked against what was handed over.
+    var inFlight: [UInt64: ShardInFlight] = [:]
     var stepsDone = 0
-    /// When its current shard was handed over.
-    var assignedAt: ContinuousClock.Instant?
     /// When its shard last finished a step (or was handed over).
     var progressAt: ContinuousClock.Instant
     var shardsCompleted = 0
     /// Models it has computed shards of, and so holds loaded.
     var modelsRun: Set<String> = []
 
-    var name: String { hello.workerID.isEmpty ? identity.map { String(format: "%02x", $0) }.joined() : hello.workerID }
+    /// Who it is, for blocklists, logs and `reel workers`: under CURVE the name its key is
+    /// enrolled as (what it announces could be anyone's); without keys, what it announces.
+    var name: String {
+        if let userID, let peer = PeerRole.parse(userID) { return peer.name }
+        return hello.workerID.isEmpty ? identity.map { String(format: "%02x", $0) }.joined() : hello.workerID
+    }
+
+    /// The shard it was handed first of those it holds (an honest worker holds one).
+    var current: ShardInFlight? { inFlight.values.min { $0.assignedAt < $1.assignedAt } }
+}
+
+/// A shard handed to a worker, as handed: what its result must match.
+struct ShardInFlight {
+    let job: String
+    let region: Int
+    let attempt: UInt64
+    let stepBegin: UInt32
+    let stepEnd: UInt32
+    let shape: Reel_V1_LatentShape
+    let assignedAt: ContinuousClock.Instant
 }

@@ -53,22 +53,22 @@ public final class JobRun {
     /// The last step each region has a result for.
     public private(set) var progress: [Int]
     private var inFlight: [Int: (attempt: UInt64, steps: Range<Int>)] = [:]
-    private var nextAttempt: UInt64 = 1
+    private let nextAttempt: () -> UInt64
     /// Regions whose readiness may have changed since they were last looked at: a job with
     /// thousands of regions must not rescan them all for every result.
     private var candidates: Set<Int>
 
     /// `initialLatent` gives a box's latent at the first step: the seed's noise, or for an
-    /// input video its frames noised to that step's time. Attempt ids count up from
-    /// `firstAttempt`: a coordinator starts each life at a new epoch, so ids never repeat.
-    public init(spec: JobSpec, model: ModelShape, channels: Int = 3, firstAttempt: UInt64 = 1,
+    /// input video its frames noised to that step's time. `attemptIDs` gives each assignment
+    /// its id: a farm's are unpredictable (`AttemptIDs.random`).
+    public init(spec: JobSpec, model: ModelShape, channels: Int = 3, attemptIDs: @escaping () -> UInt64 = AttemptIDs.counting(),
                 initialLatent: @escaping (Box) -> [Float]) {
         self.spec = spec
         plan = RenderPlan(spec: spec, model: model, channels: channels)
         snapshots = plan.regions.map { _ in [:] }
         progress = plan.regions.indices.map(plan.firstStep(of:))
         candidates = Set(plan.regions.indices)
-        nextAttempt = firstAttempt
+        nextAttempt = attemptIDs
         self.initialLatent = initialLatent
     }
 
@@ -89,8 +89,7 @@ public final class JobRun {
                   plan.fusedWith[region].allSatisfy({ hasSnapshot($0, at: step) }),
                   let steps = plan.stepRange(of: region, startingAt: step) else { return nil }
             let input = fusedInput(region, at: step)
-            let attempt = nextAttempt
-            nextAttempt += 1
+            let attempt = nextAttempt()
             inFlight[region] = (attempt, steps)
             return ShardAssignment(region: region, steps: steps, attempt: attempt, latent: input.latent, state: input.state)
         }
@@ -290,6 +289,26 @@ public final class JobRun {
                 snapshots[neighbour][step] = nil
             }
         }
+    }
+}
+
+/// Where attempt ids come from. An id is a fencing token: only the current attempt's result for a
+/// shard counts.
+public enum AttemptIDs {
+    /// 1, 2, 3, …: for a run whose ids no other party sees.
+    public static func counting(from first: UInt64 = 1) -> () -> UInt64 {
+        var next = first
+        return {
+            defer { next &+= 1 }
+            return next
+        }
+    }
+
+    /// 64 bits from the system's cryptographic generator: a worker cannot guess the id of a
+    /// shard given to another, and ids of a coordinator's earlier lives do not come back.
+    public static func random() -> UInt64 {
+        var generator = SystemRandomNumberGenerator()
+        return generator.next()
     }
 }
 

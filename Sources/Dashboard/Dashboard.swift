@@ -1,22 +1,30 @@
 import Coordinator
 import Foundation
+import HTTPTypes
 import Hummingbird
 import Logging
 import Media
+import Planning
 import Prometheus
 import Wire
 
 /// The coordinator's web side (`reel coordinator --http`): the dashboard page, a JSON API it
 /// polls, previews of running jobs, finished videos, and Prometheus `/metrics`. It reads the
 /// coordinator's published snapshot and sends it commands; it never touches the coordinator's
-/// state directly. Every request needs the access token (bearer header or `token` query).
+/// state directly. Every request for farm data needs the access token: a bearer header (for
+/// scrapers and scripts) or the session cookie that `POST /login` sets for a browser. The
+/// token is never taken from a URL, where logs, history and Referer headers would keep it.
 public final class Dashboard: Sendable {
     let coordinator: CoordinatorServer
     let registry: PrometheusCollectorRegistry
     let token: String
     let logger = Logger(label: "reel.dashboard")
 
+    /// The shortest token accepted: shorter ones are guessable over the network.
+    public static let minimumTokenLength = 16
+
     public init(coordinator: CoordinatorServer, registry: PrometheusCollectorRegistry, token: String) {
+        precondition(token.utf8.count >= Self.minimumTokenLength, "a dashboard token of at least \(Self.minimumTokenLength) characters")
         self.coordinator = coordinator
         self.registry = registry
         self.token = token
@@ -32,7 +40,16 @@ public final class Dashboard: Sendable {
 
     func router() -> Router<BasicRequestContext> {
         let router = Router()
+        router.add(middleware: SecurityHeaders())
         router.add(middleware: TokenCheck(token: token))
+        router.post("/login") { [token] request, _ in
+            var request = request
+            let body = try await request.collectBody(upTo: 1024)
+            guard TokenCheck.matches(String(buffer: body).trimmingCharacters(in: .whitespacesAndNewlines), token) else {
+                throw HTTPError(.unauthorized, message: "wrong token; it is in the coordinator's DATA-DIR/keys/http-token")
+            }
+            return Response(status: .noContent, headers: [.setCookie: "\(TokenCheck.cookie)=\(token); Path=/; HttpOnly; SameSite=Strict"])
+        }
         router.get("/") { _, _ in try Self.page("index.html", type: "text/html; charset=utf-8") }
         router.get("/dashboard.js") { _, _ in try Self.page("dashboard.js", type: "text/javascript; charset=utf-8") }
         router.get("/metrics") { [registry] _, _ in
@@ -67,8 +84,8 @@ public final class Dashboard: Sendable {
         }
         router.post("/api/jobs/:job/priority") { [coordinator] request, context in
             let job = try Self.knownJob(context, coordinator)
-            guard let value = request.uri.queryParameters.get("value", as: Int.self), (-1000...1000).contains(value) else {
-                throw HTTPError(.badRequest, message: "priority: pass ?value=N with N from -1000 to 1000")
+            guard let value = request.uri.queryParameters.get("value", as: Int.self), JobLimits.priorities.contains(value) else {
+                throw HTTPError(.badRequest, message: "priority: pass ?value=N with N from \(JobLimits.priorities.lowerBound) to \(JobLimits.priorities.upperBound)")
             }
             coordinator.perform(.setPriority(job: job, priority: value))
             return Response(status: .accepted)
@@ -100,21 +117,63 @@ public final class Dashboard: Sendable {
     }
 }
 
-/// Refuses any request for farm data without the token, as a bearer header or a `token`
-/// query parameter (the page passes it on to the API, images and videos it uses).
+/// Refuses any request for farm data without the token, given as a bearer header or as the
+/// session cookie `POST /login` sets; refuses state-changing requests from another origin.
 struct TokenCheck: RouterMiddleware {
     typealias Context = BasicRequestContext
     let token: String
 
-    /// The page and its script hold no farm data; the page carries its token to the API.
-    static let open: Set<String> = ["/", "/dashboard.js"]
+    static let cookie = "reel_session"
+    /// The page, its script and the login hold no farm data.
+    static let open: Set<String> = ["/", "/dashboard.js", "/login"]
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        if request.method != .get && request.method != .head {
+            // A browser says where a request comes from; one from another site is refused even
+            // with the cookie (SameSite=Strict keeps it from being sent there in the first place).
+            if let origin = request.headers[.origin], let host = request.head.authority,
+               origin != "http://\(host)" && origin != "https://\(host)" {
+                throw HTTPError(.forbidden, message: "a request from \(origin) may not change this farm")
+            }
+        }
         if Self.open.contains(request.uri.path) { return try await next(request, context) }
-        let bearer = request.headers[.authorization].map { $0.hasPrefix("Bearer ") ? String($0.dropFirst(7)) : "" }
-        guard bearer == token || request.uri.queryParameters.get("token") == token else {
-            throw HTTPError(.unauthorized, message: "pass the dashboard token (reel coordinator prints where it is) as ?token= or a bearer header")
+        let bearer = request.headers[.authorization].flatMap { $0.hasPrefix("Bearer ") ? String($0.dropFirst(7)) : nil }
+        let session = request.cookies[Self.cookie]?.value
+        guard let given = bearer ?? session, Self.matches(given, token) else {
+            throw HTTPError(.unauthorized, message: "sign in: open the dashboard at /#token=TOKEN, or send the header Authorization: Bearer TOKEN (the token is in DATA-DIR/keys/http-token)")
         }
         return try await next(request, context)
     }
+
+    /// Compares in time that depends on the lengths alone, not on where the first difference
+    /// is, so a token cannot be found a byte at a time by timing refusals.
+    static func matches(_ given: String, _ token: String) -> Bool {
+        let a = Array(given.utf8), b = Array(token.utf8)
+        var difference = UInt8(a.count == b.count ? 0 : 1)
+        for index in 0..<b.count { difference |= (index < a.count ? a[index] : 0) ^ b[index] }
+        return difference == 0
+    }
+}
+
+/// Headers that keep the dashboard out of other sites' frames and scripts.
+struct SecurityHeaders: RouterMiddleware {
+    typealias Context = BasicRequestContext
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        var response: Response
+        do {
+            response = try await next(request, context)
+        } catch let error as any HTTPResponseError {
+            response = try error.response(from: request, context: context)
+        }
+        for (name, value) in Self.fields { response.headers[name] = value }
+        return response
+    }
+
+    static let fields: [(HTTPField.Name, String)] = [
+        ("Content-Security-Policy", "default-src 'self'; img-src 'self'; media-src 'self'; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"),
+        ("X-Frame-Options", "DENY"),
+        ("Referrer-Policy", "no-referrer"),
+        ("X-Content-Type-Options", "nosniff"),
+    ].map { (HTTPField.Name($0.0)!, $0.1) }
 }

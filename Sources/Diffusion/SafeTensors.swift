@@ -172,36 +172,3 @@ final class MemoryMappedFile {
         if let base = bytes.baseAddress { munmap(UnsafeMutableRawPointer(mutating: base), bytes.count) }
     }
 }
-
-/// Writes whole files so that a reader sees either the old file or the complete new one.
-public enum AtomicFile {
-    /// A temporary path in the same directory as `path` (so rename stays on one file system),
-    /// keeping the extension so tools that guess formats from names still can.
-    public static func temporaryPath(for path: String) -> String {
-        let url = URL(fileURLWithPath: path)
-        let directory = url.deletingLastPathComponent().path
-        let ext = url.pathExtension
-        let stem = url.deletingPathExtension().lastPathComponent
-        let token = String(UInt32.random(in: 0...UInt32.max), radix: 16)
-        return "\(directory)/.\(stem).partial-\(token)" + (ext.isEmpty ? "" : ".\(ext)")
-    }
-
-    public static func write(_ data: Data, to path: String) throws {
-        let temporary = temporaryPath(for: path)
-        do {
-            try data.write(to: URL(fileURLWithPath: temporary))
-            try commit(temporary, to: path)
-        } catch {
-            try? FileManager.default.removeItem(atPath: temporary)
-            throw error
-        }
-    }
-
-    /// Renames a finished temporary file over its final path.
-    public static func commit(_ temporary: String, to path: String) throws {
-        guard rename(temporary, path) == 0 else {
-            let reason = String(cString: strerror(errno))
-            throw CocoaError(.fileWriteUnknown, userInfo: [NSLocalizedDescriptionKey: "cannot rename \(temporary) to \(path): \(reason)"])
-        }
-    }
-}

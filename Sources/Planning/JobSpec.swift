@@ -156,6 +156,10 @@ public enum JobLimits {
     public static let maxSamples = 1 << 27
     public static let maxModelNameCharacters = 64
     public static let maxShots = 256
+    /// Job priorities: higher runs first.
+    public static let priorities = -1000...1000
+    /// How many times a frame may be enlarged in the file (libswscale, bicubic).
+    public static let maxOutputScale = 16
 
     /// A model package's name as a farm accepts it: letters, digits, '.', '_' and '-', not
     /// starting with '.', so a name can never reach outside the model directories.
@@ -195,8 +199,10 @@ extension JobSpec {
                 check(shot.prompt.count <= JobLimits.maxPromptCharacters, "shots[\(index)].prompt",
                       "is \(shot.prompt.count) characters; at most \(JobLimits.maxPromptCharacters)")
             }
-            let total = shots.reduce(0) { $0 + max($1.frames, 0) }
-            check(total == frames, "shots", "add up to \(total) frames but the job has \(frames); make them equal")
+            // Each shot's frames come from the network: summed with a check, so a hostile
+            // submission is a bad field, never a trap.
+            let total = shots.reduce(0 as Int?) { sum, shot in sum.flatMap { Checked.sum($0, max(shot.frames, 0)) } }
+            check(total == frames, "shots", "add up to \(total.map(String.init) ?? "more than \(Int.max)") frames but the job has \(frames); make them equal")
         }
         check(!self.model.isEmpty, "model", "is empty; name a model package")
         check((1...JobLimits.maxFrames).contains(frames), "frames", "\(frames) is out of range; use 1 to \(JobLimits.maxFrames)")
@@ -207,19 +213,46 @@ extension JobSpec {
                 check(value % model.patch == 0, field, "\(value) is not a multiple of the model's patch (\(model.patch))")
             }
         }
-        check(frames * width * height <= JobLimits.maxSamples, "frames",
-              "\(frames) at \(width)x\(height) is \(frames * width * height) pixels; at most \(JobLimits.maxSamples) per job (fewer frames or a smaller size)")
+        // Checked only once each factor is in range (else it is named above): a product of
+        // numbers off the wire must never trap.
+        if (1...JobLimits.maxFrames).contains(frames), (1...JobLimits.maxSide).contains(width), (1...JobLimits.maxSide).contains(height),
+           let samples = Checked.product([frames, width, height]) {
+            check(samples <= JobLimits.maxSamples, "frames",
+                  "\(frames) at \(width)x\(height) is \(samples) pixels; at most \(JobLimits.maxSamples) per job (fewer frames or a smaller size)")
+        }
         check((1...JobLimits.maxFPS).contains(fps), "fps", "\(fps) is out of range; use 1 to \(JobLimits.maxFPS)")
         check((1...JobLimits.maxSteps).contains(steps), "steps", "\(steps) is out of range; use 1 to \(JobLimits.maxSteps)")
         check(JobLimits.samplers.contains(sampler), "sampler", "\(sampler) is unknown; use one of \(JobLimits.samplers.joined(separator: ", "))")
         check(guidance.isFinite && (0...JobLimits.maxGuidance).contains(guidance), "guidance", "\(guidance) is out of range; use 0 to \(JobLimits.maxGuidance) (1 means no guidance)")
         check(shift.isFinite && shift > 0 && shift <= JobLimits.maxShift, "shift", "\(shift) is out of range; use above 0 to \(JobLimits.maxShift)")
         check((1...model.windowFrames).contains(window), "window", "\(window) is out of range; use 1 to the model's window (\(model.windowFrames))")
-        check(overlap >= 0 && overlap < max(window, 1), "overlap", "\(overlap) is out of range; use 0 to window - 1 (\(window - 1))")
+        check(overlap >= 0 && overlap < max(window, 1), "overlap", "\(overlap) is out of range; use 0 to window - 1 (\(max(window, 1) - 1))")
         check(strength.isFinite && (0...1).contains(strength), "strength", "\(strength) is out of range; use 0 (keep the input) to 1 (ignore it)")
         check(layoutStrength.isFinite && layoutStrength > 0 && layoutStrength <= 1, "layout_strength",
               "\(layoutStrength) is out of range; use above 0 to 1 (1: no layout pass)")
+        check(JobLimits.priorities.contains(priority), "priority", "\(priority) is out of range; use \(JobLimits.priorities.lowerBound) to \(JobLimits.priorities.upperBound)")
         check((1...max(steps, 1)).contains(syncInterval), "sync_interval", "\(syncInterval) is out of range; use 1 to steps (\(steps))")
         if !problems.isEmpty { throw SpecError(problems: problems) }
+    }
+}
+
+/// Arithmetic on numbers that came from outside (a submission, a message, a file): nil where
+/// the exact result does not fit an Int, so a caller reports the field instead of trapping.
+public enum Checked {
+    public static func sum(_ a: Int, _ b: Int) -> Int? {
+        let (value, overflow) = a.addingReportingOverflow(b)
+        return overflow ? nil : value
+    }
+
+    /// The product of `factors`; nil on overflow or if any factor is negative.
+    public static func product(_ factors: [Int]) -> Int? {
+        var result = 1
+        for factor in factors {
+            guard factor >= 0 else { return nil }
+            let (value, overflow) = result.multipliedReportingOverflow(by: factor)
+            if overflow { return nil }
+            result = value
+        }
+        return result
     }
 }

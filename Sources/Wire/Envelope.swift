@@ -6,6 +6,9 @@ public enum WireLimits {
     /// Largest single frame libzmq accepts (MAXMSGSIZE); a peer sending more is disconnected.
     /// A latent of a 16-frame 64×64 region is 786 kB; an MP4 of a long job some tens of MB.
     public static let maxMessageBytes: Int64 = 512 << 20
+    /// Most frames one message may have on any of Reel's sockets: Reel's largest has 6 with a
+    /// ROUTER's routing id, a ZAP request 7.
+    public static let maxFrames = 16
     /// Largest protobuf header accepted.
     public static let maxHeaderBytes = 1 << 20
 }
@@ -120,8 +123,8 @@ public enum LatentCodec {
 
     /// Decodes exactly `count` floats; any other length is a protocol violation.
     public static func decode(_ data: Data, count: Int) throws -> [Float] {
-        guard data.count == count * 4 else {
-            throw WireError("latent of \(data.count) bytes; its shape needs \(count * 4)")
+        guard count >= 0, count <= Int.max / 4, data.count == count * 4 else {
+            throw WireError("latent of \(data.count) bytes; its shape needs \(count.multipliedReportingOverflow(by: 4).partialValue)")
         }
         return [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
             #if _endian(little)
@@ -143,7 +146,31 @@ extension Reel_V1_LatentShape {
         self.rows = UInt32(rows); self.columns = UInt32(columns)
     }
 
-    public var count: Int { Int(frames) * Int(channels) * Int(rows) * Int(columns) }
+    /// frames × channels × rows × columns; nil when the product does not fit an Int, as four
+    /// numbers off the wire may ask (the shape is then refused, never computed with).
+    public var count: Int? {
+        var product = 1
+        for factor in [frames, channels, rows, columns] {
+            let (next, overflow) = product.multipliedReportingOverflow(by: Int(factor))
+            if overflow { return nil }
+            product = next
+        }
+        return product
+    }
+}
+
+extension Reel_V1_ShardResult {
+    /// The header of the result of `assignment`, as its worker must send it back: the same job,
+    /// region, steps, attempt and shape (the coordinator checks each).
+    public init(answering assignment: Reel_V1_ShardAssignment) {
+        self.init()
+        jobID = assignment.jobID
+        region = assignment.region
+        stepBegin = assignment.stepBegin
+        stepEnd = assignment.stepEnd
+        attempt = assignment.attempt
+        shape = assignment.shape
+    }
 }
 
 /// Any generated protobuf message, so users of Wire need not import SwiftProtobuf.

@@ -48,6 +48,8 @@ public final class ZMQSocket {
     }
 
     let handle: UnsafeMutableRawPointer
+    /// Largest message, all frames together, that `receive` returns.
+    let maxMessageBytes: Int
     /// Keeps the context alive while the socket is open.
     private let context: ZMQContext
     /// For a monitor's reading end: the socket whose events it reads, kept open until this
@@ -59,6 +61,7 @@ public final class ZMQSocket {
         guard let handle = zmq_socket(context.handle, kind.raw) else { throw ZMQError.last("zmq_socket") }
         self.handle = handle
         self.context = context
+        self.maxMessageBytes = Int(maxMessageBytes)
         try setOption(ZMQ_LINGER, Int32(0))
         try setOption(ZMQ_MAXMSGSIZE, maxMessageBytes)
         if kind == .router { try setOption(ZMQ_ROUTER_MANDATORY, Int32(1)) }
@@ -111,7 +114,10 @@ public final class ZMQSocket {
         for (index, frame) in frames.enumerated() {
             var flags: Int32 = index < frames.count - 1 ? ZMQ_SNDMORE : 0
             if dontWait { flags |= ZMQ_DONTWAIT }
-            let sent = frame.withUnsafeBytes { zmq_send(handle, $0.baseAddress, $0.count, flags) }
+            var sent: Int32
+            repeat {
+                sent = frame.withUnsafeBytes { zmq_send(handle, $0.baseAddress, $0.count, flags) }
+            } while sent < 0 && zmq_errno() == EINTR  // interrupted by a signal before it was queued
             guard sent >= 0 else { throw ZMQError.last("zmq_send") }
         }
     }
@@ -125,21 +131,38 @@ public final class ZMQSocket {
     /// Receives one multipart message with what libzmq knows of the connection it came on:
     /// the user id it was authenticated as (what the ZAP handler answered; nil on a plaintext
     /// or inproc connection) and the peer's IP address (nil on inproc and ipc).
+    ///
+    /// libzmq bounds each frame (MAXMSGSIZE); this bounds the whole message: past
+    /// `maxMessageBytes` in all, or `WireLimits.maxFrames` frames, the rest of the message is
+    /// read and discarded without being copied, and `OversizedMessage` names the peer.
     public func receiveWithPeer(dontWait: Bool = false) throws -> (frames: [Data], userID: String?, address: String?) {
         var frames: [Data] = []
         var userID: String?, address: String?
+        var total = 0, parts = 0
+        var oversized = false
         var message = zmq_msg_t()
         zmq_msg_init(&message)
         defer { zmq_msg_close(&message) }
         repeat {
-            guard zmq_msg_recv(&message, handle, dontWait ? ZMQ_DONTWAIT : 0) >= 0 else {
-                throw ZMQError.last("zmq_msg_recv")
-            }
+            var received: Int32
+            repeat {
+                received = zmq_msg_recv(&message, handle, dontWait ? ZMQ_DONTWAIT : 0)
+            } while received < 0 && zmq_errno() == EINTR  // a signal arrived while waiting: wait on
+            guard received >= 0 else { throw ZMQError.last("zmq_msg_recv") }
             // A ROUTER's routing-id frame is its own and carries no metadata; the peer's frames do.
             if userID == nil, let value = zmq_msg_gets(&message, "User-Id") { userID = String(cString: value) }
             if address == nil, let value = zmq_msg_gets(&message, "Peer-Address") { address = String(cString: value) }
-            frames.append(Data(bytes: zmq_msg_data(&message), count: zmq_msg_size(&message)))
+            let size = zmq_msg_size(&message)
+            total = total &+ size
+            parts += 1
+            if total > maxMessageBytes || parts > WireLimits.maxFrames { oversized = true }
+            if !oversized || frames.isEmpty {
+                frames.append(Data(bytes: zmq_msg_data(&message), count: size))
+            }
         } while zmq_msg_more(&message) == 1
+        if oversized {
+            throw OversizedMessage(firstFrame: frames.first ?? Data(), bytes: total, frames: parts, limit: maxMessageBytes)
+        }
         return (frames, userID.flatMap { $0.isEmpty ? nil : $0 }, address.flatMap { $0.isEmpty ? nil : $0 })
     }
 
@@ -204,5 +227,18 @@ public struct SocketEvent: Sendable, CustomStringConvertible {
         case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL: return "handshake failed with \(address): protocol or security mechanism mismatch"
         default: return "handshake failed with \(address)"
         }
+    }
+}
+
+/// A message over the socket's total size or frame count, read and thrown away. For a ROUTER,
+/// `firstFrame` is the sender's routing id, so the sender can be dropped.
+public struct OversizedMessage: Error, CustomStringConvertible {
+    public let firstFrame: Data
+    public let bytes: Int
+    public let frames: Int
+    public let limit: Int
+
+    public var description: String {
+        "message of \(bytes) bytes in \(frames) frames; at most \(limit) bytes in \(WireLimits.maxFrames) frames"
     }
 }

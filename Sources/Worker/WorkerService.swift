@@ -43,6 +43,9 @@ public final class WorkerService: @unchecked Sendable {
     private let stopLock = NSLock()
     private var stopRequested = false
 
+    /// Seconds a coordinator may keep refusing this worker's handshakes before it stops.
+    static let refusalGrace = 2.0
+
     /// A worker offering `library`'s models; `computation` replaces the denoiser (the farm
     /// benchmark measures dispatch with the identity).
     public init(options: WorkerOptions, context: ZMQContext, library: ModelLibrary, computation: Computation? = nil) {
@@ -97,7 +100,9 @@ public final class WorkerService: @unchecked Sendable {
         /// The socket's handshake outcomes: a coordinator that refuses this worker's key says
         /// nothing on the socket itself, so this is how the worker can tell its operator.
         let handshakes: ZMQSocket
-        var refusalLogged = false
+        /// When the coordinator first refused this connection's handshake, and whether it refused
+        /// the key (rather than the security mode); nil once a handshake succeeds.
+        var refusal: (since: ContinuousClock.Instant, key: Bool)?
         var lastHeard: ContinuousClock.Instant
         var lastSent: ContinuousClock.Instant
         var heardAnything = false
@@ -106,6 +111,10 @@ public final class WorkerService: @unchecked Sendable {
         init(worker: WorkerService) throws {
             self.worker = worker
             socket = try ZMQSocket(worker.context, .dealer)
+            // A send that cannot leave (no connection: the coordinator refuses this worker's
+            // security mode, say) gives up within a poll's time instead of blocking the thread
+            // that heeds SIGTERM. A connected socket queues at once, so this never bites then.
+            try socket.setSendTimeout(milliseconds: Int32(worker.options.heartbeatInterval * 250))
             try socket.secure(worker.options.security)
             handshakes = try socket.monitor(worker.context, events: SocketEvent.handshakeEvents)
             try socket.connect(worker.options.endpoint)
@@ -132,6 +141,7 @@ public final class WorkerService: @unchecked Sendable {
             while !worker.shouldStop {
                 let readable = try ZMQSocket.poll([socket, handshakes], milliseconds: Int(pollTimeout * 1000))
                 if readable.contains(1) { noteHandshakes() }
+                try stopIfRefused()
                 if readable.contains(0) {
                     let frames = try socket.receive()
                     lastHeard = worker.clock.now
@@ -160,6 +170,9 @@ public final class WorkerService: @unchecked Sendable {
                     if try ZMQSocket.poll([socket], milliseconds: 0).isEmpty { return false }
                 }
             }
+            // Never heard from: there is nobody to say goodbye to, and a goodbye left queued
+            // on a connection that never came up would hold the exit for the whole linger.
+            guard heardAnything else { return true }
             send(.disconnect, Reel_V1_Disconnect.with { $0.reason = "worker stopping" })
             // The last result and the goodbye may still be queued; without lingering, closing
             // drops them and the coordinator waits out its liveness before requeueing.
@@ -167,14 +180,33 @@ public final class WorkerService: @unchecked Sendable {
             return true
         }
 
-        /// Logs, once a connection, that the coordinator refused this worker's key. libzmq keeps
-        /// trying, and so does the worker: the key may be enrolled meanwhile.
+        /// Notes the coordinator refusing this connection's handshake (and a later success).
         func noteHandshakes() {
             while let frames = try? handshakes.receive(dontWait: true) {
-                guard let event = SocketEvent(frames: frames), event.isAuthenticationFailure, !refusalLogged else { continue }
-                refusalLogged = true
-                worker.logger.error("the coordinator at \(worker.options.endpoint) refused this worker's key: it is not enrolled there, or was revoked (`reel keys enroll worker NAME.pub` on the coordinator's machine)")
+                guard let event = SocketEvent(frames: frames) else { continue }
+                if event.isHandshakeSuccess {
+                    refusal = nil
+                } else if event.isHandshakeFailure, refusal == nil {
+                    refusal = (worker.clock.now, event.isAuthenticationFailure)
+                }
             }
+        }
+
+        /// Stops the worker, saying why, once the coordinator has refused its handshake for
+        /// `refusalGrace` seconds with none succeeding: its key is not enrolled (or was
+        /// revoked), or the two run different security modes (CURVE against `--insecure`).
+        /// Nothing can get through then, so waiting on would only hide the mistake.
+        func stopIfRefused() throws {
+            guard !worker.shouldStop, let refusal, (worker.clock.now - refusal.since).seconds >= WorkerService.refusalGrace else { return }
+            let endpoint = worker.options.endpoint
+            if refusal.key {
+                worker.logger.error("the coordinator at \(endpoint) refused this worker's key: it is not enrolled there, or was revoked (`reel keys enroll worker NAME.pub` on the coordinator's machine)")
+                throw WorkerRefused(reason: "its key is not enrolled at \(endpoint), or was revoked")
+            }
+            var mode = "CURVE"
+            if case .plaintext = worker.options.security { mode = "plaintext (--insecure)" }
+            worker.logger.error("the coordinator at \(endpoint) refused this worker's \(mode) handshake: the two run different security modes")
+            throw WorkerRefused(reason: "this worker speaks \(mode) and the coordinator at \(endpoint) does not; start both with keys, or both with --insecure")
         }
 
         /// Handles one message; false when the coordinator told this worker to go.
@@ -211,14 +243,7 @@ public final class WorkerService: @unchecked Sendable {
             let started = worker.clock.now
             current = (assignment.jobID, assignment.region, assignment.attempt, 0)
             defer { current = nil }
-            var result = Reel_V1_ShardResult.with {
-                $0.jobID = assignment.jobID
-                $0.region = assignment.region
-                $0.stepBegin = assignment.stepBegin
-                $0.stepEnd = assignment.stepEnd
-                $0.attempt = assignment.attempt
-                $0.shape = assignment.shape
-            }
+            var result = Reel_V1_ShardResult(answering: assignment)
             do {
                 let work = try shardWork(assignment, payloads)
                 let output = try worker.compute(work, model: assignment.spec.model, onStep: { step in
@@ -240,7 +265,9 @@ public final class WorkerService: @unchecked Sendable {
             let spec = assignment.spec
             guard let sampler = Sampler(rawValue: spec.sampler) else { throw WireError("unknown sampler \(spec.sampler)") }
             let shape = [Int(assignment.shape.frames), Int(assignment.shape.channels), Int(assignment.shape.rows), Int(assignment.shape.columns)]
-            let count = assignment.shape.count
+            guard let count = assignment.shape.count, count <= Int(WireLimits.maxMessageBytes / 4) else {
+                throw WireError("an assignment of shape \(assignment.shape.frames)x\(assignment.shape.channels)x\(assignment.shape.rows)x\(assignment.shape.columns) is larger than any message")
+            }
             let latent = Tensor(shape: shape, scalars: try LatentCodec.decode(payloads[0], count: count))
             let state = assignment.carriesState ? Tensor(shape: shape, scalars: try LatentCodec.decode(payloads[1], count: count)) : nil
             return ShardWork(prompt: spec.prompt, sampler: sampler, schedule: FlowSchedule(steps: Int(spec.steps), shift: spec.shift),

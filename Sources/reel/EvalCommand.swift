@@ -130,7 +130,10 @@ struct Eval: ParsableCommand {
         let window = loaded.config.windowFrames
         let length = try frames.map { try Render.positive($0, "--frames") } ?? window
         let steps = try Render.positive(steps, "--steps")
-        if let overlap, overlap < 0 { throw UserError("--overlap \(overlap) must not be negative") }
+        if let overlap, overlap < 0 || overlap > Int(UInt32.max) { throw UserError("--overlap \(overlap) is out of range; use 0 to the window - 1") }
+        guard length <= JobLimits.maxFrames, steps <= JobLimits.maxSteps else {
+            throw UserError("--frames at most \(JobLimits.maxFrames) and --steps at most \(JobLimits.maxSteps)")
+        }
         // Every render but for its prompt and seed; resolved and checked as a farm would.
         let request = Reel_V1_JobSpec.with {
             $0.prompt = prompts[0]; $0.model = model; $0.steps = UInt32(steps); $0.frames = UInt32(length)

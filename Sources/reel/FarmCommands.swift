@@ -104,13 +104,16 @@ struct CoordinatorCommand: ParsableCommand {
     @Option(help: "Unfinished jobs one client may have; further submissions are refused until some end.")
     var maxJobsPerClient: Int = 32
 
+    @Option(help: "Shards one worker may hold at once, whatever it asks for (default: \(CoordinatorOptions.defaultMaxShardsPerWorker)); one that vanishes takes at most this many with it.")
+    var maxShardsPerWorker: Int?
+
     @Option(help: "Forget finished jobs (done, failed or cancelled) this long after they end, their videos with them: a number with s, m, h or d, e.g. 30d (default: keep them all).")
     var keepFinished: String?
 
     @Flag(help: "Run plaintext, with no keys: anyone who can reach the endpoint may submit and work. Only on a network you trust entirely.")
     var insecure = false
 
-    @Option(help: "Serve the dashboard and Prometheus /metrics on [HOST]:PORT, e.g. :8080 (every address) or 127.0.0.1:8080.")
+    @Option(help: "Serve the dashboard and Prometheus /metrics on [HOST]:PORT: :8080 is loopback only; 0.0.0.0:8080 every address (put it behind a TLS proxy, docs/operations.md).")
     var http: String?
 
     @Option(help: "The dashboard's access token (default: DATA-DIR/keys/http-token, made on first use).")
@@ -130,9 +133,11 @@ struct CoordinatorCommand: ParsableCommand {
             let keys = KeyDirectory(dataDirectory: dataDir)
             options.security = .curveServer(try keys.coordinatorKeys())
             let enrolled = keys.enrolled()
-            logger.info("coordinator public key in \(keys.coordinatorPublicKeyPath); \(enrolled.filter { $0.role == .worker }.count) worker and \(enrolled.filter { $0.role == .client }.count) client key(s) enrolled")
+            logger.info("coordinator public key in \(keys.coordinatorPublicKeyPath); \(enrolled.filter { $0.role == .worker }.count) worker, \(enrolled.filter { $0.role == .client }.count) client and \(enrolled.filter { $0.role == .admin }.count) admin key(s) enrolled")
         }
-        options.maxMessageBytes = Int64(try Render.positive(maxMessageMb, "--max-message-mb")) << 20
+        guard (1...4096).contains(maxMessageMb) else { throw UserError("--max-message-mb \(maxMessageMb) is out of range; use 1 to 4096") }
+        options.maxMessageBytes = Int64(maxMessageMb) << 20
+        if let maxShardsPerWorker { options.maxShardsPerWorker = try Render.positive(maxShardsPerWorker, "--max-shards-per-worker") }
         options.liveness = try Render.positive(workerTimeout, "--worker-timeout")
         guard shardTimeout > 0 else { throw UserError("--shard-timeout must be above 0 seconds") }
         options.shardTimeout = shardTimeout
@@ -148,7 +153,7 @@ struct CoordinatorCommand: ParsableCommand {
             Task.detached {
                 do {
                     try await dashboard.serve(host: web.host, port: web.port) { port in
-                        logger.info("dashboard on http://\(web.host == "0.0.0.0" ? "HOST" : web.host):\(port)/?token=… (token in \(web.tokenSource)); Prometheus metrics at /metrics")
+                        logger.info("dashboard on http://\(web.host == "0.0.0.0" ? "HOST" : web.host):\(port)/#token=… (token in \(web.tokenSource)); Prometheus metrics at /metrics with Authorization: Bearer TOKEN")
                     }
                 } catch {
                     logger.error("the dashboard stopped: \(error)")
@@ -182,10 +187,12 @@ struct WebOptions {
         guard parts.count == 2, let port = Int(parts[1]), (0...65535).contains(port) else {
             throw UserError("--http \(address): use [HOST]:PORT, e.g. :8080 or 127.0.0.1:8080")
         }
-        host = parts[0].isEmpty ? "0.0.0.0" : String(parts[0])
+        // Loopback unless an address is named: the dashboard speaks plain HTTP, so reaching it
+        // from elsewhere should be a decision (behind a TLS proxy), not a default.
+        host = parts[0].isEmpty ? "127.0.0.1" : String(parts[0])
         self.port = port
         if let token {
-            guard token.count >= 16 else { throw UserError("--http-token: use at least 16 characters") }
+            guard token.utf8.count >= Dashboard.minimumTokenLength else { throw UserError("--http-token: use at least \(Dashboard.minimumTokenLength) characters") }
             self.token = token
             tokenSource = "--http-token"
         } else {
@@ -193,6 +200,9 @@ struct WebOptions {
             tokenSource = path
             if let stored = FileManager.default.contents(atPath: path) {
                 self.token = String(decoding: stored, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+                guard self.token.utf8.count >= Dashboard.minimumTokenLength else {
+                    throw UserError("\(path) holds a token of \(self.token.utf8.count) characters; use at least \(Dashboard.minimumTokenLength) (or delete the file and one is made)")
+                }
             } else {
                 let made = (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
                 try FileManager.default.createDirectory(atPath: "\(dataDirectory)/keys", withIntermediateDirectories: true)
@@ -371,11 +381,12 @@ struct Workers: ParsableCommand {
     func run() throws {
         let workers = try connection.client().workers()
         guard !workers.isEmpty else { return print("no workers") }
-        print(["WORKER", "HOST", "THREADS", "MODELS", "DOING", "HEARTBEAT", "SHARDS"].joined(separator: "\t"))
+        print(["WORKER", "HOST", "THREADS", "MODELS", "DOING", "HEARTBEAT", "SHARDS", "HELD/CAP"].joined(separator: "\t"))
         for worker in workers {
             let doing = worker.jobID.isEmpty ? "idle" : "\(worker.jobID)/\(worker.region) step +\(worker.stepsDone)"
             print([worker.workerID, worker.hostname, "\(worker.threads)", worker.modelsShown.joined(separator: ","), doing,
-                   String(format: "%.1fs ago", worker.heartbeatAgeSeconds), "\(worker.shardsCompleted)"].joined(separator: "\t"))
+                   String(format: "%.1fs ago", worker.heartbeatAgeSeconds), "\(worker.shardsCompleted)",
+                   "\(worker.shardsHeld)/\(worker.shardCap)"].joined(separator: "\t"))
         }
     }
 }

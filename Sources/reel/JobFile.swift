@@ -61,7 +61,7 @@ struct JobFile {
             case "overlap": spec.overlap = UInt32(try at.count(value, 0...1023))
             case "sync_interval": spec.syncInterval = UInt32(try at.count(value, 1...JobLimits.maxSteps))
             case "layout_strength": spec.layoutStrength = Float(try at.number(value, 0.001...1))
-            case "priority": spec.priority = Int32(try at.count(value, -1000...1000))
+            case "priority": spec.priority = Int32(try at.count(value, JobLimits.priorities))
             case "scale": spec.outputScale = UInt32(try at.count(value, 1...16))
             case "output": outputPath = try at.text(value)
             case "shots":
@@ -79,7 +79,7 @@ struct JobFile {
         }
         if !spec.shots.isEmpty {
             let total = spec.shots.reduce(0) { $0 + Int($1.frames) }
-            if spec.frames == 0 { spec.frames = UInt32(total) }
+            if spec.frames == 0 { spec.frames = UInt32(clamping: total) }  // past UInt32, refused just below
             guard spec.frames == total else {
                 throw UserError("\(path): frames is \(spec.frames) but the shots add up to \(total); leave frames out or make them equal")
             }

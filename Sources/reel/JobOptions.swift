@@ -113,7 +113,7 @@ struct JobOptions: ParsableArguments {
         let file = try JobFile(path: prompt)
         var spec = file.spec
         if spec.model.isEmpty { spec.model = ModelPackage.defaultModel }
-        if spec.priority == 0 { spec.priority = Int32(priority) }
+        if spec.priority == 0 { spec.priority = try Self.priority(priority) }
         return (spec, file.outputPath)
     }
 
@@ -157,11 +157,11 @@ struct JobOptions: ParsableArguments {
             spec.seed = seed ?? Self.defaultSeed
             spec.window = try Self.count(window, "--window")
             if let overlap {
-                guard overlap >= 0 else { throw UserError("--overlap \(overlap) must not be negative") }
+                guard overlap >= 0 && overlap <= Int(UInt32.max) else { throw UserError("--overlap \(overlap) is out of range; use 0 to the window - 1") }
                 spec.overlap = UInt32(overlap)
             }
             spec.syncInterval = try Self.count(syncInterval ?? Self.defaultSyncInterval, "--sync-interval")
-            spec.priority = Int32(priority)
+            spec.priority = try Self.priority(priority)
             spec.outputScale = UInt32(scale)
             if input != nil {
                 spec.withInput = true
@@ -185,10 +185,21 @@ struct JobOptions: ParsableArguments {
         return UInt32(value)
     }
 
+    /// `--priority`, bounded as the dashboard bounds it.
+    static func priority(_ value: Int) throws -> Int32 {
+        guard JobLimits.priorities.contains(value) else {
+            throw UserError("--priority \(value) is out of range; use \(JobLimits.priorities.lowerBound) to \(JobLimits.priorities.upperBound)")
+        }
+        return Int32(value)
+    }
+
     static func parseSize(_ text: String) throws -> (Int, Int) {
         let parts = text.lowercased().split(separator: "x", omittingEmptySubsequences: false)
         guard parts.count == 2, let width = Int(parts[0]), let height = Int(parts[1]), width > 0, height > 0 else {
             throw UserError("--size \(text) is not WIDTHxHEIGHT with positive whole numbers (for example 64x64)")
+        }
+        guard width <= JobLimits.maxSide, height <= JobLimits.maxSide else {
+            throw UserError("--size \(text) is out of range; use 1 to \(JobLimits.maxSide) on each side")
         }
         return (width, height)
     }

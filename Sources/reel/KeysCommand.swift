@@ -38,10 +38,14 @@ struct KeysCommand: ParsableCommand {
 
     struct Enroll: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Allow a public key to connect, as a worker or as a client.",
-            discussion: "Takes effect at the key's next connection; the coordinator need not restart.")
+            abstract: "Allow a public key to connect, as a worker, a client or an admin.",
+            discussion: """
+                Takes effect at the key's next connection; the coordinator need not restart. A client \
+                sees and cancels only the jobs it submitted; an admin is a client that sees and \
+                cancels every job.
+                """)
 
-        @Argument(help: "worker or client.")
+        @Argument(help: "worker, client or admin.")
         var role: String
 
         @Argument(help: "The .pub file (or the 40-character key itself).")
@@ -54,7 +58,7 @@ struct KeysCommand: ParsableCommand {
         var dataDir: String = "reel-data"
 
         func run() throws {
-            guard let kind = PeerRole(rawValue: role) else { throw UserError("role \(role.debugDescription): use worker or client") }
+            guard let kind = PeerRole(rawValue: role) else { throw UserError("role \(role.debugDescription): use worker, client or admin") }
             let key = try KeyFile.publicKey(publicKey)
             let enrolledName = name ?? URL(fileURLWithPath: publicKey).deletingPathExtension().lastPathComponent
             try KeyDirectory(dataDirectory: dataDir).enroll(key, name: enrolledName, as: kind)
@@ -64,7 +68,7 @@ struct KeysCommand: ParsableCommand {
 
     struct Revoke: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Take back an enrolled key, as a worker or as a client.",
+            abstract: "Take back an enrolled key, as a worker, a client or an admin.",
             discussion: """
                 Its public key is removed from DATA-DIR/keys. A coordinator running on that data \
                 directory refuses new connections with it at once and closes open ones within \
@@ -72,7 +76,7 @@ struct KeysCommand: ParsableCommand {
                 requests are answered with an error.
                 """)
 
-        @Argument(help: "worker or client.")
+        @Argument(help: "worker, client or admin.")
         var role: String
 
         @Argument(help: "The name it was enrolled under (`reel keys list`).")
@@ -82,7 +86,7 @@ struct KeysCommand: ParsableCommand {
         var dataDir: String = "reel-data"
 
         func run() throws {
-            guard let kind = PeerRole(rawValue: role) else { throw UserError("role \(role.debugDescription): use worker or client") }
+            guard let kind = PeerRole(rawValue: role) else { throw UserError("role \(role.debugDescription): use worker, client or admin") }
             try KeyDirectory(dataDirectory: dataDir).revoke(name, as: kind)
             print("revoked \(role) \(name) in \(dataDir)/keys")
         }

@@ -15,25 +15,44 @@ import Testing
     static func farmWithDashboard() throws -> (farm: ProcessFarm, base: String, token: String) {
         let farm = try ProcessFarm(coordinatorArguments: ["--http", "127.0.0.1:0"])
         let line = try farm.waitForLog(farm.coordinatorLog, containing: "dashboard on http://")
-        let address = line.split(separator: " ").first { $0.hasPrefix("http://") }.map { String($0.prefix { $0 != "?" }) } ?? ""
+        let address = line.split(separator: " ").first { $0.hasPrefix("http://") }.map { String($0.prefix { $0 != "?" && $0 != "#" }) } ?? ""
         let token = try String(contentsOfFile: "\(farm.directory)/data/keys/http-token", encoding: .utf8)
         return (farm, address.hasSuffix("/") ? String(address.dropLast()) : address, token)
     }
 
     /// Status code and body of one request.
-    static func fetch(_ url: String, method: String = "GET", token: String? = nil) throws -> (status: Int, body: String) {
+    static func fetch(_ url: String, method: String = "GET", token: String? = nil, headers: [String: String] = [:],
+                      body: String? = nil) throws -> (status: Int, body: String) {
+        try fetchWithHeaders(url, method: method, token: token, headers: headers, body: body).map { ($0.status, $0.body) }!
+    }
+
+    static func fetchWithHeaders(_ url: String, method: String = "GET", token: String? = nil, headers: [String: String] = [:],
+                                 body: String? = nil) throws -> (status: Int, body: String, headers: [String: String])? {
         var request = URLRequest(url: URL(string: url)!)
         request.httpMethod = method
         if let token { request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }
+        for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
+        request.httpBody = body.map { Data($0.utf8) }
         let done = DispatchSemaphore(value: 0)
-        nonisolated(unsafe) var result: (Int, String) = (0, "")
-        URLSession.shared.dataTask(with: request) { data, response, _ in
-            result = ((response as? HTTPURLResponse)?.statusCode ?? 0, data.map { String(decoding: $0, as: UTF8.self) } ?? "")
+        nonisolated(unsafe) var result: (Int, String, [String: String]) = (0, "", [:])
+        cookieless.dataTask(with: request) { data, response, _ in
+            let http = response as? HTTPURLResponse
+            let fields = (http?.allHeaderFields ?? [:]).reduce(into: [String: String]()) { $0["\($1.key)".lowercased()] = "\($1.value)" }
+            result = (http?.statusCode ?? 0, data.map { String(decoding: $0, as: UTF8.self) } ?? "", fields)
             done.signal()
         }.resume()
         guard done.wait(timeout: .now() + 20) == .success else { throw TestFailure("no answer from \(url)") }
-        return result
+        return (result.0, result.1, result.2)
     }
+
+    /// A session that neither keeps nor sends cookies: each request carries exactly the
+    /// credentials the test gives it.
+    static let cookieless: URLSession = {
+        let configuration = URLSessionConfiguration.ephemeral
+        configuration.httpCookieStorage = nil
+        configuration.httpShouldSetCookies = false
+        return URLSession(configuration: configuration)
+    }()
 
     /// The page's DOM after its scripts ran, as headless Chromium renders it.
     static func renderedPage(_ url: String, screenshot: String? = nil) throws -> String {
@@ -68,7 +87,7 @@ import Testing
         try FaultTests.waitUntilBusy(farm, worker: "dash-w1", job: runningID)
         Thread.sleep(forTimeInterval: 1.5)  // a few shards in: previews to show
 
-        let dom = try Self.renderedPage("\(base)/?token=\(token)")
+        let dom = try Self.renderedPage("\(base)/#token=\(token)")
         #expect(dom.contains("<h1>Reel farm</h1>"))
         #expect(dom.contains("data-job=\"\(doneID)\" data-state=\"done\""), "the finished job is listed as done")
         #expect(dom.contains("data-job=\"\(runningID)\" data-state=\"running\""), "the running job is listed")
@@ -79,20 +98,21 @@ import Testing
         #expect(dom.contains("title=\"chunk 0, tile 0: waits for the layout, to run steps 6-30\""),
                 "a chunk that has not started says it waits for the layout")
         #expect(dom.contains("/api/jobs/\(runningID)/preview/"), "previews of the running job's latents")
-        #expect(dom.contains("<video src=\"/api/jobs/\(doneID)/video?token="), "the finished video, playable")
+        #expect(dom.contains("<video src=\"/api/jobs/\(doneID)/video\""), "the finished video, playable, with no token in its address")
         #expect(dom.contains("data-worker=\"dash-w1\""), "the worker")
         #expect(dom.contains("data-action=\"cancel\""), "a cancel button")
         #expect(!dom.contains("cannot reach the coordinator"), "\(dom)")
 
         // What the page's links and buttons call.
         #expect(try Self.fetch("\(base)/api/farm").status == 401, "no token, no farm")
+        #expect(try Self.fetch("\(base)/api/farm?token=\(token)").status == 401, "a token in the URL is not taken")
         let preview = try Self.fetch("\(base)/api/jobs/\(runningID)/preview/0", token: token)
         #expect(preview.status == 200 && preview.body.dropFirst().hasPrefix("PNG"), "a PNG of the current latent")
         #expect(try Self.fetch("\(base)/api/jobs/\(doneID)/video", token: token).status == 200)
         #expect(try Self.fetch("\(base)/api/jobs/\(runningID)/priority?value=7", method: "POST", token: token).status == 202)
         #expect(try Self.fetch("\(base)/api/jobs/\(runningID)/cancel", method: "POST", token: token).status == 202)
         Thread.sleep(forTimeInterval: 0.6)
-        let after = try Self.renderedPage("\(base)/?token=\(token)")
+        let after = try Self.renderedPage("\(base)/#token=\(token)")
         #expect(after.contains("data-job=\"\(runningID)\" data-state=\"cancelled\""), "cancel from the page's API took effect")
         let status = try farm.client(["status", runningID]).stdout
         #expect(status.contains("cancelled"), "\(status)")
@@ -123,5 +143,41 @@ import Testing
         #expect(later > early, "shards completed went from \(early) to \(later)")
         _ = try farm.client(["cancel", id])
         print("metrics during a render: reel_shards_completed_total \(Int(early)) → \(Int(later)) in 2 s")
+    }
+
+    /// The token never rides in a URL; a browser trades it once for an HttpOnly, SameSite=Strict
+    /// cookie; tokens are checked whole; other sites can neither frame the page nor change the
+    /// farm; the default address is loopback.
+    @Test func theDashboardKeepsItsTokenOutOfURLsAndOffOtherSites() throws {
+        let (farm, base, token) = try Self.farmWithDashboard()
+        defer { withExtendedLifetime(farm) {} }
+        #expect(try Self.fetch("\(base)/login", method: "POST", body: "not-the-token-at-all").status == 401)
+        #expect(try Self.fetch("\(base)/login", method: "POST", body: String(token.dropLast())).status == 401, "a prefix is not the token")
+        let login = try #require(try Self.fetchWithHeaders("\(base)/login", method: "POST", body: token))
+        #expect(login.status == 204)
+        let cookie = login.headers["set-cookie"] ?? ""
+        #expect(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "\(cookie)")
+        let session = String(cookie.prefix { $0 != ";" })
+        #expect(try Self.fetch("\(base)/api/farm", headers: ["Cookie": session]).status == 200, "the cookie signs the page's requests")
+        #expect(try Self.fetch("\(base)/api/farm", headers: ["Cookie": "reel_session=\(token.dropLast())x"]).status == 401)
+
+        let page = try #require(try Self.fetchWithHeaders("\(base)/"))
+        #expect(page.headers["content-security-policy"]?.contains("frame-ancestors 'none'") == true, "\(page.headers)")
+        #expect(page.headers["x-frame-options"] == "DENY" && page.headers["referrer-policy"] == "no-referrer")
+
+        let url = URL(string: base)!
+        let foreign = try Self.fetch("\(base)/api/jobs/j1/cancel", method: "POST", token: token, headers: ["Origin": "http://evil.example"])
+        #expect(foreign.status == 403, "a state-changing request from another site: \(foreign)")
+        let own = try Self.fetch("\(base)/api/jobs/j1/cancel", method: "POST", token: token,
+                                 headers: ["Origin": "http://\(url.host!):\(url.port!)"])
+        #expect(own.status == 404, "the page's own origin reaches the handler (no such job): \(own)")
+
+        let directory = try ReelCommand.scratchDirectory()
+        try FileManager.default.createDirectory(atPath: "\(directory)/data/keys", withIntermediateDirectories: true)
+        try Data().write(to: URL(fileURLWithPath: "\(directory)/data/keys/http-token"))
+        let empty = try ReelCommand.run(["coordinator", "--insecure", "--bind", "tcp://127.0.0.1:*", "--data-dir", "data", "--http", ":0"],
+                                        in: directory, wrapper: ["timeout", "20"])
+        #expect(empty.status != 0 && empty.stderr.contains("holds a token of 0 characters"), "\(empty.stderr)")
+        print("dashboard: token only by cookie or bearer, compared whole; CSP, frame and referrer headers; foreign origins refused; an empty token file refused")
     }
 }

@@ -84,6 +84,39 @@ import Wire
         }
     }
 
+    /// Power loss, as near as a test can come: the coordinator is killed (SIGKILL, by a test
+    /// hook) between writing a file and renaming it into place, for a checkpoint and for the
+    /// finished video. Restarted, it clears the half-written file, and the job ends once, with
+    /// the bytes of an uninterrupted render.
+    @Test(arguments: [".checkpoint", ".mp4"])
+    func aCoordinatorKilledBetweenWriteAndRenameEndsTheJobOnceWithTheSameBytes(suffix: String) throws {
+        let job = ["a green triangle moving down", "--frames", "8", "--steps", "6", "--seed", "9", "--scale", "1"]
+        let farm = try ProcessFarm(crashBeforeRename: suffix)
+        try farm.startWorker("w1")
+        try farm.waitForWorkers(1)
+        let submitted = try farm.client(["submit"] + job)
+        #expect(submitted.status == 0, "\(submitted.stderr)")
+        let id = submitted.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        try farm.waitForCoordinatorToDie()
+        let left = try FileManager.default.contentsOfDirectory(atPath: "\(farm.directory)/data/jobs").filter { $0.contains(".partial-") }
+        #expect(!left.isEmpty, "the kill left a half-written \(suffix) behind")
+
+        try farm.restartCoordinator()
+        _ = try farm.waitForLog(farm.coordinatorLog, containing: "half-written file(s)")
+        let watched = try farm.client(["watch", id])
+        #expect(watched.status == 0, "\(watched.stderr)")
+        #expect(try farm.client(["fetch", id, "-o", "farm.mp4"]).status == 0)
+        let clean = try ReelCommand.run(["render"] + job + ["-o", "clean.mp4"], in: farm.directory)
+        #expect(clean.status == 0, "\(clean.stderr)")
+        let farmed = try Data(contentsOf: URL(fileURLWithPath: "\(farm.directory)/farm.mp4"))
+        #expect(farmed == (try Data(contentsOf: URL(fileURLWithPath: "\(farm.directory)/clean.mp4"))), "the same bytes as an uninterrupted run")
+        let listed = try farm.client(["status"]).stdout.split(separator: "\n").filter { $0.contains(id) }
+        #expect(listed.count == 1 && listed[0].contains("done"), "the job ended once: \(listed)")
+        let partial = try FileManager.default.contentsOfDirectory(atPath: "\(farm.directory)/data/jobs").filter { $0.contains(".partial-") }
+        #expect(partial.isEmpty, "\(partial)")
+        print("killed before renaming a \(suffix): restarted, the half-written file removed, the job done once with the clean bytes")
+    }
+
     @Test func aResubmissionWithTheSameKeyFindsTheFirstJobEvenAfterARestart() throws {
         let farm = try ProcessFarm()
         let context = try ZMQContext()

@@ -25,7 +25,7 @@ import Wire
         let fromThree = try Self.render(on: three, name: "three")
         #expect(fromThree.regions == "7x1", "64 frames in a 16-frame window with reel-shapes's overlap of 8 are 7 chunks")
         let shardsDone = try three.client(["workers"]).stdout.split(separator: "\n").dropFirst()
-            .compactMap { Int($0.split(separator: "\t").last ?? "") }
+            .compactMap { row in row.split(separator: "\t").dropFirst(6).first.flatMap { Int($0) } }  // the SHARDS column
         #expect(shardsDone.filter { $0 > 0 }.count >= 2, "the work was shared: \(shardsDone)")
         three.stop()
 

@@ -19,12 +19,28 @@ final class ProcessFarm {
     private(set) var coordinatorLog = "coordinator.log"
     private var lives = 1
 
-    init(coordinatorArguments: [String] = [], wrapper: [String] = [], bind: String = "tcp://127.0.0.1:*", secure: Bool = false) throws {
+    /// For the coordinator's first life: kill it (SIGKILL) right before it renames a finished
+    /// file onto a path ending in this (the REEL_CRASH_BEFORE_RENAME test hook).
+    private var crashBeforeRename: String?
+
+    init(coordinatorArguments: [String] = [], wrapper: [String] = [], bind: String = "tcp://127.0.0.1:*", secure: Bool = false,
+         crashBeforeRename: String? = nil) throws {
         directory = try ReelCommand.scratchDirectory()
         coordinatorWrapper = wrapper
         self.coordinatorArguments = coordinatorArguments
         self.secure = secure
+        self.crashBeforeRename = crashBeforeRename
         try startCoordinator(bind: bind)
+        self.crashBeforeRename = nil
+    }
+
+    /// Waits until the coordinator process has ended by itself.
+    func waitForCoordinatorToDie(timeout: Double = 60) throws {
+        let deadline = Date().addingTimeInterval(timeout)
+        while coordinator?.isRunning == true {
+            guard Date() < deadline else { throw TestFailure("the coordinator is still running after \(timeout) s") }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
     }
 
     /// `kill -9` of the coordinator, then a new one on the same data directory and endpoint.
@@ -39,7 +55,8 @@ final class ProcessFarm {
     }
 
     private func startCoordinator(bind: String) throws {
-        coordinator = try launch(coordinatorWrapper, ["coordinator", "--bind", bind, "--data-dir", "\(directory)/data"]
+        let hook = crashBeforeRename.map { ["REEL_CRASH_BEFORE_RENAME=\($0)"] } ?? []
+        coordinator = try launch(hook + coordinatorWrapper, ["coordinator", "--bind", bind, "--data-dir", "\(directory)/data"]
                                     + (secure ? [] : ["--insecure"]) + coordinatorArguments,
                                  log: coordinatorLog)
         let line = try waitForLog(coordinatorLog, containing: "coordinator listening on ")

@@ -10,10 +10,11 @@ import Testing
     }
 
     /// When each job finished, in seconds since the epoch.
-    static func finishTimes(_ farm: ProcessFarm, _ ids: [String], credentials: [String]) throws -> [String: Double] {
+    /// `credentials`: each job's owner's (a client sees only its own jobs).
+    static func finishTimes(_ farm: ProcessFarm, _ ids: [String], credentials: [String: [String]]) throws -> [String: Double] {
         var finished: [String: Double] = [:]
         for id in ids {
-            let watched = try farm.client(["watch", id] + credentials, insecure: false)
+            let watched = try farm.client(["watch", id] + credentials[id, default: []], insecure: false)
             #expect(watched.status == 0, "\(watched.stderr)")
         }
         let lines = farm.log(farm.coordinatorLog).split(separator: "\n")
@@ -40,7 +41,9 @@ import Testing
         let bobJob = try submit(Self.job(9), as: bob)
         let urgent = try submit(Self.job(7, priority: 5), as: alice)
         try farm.startWorker("w1", extra: ["--key", "w1.key", "--coordinator-key", coordinatorKey])
-        let order = try Self.finishTimes(farm, aliceJobs + [bobJob, urgent], credentials: alice)
+        var owners = Dictionary(uniqueKeysWithValues: (aliceJobs + [urgent]).map { ($0, alice) })
+        owners[bobJob] = bob
+        let order = try Self.finishTimes(farm, aliceJobs + [bobJob, urgent], credentials: owners)
         #expect(order[urgent]! < order.values.filter { $0 != order[urgent]! }.min()!, "the priority-5 job finished first")
         #expect(order[bobJob]! < order[aliceJobs[2]]!, "bob's one job did not wait behind all of alice's")
         let finishing = order.sorted { $0.value < $1.value }.map { id in

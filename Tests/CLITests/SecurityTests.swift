@@ -100,7 +100,40 @@ import Wire
         #expect(again.status != 0 && again.stderr.contains("never overwritten"), "\(again.stderr)")
         let mode = try FileManager.default.attributesOfItem(atPath: "\(directory)/k.key")[.posixPermissions] as? Int
         #expect(mode == 0o600)
-        let bad = try ReelCommand.run(["keys", "enroll", "admin", "k.pub", "--data-dir", "data"], in: directory)
-        #expect(bad.status != 0 && bad.stderr.contains("use worker or client"), "\(bad.stderr)")
+        let bad = try ReelCommand.run(["keys", "enroll", "boss", "k.pub", "--data-dir", "data"], in: directory)
+        #expect(bad.status != 0 && bad.stderr.contains("use worker, client or admin"), "\(bad.stderr)")
+    }
+
+    /// A worker the coordinator refuses at the handshake (its key not enrolled, or the other
+    /// security mode) says why and exits with the status systemd does not restart, instead of
+    /// hanging; and SIGTERM stops a worker at once even while no coordinator answers it.
+    @Test func aWorkerRefusedAtTheHandshakeSaysWhyAndExits() throws {
+        let (farm, coordinatorKey) = try Self.securedFarm()
+        let started = Date()
+        let plaintext = try farm.startWorker("plain", wrapper: ["timeout", "30"])
+        plaintext.waitUntilExit()
+        let plaintextSeconds = Date().timeIntervalSince(started)
+        #expect(plaintext.terminationStatus == 78, "refused, not timed out: \(farm.log("plain.log"))")
+        #expect(farm.log("plain.log").contains("different security modes"), "\(farm.log("plain.log"))")
+        #expect(plaintextSeconds < 10, "it gave up in \(plaintextSeconds) s")
+
+        #expect(try ReelCommand.run(["keys", "new", "stranger"], in: farm.directory).status == 0)
+        let stranger = try farm.startWorker("stranger", wrapper: ["timeout", "30"], extra: ["--key", "stranger.key", "--coordinator-key", coordinatorKey])
+        stranger.waitUntilExit()
+        #expect(stranger.terminationStatus == 78 && farm.log("stranger.log").contains("refused this worker's key"), "\(farm.log("stranger.log"))")
+
+        // A coordinator that cannot be reached at all: no handshake is ever refused, the worker
+        // retries with backoff, and SIGTERM must still end it promptly.
+        // (No `timeout` wrapper here: it would take the signal itself.)
+        let stopped = try farm.startWorker("stopped", connect: "tcp://127.0.0.1:1")
+        _ = try farm.waitForLog("stopped.log", containing: "silent; reconnecting", timeout: 20)
+        let signalled = Date()
+        kill(stopped.processIdentifier, SIGTERM)
+        while stopped.isRunning && Date().timeIntervalSince(signalled) < 10 { Thread.sleep(forTimeInterval: 0.02) }
+        if stopped.isRunning { kill(stopped.processIdentifier, SIGKILL) }
+        stopped.waitUntilExit()
+        #expect(stopped.terminationStatus == 0 && Date().timeIntervalSince(signalled) < 2,
+                "SIGTERM honoured while no coordinator answers: status \(stopped.terminationStatus), \(farm.log("stopped.log"))")
+        print("refused workers: plaintext against CURVE exited 78 after \(String(format: "%.1f", plaintextSeconds)) s; an unenrolled key likewise; SIGTERM took \(String(format: "%.2f", Date().timeIntervalSince(signalled))) s")
     }
 }

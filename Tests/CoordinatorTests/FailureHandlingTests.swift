@@ -46,7 +46,7 @@ import Worker
         let coordinator: CoordinatorServer
         let model: String
         private var workers: [WorkerService] = []
-        private let group = DispatchGroup()
+        private let threads = TestThreads()
 
         init(shardTimeout: Double = 600) throws {
             context = try ZMQContext()
@@ -65,13 +65,7 @@ import Worker
             run { try worker.run() }
         }
 
-        private func run(_ body: @escaping @Sendable () throws -> Void) {
-            group.enter()
-            Thread { [group] in
-                defer { group.leave() }
-                try? body()
-            }.start()
-        }
+        private func run(_ body: @escaping @Sendable () throws -> Void) { threads.run(body) }
 
         func submit(steps: UInt32) throws -> (client: FarmClient, id: String) {
             var spec = Reel_V1_JobSpec()
@@ -99,7 +93,7 @@ import Worker
         deinit {
             for worker in workers { worker.stop() }
             coordinator.stop()
-            group.wait()
+            threads.wait()
         }
     }
 

@@ -294,7 +294,7 @@ struct SplitMix: RandomNumberGenerator {
                     let saved = try CheckpointFile.decode(CheckpointFile.encode(job.checkpoint()))
                     #expect(saved == job.checkpoint())
                     restarts += 1
-                    job = JobRun(spec: spec, model: ModelShape(JobRunTests.modelConfig), firstAttempt: UInt64(restarts) << 32 | 1) {
+                    job = JobRun(spec: spec, model: ModelShape(JobRunTests.modelConfig), attemptIDs: AttemptIDs.counting(from: UInt64(restarts) << 32 | 1)) {
                         spec.initialNoise($0, channels: 3)
                     }
                     try job.restore(saved)
@@ -316,6 +316,11 @@ struct SplitMix: RandomNumberGenerator {
         #expect(throws: CheckpointError.self) { try CheckpointFile.decode(bytes.dropLast(3)) }
         #expect(throws: CheckpointError.self) { try CheckpointFile.decode(bytes + Data([0])) }
         #expect(throws: CheckpointError.self) { try CheckpointFile.decode(Data("not a checkpoint".utf8)) }
+        // A float changed on disk, the length right: only the checksum can tell.
+        var flipped = bytes
+        flipped[flipped.count / 2] ^= 0x40
+        #expect { try CheckpointFile.decode(flipped) } throws: { "\($0)".contains("checksum") }
+        #expect(try CheckpointFile.decode(bytes) == job.checkpoint())
         // One that decodes but belongs to another plan changes nothing.
         let other = JobRunTests.makeJob(JobRunTests.spec(frames: 6, width: 16, steps: 3))
         #expect(throws: CheckpointError.self) { try other.restore(job.checkpoint()) }

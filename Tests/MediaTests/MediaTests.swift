@@ -177,4 +177,35 @@ enum MallocPerturbation {
         try StillImages.writeContactSheet(video, to: path, columns: 3)
         #expect(try VideoDecoder.read(path).video.width == sheet.width)
     }
+
+    /// A video from someone else is read from memory by a whitelist of containers: a file of
+    /// another container, or one that names other files (ffconcat, an HLS playlist), is refused
+    /// before anything is opened; a picture past the size limit is refused before scaling.
+    @Test func untrustedVideosAreReadFromMemoryByAWhitelistOnly() throws {
+        let directory = try ScratchFiles.directory(prefix: "reel-untrusted")
+        let path = "\(directory)/clip.mp4"
+        try VideoEncoder.writeMP4(syntheticVideo(width: 32, height: 32, frames: 6), options: EncodeOptions(fps: 12), to: path)
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+        let read = try VideoDecoder.read(bytes: bytes, width: 16, height: 16, limits: UntrustedVideoLimits(maxFrames: 100))
+        #expect(read.video.frameCount == 6 && read.video.width == 16 && abs(read.fps - 12) < 1e-9)
+        let capped = try VideoDecoder.read(bytes: bytes, width: 16, height: 16, limits: UntrustedVideoLimits(maxFrames: 2))
+        #expect(capped.video.frameCount == 2, "decoding stops at the frame limit")
+
+        var small = UntrustedVideoLimits(maxFrames: 100)
+        small.maxSide = 31
+        #expect { try VideoDecoder.read(bytes: bytes, width: 16, height: 16, limits: small) } throws: { "\($0)".contains("is 32x32") }
+        let hostile = [
+            "ffconcat": Data("ffconcat version 1.0\nfile '\(path)'\n".utf8),
+            "HLS": Data("#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXTINF:1,\n\(path)\n#EXT-X-ENDLIST\n".utf8),
+            "image2 pattern": Data("\(directory)/clip-%03d.png".utf8),
+        ]
+        let still = try StillImages.png(rgb: [UInt8](repeating: 9, count: 16 * 16 * 3), width: 16, height: 16)
+        #expect(try VideoDecoder.read(bytes: still, width: 16, height: 16, limits: UntrustedVideoLimits(maxFrames: 100)).video.frameCount == 1,
+                "a still picture is a video of one frame")
+        for (name, data) in hostile {
+            #expect(throws: MediaError.self, "\(name) is refused") {
+                try VideoDecoder.read(bytes: data, width: 16, height: 16, limits: UntrustedVideoLimits(maxFrames: 100))
+            }
+        }
+    }
 }

@@ -2,8 +2,16 @@
 // farm reports is put in the page as text, never as markup.
 "use strict";
 
-const token = new URLSearchParams(location.search).get("token") || "";
-const withToken = (path) => path + (path.includes("?") ? "&" : "?") + "token=" + encodeURIComponent(token);
+// The token arrives in the address's fragment (#token=…), which browsers never send to a
+// server. It is traded once for an HttpOnly cookie (POST /login) and wiped from the address
+// bar; every request after that carries the cookie, and no URL ever holds the token.
+async function login() {
+  const token = new URLSearchParams(location.hash.slice(1)).get("token");
+  if (!token) return;
+  history.replaceState(null, "", location.pathname);
+  const response = await fetch("/login", { method: "POST", headers: { "Content-Type": "text/plain" }, body: token });
+  if (!response.ok) document.getElementById("problem").textContent = "login refused: " + await response.text();
+}
 const videos = new Map();   // job id -> <video>, kept so playback survives redraws
 
 function element(tag, text, attributes) {
@@ -70,7 +78,7 @@ function stepMap(job) {
 function now(job) {
   if (job.state === "done") {
     if (!videos.has(job.id)) {
-      videos.set(job.id, element("video", null, { src: withToken("/api/jobs/" + job.id + "/video"), controls: "", loop: "", muted: "", class: "video" }));
+      videos.set(job.id, element("video", null, { src: "/api/jobs/" + job.id + "/video", controls: "", loop: "", muted: "", class: "video" }));
     }
     return videos.get(job.id);
   }
@@ -79,7 +87,7 @@ function now(job) {
   if (job.waiting) previews.appendChild(element("span", "waits: " + job.waiting, { class: "waiting" }));
   for (const chunk of job.previews) {
     previews.appendChild(element("img", null, {
-      src: withToken("/api/jobs/" + job.id + "/preview/" + chunk + "?done=" + job.stepsDone),
+      src: "/api/jobs/" + job.id + "/preview/" + chunk + "?done=" + job.stepsDone,
       alt: "chunk " + chunk + " at step " + job.regionSteps[chunk * job.tiles], title: "chunk " + chunk,
     }));
   }
@@ -87,7 +95,7 @@ function now(job) {
 }
 
 async function post(path) {
-  const response = await fetch(withToken(path), { method: "POST" });
+  const response = await fetch(path, { method: "POST" });
   if (!response.ok) document.getElementById("problem").textContent = await response.text();
   refresh();
 }
@@ -152,7 +160,11 @@ function drawWorkers(workers) {
 
 async function refresh() {
   try {
-    const response = await fetch(withToken("/api/farm"), { cache: "no-store" });
+    const response = await fetch("/api/farm", { cache: "no-store" });
+    if (response.status === 401) {
+      document.getElementById("problem").textContent = "not signed in: open the address the coordinator printed, with #token=… from its token file";
+      return;
+    }
     if (!response.ok) throw new Error(response.status + " " + await response.text());
     const farm = await response.json();
     drawJobs(farm.jobs);
@@ -164,5 +176,7 @@ async function refresh() {
   }
 }
 
-refresh();
-setInterval(refresh, 1000);
+login().then(() => {
+  refresh();
+  setInterval(refresh, 1000);
+});

@@ -266,6 +266,11 @@ public nonisolated struct Reel_V1_WorkerStatus: Sendable {
 
   public var shardsCompleted: UInt32 = 0
 
+  /// Shards it may hold at once (the coordinator's cap, whatever it asked for), and holds now.
+  public var shardCap: UInt32 = 0
+
+  public var shardsHeld: UInt32 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -656,7 +661,7 @@ nonisolated extension Reel_V1_WorkersRequest: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Reel_V1_WorkerStatus: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".WorkerStatus"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}worker_id\0\u{1}hostname\0\u{1}models\0\u{1}threads\0\u{3}cpu_kernel\0\u{3}job_id\0\u{1}region\0\u{3}steps_done\0\u{3}heartbeat_age_seconds\0\u{3}shards_completed\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}worker_id\0\u{1}hostname\0\u{1}models\0\u{1}threads\0\u{3}cpu_kernel\0\u{3}job_id\0\u{1}region\0\u{3}steps_done\0\u{3}heartbeat_age_seconds\0\u{3}shards_completed\0\u{3}shard_cap\0\u{3}shards_held\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -674,6 +679,8 @@ nonisolated extension Reel_V1_WorkerStatus: SwiftProtobuf.Message, SwiftProtobuf
       case 8: try { try decoder.decodeSingularUInt32Field(value: &self.stepsDone) }()
       case 9: try { try decoder.decodeSingularDoubleField(value: &self.heartbeatAgeSeconds) }()
       case 10: try { try decoder.decodeSingularUInt32Field(value: &self.shardsCompleted) }()
+      case 11: try { try decoder.decodeSingularUInt32Field(value: &self.shardCap) }()
+      case 12: try { try decoder.decodeSingularUInt32Field(value: &self.shardsHeld) }()
       default: break
       }
     }
@@ -710,6 +717,12 @@ nonisolated extension Reel_V1_WorkerStatus: SwiftProtobuf.Message, SwiftProtobuf
     if self.shardsCompleted != 0 {
       try visitor.visitSingularUInt32Field(value: self.shardsCompleted, fieldNumber: 10)
     }
+    if self.shardCap != 0 {
+      try visitor.visitSingularUInt32Field(value: self.shardCap, fieldNumber: 11)
+    }
+    if self.shardsHeld != 0 {
+      try visitor.visitSingularUInt32Field(value: self.shardsHeld, fieldNumber: 12)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -724,6 +737,8 @@ nonisolated extension Reel_V1_WorkerStatus: SwiftProtobuf.Message, SwiftProtobuf
     if lhs.stepsDone != rhs.stepsDone {return false}
     if lhs.heartbeatAgeSeconds != rhs.heartbeatAgeSeconds {return false}
     if lhs.shardsCompleted != rhs.shardsCompleted {return false}
+    if lhs.shardCap != rhs.shardCap {return false}
+    if lhs.shardsHeld != rhs.shardsHeld {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
