@@ -107,6 +107,16 @@ import Worker
 
         func ready(_ credits: UInt32) throws { try send(.ready, Reel_V1_Ready.with { $0.credits = credits }) }
 
+        /// Asks for status on the same socket and waits for the answer: everything sent before
+        /// it has been handled by then (a plaintext peer may ask).
+        func roundTrip() throws {
+            try send(.status, Reel_V1_StatusRequest())
+            while try ZMQSocket.poll([socket], milliseconds: 10_000) == [0] {
+                if try Envelope(frames: socket.receive()).kind == .statusReply { return }
+            }
+            throw CoordinatorError("no status reply")
+        }
+
         /// The next assignment within `seconds` (heartbeats are answered meanwhile), or nil.
         func assignment(within seconds: Double = 10) throws -> (header: Reel_V1_ShardAssignment, latent: Data)? {
             let deadline = Date().addingTimeInterval(seconds)
@@ -200,6 +210,30 @@ import Worker
             try FileManager.default.contentsOfDirectory(atPath: "\(farm.data)/jobs").allSatisfy { !$0.hasSuffix(".checkpoint") }
         }
         print("hostile results: \(attacks.count) poisoned answers each a failed attempt of their worker, a replayed and a forged one dropped; the job ended with the clean run's digest")
+    }
+
+    /// A worker that learns another's attempt (here the test tells it) and answers that shard
+    /// first is ignored: its result is dropped unread, and the shard's own worker's result is
+    /// accepted, not dropped as stale. A forged failure of the other's attempt fails nothing.
+    @Test func aResultOrFailureForAnotherWorkersShardIsDropped() throws {
+        let farm = try Farm()
+        let alice = try ScriptedWorker(farm, id: "alice"), mallory = try ScriptedWorker(farm, id: "mallory")
+        try farm.waitUntil("both join") { farm.coordinator.snapshot.workers.count == 2 }
+        let client = try farm.client()
+        let id = try client.submit(farm.spec(frames: 16, steps: 1))
+        let (aliceShard, latent) = try #require(try alice.assignment())
+        _ = try #require(try mallory.assignment())
+        var forgedFailure = Reel_V1_ShardResult(answering: aliceShard)
+        forgedFailure.error = "forged"
+        try mallory.send(.result, forgedFailure, payloads: [Data(), Data()])
+        try mallory.send(.result, Reel_V1_ShardResult(answering: aliceShard), payloads: [latent, Data()])
+        try mallory.roundTrip()  // the coordinator has handled both by the time it answers this
+        Thread.sleep(forTimeInterval: 0.2)  // statistics are published at the end of the loop's turn
+        #expect(farm.coordinator.statistics.resultsAccepted == 0, "mallory's result for alice's shard was not taken")
+        try alice.send(.result, Reel_V1_ShardResult(answering: aliceShard), payloads: [latent, Data()])
+        try farm.waitUntil("alice's own result is accepted") { farm.coordinator.statistics.resultsAccepted == 1 }
+        let status = try #require(try client.status(id).first)
+        #expect(status.state == .running && status.error.isEmpty, "\(status)")
     }
 
     /// A worker that asks for a thousand shards gets the coordinator's cap, and when it vanishes
