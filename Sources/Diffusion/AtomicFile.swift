@@ -34,9 +34,10 @@ public enum AtomicFile {
     /// first, the directory after.
     public static func commit(_ temporary: String, to path: String) throws {
         try sync(temporary)
-        CrashHook.beforeRename(of: path)
+        CrashHook.at(.beforeRename, of: path)
         guard rename(temporary, path) == 0 else { throw failure("cannot rename \(temporary) to \(path)") }
         try sync(URL(fileURLWithPath: path).deletingLastPathComponent().path)
+        CrashHook.at(.afterRename, of: path)
     }
 
     /// fsync of a file or a directory.
@@ -61,14 +62,22 @@ public enum AtomicFile {
     }
 }
 
-/// A test hook for power-loss tests: with REEL_CRASH_BEFORE_RENAME=SUFFIX in its environment,
-/// a process kills itself (SIGKILL, as a power cut would stop it) right before renaming a
-/// finished temporary file onto a path ending in SUFFIX. Unset, it does nothing.
+/// A test hook for power-loss tests: with REEL_CRASH_BEFORE_RENAME=SUFFIX (or
+/// REEL_CRASH_AFTER_RENAME) in its environment, a process kills itself (SIGKILL, as a power cut
+/// would stop it) right before (or after) renaming a finished temporary file onto a path ending
+/// in SUFFIX. Unset, it does nothing.
 public enum CrashHook {
-    static let suffix = ProcessInfo.processInfo.environment["REEL_CRASH_BEFORE_RENAME"].flatMap { $0.isEmpty ? nil : $0 }
+    public enum Moment: String, Sendable {
+        case beforeRename = "REEL_CRASH_BEFORE_RENAME"
+        case afterRename = "REEL_CRASH_AFTER_RENAME"
+    }
 
-    public static func beforeRename(of path: String) {
-        guard let suffix, path.hasSuffix(suffix) else { return }
+    static let suffixes: [Moment: String] = [Moment.beforeRename, .afterRename].reduce(into: [:]) { suffixes, moment in
+        if let suffix = ProcessInfo.processInfo.environment[moment.rawValue], !suffix.isEmpty { suffixes[moment] = suffix }
+    }
+
+    public static func at(_ moment: Moment, of path: String) {
+        guard let suffix = suffixes[moment], path.hasSuffix(suffix) else { return }
         kill(getpid(), SIGKILL)
     }
 }

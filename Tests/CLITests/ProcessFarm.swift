@@ -19,19 +19,19 @@ final class ProcessFarm {
     private(set) var coordinatorLog = "coordinator.log"
     private var lives = 1
 
-    /// For the coordinator's first life: kill it (SIGKILL) right before it renames a finished
-    /// file onto a path ending in this (the REEL_CRASH_BEFORE_RENAME test hook).
-    private var crashBeforeRename: String?
+    /// For the coordinator's first life: the crash hook's variable and path suffix
+    /// (REEL_CRASH_BEFORE_RENAME=.checkpoint, say): it kills itself (SIGKILL) there.
+    private var crash: String?
 
     init(coordinatorArguments: [String] = [], wrapper: [String] = [], bind: String = "tcp://127.0.0.1:*", secure: Bool = false,
-         crashBeforeRename: String? = nil) throws {
+         crash: String? = nil) throws {
         directory = try ReelCommand.scratchDirectory()
         coordinatorWrapper = wrapper
         self.coordinatorArguments = coordinatorArguments
         self.secure = secure
-        self.crashBeforeRename = crashBeforeRename
+        self.crash = crash
         try startCoordinator(bind: bind)
-        self.crashBeforeRename = nil
+        self.crash = nil
     }
 
     /// Waits until the coordinator process has ended by itself.
@@ -55,7 +55,7 @@ final class ProcessFarm {
     }
 
     private func startCoordinator(bind: String) throws {
-        let hook = crashBeforeRename.map { ["REEL_CRASH_BEFORE_RENAME=\($0)"] } ?? []
+        let hook = crash.map { [$0] } ?? []
         coordinator = try launch(hook + coordinatorWrapper, ["coordinator", "--bind", bind, "--data-dir", "\(directory)/data"]
                                     + (secure ? [] : ["--insecure"]) + coordinatorArguments,
                                  log: coordinatorLog)
