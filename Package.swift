@@ -56,8 +56,7 @@ let package = Package(
                                                   .product(name: "HTTPTypes", package: "swift-http-types"),
                                                   .product(name: "Logging", package: "swift-log"),
                                                   .product(name: "Prometheus", package: "swift-prometheus"),
-                                                  .product(name: "Metrics", package: "swift-metrics")],
-                resources: [.copy("Page")]),
+                                                  .product(name: "Metrics", package: "swift-metrics")]),
 
         // The command-line tool: parses, calls a library, prints.
         .executableTarget(

@@ -98,6 +98,8 @@ public final class CoordinatorServer: @unchecked Sendable {
     var parked: [String: StoredJob] = [:]
     /// Jobs in the order they are listed and served (parked ones keep their place).
     var jobOrder: [String] = []
+    /// This coordinator's hold on its data directory.
+    let lock: DataDirectoryLock
     /// The durable side: job rows, and checkpoints of running jobs written off this thread.
     let store: JobStore
     let checkpoints: CheckpointWriter
@@ -124,7 +126,9 @@ public final class CoordinatorServer: @unchecked Sendable {
         self.options = options
         self.context = context
         try FileManager.default.createDirectory(atPath: "\(options.dataDirectory)/jobs", withIntermediateDirectories: true)
-        // Files a crash left half-written (a checkpoint, an input, a video): never read, so removed.
+        lock = try DataDirectoryLock(directory: options.dataDirectory)
+        // Files a crash left half-written (a checkpoint, an input, a video): never read, so
+        // removed. The lock above makes sure no other coordinator is writing them.
         let orphans = AtomicFile.removeOrphans(in: "\(options.dataDirectory)/jobs")
         store = try JobStore(directory: options.dataDirectory)
         let logger = self.logger

@@ -50,8 +50,8 @@ public final class Dashboard: Sendable {
             }
             return Response(status: .noContent, headers: [.setCookie: "\(TokenCheck.cookie)=\(token); Path=/; HttpOnly; SameSite=Strict"])
         }
-        router.get("/") { _, _ in try Self.page("index.html", type: "text/html; charset=utf-8") }
-        router.get("/dashboard.js") { _, _ in try Self.page("dashboard.js", type: "text/javascript; charset=utf-8") }
+        router.get("/") { _, _ in Self.page(PageFiles.indexHTML, type: "text/html; charset=utf-8") }
+        router.get("/dashboard.js") { _, _ in Self.page(PageFiles.dashboardJS, type: "text/javascript; charset=utf-8") }
         router.get("/metrics") { [registry] _, _ in
             Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
                      body: .init(byteBuffer: ByteBuffer(bytes: registry.emitToBuffer())))
@@ -101,12 +101,8 @@ public final class Dashboard: Sendable {
         return job
     }
 
-    static func page(_ name: String, type: String) throws -> Response {
-        guard let url = Bundle.module.url(forResource: "Page/\(name)", withExtension: nil),
-              let bytes = FileManager.default.contents(atPath: url.path) else {
-            throw HTTPError(.internalServerError, message: "the dashboard's \(name) is missing from this build")
-        }
-        return Response(status: .ok, headers: [.contentType: type], body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+    static func page(_ text: String, type: String) -> Response {
+        Response(status: .ok, headers: [.contentType: type], body: .init(byteBuffer: ByteBuffer(string: text)))
     }
 
     static func json<T: Encodable>(_ value: T) throws -> Response {

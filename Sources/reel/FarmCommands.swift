@@ -149,16 +149,21 @@ struct CoordinatorCommand: ParsableCommand {
         let server = try CoordinatorServer(options: options, context: try ZMQContext())
         let signals = StopSignals { server.stop() }
         if let web, let registry {
+            // A coordinator that cannot serve the dashboard it was asked for (a busy port, say)
+            // refuses to start rather than run without it.
             let dashboard = Dashboard(coordinator: server, registry: registry, token: web.token)
+            let start = DashboardStart()
             Task.detached {
                 do {
                     try await dashboard.serve(host: web.host, port: web.port) { port in
                         logger.info("dashboard on http://\(web.host == "0.0.0.0" ? "HOST" : web.host):\(port)/#token=… (token in \(web.tokenSource)); Prometheus metrics at /metrics with Authorization: Bearer TOKEN")
+                        start.settle(nil)
                     }
                 } catch {
-                    logger.error("the dashboard stopped: \(error)")
+                    if !start.settle(error) { logger.error("the dashboard stopped: \(error)") }
                 }
             }
+            if let error = start.wait() { throw UserError("--http \(http ?? ""): cannot serve the dashboard: \(error)") }
         }
         try server.run()
         _ = signals
@@ -172,6 +177,31 @@ struct CoordinatorCommand: ParsableCommand {
             throw UserError("\(flag) \(text.debugDescription): use a number above 0 with s, m, h or d, e.g. 30d")
         }
         return number * (unit ?? 1)
+    }
+}
+
+/// How the dashboard's start ended: listening, or the error that stopped it first.
+final class DashboardStart: @unchecked Sendable {
+    private let lock = NSLock()
+    private let settled = DispatchSemaphore(value: 0)
+    private var outcome: (any Error)??
+
+    /// Records the first outcome; false if one was already recorded.
+    @discardableResult
+    func settle(_ error: (any Error)?) -> Bool {
+        let first = lock.withLock {
+            guard outcome == nil else { return false }
+            outcome = .some(error)
+            return true
+        }
+        if first { settled.signal() }
+        return first
+    }
+
+    /// Waits for the outcome: nil once listening.
+    func wait() -> (any Error)? {
+        settled.wait()
+        return lock.withLock { outcome ?? nil }
     }
 }
 

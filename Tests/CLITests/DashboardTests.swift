@@ -180,4 +180,41 @@ import Testing
         #expect(empty.status != 0 && empty.stderr.contains("holds a token of 0 characters"), "\(empty.stderr)")
         print("dashboard: token only by cookie or bearer, compared whole; CSP, frame and referrer headers; foreign origins refused; an empty token file refused")
     }
+
+    /// A coordinator asked for a dashboard on a port in use refuses to start, saying so.
+    @Test func aBusyHTTPPortIsRefusedAtStart() throws {
+        let (farm, base, _) = try Self.farmWithDashboard()
+        defer { withExtendedLifetime(farm) {} }
+        let port = try #require(URL(string: base)?.port)
+        let directory = try ReelCommand.scratchDirectory()
+        let second = try ReelCommand.run(["coordinator", "--insecure", "--bind", "tcp://127.0.0.1:*", "--data-dir", "data",
+                                          "--http", "127.0.0.1:\(port)"], in: directory, wrapper: ["timeout", "20"])
+        #expect(second.status != 0 && second.status != 124 && second.stderr.contains("cannot serve the dashboard"), "\(second.status): \(second.stderr)")
+    }
+
+    /// The page is compiled into the binary: a `reel` copied alone into an empty directory, far
+    /// from the tree it was built in, serves it.
+    @Test func aBinaryInstalledAloneServesTheDashboard() throws {
+        let directory = try ReelCommand.scratchDirectory()
+        try FileManager.default.copyItem(atPath: ReelCommand.binary, toPath: "\(directory)/reel")
+        let coordinator = Process()
+        coordinator.executableURL = URL(fileURLWithPath: "\(directory)/reel")
+        coordinator.arguments = ["coordinator", "--insecure", "--bind", "tcp://127.0.0.1:*", "--data-dir", "\(directory)/data",
+                                 "--http", "127.0.0.1:0"]
+        coordinator.currentDirectoryURL = URL(fileURLWithPath: directory)
+        let log = Pipe()
+        coordinator.standardError = log
+        coordinator.standardOutput = FileHandle.nullDevice
+        try coordinator.run()
+        defer { coordinator.terminate(); coordinator.waitUntilExit() }
+        var text = ""
+        let deadline = Date().addingTimeInterval(20)
+        while !text.contains("dashboard on http://") && Date() < deadline {
+            text += String(decoding: log.fileHandleForReading.availableData, as: UTF8.self)
+        }
+        let base = try #require(text.split(separator: " ").first { $0.hasPrefix("http://") }.map { String($0.prefix { $0 != "#" }) })
+        let page = try Self.fetch(base)
+        #expect(page.status == 200 && page.body.contains("<h1>Reel farm</h1>"), "\(page.status): \(page.body.prefix(200))")
+        #expect(try Self.fetch(base + "dashboard.js").body.contains("async function refresh()"))
+    }
 }

@@ -118,6 +118,20 @@ import Wire
         print("killed \(moment.lowercased()) renaming a \(suffix): restarted, no half-written file left, the job done once with the clean bytes")
     }
 
+    /// A second coordinator on a data directory in use refuses to start, saying whose it is:
+    /// it would serve the same jobs twice and take the first one's files being written for a
+    /// crash's leftovers. Once the first is gone (even by kill -9), the directory is free.
+    @Test func aSecondCoordinatorOnTheSameDataDirectoryRefusesToStart() throws {
+        let farm = try ProcessFarm()
+        let second = try ReelCommand.run(["coordinator", "--insecure", "--bind", "tcp://127.0.0.1:*", "--data-dir", "data"],
+                                         in: farm.directory, wrapper: ["timeout", "20"])
+        #expect(second.status != 0 && second.status != 124 && second.stderr.contains("is in use by another coordinator (pid "),
+                "\(second.status): \(second.stderr)")
+        try farm.restartCoordinator()  // kill -9, then a new one on the same directory
+        #expect(try farm.client(["status"]).status == 0)
+        print("second coordinator on one data directory: refused (\(second.stderr.split(separator: "\n").last ?? ""))")
+    }
+
     @Test func aResubmissionWithTheSameKeyFindsTheFirstJobEvenAfterARestart() throws {
         let farm = try ProcessFarm()
         let context = try ZMQContext()

@@ -1,3 +1,56 @@
+// The dashboard's page and script (HTML and JavaScript in Swift raw strings). They are compiled
+// into the binary, so an installed `reel` serves them wherever it lies: a resource folder would
+// be looked up at the path the binary was built in.
+
+enum PageFiles {
+    static let indexHTML = ##"""
+<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>Reel farm</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>
+  body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5em; color: #222; background: #fafafa; }
+  h1 { font-size: 1.4em; margin: 0 0 .2em; }
+  h2 { font-size: 1.1em; margin: 1.5em 0 .5em; }
+  #updated { color: #777; font-size: .9em; }
+  #problem { color: #b00; font-weight: bold; }
+  table { border-collapse: collapse; width: 100%; background: #fff; }
+  th, td { text-align: left; padding: .35em .6em; border-bottom: 1px solid #e4e4e4; vertical-align: top; }
+  th { font-weight: 600; color: #555; }
+  .bar { width: 9em; height: .7em; background: #e6e6e6; border-radius: .35em; overflow: hidden; display: inline-block; }
+  .bar > span { display: block; height: 100%; background: #2a7de1; }
+  .map { display: inline-grid; gap: 1px; }
+  .map > span { width: .9em; height: .9em; display: block; }
+  .previews img { width: 64px; height: 64px; image-rendering: pixelated; margin-right: 2px; border: 1px solid #ccc; }
+  video { width: 192px; image-rendering: pixelated; }
+  button { margin-right: .3em; }
+  .state-done { color: #197a30; } .state-failed { color: #b00; } .state-cancelled { color: #777; }
+</style>
+</head>
+<body>
+<h1>Reel farm</h1>
+<div id="updated">connecting…</div>
+<div id="problem"></div>
+<h2>Jobs</h2>
+<table id="jobs">
+  <thead><tr><th>Job</th><th>Prompt</th><th>State</th><th>Progress</th><th>ETA</th><th>Priority</th>
+  <th>Chunk × step map</th><th>Now</th><th></th></tr></thead>
+  <tbody></tbody>
+</table>
+<h2>Workers</h2>
+<table id="workers">
+  <thead><tr><th>Worker</th><th>Host</th><th>State</th><th>Load</th><th>Threads</th><th>Models</th>
+  <th>Heartbeat</th><th>Shards done</th></tr></thead>
+  <tbody></tbody>
+</table>
+<script src="dashboard.js"></script>
+</body>
+</html>
+"""##
+
+    static let dashboardJS = ##"""
 // The farm dashboard: polls /api/farm every second and redraws the tables. Everything the
 // farm reports is put in the page as text, never as markup.
 "use strict";
@@ -180,3 +233,5 @@ login().then(() => {
   refresh();
   setInterval(refresh, 1000);
 });
+"""##
+}

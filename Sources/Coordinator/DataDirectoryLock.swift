@@ -1,0 +1,27 @@
+import Foundation
+
+/// An exclusive lock on DATA-DIR/coordinator.lock, held for a coordinator's life: a second
+/// coordinator on the same data directory would serve the same jobs twice and remove the first
+/// one's half-written files as crash leftovers, so it refuses to start instead. The kernel
+/// drops the lock when the process dies, however it dies (flock), so no stale lock is left.
+final class DataDirectoryLock {
+    private let descriptor: Int32
+
+    init(directory: String) throws {
+        let path = "\(directory)/coordinator.lock"
+        descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard descriptor >= 0 else {
+            throw CoordinatorError("cannot open \(path): \(String(cString: strerror(errno))); check --data-dir and its permissions")
+        }
+        guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
+            let holder = (try? String(contentsOfFile: path, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+            close(descriptor)
+            throw CoordinatorError("\(directory) is in use by another coordinator\(holder.isEmpty ? "" : " (pid \(holder))"); stop it, or give this one another --data-dir")
+        }
+        ftruncate(descriptor, 0)
+        let pid = "\(getpid())\n"
+        _ = pid.withCString { write(descriptor, $0, strlen($0)) }
+    }
+
+    deinit { close(descriptor) }
+}
