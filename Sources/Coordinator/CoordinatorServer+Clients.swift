@@ -125,8 +125,7 @@ extension CoordinatorServer {
             if stored.state == "running" {
                 try store.finish(id, state: "cancelled")
                 parked[id]!.state = "cancelled"
-                try? FileManager.default.removeItem(atPath: inputPath(id))
-                checkpoints.discard(id)
+                discardFiles(of: id)
                 logger.info("job \(id) cancelled while waiting for its model")
             }
             return (.cancelReply, Reel_V1_CancelReply.with { $0.status = status(ofParked: parked[id]!) }, [])

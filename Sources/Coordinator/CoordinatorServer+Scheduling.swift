@@ -130,7 +130,7 @@ extension CoordinatorServer {
         for worker in workers.values {
             if (now - worker.lastSeen).seconds > limit {
                 drop(worker.identity, reason: "silent for more than \(options.liveness) heartbeats")
-            } else if let current = worker.current, (now - worker.progressAt).seconds > options.shardTimeout {
+            } else if (now - worker.progressAt).seconds > options.shardTimeout, let current = worker.current {
                 // Alive but stuck: its shards go to someone else; this worker's results, if they
                 // ever come, belong to superseded attempts and are dropped.
                 workers[worker.identity]!.inFlight = [:]

@@ -229,6 +229,7 @@ public final class CoordinatorServer: @unchecked Sendable {
         performCommands()
         flushCheckpoints()
         zap?.stop()
+        lock.release()  // whoever still holds this object, the directory is free once it has stopped
         logger.info("coordinator stopped")
     }
 
@@ -576,8 +577,13 @@ public final class CoordinatorServer: @unchecked Sendable {
             logger.error("cannot record the end of job \(job.id): \(error)")
         }
         uncheckpointed.remove(job.id)
-        checkpoints.discard(job.id)
-        try? FileManager.default.removeItem(atPath: inputPath(job.id))
+        discardFiles(of: job.id)
+    }
+
+    /// An ended job's checkpoint and input are no longer needed.
+    func discardFiles(of id: String) {
+        checkpoints.discard(id)
+        try? FileManager.default.removeItem(atPath: inputPath(id))
     }
 
     // MARK: sending

@@ -4,8 +4,9 @@ import Foundation
 /// coordinator on the same data directory would serve the same jobs twice and remove the first
 /// one's half-written files as crash leftovers, so it refuses to start instead. The kernel
 /// drops the lock when the process dies, however it dies (flock), so no stale lock is left.
-final class DataDirectoryLock {
-    private let descriptor: Int32
+final class DataDirectoryLock: @unchecked Sendable {
+    private let lock = NSLock()
+    private var descriptor: Int32
 
     init(directory: String) throws {
         let path = "\(directory)/coordinator.lock"
@@ -15,7 +16,7 @@ final class DataDirectoryLock {
         }
         guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
             let holder = (try? String(contentsOfFile: path, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
-            close(descriptor)
+            release()
             throw CoordinatorError("\(directory) is in use by another coordinator\(holder.isEmpty ? "" : " (pid \(holder))"); stop it, or give this one another --data-dir")
         }
         ftruncate(descriptor, 0)
@@ -23,5 +24,14 @@ final class DataDirectoryLock {
         _ = pid.withCString { write(descriptor, $0, strlen($0)) }
     }
 
-    deinit { close(descriptor) }
+    /// Lets another coordinator have the directory (a stopped one holds nothing of it). Safe to
+    /// call again; deinit does it too.
+    func release() {
+        lock.withLock {
+            if descriptor >= 0 { close(descriptor) }
+            descriptor = -1
+        }
+    }
+
+    deinit { release() }
 }

@@ -6,8 +6,8 @@ import Planning
 /// It is hostile until read: decoded from memory only, by a whitelist of container formats,
 /// with no protocol able to open anything else, and its size checked before scaling.
 enum InputVideo {
-    /// Decodes `bytes` (a whole video file), scaled to width×height and resampled to `fps`,
-    /// keeping at most `maxFrames` frames at that rate.
+    /// Decodes `bytes` (a whole video file), scaled to width×height and resampled to `fps`;
+    /// decoding stops once the file has given what `maxFrames` frames at that rate need.
     static func frames(_ bytes: Data, width: Int, height: Int, fps: Int, maxFrames: Int) throws -> RGBVideo {
         guard !bytes.isEmpty else { throw CoordinatorError("the job says it has an input video, but none was sent") }
         do {
@@ -19,8 +19,7 @@ enum InputVideo {
             let budget = 2 * JobLimits.maxSamples * 3 / max(perFrame, 1)
             let limits = UntrustedVideoLimits(maxFrames: max(1, min(maxFrames * max(1, JobLimits.maxFPS / max(fps, 1)) + 1, budget)))
             let decoded = try VideoDecoder.read(bytes: bytes, width: width, height: height, limits: limits)
-            let video = decoded.video.resampled(from: decoded.fps, to: fps)
-            return video.frameCount > maxFrames ? RGBVideo(width: width, height: height, pixels: Array(video.pixels.prefix(maxFrames * video.frameBytes))) : video
+            return decoded.video.resampled(from: decoded.fps, to: fps)
         } catch let error as MediaError {
             throw CoordinatorError("input video: \(error.description)")
         }

@@ -201,7 +201,9 @@ extension JobSpec {
             }
             // Each shot's frames come from the network: summed with a check, so a hostile
             // submission is a bad field, never a trap.
-            let total = shots.reduce(0 as Int?) { sum, shot in sum.flatMap { Checked.sum($0, max(shot.frames, 0)) } }
+            let total = shots.reduce(0 as Int?) { sum, shot in
+                sum.flatMap { let (next, overflow) = $0.addingReportingOverflow(max(shot.frames, 0)); return overflow ? nil : next }
+            }
             check(total == frames, "shots", "add up to \(total.map(String.init) ?? "more than \(Int.max)") frames but the job has \(frames); make them equal")
         }
         check(!self.model.isEmpty, "model", "is empty; name a model package")
@@ -213,10 +215,10 @@ extension JobSpec {
                 check(value % model.patch == 0, field, "\(value) is not a multiple of the model's patch (\(model.patch))")
             }
         }
-        // Checked only once each factor is in range (else it is named above): a product of
-        // numbers off the wire must never trap.
-        if (1...JobLimits.maxFrames).contains(frames), (1...JobLimits.maxSide).contains(width), (1...JobLimits.maxSide).contains(height),
-           let samples = Checked.product([frames, width, height]) {
+        // Multiplied only once each factor is in range (else it is named above), where the
+        // product cannot overflow: numbers off the wire must never trap.
+        if (1...JobLimits.maxFrames).contains(frames), (1...JobLimits.maxSide).contains(width), (1...JobLimits.maxSide).contains(height) {
+            let samples = frames * width * height
             check(samples <= JobLimits.maxSamples, "frames",
                   "\(frames) at \(width)x\(height) is \(samples) pixels; at most \(JobLimits.maxSamples) per job (fewer frames or a smaller size)")
         }
@@ -236,23 +238,3 @@ extension JobSpec {
     }
 }
 
-/// Arithmetic on numbers that came from outside (a submission, a message, a file): nil where
-/// the exact result does not fit an Int, so a caller reports the field instead of trapping.
-public enum Checked {
-    public static func sum(_ a: Int, _ b: Int) -> Int? {
-        let (value, overflow) = a.addingReportingOverflow(b)
-        return overflow ? nil : value
-    }
-
-    /// The product of `factors`; nil on overflow or if any factor is negative.
-    public static func product(_ factors: [Int]) -> Int? {
-        var result = 1
-        for factor in factors {
-            guard factor >= 0 else { return nil }
-            let (value, overflow) = result.multipliedReportingOverflow(by: factor)
-            if overflow { return nil }
-            result = value
-        }
-        return result
-    }
-}

@@ -264,6 +264,9 @@ public final class WorkerService: @unchecked Sendable {
         func shardWork(_ assignment: Reel_V1_ShardAssignment, _ payloads: [Data]) throws -> ShardWork {
             let spec = assignment.spec
             guard let sampler = Sampler(rawValue: spec.sampler) else { throw WireError("unknown sampler \(spec.sampler)") }
+            guard assignment.stepBegin <= assignment.stepEnd, assignment.stepEnd <= spec.steps else {
+                throw WireError("steps \(assignment.stepBegin)..<\(assignment.stepEnd) do not lie within the job's \(spec.steps)")
+            }
             let shape = [Int(assignment.shape.frames), Int(assignment.shape.channels), Int(assignment.shape.rows), Int(assignment.shape.columns)]
             guard let count = assignment.shape.count, count <= Int(WireLimits.maxMessageBytes / 4) else {
                 throw WireError("an assignment of shape \(assignment.shape.frames)x\(assignment.shape.channels)x\(assignment.shape.rows)x\(assignment.shape.columns) is larger than any message")
