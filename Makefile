@@ -8,7 +8,7 @@ DEMO_ARGS    ?= --frames 16 --seed 7 --scale 4
 
 # Build-time libraries (SQLite for the job store); ffmpeg (ffprobe), numpy, iproute2 (network
 # namespaces) and chromium (the dashboard test) for the tests.
-APT_PACKAGES := pkg-config libzmq3-dev libavformat-dev libavcodec-dev libavutil-dev libswscale-dev \
+APT_PACKAGES := pkg-config libzmq3-dev libsentencepiece-dev libavformat-dev libavcodec-dev libavutil-dev libswscale-dev \
                 libopenblas-dev libsqlite3-dev ffmpeg python3 python3-numpy iproute2 chromium
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)

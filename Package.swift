@@ -38,8 +38,13 @@ let package = Package(
             providers: [.apt(["libopenblas-dev"]), .brew(["openblas"])]
         ),
 
+        // Debian's libsentencepiece is C++: a small C shim lets Swift call it.
+        .target(name: "CSentencePiece", linkerSettings: [.linkedLibrary("sentencepiece")]),
+
         // Domain modules.
         .target(name: "Diffusion", dependencies: ["COpenBLAS"]),
+        // Model families, one folder each, on Diffusion's tensor kernels.
+        .target(name: "Wan", dependencies: ["Diffusion", "CSentencePiece"]),
         .target(name: "Media", dependencies: ["CFFmpeg"]),
         .target(name: "Planning"),
         .target(name: "Evaluation"),
@@ -62,7 +67,7 @@ let package = Package(
         .executableTarget(
             name: "reel",
             dependencies: [
-                "Diffusion", "Media", "Planning", "Coordinator", "Worker", "Wire", "Evaluation", "Dashboard",
+                "Diffusion", "Wan", "Media", "Planning", "Coordinator", "Worker", "Wire", "Evaluation", "Dashboard",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -81,11 +86,13 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["Diffusion"], path: "Tests/TestSupport"),
         .testTarget(name: "DiffusionTests", dependencies: ["Diffusion", "TestSupport"],
                     resources: [.copy("Reference"), .copy("Fixtures")]),
+        .testTarget(name: "WanTests", dependencies: ["Wan", "Diffusion"], resources: [.copy("Fixtures")]),
         .testTarget(name: "MediaTests", dependencies: ["Media", "TestSupport"]),
         .testTarget(name: "PlanningTests", dependencies: ["Planning"]),
         .testTarget(name: "WireTests", dependencies: ["Wire"]),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation"]),
         .testTarget(name: "CoordinatorTests", dependencies: ["Coordinator", "Planning", "Diffusion", "Worker", "Wire", "Media", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["Media", "Wire", "Evaluation", "TestSupport", .product(name: "Yams", package: "Yams")]),
-    ]
+    ],
+    cxxLanguageStandard: .cxx17
 )

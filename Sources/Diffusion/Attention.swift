@@ -5,7 +5,7 @@
 /// (one patch position through time). Both products of each (sequence, head) are single sgemm
 /// calls that read the heads straight out of the packed QKV matrix through the leading
 /// dimension, so nothing is gathered or copied.
-struct SelfAttention {
+package struct SelfAttention {
     let qkv: Linear
     let out: Linear
     let heads: Int
@@ -16,11 +16,15 @@ struct SelfAttention {
         self.heads = heads
     }
 
-    struct Layout {
+    package struct Layout {
         let sequences: Int
         let length: Int
         let firstRow: (Int) -> Int
         let rowStride: Int
+
+        package init(sequences: Int, length: Int, firstRow: @escaping (Int) -> Int, rowStride: Int) {
+            self.sequences = sequences; self.length = length; self.firstRow = firstRow; self.rowStride = rowStride
+        }
     }
 
     /// Attention of `rows` tokens of `x` (already normalised) under `layout`, into `result`.
@@ -42,7 +46,7 @@ struct SelfAttention {
 
     /// softmax(Q·Kᵀ/√d)·V per sequence and head. Queries of sequence s are at rows
     /// `layout.firstRow(s) + i·layout.rowStride`; its keys and values at `keyFirstRow(s) + j·keyRowStride`.
-    static func attend(
+    package static func attend(
         queries: UnsafePointer<Float>, queryStride: Int,
         keys: UnsafePointer<Float>, values: UnsafePointer<Float>, keyStride: Int,
         output: UnsafeMutablePointer<Float>, outputStride: Int,
@@ -56,23 +60,33 @@ struct SelfAttention {
         let cost = layout.length * maxKeys * headWidth * 4
         // (sequence, head) pairs are independent and write disjoint output columns: one slice
         // of them per thread, each with its own score matrix.
+        // A long sequence's score matrix is cut into blocks of query rows so that it stays within
+        // `scoreBudget` floats; shorter ones (all of reel-shapes') run as one block, as before.
+        let scoreBudget = 1 << 24
+        let queryBlock = layout.length * maxKeys <= scoreBudget ? layout.length : max(1, scoreBudget / max(1, maxKeys))
         ComputeThreads.forEachSlice(of: pairs, parts: pairs * cost >= 1 << 20 ? ComputeThreads.count : 1) { slice in
-            let s = UnsafeMutablePointer<Float>.allocate(capacity: layout.length * maxKeys)
+            let s = UnsafeMutablePointer<Float>.allocate(capacity: max(1, min(layout.length, queryBlock) * maxKeys))
             defer { s.deallocate() }
             for pair in slice {
                 let (sequence, head) = pair.quotientAndRemainder(dividingBy: heads)
                 let queryRow = layout.firstRow(sequence), keyRow = keyFirstRow(sequence)
                 let keyCount = keyLength(sequence)
                 let column = head * headWidth
-                let q = queries + queryRow * queryStride + column
                 let k = keys + keyRow * keyStride + column, v = values + keyRow * keyStride + column
-                let o = output + queryRow * outputStride + column
                 let qStride = queryStride * layout.rowStride, kStride = keyStride * keyRowStride
-                BLAS.gemm(transposeB: true, m: layout.length, n: keyCount, k: headWidth, alpha: scale,
-                          a: q, lda: qStride, b: k, ldb: kStride, c: s, ldc: keyCount)
-                for row in 0..<layout.length { Kernels.softmax(s + row * keyCount, count: keyCount) }
-                BLAS.gemm(m: layout.length, n: headWidth, k: keyCount, a: s, lda: keyCount, b: v, ldb: kStride,
-                          c: o, ldc: outputStride * layout.rowStride)
+                let oStride = outputStride * layout.rowStride
+                var first = 0
+                while first < layout.length {
+                    let rows = min(queryBlock, layout.length - first)
+                    let q = queries + queryRow * queryStride + column + first * qStride
+                    let o = output + queryRow * outputStride + column + first * oStride
+                    BLAS.gemm(transposeB: true, m: rows, n: keyCount, k: headWidth, alpha: scale,
+                              a: q, lda: qStride, b: k, ldb: kStride, c: s, ldc: keyCount)
+                    for row in 0..<rows { Kernels.softmax(s + row * keyCount, count: keyCount) }
+                    BLAS.gemm(m: rows, n: headWidth, k: keyCount, a: s, lda: keyCount, b: v, ldb: kStride,
+                              c: o, ldc: oStride)
+                    first += rows
+                }
             }
         }
     }

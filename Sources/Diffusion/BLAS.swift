@@ -8,7 +8,7 @@ public enum BLAS {
     /// Leading dimensions are row strides, which lets callers address one head of a packed
     /// QKV matrix, or one spatial position across frames, without copying.
     @inline(__always)
-    static func gemm(
+    package static func gemm(
         transposeA: Bool = false, transposeB: Bool = false,
         m: Int, n: Int, k: Int, alpha: Float = 1,
         a: UnsafePointer<Float>, lda: Int,
@@ -16,6 +16,9 @@ public enum BLAS {
         beta: Float = 0,
         c: UnsafeMutablePointer<Float>, ldc: Int
     ) {
+        // OpenBLAS must be single-threaded before its first product (ComputeThreads sets it when
+        // first read): its own threads would split the work another way and change the bits.
+        ComputeThreads.ensureConfigured()
         cblas_sgemm(
             CblasRowMajor,
             transposeA ? CblasTrans : CblasNoTrans,

@@ -5,12 +5,12 @@ import Foundation
 ///
 /// They work on raw pointers because they run on every token of every step; reductions use
 /// SIMD accumulators since the compiler may not reorder float sums by itself.
-enum Kernels {
-    typealias Vector = SIMD8<Float>
+package enum Kernels {
+    package typealias Vector = SIMD8<Float>
 
     /// Splits `count` rows into contiguous ranges and runs them on `ComputeThreads.count` threads.
     /// Small jobs run inline: a thread hop costs more than a few thousand flops.
-    static func forEachRowRange(_ count: Int, costPerRow: Int, _ body: (Range<Int>) -> Void) {
+    package static func forEachRowRange(_ count: Int, costPerRow: Int, _ body: (Range<Int>) -> Void) {
         let worthSplitting = count * costPerRow >= 1 << 15
         ComputeThreads.forEachSlice(of: count, parts: worthSplitting ? ComputeThreads.count : 1, body)
     }
@@ -24,7 +24,7 @@ enum Kernels {
     /// bits, which serve both as the float n and, through the bit pattern, as the integer
     /// exponent (a generic float-to-int vector conversion costs more than the whole polynomial).
     @inline(__always)
-    static func exp(_ x: Vector) -> Vector {
+    package static func exp(_ x: Vector) -> Vector {
         let magic = Vector(repeating: 12_582_912)
         var clamped = x.replacing(with: -87, where: x .< -87)
         clamped.replace(with: 88, where: clamped .> 88)
@@ -43,12 +43,12 @@ enum Kernels {
     }
 
     @inline(__always)
-    static func load(_ p: UnsafePointer<Float>) -> Vector {
+    package static func load(_ p: UnsafePointer<Float>) -> Vector {
         UnsafeRawPointer(p).loadUnaligned(as: Vector.self)
     }
 
     @inline(__always)
-    static func store(_ v: Vector, _ p: UnsafeMutablePointer<Float>) {
+    package static func store(_ v: Vector, _ p: UnsafeMutablePointer<Float>) {
         UnsafeMutableRawPointer(p).storeBytes(of: v, as: Vector.self)
     }
 
@@ -56,7 +56,7 @@ enum Kernels {
 
 
     @inline(__always)
-    static func softmax(_ x: UnsafeMutablePointer<Float>, count: Int) {
+    package static func softmax(_ x: UnsafeMutablePointer<Float>, count: Int) {
         let vectorEnd = count & ~7
         var maxV = Vector(repeating: -.infinity)
         var i = 0
@@ -85,7 +85,7 @@ enum Kernels {
     }
 
     @inline(__always)
-    static func scalarExp(_ x: Float) -> Float {
+    package static func scalarExp(_ x: Float) -> Float {
         exp(Vector(repeating: x))[0]
     }
 
@@ -94,7 +94,7 @@ enum Kernels {
     /// Layer norm of each `width`-wide row: (x - mean) / sqrt(var + eps), then either an affine
     /// weight and bias, or adaLN modulation `· (1 + scale) + shift` with one (scale, shift) pair
     /// per group of `rowsPerGroup` rows (one group per video in the batch).
-    static func layerNorm(
+    package static func layerNorm(
         _ x: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, rows: Int, width: Int,
         epsilon: Float = 1e-6, affine: Affine
     ) {
@@ -130,7 +130,7 @@ enum Kernels {
         }
     }
 
-    enum Affine {
+    package enum Affine {
         case none
         case weightBias(UnsafePointer<Float>, UnsafePointer<Float>)
         /// Per-group shift and scale vectors, `stride` floats apart from one group to the next.
@@ -141,7 +141,7 @@ enum Kernels {
 
     /// GELU, tanh approximation: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))), in place.
     /// tanh(u) is written as 1 - 2/(1 + e^{2u}) so it can use the vector exp.
-    static func gelu(_ x: UnsafeMutablePointer<Float>, count: Int) {
+    package static func gelu(_ x: UnsafeMutablePointer<Float>, count: Int) {
         forEachRowRange(count / 64 + 1, costPerRow: 64 * 20) { range in
             let lower = range.lowerBound * 64
             let upper = min(count, range.upperBound * 64)
@@ -164,7 +164,7 @@ enum Kernels {
     }
 
     /// SiLU, x·sigmoid(x), in place.
-    static func silu(_ x: UnsafeMutablePointer<Float>, count: Int) {
+    package static func silu(_ x: UnsafeMutablePointer<Float>, count: Int) {
         var i = 0
         while i + 8 <= count {
             let v = load(x + i)
@@ -177,7 +177,7 @@ enum Kernels {
     // MARK: residuals
 
     /// x += gate ⊙ h row by row, with one gate vector per group of `rowsPerGroup` rows.
-    static func addGated(
+    package static func addGated(
         _ h: UnsafePointer<Float>, to x: UnsafeMutablePointer<Float>, rows: Int, width: Int,
         gate: UnsafePointer<Float>, gateStride: Int, rowsPerGroup: Int
     ) {
@@ -191,7 +191,7 @@ enum Kernels {
     }
 
     /// x += h elementwise.
-    static func add(_ h: UnsafePointer<Float>, to x: UnsafeMutablePointer<Float>, count: Int) {
+    package static func add(_ h: UnsafePointer<Float>, to x: UnsafeMutablePointer<Float>, count: Int) {
         for i in 0..<count { x[i] += h[i] }
     }
 }
@@ -208,13 +208,17 @@ public enum ComputeThreads {
 
     public static var count: Int { current }
 
+    /// Reads the setting once so that its first use configures OpenBLAS.
+    @inline(__always)
+    static func ensureConfigured() { _ = current }
+
     public static func set(_ threads: Int) {
         current = max(1, threads)
         BLAS.threads = 1
     }
 
     /// Runs `body` on `parts` contiguous slices of 0..<count on up to `count` threads.
-    static func forEachSlice(of count: Int, parts: Int, _ body: (Range<Int>) -> Void) {
+    package static func forEachSlice(of count: Int, parts: Int, _ body: (Range<Int>) -> Void) {
         let parts = max(1, min(parts, count))
         guard parts > 1 else {
             body(0..<count)

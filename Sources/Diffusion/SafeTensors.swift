@@ -14,12 +14,14 @@ public struct SafeTensorsError: Error, CustomStringConvertible, Equatable {
 /// Read-only, memory-mapped safetensors file (the format of Hugging Face's `safetensors`):
 /// an 8-byte little-endian header length, a JSON header of name -> {dtype, shape, data_offsets},
 /// then the raw tensor bytes. Tensors are read by name and shape-checked on the way out.
-public final class SafeTensorsFile {
+public final class SafeTensorsFile: @unchecked Sendable {
     public struct Entry: Sendable {
         public let dtype: String
         public let shape: [Int]
         /// Byte range relative to the start of the data region.
         public let offsets: Range<Int>
+
+        public var count: Int { shape.reduce(1, *) }
     }
 
     public let path: String
@@ -88,43 +90,64 @@ public final class SafeTensorsFile {
 
     public var names: [String] { entries.keys.sorted() }
 
-    /// The float32 tensor called `name`, checked against `shape` when one is given.
+    /// The tensor called `name` as float32, checked against `shape` when one is given. F16 and
+    /// BF16 are widened exactly; I32 and I64 are converted (reference files hold token ids).
     public func tensor(_ name: String, shape expected: [Int]? = nil) throws -> Tensor {
+        let stored = try stored(name, shape: expected)
+        let count = stored.count
+        let scalars = [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
+            stored.widen(into: buffer.baseAddress!, range: 0..<count)
+            initialized = count
+        }
+        return Tensor(shape: stored.shape, scalars: scalars)
+    }
+
+    /// The integers of an I64 or I32 tensor (token ids, masks).
+    public func integers(_ name: String) throws -> [Int] {
+        guard let entry = entries[name] else {
+            throw SafeTensorsError(path, "missing tensor '\(name)'")
+        }
+        guard let dtype = StoredTensor.DType(rawValue: entry.dtype), !dtype.isFloat else {
+            throw SafeTensorsError(path, "tensor '\(name)' has dtype \(entry.dtype); expected I64 or I32")
+        }
+        let stored = try stored(name, shape: nil)
+        return (0..<stored.count).map { stored.integer(at: $0) }
+    }
+
+    /// The tensor called `name` as stored, without copying: the caller widens what it needs
+    /// when it needs it, so a BF16 model never exists whole in f32.
+    public func stored(_ name: String, shape expected: [Int]? = nil) throws -> StoredTensor {
         guard let entry = entries[name] else {
             throw SafeTensorsError(path, "missing tensor '\(name)'; the model file does not match its config.json")
         }
         if let expected, expected != entry.shape {
             throw SafeTensorsError(path, "tensor '\(name)' has shape \(entry.shape), expected \(expected) from config.json")
         }
-        guard entry.dtype == "F32" else {
-            throw SafeTensorsError(path, "tensor '\(name)' has dtype \(entry.dtype); Reel reads F32 only")
+        guard let dtype = StoredTensor.DType(rawValue: entry.dtype) else {
+            throw SafeTensorsError(path, "tensor '\(name)' has dtype \(entry.dtype); Reel reads F32, F16, BF16, I32 and I64")
         }
-        let count = entry.shape.reduce(1, *)
-        guard entry.offsets.count == count * 4 else {
-            throw SafeTensorsError(path, "tensor '\(name)' of shape \(entry.shape) needs \(count * 4) bytes but data_offsets span \(entry.offsets.count)")
+        let (bytes, overflow) = entry.count.multipliedReportingOverflow(by: dtype.size)
+        guard !overflow, entry.offsets.count == bytes else {
+            throw SafeTensorsError(path, "tensor '\(name)' of shape \(entry.shape) in \(entry.dtype) needs \(bytes) bytes but data_offsets span \(entry.offsets.count)")
         }
-        let source = mapping.bytes.baseAddress! + dataStart + entry.offsets.lowerBound
-        let scalars = [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
-            for i in 0..<count {
-                let bits = UInt32(littleEndian: UnsafeRawPointer(source).loadUnaligned(fromByteOffset: i * 4, as: UInt32.self))
-                buffer[i] = Float(bitPattern: bits)
-            }
-            initialized = count
-        }
-        return Tensor(shape: entry.shape, scalars: scalars)
+        return StoredTensor(dtype: dtype, shape: entry.shape, base: mapping.bytes.baseAddress! + dataStart + entry.offsets.lowerBound,
+                            owner: self)
     }
 
-    /// Writes `tensors` as a float32 safetensors file, atomically: to a temporary name beside
-    /// `path`, then renamed over it.
-    public static func write(_ tensors: [String: Tensor], metadata: [String: String] = [:], to path: String) throws {
+    /// Writes `tensors` as a safetensors file of float32 (or `dtype`: F16, BF16 round to nearest
+    /// even), atomically: to a temporary name beside `path`, then renamed over it.
+    public static func write(_ tensors: [String: Tensor], metadata: [String: String] = [:],
+                             dtype: StoredTensor.DType = .f32, to path: String) throws {
+        precondition(dtype.isFloat, "only float tensors are written")
         var header: [String: Any] = [:]
         if !metadata.isEmpty { header["__metadata__"] = metadata }
         var offset = 0
         let names = tensors.keys.sorted()
         for name in names {
             let tensor = tensors[name]!
-            header[name] = ["dtype": "F32", "shape": tensor.shape, "data_offsets": [offset, offset + tensor.count * 4]] as [String: Any]
-            offset += tensor.count * 4
+            header[name] = ["dtype": dtype.rawValue, "shape": tensor.shape,
+                            "data_offsets": [offset, offset + tensor.count * dtype.size]] as [String: Any]
+            offset += tensor.count * dtype.size
         }
         var headerBytes = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])
         while headerBytes.count % 8 != 0 { headerBytes.append(0x20) }
@@ -134,8 +157,13 @@ public final class SafeTensorsFile {
         file.append(headerBytes)
         for name in names {
             tensors[name]!.scalars.withUnsafeBufferPointer { buffer in
-                for value in buffer {
-                    withUnsafeBytes(of: value.bitPattern.littleEndian) { file.append(contentsOf: $0) }
+                switch dtype {
+                case .f32:
+                    for value in buffer { withUnsafeBytes(of: value.bitPattern.littleEndian) { file.append(contentsOf: $0) } }
+                case .bf16:
+                    for value in buffer { withUnsafeBytes(of: StoredTensor.bfloat16(value).littleEndian) { file.append(contentsOf: $0) } }
+                default:
+                    for value in buffer { withUnsafeBytes(of: Float16(value).bitPattern.littleEndian) { file.append(contentsOf: $0) } }
                 }
             }
         }
@@ -170,5 +198,91 @@ final class MemoryMappedFile {
 
     deinit {
         if let base = bytes.baseAddress { munmap(UnsafeMutableRawPointer(mutating: base), bytes.count) }
+    }
+}
+
+/// One tensor of a mapped safetensors file, in its stored element type. It keeps the file mapped
+/// while it lives.
+public struct StoredTensor: @unchecked Sendable {
+    public enum DType: String, Sendable {
+        case f32 = "F32", f16 = "F16", bf16 = "BF16", i32 = "I32", i64 = "I64"
+
+        public var size: Int {
+            switch self {
+            case .f16, .bf16: 2
+            case .f32, .i32: 4
+            case .i64: 8
+            }
+        }
+
+        public var isFloat: Bool { self == .f32 || self == .f16 || self == .bf16 }
+    }
+
+    public let dtype: DType
+    public let shape: [Int]
+    let base: UnsafeRawPointer
+    let owner: AnyObject
+
+    public var count: Int { shape.reduce(1, *) }
+
+    /// The same bytes seen with another shape of the same element count (a Conv3d kernel as a matrix).
+    public func reshaped(_ newShape: [Int]) -> StoredTensor {
+        precondition(newShape.reduce(1, *) == count, "reshape \(shape) to \(newShape) changes the element count")
+        return StoredTensor(dtype: dtype, shape: newShape, base: base, owner: owner)
+    }
+
+    /// The f32 data itself when it is stored as aligned f32; nil when it must be widened.
+    public var float32Pointer: UnsafePointer<Float>? {
+        guard dtype == .f32, Int(bitPattern: base) % MemoryLayout<Float>.alignment == 0 else { return nil }
+        return base.assumingMemoryBound(to: Float.self)
+    }
+
+    /// Writes elements `range` as f32 to `out` (F16 and BF16 widen exactly).
+    public func widen(into out: UnsafeMutablePointer<Float>, range: Range<Int>) {
+        var o = out
+        switch dtype {
+        case .f32:
+            for i in range { o.pointee = Float(bitPattern: UInt32(littleEndian: base.loadUnaligned(fromByteOffset: i * 4, as: UInt32.self))); o += 1 }
+        case .bf16:
+            for i in range { o.pointee = Float(bitPattern: UInt32(UInt16(littleEndian: base.loadUnaligned(fromByteOffset: i * 2, as: UInt16.self))) << 16); o += 1 }
+        case .f16:
+            for i in range { o.pointee = Float(Float16(bitPattern: UInt16(littleEndian: base.loadUnaligned(fromByteOffset: i * 2, as: UInt16.self)))); o += 1 }
+        case .i32, .i64:
+            for i in range { o.pointee = Float(integer(at: i)); o += 1 }
+        }
+    }
+
+    func integer(at i: Int) -> Int {
+        switch dtype {
+        case .i64: Int(Int64(littleEndian: base.loadUnaligned(fromByteOffset: i * 8, as: Int64.self)))
+        case .i32: Int(Int32(littleEndian: base.loadUnaligned(fromByteOffset: i * 4, as: Int32.self)))
+        default: 0
+        }
+    }
+
+    /// All elements as f32.
+    public func floats() -> [Float] {
+        [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
+            widen(into: buffer.baseAddress!, range: 0..<count)
+            initialized = count
+        }
+    }
+
+    /// Runs `body` on the elements as f32: the mapped data itself for aligned F32, else a
+    /// widened copy that lives only for the call.
+    public func withFloats<R>(_ body: (UnsafePointer<Float>) throws -> R) rethrows -> R {
+        if let direct = float32Pointer { return try body(direct) }
+        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: max(1, count))
+        defer { scratch.deallocate() }
+        widen(into: scratch, range: 0..<count)
+        return try body(scratch)
+    }
+
+    /// f32 to bfloat16, rounding to nearest even (NaN stays NaN).
+    static func bfloat16(_ value: Float) -> UInt16 {
+        let bits = value.bitPattern
+        if value.isNaN { return UInt16(bits >> 16) | 0x40 }
+        let rounding = 0x7FFF + ((bits >> 16) & 1)
+        return UInt16((bits &+ rounding) >> 16)
     }
 }

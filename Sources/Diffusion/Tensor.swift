@@ -18,7 +18,7 @@ public struct Tensor: Sendable, Equatable {
     }
 
     /// A tensor whose contents are left unspecified; every element must be written before it is read.
-    static func uninitialized(_ shape: [Int]) -> Tensor {
+    package static func uninitialized(_ shape: [Int]) -> Tensor {
         let count = shape.reduce(1, *)
         let scalars = [Float](unsafeUninitializedCapacity: count) { _, initialized in initialized = count }
         return Tensor(shape: shape, scalars: scalars)

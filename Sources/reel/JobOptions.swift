@@ -29,6 +29,9 @@ struct JobOptions: ParsableArguments {
     @Option(help: ArgumentHelp(samplerHelp))
     var sampler: String?
 
+    @Option(help: "What the video should not show, for models with a negative prompt (Wan; default: the one Wan publishes).")
+    var negativePrompt: String?
+
     @Option(parsing: .unconditional, help: "Classifier-free guidance scale; 1 follows the prompt without guidance (default: the model's).")
     var guidance: Float?
 
@@ -106,6 +109,9 @@ struct JobOptions: ParsableArguments {
     /// The job as sent to a coordinator, from the command line or from a job file (which
     /// then describes the whole render), and the output path the file names, if any.
     func resolvedRequest(priority: Int = 0) throws -> (spec: Reel_V1_JobSpec, output: String?) {
+        if negativePrompt != nil {
+            throw UserError("--negative-prompt applies to models with a negative prompt (Wan, rendered with `reel render --model DIR`); \(model ?? ModelPackage.defaultModel) has none")
+        }
         guard JobFile.looksLikeOne(prompt) else { return (try request(priority: priority), nil) }
         if let flag = renderFlagsGiven.first {
             throw UserError("\(flag) does not apply to a job file, which sets every render option itself; set it in \(prompt) or drop the flag")

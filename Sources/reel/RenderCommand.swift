@@ -4,6 +4,7 @@ import Diffusion
 import Foundation
 import Media
 import Planning
+import Wan
 import Wire
 import Worker
 
@@ -33,6 +34,14 @@ struct Render: ParsableCommand {
 
     func run() throws {
         LogSetup.start(level: .warning)
+        if let directory = job.model, WanModel.recognises(directory) {
+            let output = output ?? "out.mp4"
+            try OutputPath.check(output, extension: "mp4", flag: "--output")
+            guard contactSheet == nil, framesDir == nil else {
+                throw UserError("--contact-sheet and --frames-dir are not available for Wan models yet; leave them out")
+            }
+            return try WanRender(model: try WanModel(directory: directory), job: job, output: output, threads: threads).run()
+        }
         let (request, fileOutput) = try job.resolvedRequest()
         let output = output ?? fileOutput ?? "out.mp4"
         try OutputPath.check(output, extension: "mp4", flag: "--output")

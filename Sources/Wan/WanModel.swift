@@ -1,0 +1,227 @@
+import Diffusion
+import Foundation
+
+/// A Wan 2.1 text-to-video model in the Diffusers layout: model_index.json, tokenizer/
+/// (spiece.model), text_encoder/, transformer/ and vae/ (config.json and safetensors, whole or
+/// sharded) and scheduler/scheduler_config.json. Configs are read and checked when it opens;
+/// each part's weights are mapped the first time the part is asked for.
+public final class WanModel: @unchecked Sendable {
+    public let directory: String
+    public let name: String
+    public let transformerConfig: WanTransformerConfig
+    public let textConfig: UMT5Config
+    public let vaeConfig: WanVAEConfig
+    public let schedulerConfig: WanSchedulerConfig
+
+    private let lock = NSLock()
+    private var loadedTokenizer: WanTokenizer?
+    private var loadedText: UMT5Encoder?
+    private var loadedTransformer: WanTransformer?
+    private var loadedVAE: WanVAE?
+
+    /// The default negative prompt when none is given: the English text of the one Wan publishes
+    /// with its examples.
+    public static let defaultNegativePrompt = "Bright tones, overexposed, static, blurred details, subtitles, style, works, paintings, images, static, overall gray, worst quality, low quality, JPEG compression residue, ugly, incomplete, extra fingers, poorly drawn hands, poorly drawn faces, deformed, disfigured, misshapen limbs, fused fingers, still picture, messy background, three legs, many people in the background, walking backwards"
+
+    /// Whether `directory` looks like a Wan model (model_index.json naming a Wan pipeline).
+    public static func recognises(_ directory: String) -> Bool {
+        guard let data = FileManager.default.contents(atPath: "\(directory)/model_index.json"),
+              let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return false }
+        return (json["_class_name"] as? String)?.hasPrefix("Wan") == true
+    }
+
+    public init(directory: String) throws {
+        self.directory = directory
+        name = URL(fileURLWithPath: directory).standardizedFileURL.lastPathComponent
+        let index = try ConfigFile.read(WanModelIndex.self, at: "\(directory)/model_index.json")
+        let indexPath = "\(directory)/model_index.json"
+        try ConfigFile.require(index.className == "WanPipeline", indexPath, "_class_name", index.className ?? "null",
+                               supported: "\"WanPipeline\" (Wan 2.1 text-to-video)")
+        try ConfigFile.require(index.boundaryRatio == nil && (index.transformer2?.compactMap { $0 }.isEmpty ?? true), indexPath,
+                               "transformer_2", "set", supported: "one transformer (Wan 2.1; Wan 2.2's two-expert models are not supported)")
+        for part in ["tokenizer/spiece.model"] where !FileManager.default.fileExists(atPath: "\(directory)/\(part)") {
+            throw WanModelError.missingFile(path: "\(directory)/\(part)", hint: "the tokenizer's SentencePiece model; download the whole model folder")
+        }
+        let paths = (text: "\(directory)/text_encoder/config.json", transformer: "\(directory)/transformer/config.json",
+                     vae: "\(directory)/vae/config.json", scheduler: "\(directory)/scheduler/scheduler_config.json")
+        textConfig = try ConfigFile.read(UMT5Config.self, at: paths.text)
+        try textConfig.validate(paths.text)
+        transformerConfig = try ConfigFile.read(WanTransformerConfig.self, at: paths.transformer)
+        try transformerConfig.validate(paths.transformer)
+        vaeConfig = try ConfigFile.read(WanVAEConfig.self, at: paths.vae)
+        try vaeConfig.validate(paths.vae)
+        schedulerConfig = try ConfigFile.read(WanSchedulerConfig.self, at: paths.scheduler)
+        try schedulerConfig.validate(paths.scheduler)
+        try ConfigFile.require(transformerConfig.inChannels == vaeConfig.zDim && transformerConfig.outChannels == vaeConfig.zDim,
+                               paths.transformer, "in_channels", "\(transformerConfig.inChannels)", supported: "the VAE's z_dim (\(vaeConfig.zDim))")
+        try ConfigFile.require(transformerConfig.textDim == textConfig.dModel, paths.transformer, "text_dim", "\(transformerConfig.textDim)",
+                               supported: "the text encoder's d_model (\(textConfig.dModel))")
+    }
+
+    private func cached<T>(_ slot: ReferenceWritableKeyPath<WanModel, T?>, _ load: () throws -> T) rethrows -> T {
+        lock.lock()
+        defer { lock.unlock() }
+        if let value = self[keyPath: slot] { return value }
+        let value = try load()
+        self[keyPath: slot] = value
+        return value
+    }
+
+    public func tokenizer() throws -> WanTokenizer {
+        try cached(\.loadedTokenizer) { try WanTokenizer(directory: "\(directory)/tokenizer") }
+    }
+
+    public func textEncoder() throws -> UMT5Encoder {
+        try cached(\.loadedText) {
+            try UMT5Encoder(config: textConfig, weights: PartWeights(directory: "\(directory)/text_encoder", baseName: "model"),
+                            path: "\(directory)/text_encoder/config.json")
+        }
+    }
+
+    public func transformer() throws -> WanTransformer {
+        try cached(\.loadedTransformer) {
+            try WanTransformer(config: transformerConfig,
+                               weights: PartWeights(directory: "\(directory)/transformer", baseName: "diffusion_pytorch_model"),
+                               path: "\(directory)/transformer/config.json")
+        }
+    }
+
+    public func vae() throws -> WanVAE {
+        try cached(\.loadedVAE) {
+            try WanVAE(config: vaeConfig, weights: PartWeights(directory: "\(directory)/vae", baseName: "diffusion_pytorch_model"),
+                       path: "\(directory)/vae/config.json")
+        }
+    }
+
+    /// Latent frames and size for a video of `frames` frames of `width`×`height`.
+    public func latentShape(frames: Int, width: Int, height: Int) -> (frames: Int, height: Int, width: Int) {
+        ((frames - 1) / vaeConfig.temporalFactor + 1, height / vaeConfig.spatialFactor, width / vaeConfig.spatialFactor)
+    }
+
+    /// The prompt's embedding as the pipeline uses it: [1, maxLength, d_model], zero past the prompt.
+    public func encode(prompt: String) throws -> Tensor {
+        let tokenizer = try tokenizer()
+        let values = try textEncoder().encode(tokenizer.ids(prompt), padTo: tokenizer.maxLength)
+        return values.reshaped([1] + values.shape)
+    }
+}
+
+/// What a Wan render is asked to do, fully resolved.
+public struct WanRequest: Sendable {
+    public var prompt: String
+    public var negativePrompt: String
+    public var width: Int, height: Int, frames: Int
+    public var steps: Int
+    public var guidance: Float
+    public var shift: Double?
+    public var seed: UInt64
+
+    public init(prompt: String, negativePrompt: String? = nil, width: Int, height: Int, frames: Int, steps: Int,
+                guidance: Float, shift: Double? = nil, seed: UInt64) {
+        self.prompt = prompt; self.negativePrompt = negativePrompt ?? WanModel.defaultNegativePrompt
+        self.width = width; self.height = height; self.frames = frames; self.steps = steps
+        self.guidance = guidance; self.shift = shift; self.seed = seed
+    }
+
+    /// The published defaults (Wan 2.1 1.3B: 832×480, 81 frames, 50 steps, guidance 5).
+    public static let defaultSize = (width: 832, height: 480)
+    public static let defaultFrames = 81
+    public static let defaultSteps = 50
+    public static let defaultGuidance: Float = 5
+}
+
+/// Text to video with a Wan model on this machine: encode both prompts, draw the seed's latent
+/// noise, run the scheduler's steps with classifier-free guidance, decode with the VAE.
+public struct WanPipeline {
+    public let model: WanModel
+
+    public init(model: WanModel) { self.model = model }
+
+    /// Checks a request against the model; a problem is one line naming the option.
+    public func validate(_ request: WanRequest) throws {
+        let s = model.vaeConfig.spatialFactor * model.transformerConfig.patchSize[1]
+        let t = model.vaeConfig.temporalFactor
+        guard request.width > 0, request.height > 0, request.width % s == 0, request.height % s == 0 else {
+            throw WanPipelineError("--size \(request.width)x\(request.height): both sides must be positive multiples of \(s) for this model (for example 832x480 or 256x256)")
+        }
+        guard request.frames >= 1, (request.frames - 1) % t == 0 else {
+            throw WanPipelineError("--frames \(request.frames): this model takes 1 + \(t)k frames (for example 17, 33 or 81)")
+        }
+        guard (1...1000).contains(request.steps) else { throw WanPipelineError("--steps \(request.steps): use 1 to 1000") }
+        guard request.guidance.isFinite, request.guidance >= 0 else { throw WanPipelineError("--guidance \(request.guidance): use a number of 0 or more") }
+        let latent = model.latentShape(frames: request.frames, width: request.width, height: request.height)
+        guard max(latent.frames, latent.height / model.transformerConfig.patchSize[1]) <= model.transformerConfig.ropeMaxSeqLen else {
+            throw WanPipelineError("--size/--frames: the model's positions reach \(model.transformerConfig.ropeMaxSeqLen) patches a side")
+        }
+    }
+
+    /// The seed's initial noise, [1, C, F, H, W].
+    public func noise(_ request: WanRequest) -> Tensor {
+        let latent = model.latentShape(frames: request.frames, width: request.width, height: request.height)
+        let c = model.transformerConfig.inChannels
+        let frameMajor = NoiseField(seed: request.seed).tensor(step: 0, frames: 0..<latent.frames, channels: c,
+                                                               height: latent.height, width: latent.width)
+        return Clip(frames: latent.frames, channels: c, height: latent.height, width: latent.width, data: frameMajor.scalars).channelMajor
+    }
+
+    public struct Progress: Sendable {
+        public enum Stage: String, Sendable { case text = "text", denoise = "denoise", decode = "decode" }
+        public let stage: Stage
+        public let done: Int
+        public let total: Int
+    }
+
+    /// Denoised latents [1, C, F, H, W] (pipeline-normalised) from `noise`; `onStep` sees the
+    /// latents after every step.
+    public func denoise(_ request: WanRequest, noise: Tensor, progress: (Progress) -> Void = { _ in },
+                        onStep: (Int, Tensor) -> Void = { _, _ in }) throws -> Tensor {
+        try validate(request)
+        progress(Progress(stage: .text, done: 0, total: 2))
+        let conditional = try model.encode(prompt: request.prompt)
+        let guided = request.guidance != 1
+        let unconditional = guided ? try model.encode(prompt: request.negativePrompt) : conditional
+        progress(Progress(stage: .text, done: 2, total: 2))
+        let transformer = try model.transformer()
+        let scheduler = FlowUniPC(config: model.schedulerConfig, steps: request.steps, shift: request.shift)
+        let context = guided ? Tensor.stacked([conditional.slices(0..<1).reshaped(Array(conditional.shape.dropFirst())),
+                                               unconditional.slices(0..<1).reshaped(Array(unconditional.shape.dropFirst()))])
+                             : conditional
+        var x = noise
+        var state = FlowUniPC.State()
+        for i in 0..<scheduler.steps {
+            let t = scheduler.timesteps[i]
+            let velocity: Tensor
+            if guided {
+                // Both halves of guidance as one batch of two.
+                let both = transformer.velocity(Tensor.stacked([x.slices(0..<1), x.slices(0..<1)]).reshaped([2] + Array(x.shape.dropFirst())),
+                                                timesteps: [t, t], context: context)
+                let (cond, uncond) = (both.slices(0..<1), both.slices(1..<2))
+                velocity = uncond.adding(cond.adding(uncond, scaledBy: -1), scaledBy: request.guidance)
+            } else {
+                velocity = transformer.velocity(x, timesteps: [t], context: context)
+            }
+            x = scheduler.step(velocity: velocity, index: i, sample: x, state: &state)
+            onStep(i, x)
+            progress(Progress(stage: .denoise, done: i + 1, total: scheduler.steps))
+        }
+        return x
+    }
+
+    /// Frames in [-1, 1] ([3, F, H, W] as a Clip) from pipeline-normalised latents.
+    public func decode(_ latents: Tensor, progress: (Progress) -> Void = { _ in }) throws -> Clip {
+        let vae = try model.vae()
+        let clip = vae.denormalize(Clip(channelMajor: latents))
+        var video = vae.decode(clip) { progress(Progress(stage: .decode, done: $0 + 1, total: clip.frames)) }
+        for i in 0..<video.data.count { video.data[i] = min(1, max(-1, video.data[i])) }
+        return video
+    }
+
+    public func generate(_ request: WanRequest, progress: (Progress) -> Void = { _ in }) throws -> Clip {
+        try decode(try denoise(request, noise: noise(request), progress: progress), progress: progress)
+    }
+}
+
+public struct WanPipelineError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
