@@ -15,6 +15,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 PROTOC_GEN_SWIFT := tools/protoc-gen-swift/.build/release/protoc-gen-swift
 
+REF_VENV     := .venv-ref
 TRAIN_VENV   := .venv-train
 TRAIN_ARGS   ?= --minutes 60
 TRAIN_RUN    ?= train/runs/reel-shapes-next
@@ -32,7 +33,7 @@ FUZZ_RUNTIME  = $(dir $(realpath $(shell command -v $(SWIFT))))../lib/swift/clan
 FUZZ_FLAGS    = -Xswiftc -sanitize=address -Xswiftc -sanitize-coverage=edge,inline-8bit-counters,pc-table,trace-cmp \
                 -Xswiftc -DFUZZING -Xlinker $(FUZZ_RUNTIME) -Xlinker -lstdc++
 
-.PHONY: all deps build release demo test faults fuzz bench proto train train-test gallery clean
+.PHONY: all deps build release demo test faults fuzz bench proto train train-test wan-fixtures gallery clean
 
 all: release
 
@@ -134,6 +135,19 @@ $(TRAIN_VENV)/bin/python: train/requirements.txt
 	@python3 -c 'import venv, ensurepip' 2>/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq python3-venv; }
 	python3 -m venv $(TRAIN_VENV)
 	$(TRAIN_VENV)/bin/pip install -q -r train/requirements.txt
+	touch $@
+
+## wan-fixtures: rewrites Tests/WanTests/Fixtures from the pinned diffusers/transformers (CPU torch, offline
+## once installed); the Swift tests read the committed files and never need Python
+wan-fixtures: $(REF_VENV)/bin/python
+	rm -rf Tests/WanTests/Fixtures
+	$(REF_VENV)/bin/python tools/wan-reference/make_fixtures.py Tests/WanTests/Fixtures
+
+## the reference's virtual environment, with the pinned requirements
+$(REF_VENV)/bin/python: tools/wan-reference/requirements.txt
+	@python3 -c 'import venv, ensurepip' 2>/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq python3-venv; }
+	python3 -m venv $(REF_VENV)
+	$(REF_VENV)/bin/pip install -q -r tools/wan-reference/requirements.txt
 	touch $@
 
 clean:

@@ -39,7 +39,7 @@ let package = Package(
         ),
 
         // Debian's libsentencepiece is C++: a small C shim lets Swift call it.
-        .target(name: "CSentencePiece", linkerSettings: [.linkedLibrary("sentencepiece")]),
+        .target(name: "CSentencePiece", linkerSettings: [.linkedLibrary("sentencepiece"), .linkedLibrary("sentencepiece_train")]),
 
         // Domain modules.
         .target(name: "Diffusion", dependencies: ["COpenBLAS"]),

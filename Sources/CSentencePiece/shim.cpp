@@ -1,6 +1,7 @@
 #include "csentencepiece.h"
 
 #include <sentencepiece_processor.h>
+#include <sentencepiece_trainer.h>
 
 #include <cstring>
 #include <string>
@@ -56,3 +57,17 @@ extern "C" int32_t reel_spm_piece_count(const reel_spm *model) { return model->p
 extern "C" int32_t reel_spm_unk_id(const reel_spm *model) { return model->processor.unk_id(); }
 extern "C" int32_t reel_spm_eos_id(const reel_spm *model) { return model->processor.eos_id(); }
 extern "C" int32_t reel_spm_pad_id(const reel_spm *model) { return model->processor.pad_id(); }
+
+extern "C" int reel_spm_train(const char *arguments, char *error, size_t error_size) {
+    try {
+        auto status = sentencepiece::SentencePieceTrainer::Train(arguments);
+        if (!status.ok()) {
+            copy_error(status.ToString(), error, error_size);
+            return -1;
+        }
+    } catch (const std::exception &e) {
+        copy_error(e.what(), error, error_size);
+        return -1;
+    }
+    return 0;
+}

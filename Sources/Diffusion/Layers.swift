@@ -25,8 +25,18 @@ package enum MatrixWeight: @unchecked Sendable {
 
     func withFloats<R>(_ body: (UnsafePointer<Float>) -> R) -> R {
         switch self {
-        case .owned(let tensor): tensor.withUnsafePointer(body)
-        case .stored(let stored): stored.withFloats(body)
+        case .owned(let tensor): return tensor.withUnsafePointer(body)
+        case .stored(let stored):
+            if let direct = stored.float32Pointer { return body(direct) }
+            // Widened for this call only, by all the compute threads.
+            let count = stored.count
+            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: max(1, count))
+            defer { scratch.deallocate() }
+            let chunk = 1 << 16
+            ComputeThreads.forEachSlice(of: (count + chunk - 1) / chunk, parts: ComputeThreads.count) { slice in
+                for c in slice { stored.widen(into: scratch + c * chunk, range: (c * chunk)..<min(count, (c + 1) * chunk)) }
+            }
+            return body(scratch)
         }
     }
 }
@@ -55,11 +65,23 @@ package struct Linear {
     /// problem, never by the thread count: 1 thread or 16 give the same bits.
     static let rowsPerBlock = 256
 
+    /// Outputs per sgemm call when a large matrix meets few rows (a prompt's tokens): the
+    /// outputs, not the rows, are then shared among the threads, each widening and multiplying
+    /// its own slice of the weight. Fixed, like `rowsPerBlock`, so the bits do not depend on
+    /// the thread count.
+    static let outputsPerBlock = 256
+    /// Below this many weights a matrix is always cut by rows (every reel-shapes layer is).
+    static let largeMatrix = 1 << 22
+
     /// Applies the layer to `rows` rows of `x` (row stride `inputs`), writing rows of `outputs`;
-    /// the row blocks are shared out among the compute threads.
+    /// the row blocks (or, for a large matrix and few rows, the output blocks) are shared out
+    /// among the compute threads.
     package func apply(_ x: UnsafePointer<Float>, rows: Int, into y: UnsafeMutablePointer<Float>) {
         let blocks = (rows + Self.rowsPerBlock - 1) / Self.rowsPerBlock
         let (inputs, outputs) = (inputs, outputs)
+        if blocks < 2 * ComputeThreads.count, inputs * outputs >= Self.largeMatrix {
+            return applyByOutputs(x, rows: rows, into: y)
+        }
         weight.withFloats { w in
             ComputeThreads.forEachSlice(of: blocks, parts: ComputeThreads.count) { slice in
                 for block in slice {
@@ -74,6 +96,42 @@ package struct Linear {
                               a: x + first * inputs, lda: inputs, b: w, ldb: inputs,
                               beta: bias == nil ? 0 : 1, c: y + first * outputs, ldc: outputs)
                 }
+            }
+        }
+    }
+
+    private func applyByOutputs(_ x: UnsafePointer<Float>, rows: Int, into y: UnsafeMutablePointer<Float>) {
+        let (inputs, outputs) = (inputs, outputs)
+        let blocks = (outputs + Self.outputsPerBlock - 1) / Self.outputsPerBlock
+        func multiply(_ first: Int, _ count: Int, _ w: UnsafePointer<Float>) {
+            if let bias {
+                bias.withUnsafeBufferPointer { b in
+                    for row in 0..<rows { (y + row * outputs + first).update(from: b.baseAddress! + first, count: count) }
+                }
+            }
+            BLAS.gemm(transposeB: true, m: rows, n: count, k: inputs, a: x, lda: inputs, b: w, ldb: inputs,
+                      beta: bias == nil ? 0 : 1, c: y + first, ldc: outputs)
+        }
+        guard case .stored(let stored) = weight, stored.float32Pointer == nil else {
+            // f32 in memory: each block reads its rows in place.
+            weight.withFloats { w in
+                ComputeThreads.forEachSlice(of: blocks, parts: ComputeThreads.count) { slice in
+                    for block in slice {
+                        let first = block * Self.outputsPerBlock
+                        multiply(first, min(Self.outputsPerBlock, outputs - first), w + first * inputs)
+                    }
+                }
+            }
+            return
+        }
+        // Narrow weights: each thread widens only its blocks' rows.
+        ComputeThreads.forEachSlice(of: blocks, parts: ComputeThreads.count) { slice in
+            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: Self.outputsPerBlock * inputs)
+            defer { scratch.deallocate() }
+            for block in slice {
+                let first = block * Self.outputsPerBlock, count = min(Self.outputsPerBlock, outputs - first)
+                stored.widen(into: scratch, range: (first * inputs)..<((first + count) * inputs))
+                multiply(first, count, scratch)
             }
         }
     }

@@ -279,7 +279,7 @@ public struct StoredTensor: @unchecked Sendable {
     }
 
     /// f32 to bfloat16, rounding to nearest even (NaN stays NaN).
-    static func bfloat16(_ value: Float) -> UInt16 {
+    package static func bfloat16(_ value: Float) -> UInt16 {
         let bits = value.bitPattern
         if value.isNaN { return UInt16(bits >> 16) | 0x40 }
         let rounding = 0x7FFF + ((bits >> 16) & 1)

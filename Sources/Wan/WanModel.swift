@@ -93,9 +93,18 @@ public final class WanModel: @unchecked Sendable {
         }
     }
 
+    /// Unmaps the text encoder's weights (10.6 GiB in BF16 for umT5-XXL) once the prompts are
+    /// encoded; it is mapped again if asked for.
+    public func releaseTextEncoder() {
+        lock.lock()
+        loadedText = nil
+        lock.unlock()
+    }
+
     /// Latent frames and size for a video of `frames` frames of `width`×`height`.
-    public func latentShape(frames: Int, width: Int, height: Int) -> (frames: Int, height: Int, width: Int) {
-        ((frames - 1) / vaeConfig.temporalFactor + 1, height / vaeConfig.spatialFactor, width / vaeConfig.spatialFactor)
+    public func latentShape(frames: Int, width: Int, height: Int) -> LatentVideoShape {
+        LatentVideoShape(channels: vaeConfig.zDim, frames: (frames - 1) / vaeConfig.temporalFactor + 1,
+                         height: height / vaeConfig.spatialFactor, width: width / vaeConfig.spatialFactor)
     }
 
     /// The prompt's embedding as the pipeline uses it: [1, maxLength, d_model], zero past the prompt.
@@ -115,12 +124,20 @@ public struct WanRequest: Sendable {
     public var guidance: Float
     public var shift: Double?
     public var seed: UInt64
+    /// nil: the scheduler's UniPC; else one of Reel's flow samplers on the same sigmas.
+    public var sampler: Sampler?
+    /// A video to re-render (frames [F, 3, H, W] in [-1, 1] at the request's size, at least
+    /// `frames` of them), and how much of the denoising to redo, 0 to 1.
+    public var input: Clip?
+    public var strength: Float
 
     public init(prompt: String, negativePrompt: String? = nil, width: Int, height: Int, frames: Int, steps: Int,
-                guidance: Float, shift: Double? = nil, seed: UInt64) {
+                guidance: Float, shift: Double? = nil, seed: UInt64, sampler: Sampler? = nil,
+                input: Clip? = nil, strength: Float = 0.6) {
         self.prompt = prompt; self.negativePrompt = negativePrompt ?? WanModel.defaultNegativePrompt
         self.width = width; self.height = height; self.frames = frames; self.steps = steps
-        self.guidance = guidance; self.shift = shift; self.seed = seed
+        self.guidance = guidance; self.shift = shift; self.seed = seed; self.sampler = sampler
+        self.input = input; self.strength = strength
     }
 
     /// The published defaults (Wan 2.1 1.3B: 832×480, 81 frames, 50 steps, guidance 5).
@@ -128,14 +145,22 @@ public struct WanRequest: Sendable {
     public static let defaultFrames = 81
     public static let defaultSteps = 50
     public static let defaultGuidance: Float = 5
+    /// Wan's published frame rate.
+    public static let defaultFPS = 16
 }
 
 /// Text to video with a Wan model on this machine: encode both prompts, draw the seed's latent
 /// noise, run the scheduler's steps with classifier-free guidance, decode with the VAE.
 public struct WanPipeline {
     public let model: WanModel
+    /// Whether the text encoder is unmapped once both prompts are encoded (a one-off render
+    /// needs it no more; a process that renders again keeps it).
+    public var releasesTextEncoder: Bool
 
-    public init(model: WanModel) { self.model = model }
+    public init(model: WanModel, releasesTextEncoder: Bool = false) {
+        self.model = model
+        self.releasesTextEncoder = releasesTextEncoder
+    }
 
     /// Checks a request against the model; a problem is one line naming the option.
     public func validate(_ request: WanRequest) throws {
@@ -148,6 +173,15 @@ public struct WanPipeline {
             throw WanPipelineError("--frames \(request.frames): this model takes 1 + \(t)k frames (for example 17, 33 or 81)")
         }
         guard (1...1000).contains(request.steps) else { throw WanPipelineError("--steps \(request.steps): use 1 to 1000") }
+        if let input = request.input {
+            guard input.channels == 3, input.width == request.width, input.height == request.height else {
+                throw WanPipelineError("--input: frames must be RGB at \(request.width)x\(request.height)")
+            }
+            guard input.frames >= request.frames else {
+                throw WanPipelineError("--frames \(request.frames) is more than --input has (\(input.frames)); give --frames \(max(1, (input.frames - 1) / model.vaeConfig.temporalFactor * model.vaeConfig.temporalFactor + 1)) or less")
+            }
+            guard (0...1).contains(request.strength) else { throw WanPipelineError("--strength \(request.strength) is out of range; use 0 to 1") }
+        }
         guard request.guidance.isFinite, request.guidance >= 0 else { throw WanPipelineError("--guidance \(request.guidance): use a number of 0 or more") }
         let latent = model.latentShape(frames: request.frames, width: request.width, height: request.height)
         guard max(latent.frames, latent.height / model.transformerConfig.patchSize[1]) <= model.transformerConfig.ropeMaxSeqLen else {
@@ -180,37 +214,65 @@ public struct WanPipeline {
         let conditional = try model.encode(prompt: request.prompt)
         let guided = request.guidance != 1
         let unconditional = guided ? try model.encode(prompt: request.negativePrompt) : conditional
+        if releasesTextEncoder { model.releaseTextEncoder() }
         progress(Progress(stage: .text, done: 2, total: 2))
         let transformer = try model.transformer()
         let scheduler = FlowUniPC(config: model.schedulerConfig, steps: request.steps, shift: request.shift)
         let context = guided ? Tensor.stacked([conditional.slices(0..<1).reshaped(Array(conditional.shape.dropFirst())),
                                                unconditional.slices(0..<1).reshaped(Array(unconditional.shape.dropFirst()))])
                              : conditional
+        /// The guided velocity at a transformer timestep; both halves of guidance as one batch of two.
+        func velocity(_ x: Tensor, _ t: Float) -> Tensor {
+            guard guided else { return transformer.velocity(x, timesteps: [t], context: context) }
+            let both = transformer.velocity(Tensor.stacked([x.slices(0..<1), x.slices(0..<1)]).reshaped([2] + Array(x.shape.dropFirst())),
+                                            timesteps: [t, t], context: context)
+            let (cond, uncond) = (both.slices(0..<1), both.slices(1..<2))
+            return uncond.adding(cond.adding(uncond, scaledBy: -1), scaledBy: request.guidance)
+        }
+
+        // A re-render starts part way, from its encoded frames noised to that step's σ, as
+        // diffusers' video-to-video pipeline does.
+        var first = 0
         var x = noise
-        var state = FlowUniPC.State()
-        for i in 0..<scheduler.steps {
-            let t = scheduler.timesteps[i]
-            let velocity: Tensor
-            if guided {
-                // Both halves of guidance as one batch of two.
-                let both = transformer.velocity(Tensor.stacked([x.slices(0..<1), x.slices(0..<1)]).reshaped([2] + Array(x.shape.dropFirst())),
-                                                timesteps: [t, t], context: context)
-                let (cond, uncond) = (both.slices(0..<1), both.slices(1..<2))
-                velocity = uncond.adding(cond.adding(uncond, scaledBy: -1), scaledBy: request.guidance)
-            } else {
-                velocity = transformer.velocity(x, timesteps: [t], context: context)
+        if let input = request.input {
+            first = scheduler.steps - min(Int(Double(scheduler.steps) * Double(request.strength)), scheduler.steps)
+            let sigma = Float(scheduler.sigmas[first])
+            x = try encode(input, frames: request.frames).combined(1 - sigma, noise, sigma)
+        }
+        let total = scheduler.steps - first
+        progress(Progress(stage: .denoise, done: 0, total: total))
+        if let sampler = request.sampler {
+            // Reel's flow samplers on the scheduler's sigmas; flow time t is timestep 1000·t.
+            let scale = Float(model.schedulerConfig.numTrainTimesteps)
+            let schedule = FlowSchedule(times: scheduler.sigmas.map(Float.init))
+            var state = Sampler.State()
+            for i in first..<schedule.steps {
+                x = sampler.run({ velocity($0, $1 * scale) }, x, schedule, steps: i..<(i + 1), state: &state)
+                onStep(i, x)
+                progress(Progress(stage: .denoise, done: i + 1 - first, total: total))
             }
-            x = scheduler.step(velocity: velocity, index: i, sample: x, state: &state)
+            return x
+        }
+        var state = FlowUniPC.State()
+        for i in first..<scheduler.steps {
+            x = scheduler.step(velocity: velocity(x, scheduler.timesteps[i]), index: i, sample: x, state: &state)
             onStep(i, x)
-            progress(Progress(stage: .denoise, done: i + 1, total: scheduler.steps))
+            progress(Progress(stage: .denoise, done: i + 1 - first, total: total))
         }
         return x
+    }
+
+    /// The first `frames` frames of `input`, encoded and normalised: [1, C, F, H, W].
+    public func encode(_ input: Clip, frames: Int) throws -> Tensor {
+        let vae = try model.vae()
+        return vae.normalize(vae.encodeMean(input.frames(0..<frames))).channelMajor
     }
 
     /// Frames in [-1, 1] ([3, F, H, W] as a Clip) from pipeline-normalised latents.
     public func decode(_ latents: Tensor, progress: (Progress) -> Void = { _ in }) throws -> Clip {
         let vae = try model.vae()
         let clip = vae.denormalize(Clip(channelMajor: latents))
+        progress(Progress(stage: .decode, done: 0, total: clip.frames))
         var video = vae.decode(clip) { progress(Progress(stage: .decode, done: $0 + 1, total: clip.frames)) }
         for i in 0..<video.data.count { video.data[i] = min(1, max(-1, video.data[i])) }
         return video

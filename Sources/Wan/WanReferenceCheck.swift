@@ -24,6 +24,7 @@ public struct WanReferenceCheck {
         "tokenizer.ids",
         "text_encoder.input_ids", "text_encoder.attention_mask", "text_encoder.output",
         "transformer.hidden_states", "transformer.timestep", "transformer.encoder_hidden_states", "transformer.output",
+        "transformer.block_outputs",
         "vae.latents", "vae.decoded", "vae.frames", "vae.encoded_mean",
         "pipeline.latents", "pipeline.video", "pipeline.step_latents",
     ]
@@ -46,7 +47,7 @@ public struct WanReferenceCheck {
         let has = { (name: String) in reference.entries[name] != nil }
         if has("tokenizer.ids") { add(try tokenizer()) }
         if has("text_encoder.input_ids") && has("text_encoder.output") { add(try textEncoder()) }
-        if has("transformer.hidden_states") && has("transformer.output") { add(try transformer()) }
+        if has("transformer.hidden_states") && has("transformer.output") { try transformer().forEach(add) }
         if has("vae.latents") && has("vae.decoded") { add(try vaeDecode()) }
         if has("vae.frames") && has("vae.encoded_mean") { add(try vaeEncode()) }
         if has("pipeline.latents") && (has("pipeline.video") || has("pipeline.step_latents")) {
@@ -100,13 +101,22 @@ public struct WanReferenceCheck {
         return try compare("text_encoder", actual, expected)
     }
 
-    func transformer() throws -> Result {
+    /// The velocity, and each block's output when the file has them (where a mismatch starts).
+    func transformer() throws -> [Result] {
         let x = try reference.tensor("transformer.hidden_states")
         let t = try reference.tensor("transformer.timestep").scalars
         let context = try reference.tensor("transformer.encoder_hidden_states")
         let expected = try reference.tensor("transformer.output")
-        let velocity = try model.transformer().velocity(x, timesteps: t.count == 1 ? Array(repeating: t[0], count: x.shape[0]) : t, context: context)
-        return try compare("transformer", velocity.scalars, expected)
+        var blocks: [Float] = []
+        let velocity = try model.transformer().velocity(x, timesteps: t.count == 1 ? Array(repeating: t[0], count: x.shape[0]) : t,
+                                                        context: context, inspect: { _, h in blocks += h.scalars })
+        var results: [Result] = []
+        if reference.entries["transformer.block_outputs"] != nil {
+            let expectedBlocks = try reference.tensor("transformer.block_outputs")
+            results.append(try compare("transformer blocks (\(expectedBlocks.shape.first ?? 0))", blocks, expectedBlocks))
+        }
+        results.append(try compare("transformer", velocity.scalars, expected))
+        return results
     }
 
     func vaeDecode() throws -> Result {

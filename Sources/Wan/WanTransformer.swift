@@ -69,8 +69,9 @@ public final class WanTransformer: @unchecked Sendable {
 
     /// Velocity for latents `x` [B, C, F, H, W] at `timesteps` (one per video, 0...1000), each
     /// video reading its own rows of `context` [B, L, text_dim]. `afterBlock` runs after each
-    /// block (progress, heartbeats).
-    public func velocity(_ x: Tensor, timesteps: [Float], context: Tensor, afterBlock: () -> Void = {}) -> Tensor {
+    /// block (progress, heartbeats); `inspect`, when given, sees each block's output [B·tokens, width].
+    public func velocity(_ x: Tensor, timesteps: [Float], context: Tensor, afterBlock: () -> Void = {},
+                         inspect: ((Int, Tensor) -> Void)? = nil) -> Tensor {
         precondition(x.shape.count == 5 && x.shape[1] == config.inChannels, "latents must be [B, \(config.inChannels), F, H, W]")
         let (batch, frames, height, width) = (x.shape[0], x.shape[2], x.shape[3], x.shape[4])
         precondition(timesteps.count == batch && context.shape.count == 3 && context.shape[0] == batch && context.shape[2] == config.textDim,
@@ -106,7 +107,7 @@ public final class WanTransformer: @unchecked Sendable {
         let eps = Float(config.eps)
         let selfLayout = SelfAttention.Layout(sequences: batch, length: tokens, firstRow: { $0 * tokens }, rowStride: 1)
 
-        for block in blocks {
+        for (index, block) in blocks.enumerated() {
             // Per video: the block's table plus the timestep's projection.
             modulation.withUnsafePointer { m in
                 for b in 0..<batch { for j in 0..<(6 * d) { tables[b * 6 * d + j] = block.table[j] + m[b * 6 * d + j] } }
@@ -155,6 +156,7 @@ public final class WanTransformer: @unchecked Sendable {
                     }
                 }
             }
+            inspect?(index, h)
             afterBlock()
         }
 

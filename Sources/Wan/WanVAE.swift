@@ -361,32 +361,28 @@ final class Resample {
         switch mode {
         case .upsample2d, .upsample3d:
             let up = VAEKernels.upsample(x)
-            var out = Clip(frames: x.frames, channels: spatial.outputs, height: up.height, width: up.width)
-            let outSize = out.frameSize
-            up.data.withUnsafeBufferPointer { src in
-                out.data.withUnsafeMutableBufferPointer { dst in
-                    for f in 0..<x.frames {
-                        spatial.frame([src.baseAddress! + f * up.frameSize], height: up.height, width: up.width,
-                                      pad: (1, 1, 1, 1), stride: 1, into: dst.baseAddress! + f * outSize)
-                    }
-                }
-            }
-            return out
+            return convolveFrames(up, outputs: spatial.outputs, height: up.height, width: up.width, pad: (1, 1, 1, 1), stride: 1)
         case .downsample2d, .downsample3d:
             // Zero padding on the right and bottom only, then a stride-2 3×3 conv.
-            let (oh, ow) = ((x.height + 1 - 3) / 2 + 1, (x.width + 1 - 3) / 2 + 1)
-            var out = Clip(frames: x.frames, channels: x.channels, height: oh, width: ow)
-            let outSize = out.frameSize
-            x.data.withUnsafeBufferPointer { src in
-                out.data.withUnsafeMutableBufferPointer { dst in
-                    for f in 0..<x.frames {
-                        spatial.frame([src.baseAddress! + f * x.frameSize], height: x.height, width: x.width,
-                                      pad: (0, 1, 0, 1), stride: 2, into: dst.baseAddress! + f * outSize)
-                    }
+            return convolveFrames(x, outputs: x.channels, height: (x.height + 1 - 3) / 2 + 1, width: (x.width + 1 - 3) / 2 + 1,
+                                  pad: (0, 1, 0, 1), stride: 2)
+        }
+    }
+
+    /// The spatial conv on every frame of `x`, giving frames of `height`×`width`.
+    private func convolveFrames(_ x: Clip, outputs: Int, height: Int, width: Int, pad: (top: Int, bottom: Int, left: Int, right: Int),
+                                stride: Int) -> Clip {
+        var out = Clip(frames: x.frames, channels: outputs, height: height, width: width)
+        let outSize = out.frameSize
+        x.data.withUnsafeBufferPointer { src in
+            out.data.withUnsafeMutableBufferPointer { dst in
+                for f in 0..<x.frames {
+                    spatial.frame([src.baseAddress! + f * x.frameSize], height: x.height, width: x.width, pad: pad, stride: stride,
+                                  into: dst.baseAddress! + f * outSize)
                 }
             }
-            return out
         }
+        return out
     }
 
     /// The downsampling time conv: kernel 3 over time, stride 2, no padding.

@@ -1,20 +1,22 @@
 import ArgumentParser
 import Diffusion
 import Foundation
+import Wan
 
 struct ModelCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "model",
-        abstract: "Inspect model packages, or create one with seeded weights.",
-        subcommands: [Info.self, Initialize.self])
+        abstract: "Inspect models, check them against a reference, or create one with seeded or random weights.",
+        subcommands: [Info.self, Check.self, Synth.self, Initialize.self])
 
     struct Info: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Show a model's shape, defaults and vocabulary.")
 
-        @Argument(help: "Model name or package directory.")
+        @Argument(help: "Model name, package directory, or a Wan 2.1 Diffusers folder.")
         var model: String = ModelPackage.defaultModel
 
         func run() throws {
+            if ModelFamilies.family(of: model) == WanFamily.self { return try WanModelInfo(model: WanModel(directory: model)).print() }
             let loaded = try Diffusion.Model(named: model)
             let c = loaded.config
             let file = try SafeTensorsFile(path: "\(loaded.directory)/\(ModelPackage.weightsFile)")

@@ -34,7 +34,7 @@ struct Render: ParsableCommand {
 
     func run() throws {
         LogSetup.start(level: .warning)
-        if let directory = job.model, WanModel.recognises(directory) {
+        if let directory = job.model, ModelFamilies.family(of: directory) == WanFamily.self {
             let output = output ?? "out.mp4"
             try OutputPath.check(output, extension: "mp4", flag: "--output")
             guard contactSheet == nil, framesDir == nil else {

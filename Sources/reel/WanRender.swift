@@ -12,49 +12,75 @@ struct WanRender {
     let output: String
     let threads: Int?
 
-    /// Wan's published frame rate.
-    static let defaultFPS = 16
+    /// The input video scaled to the canvas and resampled to `fps`, as frames in [-1, 1].
+    static func readInput(_ path: String, width: Int, height: Int, fps: Int) throws -> Clip {
+        guard FileManager.default.isReadableFile(atPath: path) else { throw UserError("--input \(path): no such file, or not readable") }
+        do {
+            let decoded = try VideoDecoder.read(path, width: width, height: height)
+            let video = decoded.video.resampled(from: decoded.fps, to: fps)
+            return Clip(frames: video.frameCount, channels: 3, height: height, width: width, data: video.planar())
+        } catch {
+            throw UserError("--input \(path): \(error)")
+        }
+    }
 
     func run() throws {
-        for (flag, given) in [("--window", job.window != nil), ("--overlap", job.overlap != nil), ("--input", job.input != nil),
-                              ("--strength", job.strength != nil), ("--layout-strength", job.layoutStrength != nil),
-                              ("--sync-interval", job.syncInterval != nil)] where given {
+        for (flag, given) in [("--window", job.window != nil), ("--overlap", job.overlap != nil),
+                              ("--layout-strength", job.layoutStrength != nil), ("--sync-interval", job.syncInterval != nil)] where given {
             throw UserError("\(flag) is not available for Wan models yet (they render in one window, in-process); leave it out")
         }
-        if let sampler = job.sampler, sampler != "unipc" {
-            throw UserError("--sampler \(sampler): Wan models use their scheduler's UniPC; leave --sampler out or give unipc")
+        var sampler: Sampler?
+        if let name = job.sampler, name != "unipc" {
+            guard let known = Sampler(rawValue: name) else {
+                throw UserError("--sampler \(name): use unipc (the model's scheduler, the default), \(Sampler.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            sampler = known
         }
+        if job.strength != nil && job.input == nil { throw UserError("--strength applies to --input; give the video to re-render") }
         guard !JobFile.looksLikeOne(job.prompt) else {
             throw UserError("job files are not available for Wan models yet; give the prompt and options on the command line")
         }
         let size = try job.size.map(JobOptions.parseSize) ?? (WanRequest.defaultSize.width, WanRequest.defaultSize.height)
-        let request = WanRequest(
+        let fps = job.fps ?? WanRequest.defaultFPS
+        var request = WanRequest(
             prompt: job.prompt, negativePrompt: job.negativePrompt, width: size.0, height: size.1,
             frames: job.frames ?? WanRequest.defaultFrames, steps: job.steps ?? WanRequest.defaultSteps,
-            guidance: job.guidance ?? WanRequest.defaultGuidance, shift: job.shift.map(Double.init), seed: job.seed ?? JobOptions.defaultSeed)
-        let pipeline = WanPipeline(model: model)
-        try pipeline.validate(request)
-        let fps = job.fps ?? Self.defaultFPS
+            guidance: job.guidance ?? WanRequest.defaultGuidance, shift: job.shift.map(Double.init), seed: job.seed ?? JobOptions.defaultSeed,
+            sampler: sampler, strength: job.strength ?? JobOptions.defaultStrength)
+        let pipeline = WanPipeline(model: model, releasesTextEncoder: true)
+        try pipeline.validate(request)      // the size is checked before any video is scaled to it
+        if let path = job.input {
+            let input = try Self.readInput(path, width: size.0, height: size.1, fps: fps)
+            // A re-render takes as many frames as the input has (1 + 4k of them), unless told.
+            let t = model.vaeConfig.temporalFactor
+            if job.frames == nil { request.frames = max(1, (input.frames - 1) / t * t + 1) }
+            request.input = input
+            try pipeline.validate(request)
+        }
         let scale = job.scale ?? 1
         let options = EncodeOptions(fps: fps, scale: scale)
         try options.validate(width: request.width, height: request.height, frames: request.frames)
         if let threads { ComputeThreads.set(try Render.positive(threads, "--threads")) }
 
-        FileHandle.standardError.write(Data("reel: rendering \(request.frames) frames of \(request.width)x\(request.height) with \(model.name), \(request.steps) UniPC steps, guidance \(request.guidance), seed \(request.seed), on \(ComputeThreads.count) thread(s)\n".utf8))
+        FileHandle.standardError.write(Data("reel: rendering \(request.frames) frames of \(request.width)x\(request.height) with \(model.name)\(job.input.map { " from \($0) at strength \(request.strength)" } ?? ""), \(request.steps) \(sampler?.rawValue ?? "UniPC") steps, guidance \(request.guidance), seed \(request.seed), on \(ComputeThreads.count) thread(s)\n".utf8))
         let clock = ContinuousClock()
         let start = clock.now
         let steps = ProgressDisplay(label: "render")
         let decoding = ProgressDisplay(label: "decode", unit: "latent frame")
+        // Each stage's rate is timed from the stage's own start.
         var stage = WanPipeline.Progress.Stage.text
+        var stageStart = start
         let video = try pipeline.generate(request) { progress in
-            let seconds = (clock.now - start).seconds
-            if progress.stage != stage, progress.stage != .text {
+            if progress.stage != stage {
                 stage = progress.stage
+                stageStart = clock.now
             }
+            let seconds = (clock.now - stageStart).seconds
+            guard progress.done > 0 else { return }     // a stage's start
             switch progress.stage {
             case .text:
                 if progress.done == progress.total {
-                    FileHandle.standardError.write(Data(String(format: "reel: prompts encoded in %.1f s\n", seconds).utf8))
+                    FileHandle.standardError.write(Data(String(format: "reel: prompts encoded in %.1f s\n", (clock.now - start).seconds).utf8))
                 }
             case .denoise: steps.update(done: progress.done, total: progress.total, seconds: seconds)
             case .decode: decoding.update(done: progress.done, total: progress.total, seconds: seconds)

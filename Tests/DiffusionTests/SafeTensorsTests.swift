@@ -82,12 +82,42 @@ import Testing
         #expect(text.contains("'w'") && text.contains("truncated"))
     }
 
-    @Test func otherDtypesAreRefusedByName() throws {
-        let header = #"{"h":{"dtype":"F16","shape":[2],"data_offsets":[0,4]}}"#
+    @Test func unknownDtypesAreRefusedByName() throws {
+        let header = #"{"h":{"dtype":"F8_E4M3","shape":[2],"data_offsets":[0,2]}}"#
         var raw = withUnsafeBytes(of: UInt64(header.utf8.count).littleEndian) { Array($0) }
-        raw += Array(header.utf8) + [0, 0, 0, 0]
+        raw += Array(header.utf8) + [0, 0]
         let file = try SafeTensorsFile(path: write(raw))
-        #expect(errorText { _ = try file.tensor("h", shape: [2]) }.contains("'h' has dtype F16"))
+        #expect(errorText { _ = try file.tensor("h", shape: [2]) }.contains("'h' has dtype F8_E4M3"))
+    }
+
+    /// F16 and BF16 widen to f32 exactly; I64 and I32 read as integers; a size that does not
+    /// match the dtype is refused.
+    @Test func narrowAndIntegerDtypesRead() throws {
+        func file(_ dtype: String, _ payload: [UInt8], count: Int = 2) throws -> SafeTensorsFile {
+            let header = #"{"h":{"dtype":"\#(dtype)","shape":[\#(count)],"data_offsets":[0,\#(payload.count)]}}"#
+            var raw = withUnsafeBytes(of: UInt64(header.utf8.count).littleEndian) { Array($0) }
+            raw += Array(header.utf8) + payload
+            return try SafeTensorsFile(path: write(raw))
+        }
+        // 1.5 and -2 in each format, little-endian.
+        #expect(try file("F16", [0x00, 0x3E, 0x00, 0xC0]).tensor("h").scalars == [1.5, -2])
+        #expect(try file("BF16", [0xC0, 0x3F, 0x00, 0xC0]).tensor("h").scalars == [1.5, -2])
+        #expect(try file("I64", [5, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF]).integers("h") == [5, -1])
+        #expect(try file("I32", [7, 0, 0, 0, 0xFE, 0xFF, 0xFF, 0xFF]).integers("h") == [7, -2])
+        #expect(errorText { _ = try file("BF16", [0, 0, 0]).tensor("h") }.contains("needs 4 bytes"))
+    }
+
+    /// Writing as BF16 rounds to nearest even and halves the file; reading widens it back.
+    @Test func writesBF16() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("bf16-\(UUID().uuidString).safetensors").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let values: [Float] = [1, -0.5, 3.14159, 1e-3, 65504]
+        try SafeTensorsFile.write(["w": Tensor(shape: [5], scalars: values)], dtype: .bf16, to: path)
+        let file = try SafeTensorsFile(path: path)
+        #expect(file.entries["w"]?.dtype == "BF16" && file.entries["w"]?.offsets.count == 10)
+        let read = try file.tensor("w").scalars
+        #expect(read[0] == 1 && read[1] == -0.5)
+        for (a, b) in zip(read, values) { #expect(abs(a - b) <= abs(b) / 256) }
     }
 
     @Test func modelLoadingReportsAMissingTensorByName() throws {

@@ -18,7 +18,7 @@ import Wan
     @Test func everyPartMatchesTheReference() throws {
         let results = try Self.check("reference.safetensors")
         let parts = results.map { $0.part.split(separator: " ").prefix(2).joined(separator: " ") }
-        #expect(parts == ["tokenizer", "text_encoder", "transformer", "vae decode", "vae encode", "pipeline steps", "pipeline video"])
+        #expect(parts == ["tokenizer", "text_encoder", "transformer blocks", "transformer", "vae decode", "vae encode", "pipeline steps", "pipeline video"])
         for result in results {
             #expect(result.passed, "\(result.line)")
         }
@@ -78,6 +78,24 @@ import Wan
         let pieces = first.appending(rest)
         let difference = zip(pieces.data, whole.data).map { abs($0 - $1) }.max() ?? 0
         #expect(pieces.frames == whole.frames && difference == 0, "pieces differ from the whole by up to \(difference)")
+    }
+
+    /// Through the family-neutral protocol the transformer computes the same velocity (flow time
+    /// t in 0...1 is timestep 1000·t).
+    @Test func theVideoModelProtocolReachesTheSameTransformer() throws {
+        #expect(WanFamily.recognises(Self.modelDirectory) && !ReelShapesFamily.recognises(Self.modelDirectory))
+        let model = try WanFamily.open(Self.modelDirectory)
+        #expect(model.family == "wan")
+        let reference = try SafeTensorsFile(path: "\(Self.fixtures)/reference.safetensors")
+        let x = try reference.tensor("transformer.hidden_states")
+        let times = try reference.tensor("transformer.timestep").scalars.map { $0 / 1000 }
+        let context = try reference.tensor("transformer.encoder_hidden_states")
+        let conditions = (0..<x.shape[0]).map { context.slices($0..<($0 + 1)).reshaped(Array(context.shape.dropFirst())) }
+        let velocity = try model.velocity(x, times: times, conditions: conditions)
+        let expected = try reference.tensor("transformer.output")
+        let error = zip(velocity.scalars, expected.scalars).map { abs($0 - $1) }.max()! / expected.scalars.map(abs).max()!
+        #expect(error < 1e-4)
+        #expect(model.latentShape(frames: 81, width: 832, height: 480) == LatentVideoShape(channels: 4, frames: 21, height: 60, width: 104))
     }
 
     @Test func schedulerTimestepsMatchDiffusers() throws {

@@ -50,11 +50,15 @@ UNICODE_PROMPT = "  Ein Fuchs   läuft durch den Schnee &amp; 雪の中 — ①�
 def train_tokenizer(directory):
     import sentencepiece as spm
     os.makedirs(directory, exist_ok=True)
+    home = os.getcwd()
     with tempfile.TemporaryDirectory() as work:
+        # A relative prefix: the model records it, and the fixture should not change with the temp name.
+        os.chdir(work)
         spm.SentencePieceTrainer.train(
-            sentence_iterator=iter(CORPUS * 20), model_prefix=f"{work}/spiece", vocab_size=150,
+            sentence_iterator=iter(CORPUS * 20), model_prefix="spiece", vocab_size=150,
             model_type="unigram", pad_id=0, eos_id=1, unk_id=2, bos_id=-1, num_threads=1,
             hard_vocab_limit=False, character_coverage=1.0, minloglevel=2)
+        os.chdir(home)
         shutil.copy(f"{work}/spiece.model", f"{directory}/spiece.model")
     with open(f"{directory}/tokenizer_config.json", "w") as f:
         json.dump({"tokenizer_class": "T5Tokenizer", "extra_ids": 0, "model_max_length": 512,
@@ -136,12 +140,18 @@ def reference(model_dir, out_path, height, width, frames, steps):
     hidden = torch.randn(3, c, lf, lh, lw, generator=g)
     timestep = torch.tensor([999.0, 500.0, 13.0])
     context = torch.cat([embeds, embeds[:1]], dim=0)
+    block_outputs = []
+    hooks = [block.register_forward_hook(lambda module, args, output: block_outputs.append(output.detach().clone()))
+             for block in transformer.blocks]
     with torch.no_grad():
         velocity = transformer(hidden, timestep, context, return_dict=False)[0]
+    for hook in hooks:
+        hook.remove()
     tensors["transformer.hidden_states"] = hidden
     tensors["transformer.timestep"] = timestep
     tensors["transformer.encoder_hidden_states"] = context
     tensors["transformer.output"] = velocity
+    tensors["transformer.block_outputs"] = torch.stack(block_outputs)   # [layers, B, tokens, width]
 
     # VAE: decode (without the final clamp) and encode.
     latents = torch.randn(1, vae.config.z_dim, lf, lh, lw, generator=g)

@@ -25,6 +25,11 @@ int32_t reel_spm_unk_id(const reel_spm *model);
 int32_t reel_spm_eos_id(const reel_spm *model);
 int32_t reel_spm_pad_id(const reel_spm *model);
 
+/// Trains a SentencePiece model with the trainer's command-line style `arguments`
+/// ("--input=... --model_prefix=... --vocab_size=..."); 0 on success, else -1 with the reason
+/// in `error`.
+int reel_spm_train(const char *arguments, char *error, size_t error_size);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,89 @@
+import Foundation
+import Media
+import Testing
+
+/// `reel model check`, `reel model synth`, `reel model info` and `reel render` on Wan models, as a
+/// user runs them, on the tiny parity fixtures (Tests/WanTests/Fixtures).
+@Suite struct WanCommandTests {
+    static let fixtures = ReelCommand.packageRoot + "/Tests/WanTests/Fixtures"
+
+    @Test func checkPassesOnTheFixturesAndFailsPastATighterTolerance() throws {
+        let directory = try ReelCommand.scratchDirectory()
+        let model = "\(Self.fixtures)/wan-tiny", reference = "\(Self.fixtures)/reference.safetensors"
+        let passed = try ReelCommand.run(["model", "check", model, "--reference", reference], in: directory)
+        #expect(passed.status == 0, "\(passed.stderr)")
+        for part in ["tokenizer:", "text_encoder:", "transformer blocks (2):", "transformer:", "vae decode:", "vae encode:", "pipeline steps (3):", "pipeline video:"] {
+            #expect(passed.stdout.contains(part), "\(part) missing from \(passed.stdout)")
+        }
+        #expect(passed.stdout.contains("all 8 part(s) within 0.0001"))
+
+        let failed = try ReelCommand.run(["model", "check", model, "--reference", reference, "--tolerance", "1e-12"], in: directory)
+        #expect(failed.status == 1)
+        #expect(failed.stderr.hasPrefix("reel: error: ") && failed.stderr.contains("past the tolerance"), "\(failed.stderr)")
+        #expect(failed.stderr.split(separator: "\n").count == 1)
+    }
+
+    @Test func synthesisedTinyModelRendersTheSameBytesTwice() throws {
+        let directory = try ReelCommand.scratchDirectory()
+        let synth = try ReelCommand.run(["model", "synth", "wan2.1-tiny", "wan"], in: directory)
+        #expect(synth.status == 0, "\(synth.stderr)")
+        // The synthesised files hold exactly the fixture's tensors and shapes: the published layout.
+        for (part, file) in [("text_encoder", "model"), ("transformer", "diffusion_pytorch_model"), ("vae", "diffusion_pytorch_model")] {
+            let ours = try SafeTensorsHeader.read("\(directory)/wan/\(part)/\(file).safetensors")
+            let reference = try SafeTensorsHeader.read("\(Self.fixtures)/wan-tiny/\(part)/\(file).safetensors")
+            #expect(ours == reference, "\(part) tensors differ from the published layout")
+        }
+        let info = try ReelCommand.run(["model", "info", "wan"], in: directory)
+        #expect(info.status == 0 && info.stdout.contains("Wan 2.1 text-to-video") && info.stdout.contains("BF16"), "\(info.stdout)\(info.stderr)")
+
+        var videos: [Data] = []
+        for name in ["a.mp4", "b.mp4"] {
+            let render = try ReelCommand.run(["render", "a red fox running through snow", "--model", "wan", "--size", "48x32",
+                                              "--frames", "5", "--steps", "2", "--seed", "4", "-o", name], in: directory)
+            #expect(render.status == 0, "\(render.stderr)")
+            #expect(render.stderr.contains("step 2/2"))
+            videos.append(try Data(contentsOf: URL(fileURLWithPath: "\(directory)/\(name)")))
+        }
+        #expect(videos[0] == videos[1], "the same job renders the same bytes")
+        let decoded = try VideoDecoder.read("\(directory)/a.mp4")
+        #expect(decoded.video.frameCount == 5 && decoded.video.width == 48 && decoded.video.height == 32 && decoded.fps == 16)
+
+        // Another sampler on the same sigmas, and a re-render of that video through the VAE encoder.
+        let euler = try ReelCommand.run(["render", "a red fox", "--model", "wan", "--size", "48x32", "--frames", "5", "--steps", "2",
+                                         "--sampler", "euler", "-o", "euler.mp4"], in: directory)
+        #expect(euler.status == 0 && euler.stderr.contains("2 euler steps"), "\(euler.stderr)")
+        let again = try ReelCommand.run(["render", "a red fox in the rain", "--model", "wan", "--size", "48x32", "--input", "a.mp4",
+                                         "--strength", "0.5", "--steps", "4", "-o", "again.mp4"], in: directory)
+        #expect(again.status == 0 && again.stderr.contains("from a.mp4 at strength 0.5") && again.stderr.contains("step 2/2"), "\(again.stderr)")
+        #expect(try VideoDecoder.read("\(directory)/again.mp4").video.frameCount == 5)
+    }
+
+    @Test func badWanOptionsAreOneLineErrorsAndWriteNothing() throws {
+        let directory = try ReelCommand.scratchDirectory()
+        let model = "\(Self.fixtures)/wan-tiny"
+        for (arguments, expected) in [(["--size", "50x32"], "--size 50x32"), (["--frames", "10"], "--frames 10"),
+                                      (["--window", "5"], "--window"), (["--sampler", "bogus"], "--sampler bogus"),
+                                      (["--strength", "0.5"], "--strength applies to --input"),
+                                      (["--input", "missing.mp4"], "--input missing.mp4")] {
+            let result = try ReelCommand.run(["render", "a fox", "--model", model, "-o", "x.mp4"] + arguments, in: directory)
+            #expect(result.status == 1 && result.stderr.contains(expected) && result.stderr.split(separator: "\n").count == 1, "\(result.stderr)")
+        }
+        let broken = try ReelCommand.run(["model", "info", "\(directory)/nothing"], in: directory)
+        #expect(broken.status == 1)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory).isEmpty)
+    }
+}
+
+/// The names, dtypes-free shapes of a safetensors file's tensors, read from its header.
+enum SafeTensorsHeader {
+    static func read(_ path: String) throws -> [String: [Int]] {
+        let data = try Data(contentsOf: URL(fileURLWithPath: path))
+        let length = Int(data.prefix(8).withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) })
+        let header = try JSONSerialization.jsonObject(with: data.subdata(in: 8..<(8 + length))) as! [String: Any]
+        var shapes: [String: [Int]] = [:]
+        for (name, value) in header where name != "__metadata__" {
+            shapes[name] = (value as! [String: Any])["shape"] as? [Int]
+        }
+        return shapes
+    }
+}
