@@ -80,6 +80,16 @@ public final class SafeTensorsFile: @unchecked Sendable {
         guard offsets[1] <= dataLength else {
             throw SafeTensorsError(path, "tensor '\(name)' data ends at byte offset \(dataStart + offsets[1]) but the file ends at \(dataStart + dataLength); the file is truncated")
         }
+        // The element count (and 8 bytes per element) must fit in an Int, so that later
+        // arithmetic on it cannot overflow; a count beyond the file is refused when read.
+        var count = 1
+        for dimension in shape {
+            let (product, overflow) = count.multipliedReportingOverflow(by: dimension)
+            guard !overflow, product <= Int.max / 8 else {
+                throw SafeTensorsError(path, "tensor '\(name)' has shape \(shape), more elements than any file holds; the file is corrupt")
+            }
+            count = product
+        }
         return Entry(dtype: dtype, shape: shape, offsets: offsets[0]..<offsets[1])
     }
 

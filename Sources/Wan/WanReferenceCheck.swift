@@ -56,6 +56,13 @@ public struct WanReferenceCheck {
         return results
     }
 
+    /// A reference's input must have the shape the part takes; anything else is one line, not a trap.
+    func require(_ name: String, _ tensor: Tensor, _ ok: ([Int]) -> Bool, _ expected: String) throws {
+        guard ok(tensor.shape) else {
+            throw WanPipelineError("\(reference.path): \(name) has shape \(tensor.shape); this model takes \(expected)")
+        }
+    }
+
     func compare(_ part: String, _ actual: [Float], _ expected: Tensor) throws -> Result {
         guard actual.count == expected.count else {
             throw WanPipelineError("\(part): Reel produced \(actual.count) values where the reference has \(expected.count) (shape \(expected.shape))")
@@ -85,7 +92,7 @@ public struct WanReferenceCheck {
     public func textEncoder() throws -> Result {
         let ids = try reference.integers("text_encoder.input_ids")
         let expected = try reference.tensor("text_encoder.output")
-        guard expected.shape.count == 3 else { throw WanPipelineError("text_encoder.output must be [B, L, D]") }
+        guard expected.shape.count == 3, (1...4096).contains(expected.shape[1]), expected.shape[2] == model.textConfig.dModel else { throw WanPipelineError("\(reference.path): text_encoder.output has shape \(expected.shape); this model takes [B, L <= 4096, \(model.textConfig.dModel)]") }
         let (batch, length) = (expected.shape[0], expected.shape[1])
         let mask = reference.entries["text_encoder.attention_mask"] != nil ? try reference.integers("text_encoder.attention_mask")
                                                                             : ids.map { $0 == 0 ? 0 : 1 }
@@ -107,6 +114,16 @@ public struct WanReferenceCheck {
         let t = try reference.tensor("transformer.timestep").scalars
         let context = try reference.tensor("transformer.encoder_hidden_states")
         let expected = try reference.tensor("transformer.output")
+        let c = model.transformerConfig
+        try require("transformer.hidden_states", x, { s in
+            s.count == 5 && s.allSatisfy { $0 > 0 } && s[1] == c.inChannels && s[2] % c.patchSize[0] == 0 && s[3] % c.patchSize[1] == 0
+                && s[4] % c.patchSize[2] == 0 && max(s[2] / c.patchSize[0], s[3] / c.patchSize[1], s[4] / c.patchSize[2]) <= c.ropeMaxSeqLen
+        }, "[B, \(c.inChannels), F, H, W] in whole patches")
+        try require("transformer.encoder_hidden_states", context, { $0.count == 3 && $0[0] == x.shape[0] && $0[1] > 0 && $0[2] == c.textDim },
+                    "[\(x.shape[0]), L, \(c.textDim)]")
+        guard t.count == 1 || t.count == x.shape[0] else {
+            throw WanPipelineError("\(reference.path): transformer.timestep has \(t.count) values; give 1 or one per video (\(x.shape[0]))")
+        }
         var blocks: [Float] = []
         let velocity = try model.transformer().velocity(x, timesteps: t.count == 1 ? Array(repeating: t[0], count: x.shape[0]) : t,
                                                         context: context, inspect: { _, h in blocks += h.scalars })
@@ -122,6 +139,8 @@ public struct WanReferenceCheck {
     func vaeDecode() throws -> Result {
         let latents = try reference.tensor("vae.latents")
         let expected = try reference.tensor("vae.decoded")
+        try require("vae.latents", latents, { $0.count == 5 && $0[0] == 1 && $0[1] == model.vaeConfig.zDim && $0.dropFirst(2).allSatisfy { $0 > 0 } },
+                    "[1, \(model.vaeConfig.zDim), F, H, W]")
         let decoded = try model.vae().decode(Clip(channelMajor: latents))
         return try compare("vae decode", decoded.channelMajor.scalars, expected)
     }
@@ -129,6 +148,9 @@ public struct WanReferenceCheck {
     func vaeEncode() throws -> Result {
         let frames = try reference.tensor("vae.frames")
         let expected = try reference.tensor("vae.encoded_mean")
+        let (t, f) = (model.vaeConfig.temporalFactor, model.vaeConfig.spatialFactor)
+        try require("vae.frames", frames, { $0.count == 5 && $0[0] == 1 && $0[1] == 3 && $0[2] >= 1 && ($0[2] - 1) % t == 0 && $0[3] > 0 && $0[3] % f == 0 && $0[4] > 0 && $0[4] % f == 0 },
+                    "[1, 3, 1 + \(t)k, H, W] with H and W multiples of \(f)")
         let mean = try model.vae().encodeMean(Clip(channelMajor: frames))
         return try compare("vae encode", mean.channelMajor.scalars, expected)
     }
@@ -147,6 +169,10 @@ public struct WanReferenceCheck {
                                  width: width, height: height, frames: frames, steps: steps, guidance: Float(guidance), seed: 0)
         let pipeline = WanPipeline(model: model)
         let noise = try reference.tensor("pipeline.latents")
+        try pipeline.validate(request)
+        let shape = model.latentShape(frames: frames, width: width, height: height)
+        try require("pipeline.latents", noise, { $0 == [1, shape.channels, shape.frames, shape.height, shape.width] },
+                    "[1, \(shape.channels), \(shape.frames), \(shape.height), \(shape.width)] for the pipeline's size and frames")
         var stepLatents: [Float] = []
         let latents = try pipeline.denoise(request, noise: noise, onStep: { _, x in stepLatents += x.scalars })
         var results: [Result] = []

@@ -82,6 +82,14 @@ import Testing
         #expect(text.contains("'w'") && text.contains("truncated"))
     }
 
+    @Test func aShapeWhoseElementCountOverflowsIsCorrupt() throws {
+        let header = #"{"w":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,4]}}"#
+        var raw = withUnsafeBytes(of: UInt64(header.utf8.count).littleEndian) { Array($0) }
+        raw += Array(header.utf8) + [0, 0, 0, 0]
+        let text = errorText { _ = try SafeTensorsFile(path: write(raw)) }
+        #expect(text.contains("'w'") && text.contains("corrupt"), "\(text)")
+    }
+
     @Test func unknownDtypesAreRefusedByName() throws {
         let header = #"{"h":{"dtype":"F8_E4M3","shape":[2],"data_offsets":[0,2]}}"#
         var raw = withUnsafeBytes(of: UInt64(header.utf8.count).littleEndian) { Array($0) }
