@@ -26,7 +26,7 @@ GALLERY_SHAPES := .build/release/reel render --model reel-shapes --seed 1
 FUZZ_SECONDS ?= 60
 # coordinator runs without leak detection: a live coordinator's threads hold memory between
 # inputs (a checkpoint being written, say), which LeakSanitizer reports as leaked mid-flight.
-FUZZ_TARGETS := envelope spec checkpoint coordinator
+FUZZ_TARGETS := envelope spec checkpoint coordinator safetensors
 # libFuzzer without its main (SwiftPM names the executable's entry point itself; ours calls
 # libFuzzer's driver), from the Swift toolchain's clang runtime.
 FUZZ_RUNTIME  = $(dir $(realpath $(shell command -v $(SWIFT))))../lib/swift/clang/lib/linux/libclang_rt.fuzzer_no_main-x86_64.a

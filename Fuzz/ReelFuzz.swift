@@ -21,6 +21,9 @@ enum FuzzTarget: String, CaseIterable {
     /// (`LiveCoordinator`): the first byte's low bit picks a result for that shard with fields
     /// and payload from the input, or any frames at all.
     case coordinator
+    /// A model's safetensors file (weights are files from elsewhere, as hostile as the network):
+    /// the header parsed, every tensor read as floats and as integers.
+    case safetensors
 
     func run(_ data: Data) {
         switch self {
@@ -29,6 +32,18 @@ enum FuzzTarget: String, CaseIterable {
         case .checkpoint: _ = try? CheckpointFile.decode(data)
         case .coordinator:
             do { try LiveCoordinator.shared.run(data) } catch { fatalError("the live coordinator stopped answering: \(error)") }
+        case .safetensors: Self.safetensors(data)
+        }
+    }
+
+    static let safetensorsPath = FileManager.default.temporaryDirectory.appendingPathComponent("reel-fuzz-\(getpid()).safetensors").path
+
+    static func safetensors(_ data: Data) {
+        guard (try? data.write(to: URL(fileURLWithPath: safetensorsPath))) != nil,
+              let file = try? SafeTensorsFile(path: safetensorsPath) else { return }
+        for name in file.names {
+            _ = try? file.tensor(name)
+            _ = try? file.integers(name)
         }
     }
 
@@ -114,7 +129,13 @@ enum FuzzTarget: String, CaseIterable {
                                                                        .init(region: 1, step: 1, latent: [3, 4], state: [5, 6])])
         let nan = LatentCodec.encode([.nan, 1, 2, 3])
         let wrongSteps = try! Reel_V1_ShardResult.with { $0.stepBegin = 9; $0.stepEnd = 1 }.serializedData()
+        let weights = FileManager.default.temporaryDirectory.appendingPathComponent("reel-fuzz-seed-\(getpid()).safetensors").path
+        try! SafeTensorsFile.write(["w": Tensor(shape: [2, 2], scalars: [1, -2, 0.5, 3]), "b": Tensor(shape: [2], scalars: [0, 1])],
+                                   metadata: ["prompt": "a fox"], dtype: .bf16, to: weights)
+        let weightFile = try! Data(contentsOf: URL(fileURLWithPath: weights))
+        try? FileManager.default.removeItem(atPath: weights)
         return [.envelope: envelopes.map { pack($0.frames) }, .spec: [try! spec.serializedData()],
+                .safetensors: [weightFile],
                 .checkpoint: [CheckpointFile.encode(checkpoint)],
                 .coordinator: [Data([0, 0]), Data([0, 0]) + nan, Data([0, UInt8(wrongSteps.count)]) + wrongSteps,
                                Data([1]) + pack(envelopes[2].frames), Data([1]) + pack(envelopes[3].frames)]]

@@ -37,9 +37,9 @@ public final class SafeTensorsFile: @unchecked Sendable {
         guard bytes.count >= 8 else {
             throw SafeTensorsError(path, "file is \(bytes.count) bytes, too short for the 8-byte header length; the file is truncated")
         }
-        let headerLength = Int(UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: 0, as: UInt64.self)))
-        guard headerLength <= bytes.count - 8 else {
-            throw SafeTensorsError(path, "header declares \(headerLength) bytes at byte offset 8, but the file has only \(bytes.count - 8) after it; the file is truncated or corrupt")
+        let declared = UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: 0, as: UInt64.self))
+        guard let headerLength = Int(exactly: declared), headerLength <= bytes.count - 8 else {
+            throw SafeTensorsError(path, "header declares \(declared) bytes at byte offset 8, but the file has only \(bytes.count - 8) after it; the file is truncated or corrupt")
         }
         dataStart = 8 + headerLength
         let headerData = Data(bytes: bytes.baseAddress! + 8, count: headerLength)

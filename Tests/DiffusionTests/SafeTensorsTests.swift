@@ -82,6 +82,12 @@ import Testing
         #expect(text.contains("'w'") && text.contains("truncated"))
     }
 
+    /// A header length past Int.max (found by `make fuzz`'s safetensors target) is refused, not trapped on.
+    @Test func aHeaderLengthPastIntMaxIsCorrupt() throws {
+        let raw: [UInt8] = [0x00, 0x3B, 0xA3, 0xA3, 0xA3, 0xA3, 0xA3, 0xA3, 0xA3, 0xA3]
+        #expect(errorText { _ = try SafeTensorsFile(path: write(raw)) }.contains("truncated or corrupt"))
+    }
+
     @Test func aShapeWhoseElementCountOverflowsIsCorrupt() throws {
         let header = #"{"w":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,4]}}"#
         var raw = withUnsafeBytes(of: UInt64(header.utf8.count).littleEndian) { Array($0) }
