@@ -51,7 +51,8 @@ package struct SelfAttention {
         keys: UnsafePointer<Float>, values: UnsafePointer<Float>, keyStride: Int,
         output: UnsafeMutablePointer<Float>, outputStride: Int,
         width: Int, heads: Int, layout: Layout,
-        keyLength: (Int) -> Int, keyFirstRow: (Int) -> Int, keyRowStride: Int
+        keyLength: (Int) -> Int, keyFirstRow: (Int) -> Int, keyRowStride: Int,
+        scoreBudget: Int = 1 << 24
     ) {
         let headWidth = width / heads
         let scale = 1 / Float(headWidth).squareRoot()
@@ -62,7 +63,6 @@ package struct SelfAttention {
         // of them per thread, each with its own score matrix.
         // A long sequence's score matrix is cut into blocks of query rows so that it stays within
         // `scoreBudget` floats; shorter ones (all of reel-shapes') run as one block, as before.
-        let scoreBudget = 1 << 24
         let queryBlock = layout.length * maxKeys <= scoreBudget ? layout.length : max(1, scoreBudget / max(1, maxKeys))
         ComputeThreads.forEachSlice(of: pairs, parts: pairs * cost >= 1 << 20 ? ComputeThreads.count : 1) { slice in
             let s = UnsafeMutablePointer<Float>.allocate(capacity: max(1, min(layout.length, queryBlock) * maxKeys))
