@@ -6,6 +6,7 @@ import Foundation
 import Logging
 import Metrics
 import Prometheus
+import Wan
 import Wire
 import Worker
 
@@ -280,6 +281,9 @@ struct WorkerCommand: ParsableCommand {
         if let threads { ComputeThreads.set(try Render.positive(threads, "--threads")) }
         // Every model is loaded now, so a broken package fails here, not mid-shard. One given
         // by --model is offered by its package name and by its directory: jobs name it either way.
+        if let latent = model.first(where: { ModelFamilies.family(of: $0) == WanFamily.self }) {
+            throw UserError("--model \(latent) is a Wan model; workers run reel-shapes packages for now, and Wan renders in-process with `reel render --model \(latent)`")
+        }
         let library = model.isEmpty ? ModelLibrary() : ModelLibrary(names: [], preloaded: try model.map { try Model(named: $0) })
         guard !library.names.isEmpty else { throw UserError("no model packages found; pass --model or set REEL_MODELS") }
         for name in library.names { _ = try library.model(name) }

@@ -51,7 +51,7 @@ struct JobOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: "Steps between fusions of neighbouring chunks and tiles (default: 1).")
     var syncInterval: Int?
 
-    @Option(help: "Model name or package directory (default: \(ModelPackage.defaultModel)).")
+    @Option(help: "Model name or package directory, or a Wan 2.1 Diffusers folder for `reel render` (docs/models.md) (default: \(ModelPackage.defaultModel)).")
     var model: String?
 
     @Option(parsing: .unconditional, help: "Enlarge each frame N times in the file, libswscale bicubic (default: 4).")

@@ -68,6 +68,9 @@ import Testing
             let result = try ReelCommand.run(["render", "a fox", "--model", model, "-o", "x.mp4"] + arguments, in: directory)
             #expect(result.status == 1 && result.stderr.contains(expected) && result.stderr.split(separator: "\n").count == 1, "\(result.stderr)")
         }
+        let worker = try ReelCommand.run(["worker", "--model", model, "--connect", "tcp://127.0.0.1:9", "--insecure"], in: directory,
+                                         wrapper: ["timeout", "30"])
+        #expect(worker.status == 1 && worker.stderr.contains("is a Wan model; workers run reel-shapes packages for now"), "\(worker.stderr)")
         let broken = try ReelCommand.run(["model", "info", "\(directory)/nothing"], in: directory)
         #expect(broken.status == 1)
         #expect(try FileManager.default.contentsOfDirectory(atPath: directory).isEmpty)
