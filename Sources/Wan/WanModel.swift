@@ -184,7 +184,8 @@ public struct WanPipeline {
         }
         guard request.guidance.isFinite, request.guidance >= 0 else { throw WanPipelineError("--guidance \(request.guidance): use a number of 0 or more") }
         let latent = model.latentShape(frames: request.frames, width: request.width, height: request.height)
-        guard max(latent.frames, latent.height / model.transformerConfig.patchSize[1]) <= model.transformerConfig.ropeMaxSeqLen else {
+        let patch = model.transformerConfig.patchSize
+        guard max(latent.frames / patch[0], latent.height / patch[1], latent.width / patch[2]) <= model.transformerConfig.ropeMaxSeqLen else {
             throw WanPipelineError("--size/--frames: the model's positions reach \(model.transformerConfig.ropeMaxSeqLen) patches a side")
         }
     }

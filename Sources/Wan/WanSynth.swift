@@ -74,6 +74,23 @@ public enum WanSynth {
         if fm.fileExists(atPath: directory), !((try? fm.contentsOfDirectory(atPath: directory))?.isEmpty ?? true) {
             throw WanPipelineError("\(directory) exists and is not empty; give a new folder")
         }
+        // Written beside its final name and renamed when complete: an interrupted synth leaves no
+        // folder that looks like a model.
+        let url = URL(fileURLWithPath: directory).standardizedFileURL
+        let staging = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).partial-\(UUID().uuidString.prefix(8))").path
+        do {
+            try writeParts(preset, to: staging, seed: seed, dtype: dtype, progress: progress)
+            if fm.fileExists(atPath: directory) { try fm.removeItem(atPath: directory) }   // the empty folder it replaces
+            try fm.moveItem(atPath: staging, toPath: directory)
+        } catch {
+            try? fm.removeItem(atPath: staging)
+            throw error
+        }
+    }
+
+    private static func writeParts(_ preset: Preset, to directory: String, seed: UInt64, dtype: StoredTensor.DType,
+                                   progress: (String) -> Void) throws {
+        let fm = FileManager.default
         for part in ["tokenizer", "text_encoder", "transformer", "vae", "scheduler"] {
             try fm.createDirectory(atPath: "\(directory)/\(part)", withIntermediateDirectories: true)
         }
