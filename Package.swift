@@ -60,8 +60,7 @@ let package = Package(
                                                   .product(name: "Hummingbird", package: "hummingbird"),
                                                   .product(name: "HTTPTypes", package: "swift-http-types"),
                                                   .product(name: "Logging", package: "swift-log"),
-                                                  .product(name: "Prometheus", package: "swift-prometheus"),
-                                                  .product(name: "Metrics", package: "swift-metrics")]),
+                                                  .product(name: "Prometheus", package: "swift-prometheus")]),
 
         // The command-line tool: parses, calls a library, prints.
         .executableTarget(

@@ -5,7 +5,9 @@ import Wire
 
 /// Durability: checkpoints of running jobs, and rebuilding every job after a restart.
 extension CoordinatorServer {
-    func inputPath(_ id: String) -> String { "\(options.dataDirectory)/jobs/\(id).input" }
+    var jobFiles: JobFiles { JobFiles(dataDirectory: options.dataDirectory) }
+
+    func inputPath(_ id: String) -> String { jobFiles.input(id) }
 
     /// Hands the newest state of each job with new results to the checkpoint writer, unless
     /// a write of that job is still under way or its last was under `checkpointInterval` ago

@@ -125,20 +125,20 @@ public final class CoordinatorServer: @unchecked Sendable {
     public init(options: CoordinatorOptions, context: ZMQContext) throws {
         self.options = options
         self.context = context
-        try FileManager.default.createDirectory(atPath: "\(options.dataDirectory)/jobs", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: JobFiles(dataDirectory: options.dataDirectory).directory, withIntermediateDirectories: true)
         lock = try DataDirectoryLock(directory: options.dataDirectory)
         // Files a crash left half-written (a checkpoint, an input, a video): never read, so
         // removed. The lock above makes sure no other coordinator is writing them.
-        let orphans = AtomicFile.removeOrphans(in: "\(options.dataDirectory)/jobs")
+        let orphans = AtomicFile.removeOrphans(in: JobFiles(dataDirectory: options.dataDirectory).directory)
         store = try JobStore(directory: options.dataDirectory)
         let logger = self.logger
-        checkpoints = CheckpointWriter(store: store, directory: "\(options.dataDirectory)/jobs") { job, error in
+        checkpoints = CheckpointWriter(store: store, directory: JobFiles(dataDirectory: options.dataDirectory).directory) { job, error in
             logger.error("cannot checkpoint \(job): \(error); it will be computed again after a restart")
         }
         router = try ZMQSocket(context, .router, maxMessageBytes: options.maxMessageBytes)
         monitor = try router.monitor(context)
         lastHeartbeat = clock.now
-        if !orphans.isEmpty { logger.info("removed \(orphans.count) half-written file(s) a crash left in \(options.dataDirectory)/jobs") }
+        if !orphans.isEmpty { logger.info("removed \(orphans.count) half-written file(s) a crash left in \(JobFiles(dataDirectory: options.dataDirectory).directory)") }
         do {
             try listen()
         } catch {
@@ -526,7 +526,7 @@ public final class CoordinatorServer: @unchecked Sendable {
         checkpoints.write(job.id, job.run.checkpoint(), stepsDone: job.run.stepsDone)
         uncheckpointed.remove(job.id)
         let spec = job.spec, scale = job.outputScale, id = job.id
-        let path = "\(options.dataDirectory)/jobs/\(id).mp4"
+        let path = jobFiles.video(id)
         encoder.async { [self] in
             let outcome = Result {
                 let video = RGBVideo(planar: latent, frames: spec.frames, height: spec.height, width: spec.width)

@@ -109,15 +109,9 @@ final class FarmJob {
 
 /// FNV-1a 64 over float bit patterns, little-endian: a content digest for equality checks.
 func latentDigest(_ values: [Float]) -> String {
-    var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-    for value in values {
-        var bits = value.bitPattern.littleEndian
-        for _ in 0..<4 {
-            hash = (hash ^ UInt64(bits & 0xFF)) &* 0x100_0000_01b3
-            bits >>= 8
-        }
-    }
-    return String(hash, radix: 16)
+    var hash = FNV1a()
+    hash.add(values)
+    return String(hash.value, radix: 16)
 }
 
 /// What the coordinator knows of one connected worker.

@@ -72,7 +72,7 @@ public final class Dashboard: Sendable {
             let job = try context.parameters.require("job")
             let snapshot = coordinator.snapshot
             guard snapshot.jobs.contains(where: { $0.jobID == job && $0.state == .done }),
-                  let video = FileManager.default.contents(atPath: "\(snapshot.dataDirectory)/jobs/\(job).mp4") else {
+                  let video = FileManager.default.contents(atPath: JobFiles(dataDirectory: snapshot.dataDirectory).video(job)) else {
                 throw HTTPError(.notFound, message: "job \(job) has no finished video")
             }
             return Response(status: .ok, headers: [.contentType: "video/mp4"], body: .init(byteBuffer: ByteBuffer(bytes: video)))

@@ -19,7 +19,7 @@ public struct SeededWeights: WeightSource {
         var std: Float = shape.count == 2 ? 1 / Float(shape[1]).squareRoot() : 1
         if name.contains("token_embed") { std = 1 }
         if name.contains("adaln") { std *= 0.25 }
-        let noise = NoiseField(seed: seed ^ Self.fnv1a(name))
+        let noise = NoiseField(seed: seed ^ FNV1a.hash(name))
         var scalars = [Float](repeating: 0, count: count)
         for i in 0..<count {
             scalars[i] = std * noise.sample(step: 0, frame: 0, channel: 0, y: i >> 20, x: i & 0xFFFFF)
@@ -27,12 +27,6 @@ public struct SeededWeights: WeightSource {
         return Tensor(shape: shape, scalars: scalars)
     }
 
-    /// 64-bit FNV-1a, to turn a tensor name into a key.
-    static func fnv1a(_ text: String) -> UInt64 {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in text.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
-        return hash
-    }
 }
 
 /// Wraps another source and remembers every tensor handed out, so a model built from it can

@@ -330,7 +330,7 @@ enum SafeTensorsStream {
         case .table: (0, 1 / Float(entry.shape.last!).squareRoot())
         case .embedding: (0, 1)
         }
-        var state = seed ^ entry.name.utf8.reduce(0xCBF2_9CE4_8422_2325 as UInt64) { ($0 ^ UInt64($1)) &* 0x100_0000_01B3 }
+        var state = seed ^ FNV1a.hash(entry.name)
         let slice = 1 << 20
         var buffer = Data(count: min(count, slice) * dtype.size)
         var done = 0
