@@ -25,18 +25,8 @@ package enum MatrixWeight: @unchecked Sendable {
 
     func withFloats<R>(_ body: (UnsafePointer<Float>) -> R) -> R {
         switch self {
-        case .owned(let tensor): return tensor.withUnsafePointer(body)
-        case .stored(let stored):
-            if let direct = stored.float32Pointer { return body(direct) }
-            // Widened for this call only, by all the compute threads.
-            let count = stored.count
-            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: max(1, count))
-            defer { scratch.deallocate() }
-            let chunk = 1 << 16
-            ComputeThreads.forEachSlice(of: (count + chunk - 1) / chunk, parts: ComputeThreads.count) { slice in
-                for c in slice { stored.widen(into: scratch + c * chunk, range: (c * chunk)..<min(count, (c + 1) * chunk)) }
-            }
-            return body(scratch)
+        case .owned(let tensor): tensor.withUnsafePointer(body)
+        case .stored(let stored): stored.withFloats(body)
         }
     }
 }

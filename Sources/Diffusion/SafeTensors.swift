@@ -114,13 +114,10 @@ public final class SafeTensorsFile: @unchecked Sendable {
 
     /// The integers of an I64 or I32 tensor (token ids, masks).
     public func integers(_ name: String) throws -> [Int] {
-        guard let entry = entries[name] else {
-            throw SafeTensorsError(path, "missing tensor '\(name)'")
-        }
-        guard let dtype = StoredTensor.DType(rawValue: entry.dtype), !dtype.isFloat else {
-            throw SafeTensorsError(path, "tensor '\(name)' has dtype \(entry.dtype); expected I64 or I32")
-        }
         let stored = try stored(name, shape: nil)
+        guard !stored.dtype.isFloat else {
+            throw SafeTensorsError(path, "tensor '\(name)' has dtype \(stored.dtype.rawValue); expected I64 or I32")
+        }
         return (0..<stored.count).map { stored.integer(at: $0) }
     }
 
@@ -278,13 +275,17 @@ public struct StoredTensor: @unchecked Sendable {
         }
     }
 
-    /// Runs `body` on the elements as f32: the mapped data itself for aligned F32, else a
-    /// widened copy that lives only for the call.
+    /// Runs `body` on the elements as f32: the mapped data itself for aligned F32, else a copy
+    /// widened by all the compute threads that lives only for the call.
     public func withFloats<R>(_ body: (UnsafePointer<Float>) throws -> R) rethrows -> R {
         if let direct = float32Pointer { return try body(direct) }
+        let count = count
         let scratch = UnsafeMutablePointer<Float>.allocate(capacity: max(1, count))
         defer { scratch.deallocate() }
-        widen(into: scratch, range: 0..<count)
+        let chunk = 1 << 16
+        ComputeThreads.forEachSlice(of: (count + chunk - 1) / chunk, parts: ComputeThreads.count) { slice in
+            for c in slice { widen(into: scratch + c * chunk, range: (c * chunk)..<min(count, (c + 1) * chunk)) }
+        }
         return try body(scratch)
     }
 

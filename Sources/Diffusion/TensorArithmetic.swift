@@ -31,4 +31,19 @@ extension Tensor {
     public static func stacked(_ parts: [Tensor]) -> Tensor {
         Tensor(shape: [parts.count] + parts[0].shape, scalars: parts.flatMap(\.scalars))
     }
+
+    /// A 5-D tensor [B, X, Y, H, W] as [B, Y, X, H, W]: frame-major video to channel-major and back.
+    public func swappingAxes1And2() -> Tensor {
+        precondition(shape.count == 5, "swappingAxes1And2 takes [B, X, Y, H, W]")
+        let (b, x, y, plane) = (shape[0], shape[1], shape[2], shape[3] * shape[4])
+        var out = Tensor.uninitialized([b, y, x, shape[3], shape[4]])
+        withUnsafePointer { src in
+            out.withUnsafeMutablePointer { dst in
+                for bi in 0..<b { for xi in 0..<x { for yi in 0..<y {
+                    (dst + ((bi * y + yi) * x + xi) * plane).update(from: src + ((bi * x + xi) * y + yi) * plane, count: plane)
+                } } }
+            }
+        }
+        return out
+    }
 }

@@ -81,27 +81,15 @@ extension Model: VideoModel {
 
     /// The denoiser works on [B, F, C, H, W]; the protocol's latents are channel-major.
     public func velocity(_ latents: Tensor, times: [Float], conditions: [Tensor]) throws -> Tensor {
-        let frameMajor = Self.swapChannelsAndFrames(latents)
+        let frameMajor = latents.swappingAxes1And2()
         let v = denoiser.velocity(frameMajor, t: times, contexts: conditions.map { TextEmbedding(values: $0) })
-        return Self.swapChannelsAndFrames(v)
+        return v.swappingAxes1And2()
     }
 
     public func decode(_ latents: Tensor) throws -> Tensor {
-        let v = Self.swapChannelsAndFrames(latents)
+        let v = latents.swappingAxes1And2()
         return v.reshaped(Array(v.shape.dropFirst()))
     }
 
-    public func encode(_ frames: Tensor) throws -> Tensor { Self.swapChannelsAndFrames(frames.reshaped([1] + frames.shape)) }
-
-    /// [B, X, Y, H, W] -> [B, Y, X, H, W].
-    static func swapChannelsAndFrames(_ t: Tensor) -> Tensor {
-        let (b, x, y, h, w) = (t.shape[0], t.shape[1], t.shape[2], t.shape[3], t.shape[4])
-        let plane = h * w
-        var out = [Float](repeating: 0, count: t.count)
-        for bi in 0..<b { for xi in 0..<x { for yi in 0..<y {
-            let src = ((bi * x + xi) * y + yi) * plane, dst = ((bi * y + yi) * x + xi) * plane
-            for i in 0..<plane { out[dst + i] = t.scalars[src + i] }
-        } } }
-        return Tensor(shape: [b, y, x, h, w], scalars: out)
-    }
+    public func encode(_ frames: Tensor) throws -> Tensor { frames.reshaped([1] + frames.shape).swappingAxes1And2() }
 }

@@ -87,13 +87,7 @@ public struct FlowUniPC: Sendable {
         let alphaT = 1 - sigmaT
         let h = lambda(sigmaT) - lambda(sigmaS)
         let m0 = state.predictions.last!
-        var rks: [Double] = [], differences: [Tensor] = []
-        for i in 1..<max(1, order) {
-            let rk = (lambda(sigmas[index - i]) - lambda(sigmaS)) / h
-            rks.append(rk)
-            differences.append(state.predictions[state.predictions.count - 1 - i].adding(m0, scaledBy: -1).scaled(Float(1 / rk)))
-        }
-        rks.append(1)
+        let (rks, differences) = earlier(state, order: order, h: h, lambdaS: lambda(sigmaS)) { sigmas[index - $0] }
         let (b, bh, phi1) = coefficients(h: h, order: order)
         var result = x.combined(Float(sigmaT / sigmaS), m0, Float(-alphaT * phi1))
         if !differences.isEmpty {
@@ -110,13 +104,7 @@ public struct FlowUniPC: Sendable {
         let alphaT = 1 - sigmaT
         let h = lambda(sigmaT) - lambda(sigmaS)
         let m0 = state.predictions.last!
-        var rks: [Double] = [], differences: [Tensor] = []
-        for i in 1..<max(1, order) {
-            let rk = (lambda(sigmas[index - (i + 1)]) - lambda(sigmaS)) / h
-            rks.append(rk)
-            differences.append(state.predictions[state.predictions.count - 1 - i].adding(m0, scaledBy: -1).scaled(Float(1 / rk)))
-        }
-        rks.append(1)
+        let (rks, differences) = earlier(state, order: order, h: h, lambdaS: lambda(sigmaS)) { sigmas[index - ($0 + 1)] }
         let (b, bh, phi1) = coefficients(h: h, order: order)
         let rhos: [Double] = order == 1 ? [0.5] : Self.solve(Self.powers(rks, order), b)
         var result = x.combined(Float(sigmaT / sigmaS), m0, Float(-alphaT * phi1))
@@ -124,6 +112,20 @@ public struct FlowUniPC: Sendable {
             result = result.adding(difference, scaledBy: Float(-alphaT * bh * rho))
         }
         return result.adding(modelT.adding(m0, scaledBy: -1), scaledBy: Float(-alphaT * bh * rhos.last!))
+    }
+
+    /// For the `order − 1` predictions before the latest (m0): r_k, their λ distance over h, and
+    /// D_k = (m_k − m0) / r_k; then r = 1 for m0 itself. `sigma(k)` is the σ of prediction k back.
+    private func earlier(_ state: State, order: Int, h: Double, lambdaS: Double,
+                         sigma: (Int) -> Double) -> (rks: [Double], differences: [Tensor]) {
+        let m0 = state.predictions.last!
+        var rks: [Double] = [], differences: [Tensor] = []
+        for k in 1..<max(1, order) {
+            let rk = (lambda(sigma(k)) - lambdaS) / h
+            rks.append(rk)
+            differences.append(state.predictions[state.predictions.count - 1 - k].combined(Float(1 / rk), m0, Float(-1 / rk)))
+        }
+        return (rks + [1], differences)
     }
 
     /// R[i][j] = rks[j]^i for i < n.
@@ -151,11 +153,5 @@ public struct FlowUniPC: Sendable {
             x[row] = s / m[row][row]
         }
         return x
-    }
-}
-
-extension Tensor {
-    func scaled(_ factor: Float) -> Tensor {
-        Tensor(shape: shape, scalars: scalars.map { $0 * factor })
     }
 }

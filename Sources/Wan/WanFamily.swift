@@ -19,10 +19,7 @@ extension WanModel: VideoModel {
                       shift: Float(schedulerConfig.flowShift ?? 1), window: WanRequest.defaultFrames)
     }
 
-    public func condition(on prompt: String) throws -> Tensor {
-        let embedding = try encode(prompt: prompt)
-        return embedding.reshaped(Array(embedding.shape.dropFirst()))
-    }
+    public func condition(on prompt: String) throws -> Tensor { try encode(prompt: prompt) }
 
     /// Flow time t in 0...1 is the transformer's timestep t·num_train_timesteps.
     public func velocity(_ latents: Tensor, times: [Float], conditions: [Tensor]) throws -> Tensor {

@@ -107,11 +107,10 @@ public final class WanModel: @unchecked Sendable {
                          height: height / vaeConfig.spatialFactor, width: width / vaeConfig.spatialFactor)
     }
 
-    /// The prompt's embedding as the pipeline uses it: [1, maxLength, d_model], zero past the prompt.
+    /// The prompt's embedding as the pipeline uses it: [maxLength, d_model], zero past the prompt.
     public func encode(prompt: String) throws -> Tensor {
         let tokenizer = try tokenizer()
-        let values = try textEncoder().encode(tokenizer.ids(prompt), padTo: tokenizer.maxLength)
-        return values.reshaped([1] + values.shape)
+        return try textEncoder().encode(tokenizer.ids(prompt), padTo: tokenizer.maxLength)
     }
 }
 
@@ -219,9 +218,7 @@ public struct WanPipeline {
         progress(Progress(stage: .text, done: 2, total: 2))
         let transformer = try model.transformer()
         let scheduler = FlowUniPC(config: model.schedulerConfig, steps: request.steps, shift: request.shift)
-        let context = guided ? Tensor.stacked([conditional.slices(0..<1).reshaped(Array(conditional.shape.dropFirst())),
-                                               unconditional.slices(0..<1).reshaped(Array(unconditional.shape.dropFirst()))])
-                             : conditional
+        let context = Tensor.stacked(guided ? [conditional, unconditional] : [conditional])
         /// The guided velocity at a transformer timestep; both halves of guidance as one batch of two.
         func velocity(_ x: Tensor, _ t: Float) -> Tensor {
             guard guided else { return transformer.velocity(x, timesteps: [t], context: context) }

@@ -29,24 +29,12 @@ public struct Clip: Sendable, Equatable {
 
     /// From a [1, C, T, H, W] tensor (channel-major, as PyTorch lays out video).
     public init(channelMajor t: Tensor) {
-        let (c, f, h, w) = (t.shape[1], t.shape[2], t.shape[3], t.shape[4])
-        var data = [Float](repeating: 0, count: c * f * h * w)
-        for ci in 0..<c { for fi in 0..<f {
-            let src = (ci * f + fi) * h * w, dst = (fi * c + ci) * h * w
-            for i in 0..<(h * w) { data[dst + i] = t.scalars[src + i] }
-        } }
-        self.init(frames: f, channels: c, height: h, width: w, data: data)
+        self.init(frames: t.shape[2], channels: t.shape[1], height: t.shape[3], width: t.shape[4], data: t.swappingAxes1And2().scalars)
     }
 
     /// As a [1, C, T, H, W] tensor.
     public var channelMajor: Tensor {
-        var out = [Float](repeating: 0, count: data.count)
-        let plane = height * width
-        for ci in 0..<channels { for fi in 0..<frames {
-            let src = (fi * channels + ci) * plane, dst = (ci * frames + fi) * plane
-            for i in 0..<plane { out[dst + i] = data[src + i] }
-        } }
-        return Tensor(shape: [1, channels, frames, height, width], scalars: out)
+        Tensor(shape: [1, frames, channels, height, width], scalars: data).swappingAxes1And2()
     }
 }
 
@@ -417,9 +405,13 @@ public final class WanVAE: @unchecked Sendable {
     let upLevels: [(blocks: [ResidualBlock], resample: Resample?)]
     let decoderNorm: [Float]
     let decoderOut: CausalConv3d
-    // Encoder
+    // Encoder: residual blocks and resamplers in one list, as the reference numbers them.
+    enum EncoderLayer {
+        case residual(ResidualBlock)
+        case resample(Resample)
+    }
     let encoderIn: CausalConv3d
-    let downLayers: [Any]
+    let downLayers: [EncoderLayer]
     let encoderMid: (ResidualBlock, FrameAttention, ResidualBlock)
     let encoderNorm: [Float]
     let encoderOut: CausalConv3d
@@ -464,17 +456,17 @@ public final class WanVAE: @unchecked Sendable {
         // Encoder: a flat list of residual blocks and resamplers, as the reference numbers them.
         let encoderDims = ([1] + mult).map { config.baseDim * $0 }
         encoderIn = try CausalConv3d(w, "encoder.conv_in", inputs: 3, outputs: encoderDims[0], kernel: [3, 3, 3], padding: [1, 1])
-        var layers: [Any] = []
+        var layers: [EncoderLayer] = []
         for i in 0..<(encoderDims.count - 1) {
             var inputs = encoderDims[i]
             let outputs = encoderDims[i + 1]
             for _ in 0..<config.numResBlocks {
-                layers.append(try ResidualBlock(w, "encoder.down_blocks.\(layers.count)", inputs: inputs, outputs: outputs))
+                layers.append(.residual(try ResidualBlock(w, "encoder.down_blocks.\(layers.count)", inputs: inputs, outputs: outputs)))
                 inputs = outputs
             }
             if i != mult.count - 1 {
-                layers.append(try Resample(w, "encoder.down_blocks.\(layers.count)", channels: outputs,
-                                           mode: config.temperalDownsample[i] ? .downsample3d : .downsample2d, outputs: outputs))
+                layers.append(.resample(try Resample(w, "encoder.down_blocks.\(layers.count)", channels: outputs,
+                                                     mode: config.temperalDownsample[i] ? .downsample3d : .downsample2d, outputs: outputs)))
             }
         }
         downLayers = layers
@@ -555,8 +547,10 @@ public final class WanVAE: @unchecked Sendable {
                      "the encoder takes 1 + \(config.temporalFactor)k frames")
         encoderIn.cache = nil; encoderOut.cache = nil
         for layer in downLayers {
-            (layer as? ResidualBlock)?.reset()
-            (layer as? Resample)?.reset()
+            switch layer {
+            case .residual(let block): block.reset()
+            case .resample(let resample): resample.reset()
+            }
         }
         encoderMid.0.reset(); encoderMid.2.reset()
         var latent: Clip?
@@ -565,7 +559,10 @@ public final class WanVAE: @unchecked Sendable {
             let count = start == 0 ? 1 : config.temporalFactor
             var x = encoderIn.stream(video.frames(start..<(start + count)))
             for layer in downLayers {
-                if let block = layer as? ResidualBlock { x = block(x) } else if let resample = layer as? Resample { x = resample(x) }
+                switch layer {
+                case .residual(let block): x = block(x)
+                case .resample(let resample): x = resample(x)
+                }
             }
             x = encoderMid.0(x)
             x = encoderMid.1(x)
