@@ -59,8 +59,10 @@ demo: release
 	@command -v ffprobe >/dev/null && ffprobe -v error -select_streams v:0 \
 	    -show_entries stream=codec_name,width,height,r_frame_rate,nb_frames -of compact=p=0 demo.mp4 || true
 
-## test: the whole suite, optimised (the numerics are too slow unoptimised)
+## test: the repository's checks (tools/check-repository), then the whole suite, optimised (the
+## numerics are too slow unoptimised)
 test: deps
+	tools/check-repository
 	$(SWIFT) build -c release --build-tests
 	$(SWIFT) test -c release --skip-build
 
@@ -98,6 +100,7 @@ proto:
 	rm -rf Sources/Wire/Generated/reel
 	protoc --plugin=protoc-gen-swift=$(PROTOC_GEN_SWIFT) --swift_out=Sources/Wire/Generated \
 	    --swift_opt=Visibility=Public -I proto proto/reel/v1/*.proto
+	tools/check-repository --stamp
 
 ## train: train the default model on with the recipe of run 41, the run it came from (train.py's
 ## --recipe reel-shapes), in
