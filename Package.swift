@@ -9,16 +9,17 @@ let package = Package(
         .library(name: "Diffusion", targets: ["Diffusion"]),
         .library(name: "Media", targets: ["Media"]),
     ],
+    // Exact versions: a build is the same build on every machine and in CI.
     dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
-        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
-        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
-        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
-        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
-        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
-        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
-        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
-        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser", exact: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-protobuf", exact: "1.39.0"),
+        .package(url: "https://github.com/apple/swift-log", exact: "1.16.2"),
+        .package(url: "https://github.com/groue/GRDB.swift", exact: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-metrics", exact: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", exact: "2.4.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", exact: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-http-types", exact: "1.8.0"),
+        .package(url: "https://github.com/jpsim/Yams", exact: "6.2.2"),
     ],
     targets: [
         // System libraries: one target per C library, found with pkg-config.
@@ -51,10 +52,13 @@ let package = Package(
         .target(name: "Wire", dependencies: ["CZeroMQ", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
                 exclude: ["Generated/README.md"]),
         .target(name: "Worker", dependencies: ["Diffusion", "Wire", .product(name: "Logging", package: "swift-log")]),
-        .target(name: "Coordinator", dependencies: ["Planning", "Diffusion", "Worker", "Wire", "Media",
+        .target(name: "Coordinator", dependencies: ["Planning", "Diffusion", "Wire", "Media",
                                                     .product(name: "Logging", package: "swift-log"),
                                                     .product(name: "GRDB", package: "GRDB.swift"),
                                                     .product(name: "Metrics", package: "swift-metrics")]),
+        // A coordinator and workers in one process (`reel render`, `reel eval`), and a job's
+        // shards run one after another for tests.
+        .target(name: "InProcessFarm", dependencies: ["Coordinator", "Worker", "Diffusion", "Planning", "Wire"]),
         // The coordinator's web side: dashboard, JSON API and Prometheus /metrics.
         .target(name: "Dashboard", dependencies: ["Coordinator", "Media", "Planning", "Wire",
                                                   .product(name: "Hummingbird", package: "hummingbird"),
@@ -66,7 +70,7 @@ let package = Package(
         .executableTarget(
             name: "reel",
             dependencies: [
-                "Diffusion", "Wan", "Media", "Planning", "Coordinator", "Worker", "Wire", "Evaluation", "Dashboard",
+                "Diffusion", "Wan", "Media", "Planning", "Coordinator", "InProcessFarm", "Worker", "Wire", "Evaluation", "Dashboard",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -90,7 +94,7 @@ let package = Package(
         .testTarget(name: "PlanningTests", dependencies: ["Planning"]),
         .testTarget(name: "WireTests", dependencies: ["Wire"]),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation"]),
-        .testTarget(name: "CoordinatorTests", dependencies: ["Coordinator", "Planning", "Diffusion", "Worker", "Wire", "Media", "TestSupport"]),
+        .testTarget(name: "CoordinatorTests", dependencies: ["Coordinator", "InProcessFarm", "Planning", "Diffusion", "Worker", "Wire", "Media", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["Media", "Wire", "Evaluation", "TestSupport", .product(name: "Yams", package: "Yams")]),
     ],
     cxxLanguageStandard: .cxx17

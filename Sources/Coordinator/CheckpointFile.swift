@@ -40,12 +40,12 @@ public enum CheckpointFile {
         var body = data
         let head = data.prefix(magic.count)
         if head == magic {
-            guard data.count >= magic.count + 4 else { throw CheckpointError("checkpoint ends early (truncated?)") }
+            guard data.count >= magic.count + 4 else { throw CheckpointError(.truncated, "checkpoint ends early (truncated?)") }
             body = data.dropLast(4)
             let stored = data.suffix(4).withUnsafeBytes { UInt32(littleEndian: $0.loadUnaligned(as: UInt32.self)) }
-            guard CRC32.checksum(body) == stored else { throw CheckpointError("checkpoint fails its checksum (damaged on disk)") }
+            guard CRC32.checksum(body) == stored else { throw CheckpointError(.checksum, "checkpoint fails its checksum (damaged on disk)") }
         } else if head != uncheckedMagic {
-            throw CheckpointError("not a Reel checkpoint (bad magic)")
+            throw CheckpointError(.notACheckpoint, "not a Reel checkpoint (bad magic)")
         }
         var reader = ByteReader(body)
         _ = try reader.bytes(magic.count)
@@ -62,7 +62,7 @@ public enum CheckpointFile {
             let state = hasState ? try LatentCodec.decode(try reader.bytes(count * 4), count: count) : nil
             entries.append(.init(region: region, step: step, latent: latent, state: state))
         }
-        guard reader.remaining == 0 else { throw CheckpointError("\(reader.remaining) stray bytes after the checkpoint") }
+        guard reader.remaining == 0 else { throw CheckpointError(.strayBytes, "\(reader.remaining) stray bytes after the checkpoint") }
         return JobRun.Checkpoint(progress: progress, entries: entries)
     }
 
@@ -95,7 +95,7 @@ private struct ByteReader {
     var remaining: Int { data.endIndex - offset }
 
     mutating func bytes(_ count: Int) throws -> Data {
-        guard count >= 0, count <= remaining else { throw CheckpointError("checkpoint ends early (truncated?)") }
+        guard count >= 0, count <= remaining else { throw CheckpointError(.truncated, "checkpoint ends early (truncated?)") }
         defer { offset += count }
         return data[offset..<offset + count]
     }
@@ -104,7 +104,7 @@ private struct ByteReader {
     mutating func count(limit: Int) throws -> Int {
         let raw = try bytes(4)
         let value = raw.withUnsafeBytes { Int(UInt32(littleEndian: $0.loadUnaligned(as: UInt32.self))) }
-        guard value <= limit else { throw CheckpointError("checkpoint field \(value) out of range (at most \(limit))") }
+        guard value <= limit else { throw CheckpointError(.outOfRange, "checkpoint field \(value) out of range (at most \(limit))") }
         return value
     }
 }

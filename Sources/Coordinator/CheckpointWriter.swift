@@ -10,16 +10,16 @@ final class CheckpointWriter: @unchecked Sendable {
     private let lock = NSLock()
     private var busy: Set<String> = []
     private let store: JobStore
-    private let directory: String
+    private let files: JobFiles
     private let onError: @Sendable (String, Error) -> Void
 
-    init(store: JobStore, directory: String, onError: @escaping @Sendable (String, Error) -> Void) {
+    init(store: JobStore, files: JobFiles, onError: @escaping @Sendable (String, Error) -> Void) {
         self.store = store
-        self.directory = directory
+        self.files = files
         self.onError = onError
     }
 
-    func path(for job: String) -> String { "\(directory)/\(job).checkpoint" }
+    func path(for job: String) -> String { files.checkpoint(job) }
 
     /// Whether a checkpoint of `job` is being written now.
     func isWriting(_ job: String) -> Bool { lock.withLock { busy.contains(job) } }

@@ -29,20 +29,20 @@ extension CoordinatorServer {
             return (.submitReply, Reel_V1_SubmitReply.with { $0.jobID = known }, [])
         }
         guard request.idempotencyKey.count <= 128 else {
-            throw CoordinatorError("idempotency_key is \(request.idempotencyKey.count) characters; at most 128")
+            throw CoordinatorError(.idempotencyKeyTooLong, "idempotency_key is \(request.idempotencyKey.count) characters; at most 128")
         }
         guard options.modelPathsAllowed || JobLimits.isPackageName(request.spec.model) else {
-            throw CoordinatorError("model \(request.spec.model.prefix(80).debugDescription) is not a package name; use 1 to \(JobLimits.maxModelNameCharacters) letters, digits, '.', '_' or '-'")
+            throw CoordinatorError(.modelNotAPackageName, "model \(request.spec.model.prefix(80).debugDescription) is not a package name; use 1 to \(JobLimits.maxModelNameCharacters) letters, digits, '.', '_' or '-'")
         }
         let active = jobs.values.count(where: { $0.client == client && $0.isActive })
         guard active < options.maxActiveJobsPerClient else {
-            throw CoordinatorError("client \(client) has \(active) unfinished jobs, the most this coordinator takes; wait for some to finish or cancel them")
+            throw CoordinatorError(.tooManyActiveJobs, "client \(client) has \(active) unfinished jobs, the most this coordinator takes; wait for some to finish or cancel them")
         }
         let (config, vocabulary) = try model(request.spec.model)
         var spec = JobSpec(resolving: request.spec, with: config)
         let outputScale = max(1, Int(request.spec.outputScale))
         guard outputScale <= JobLimits.maxOutputScale else {
-            throw CoordinatorError("output_scale \(outputScale) is out of range; use 1 to \(JobLimits.maxOutputScale)")
+            throw CoordinatorError(.outputScaleOutOfRange, "output_scale \(outputScale) is out of range; use 1 to \(JobLimits.maxOutputScale)")
         }
         // Every field is checked before anything is computed from it; a job that takes its length
         // from its input video is checked again once that length is known.
@@ -55,7 +55,7 @@ extension CoordinatorServer {
             let frames = try InputVideo.frames(envelope.payloads[0], width: spec.width, height: spec.height, fps: spec.fps, maxFrames: maxFrames)
             if lengthFromInput { spec.frames = frames.frameCount }
             guard spec.frames <= frames.frameCount else {
-                throw CoordinatorError("frames \(spec.frames) is more than the input video has at \(spec.fps) fps (\(frames.frameCount))")
+                throw CoordinatorError(.inputTooShort, "frames \(spec.frames) is more than the input video has at \(spec.fps) fps (\(frames.frameCount))")
             }
             try spec.validate(for: ModelShape(config))
             input = Array(frames.planar().prefix(spec.frames * 3 * spec.width * spec.height))
@@ -63,7 +63,7 @@ extension CoordinatorServer {
         try spec.checkPrompts(with: vocabulary, maxTokens: config.text.maxTokens)
         let id = "j" + String(UInt64.random(in: 0..<(1 << 48)), radix: 16)
         let job = FarmJob(id: id, client: client, spec: spec, outputScale: outputScale, model: ModelShape(config),
-                          channels: config.channels, input: input, attemptIDs: AttemptIDs.random)
+                          channels: config.channels, input: input, attemptIDs: AttemptIDs.random, clock: clock)
         // Acknowledged only once it is on disk: the input first, then the row that names it.
         if let input { try AtomicFile.write(LatentCodec.encode(input), to: inputPath(id)) }
         try store.insert(StoredJob(id: id, client: client, idempotencyKey: request.idempotencyKey,
@@ -73,6 +73,7 @@ extension CoordinatorServer {
         jobs[id] = job
         jobOrder.append(id)
         sortJobOrder()
+        observe(.jobSubmitted(job: id))
         logger.info("job \(id) submitted: \(spec.frames) frames \(spec.width)x\(spec.height), \(job.run.plan.regions.count) region(s), \(job.run.plan.shardCount) shard(s)")
         if job.run.isComplete { finish(job) }  // strength 0: the input is the answer
         return (.submitReply, Reel_V1_SubmitReply.with { $0.jobID = id }, [])
@@ -95,9 +96,9 @@ extension CoordinatorServer {
     func job(_ id: String, for requester: Requester) throws -> FarmJob {
         guard let job = jobs[id], requester.owns(job.client) else {
             if let stored = parked[id], requester.owns(stored.client) {
-                throw CoordinatorError("job \(id) waits: \(status(ofParked: stored).waiting)")
+                throw CoordinatorError(.jobWaitsForModel, "job \(id) waits: \(status(ofParked: stored).waiting)")
             }
-            throw CoordinatorError("no job \(id.prefix(40)); `reel status` lists your jobs")
+            throw CoordinatorError(.noSuchJob, "no job \(id.prefix(40)); `reel status` lists your jobs")
         }
         return job
     }

@@ -116,7 +116,7 @@ extension CoordinatorServer {
             : nil
         let job = FarmJob(id: stored.id, client: stored.client, spec: spec, outputScale: max(1, Int(message.outputScale)),
                           model: ModelShape(config), channels: config.channels, input: input,
-                          attemptIDs: AttemptIDs.random, submitted: Date(timeIntervalSince1970: Double(stored.submittedMs) / 1000))
+                          attemptIDs: AttemptIDs.random, clock: clock, submitted: Date(timeIntervalSince1970: Double(stored.submittedMs) / 1000))
         job.state = state
         job.outputPath = stored.outputPath.isEmpty ? nil : stored.outputPath
         job.latentDigest = stored.latentDigest

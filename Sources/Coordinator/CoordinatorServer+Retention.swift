@@ -4,7 +4,8 @@ import Foundation
 /// its video both, so a farm that runs for months does not fill its disk.
 extension CoordinatorServer {
     /// Forgets every finished job past `keepFinished`; the loop calls it once a heartbeat.
-    func forgetExpiredJobs(now: Date = Date()) {
+    func forgetExpiredJobs() {
+        let now = clock.date
         guard let keep = options.keepFinished else { return }
         let expired = jobs.values.compactMap { job in job.finishedAt.map { (job: job, age: now.timeIntervalSince($0)) } }
             .filter { $0.age > keep }
@@ -24,6 +25,7 @@ extension CoordinatorServer {
             return
         }
         unforgettable.remove(job.id)
+        observe(.jobForgotten(job: job.id))
         jobs[job.id] = nil
         jobOrder.removeAll { $0 == job.id }
         pending[job.id] = nil

@@ -12,13 +12,14 @@ public final class EnrollmentWatch {
     /// Ids looked up and not found since the last read: their messages are refused without
     /// reading the keys again, so a revoked peer that keeps sending costs no disk reads.
     private var missing: Set<String> = []
-    private let clock = ContinuousClock()
+    private let clock: any FarmClock
     private var readAt: ContinuousClock.Instant
     /// How many times the key directory was read (a figure for tests).
     public private(set) var reads = 0
 
-    public init(keys: KeyDirectory) {
+    public init(keys: KeyDirectory, clock: any FarmClock = SystemClock()) {
         self.keys = keys
+        self.clock = clock
         userIDs = []
         readAt = clock.now
         read()
@@ -72,7 +73,7 @@ extension CoordinatorServer {
         switch peer.role {
         case .worker:
             send(.disconnect, Reel_V1_Disconnect.with { $0.reason = reason }, to: identity)
-            drop(identity, reason: reason)
+            drop(identity, .revoked)
         case .client, .admin:
             logger.warning("refused \(kind) from \(peer.role.rawValue) \(peer.name): \(reason)")
             send(.error, Reel_V1_ErrorReply.with { $0.message = "\(reason); its operator can enroll a new one (`reel keys enroll \(peer.role.rawValue)`)" }, to: identity)

@@ -117,7 +117,7 @@ extension CoordinatorServer {
         workers[peer]!.progressAt = clock.now
         counters.assignmentsSent += 1
         if !send(.assignment, message, payloads: payloads, to: peer) {
-            drop(peer, reason: "unreachable")
+            drop(peer, .unreachable)
         }
     }
 
@@ -129,11 +129,12 @@ extension CoordinatorServer {
         let limit = options.heartbeatInterval * Double(options.liveness)
         for worker in workers.values {
             if (now - worker.lastSeen).seconds > limit {
-                drop(worker.identity, reason: "silent for more than \(options.liveness) heartbeats")
+                drop(worker.identity, .silent(heartbeats: options.liveness))
             } else if (now - worker.progressAt).seconds > options.shardTimeout, let current = worker.current {
                 // Alive but stuck: its shards go to someone else; this worker's results, if they
                 // ever come, belong to superseded attempts and are dropped.
                 workers[worker.identity]!.inFlight = [:]
+                observe(.shardStalled(job: current.job, region: current.region, worker: worker.name))
                 logger.warning("shard \(current.job)/\(current.region) made no progress on \(worker.name) for \(Int(options.shardTimeout)) s; reassigned")
                 requeue(worker.inFlight.values)
             }

@@ -39,6 +39,11 @@ public struct CoordinatorOptions: Sendable {
     public var modelPathsAllowed = false
     /// CURVE with the enrolled keys of DATA-DIR/keys, or plaintext (`--insecure`, and inproc).
     public var security: SocketSecurity = .plaintext
+    /// Every interval and timestamp is read from here; tests move a `ManualClock` by hand.
+    public var clock: any FarmClock = SystemClock()
+    /// Told of what happens to workers, shards and jobs, on the coordinator's thread: for tests
+    /// and tools that watch a farm without reading its log. It must return quickly.
+    public var observer: (@Sendable (CoordinatorEvent) -> Void)?
 
     public init(bind: [String], dataDirectory: String) {
         self.bind = bind
@@ -54,6 +59,9 @@ public struct CoordinatorStatistics: Sendable {
     public var resultsAccepted = 0
     /// CPU time of the coordinator's thread.
     public var cpuSeconds = 0.0
+    /// Turns of the loop completed: statistics read after a later turn include all that an
+    /// earlier one handled.
+    public var turns = 0
 }
 
 /// The coordinator daemon: one ROUTER socket on one thread. It registers workers, hands out
@@ -116,7 +124,7 @@ public final class CoordinatorServer: @unchecked Sendable {
     /// What the coordinator reads of a model package (never its weights), by model name.
     typealias KnownModel = (config: ModelConfig, vocabulary: Vocabulary)
     var knownModels: [String: KnownModel] = [:]
-    let clock = ContinuousClock()
+    var clock: any FarmClock { options.clock }
     var lastHeartbeat: ContinuousClock.Instant
 
     /// The endpoints actually bound (wildcard ports resolved).
@@ -132,12 +140,12 @@ public final class CoordinatorServer: @unchecked Sendable {
         let orphans = AtomicFile.removeOrphans(in: JobFiles(dataDirectory: options.dataDirectory).directory)
         store = try JobStore(directory: options.dataDirectory)
         let logger = self.logger
-        checkpoints = CheckpointWriter(store: store, directory: JobFiles(dataDirectory: options.dataDirectory).directory) { job, error in
+        checkpoints = CheckpointWriter(store: store, files: JobFiles(dataDirectory: options.dataDirectory)) { job, error in
             logger.error("cannot checkpoint \(job): \(error); it will be computed again after a restart")
         }
         router = try ZMQSocket(context, .router, maxMessageBytes: options.maxMessageBytes)
         monitor = try router.monitor(context)
-        lastHeartbeat = clock.now
+        lastHeartbeat = options.clock.now
         if !orphans.isEmpty { logger.info("removed \(orphans.count) half-written file(s) a crash left in \(JobFiles(dataDirectory: options.dataDirectory).directory)") }
         do {
             try listen()
@@ -155,7 +163,7 @@ public final class CoordinatorServer: @unchecked Sendable {
             let enrolled = KeyDirectory(dataDirectory: options.dataDirectory)
             let handler = try ZAPHandler(context: context, keys: enrolled, logger: logger)
             zap = handler
-            enrollment = EnrollmentWatch(keys: enrolled)
+            enrollment = EnrollmentWatch(keys: enrolled, clock: clock)
             try router.secure(options.security)
             for endpoint in options.bind { try bindEndpoint(endpoint) }
             guard let probeTarget = endpoints.first(where: { $0.hasPrefix("tcp://") || $0.hasPrefix("ipc://") }) else { return }
@@ -186,42 +194,55 @@ public final class CoordinatorServer: @unchecked Sendable {
     /// Serves until `stop()`. Blocking: run it on its own thread.
     public func run() throws {
         logger.info("coordinator listening on \(endpoints.joined(separator: ", ")), data in \(options.dataDirectory)")
-        while !shouldStop {
-            let readable = try ZMQSocket.poll([router, monitor], milliseconds: 50)
-            if readable.contains(0) {
-                while true {
-                    do {
-                        let (frames, userID, address) = try router.receiveWithPeer(dontWait: true)
-                        handle(frames, userID: userID, address: address)
-                    } catch let oversized as OversizedMessage {
-                        logger.warning("dropping peer \(Self.hex(oversized.firstFrame)): \(oversized)")
-                        drop(oversized.firstFrame, reason: "\(oversized)")
-                    } catch {
-                        break
-                    }
+        while !shouldStop { try turn() }
+        shutDown()
+    }
+
+    /// One turn of the loop: reads what arrived within `milliseconds`, then does whatever the
+    /// clock says is due (heartbeats, reaping, retention), dispatches, checkpoints and
+    /// publishes. `run` turns it until stopped; a test may turn it by hand, on one thread,
+    /// with a `ManualClock`, and never call `run`.
+    public func turn(waitingUpTo milliseconds: Int = 50) throws {
+        let readable = try ZMQSocket.poll([router, monitor], milliseconds: milliseconds)
+        if readable.contains(0) {
+            while true {
+                do {
+                    let (frames, userID, address) = try router.receiveWithPeer(dontWait: true)
+                    handle(frames, userID: userID, address: address)
+                } catch let oversized as OversizedMessage {
+                    logger.warning("dropping peer \(Self.hex(oversized.firstFrame)): \(oversized)")
+                    drop(oversized.firstFrame, .misbehaved(problem: "\(oversized)"))
+                } catch {
+                    break
                 }
             }
-            if readable.contains(1) {
-                while let frames = try? monitor.receive(dontWait: true) { note(SocketEvent(frames: frames)) }
-            }
-            let now = clock.now
-            if (now - lastHeartbeat).seconds >= options.heartbeatInterval {
-                sendHeartbeats()
-                forgetExpiredJobs()
-                readmitParkedJobs()
-                lastHeartbeat = now
-            }
-            reapSilentWorkers(now)
-            closeRevokedWorkers()
-            performCommands()
-            dispatch()
-            checkpointProgress()
-            publishStatistics()
-            if lastSnapshot.map({ (now - $0).seconds >= 0.25 }) ?? true {
-                publishSnapshot()
-                lastSnapshot = now
-            }
         }
+        if readable.contains(1) {
+            while let frames = try? monitor.receive(dontWait: true) { note(SocketEvent(frames: frames)) }
+        }
+        let now = clock.now
+        if (now - lastHeartbeat).seconds >= options.heartbeatInterval {
+            sendHeartbeats()
+            forgetExpiredJobs()
+            readmitParkedJobs()
+            lastHeartbeat = now
+        }
+        reapSilentWorkers(now)
+        closeRevokedWorkers()
+        performCommands()
+        dispatch()
+        checkpointProgress()
+        counters.turns += 1
+        publishStatistics()
+        if lastSnapshot.map({ (now - $0).seconds >= 0.25 }) ?? true {
+            publishSnapshot()
+            lastSnapshot = now
+        }
+    }
+
+    /// Tells workers to go, finishes encodes and checkpoints, and frees the data directory:
+    /// what `run` does once stopped, and what a test that turned the loop by hand calls last.
+    public func shutDown() {
         for worker in workers.values {
             try? router.send([worker.identity] + Envelope(.disconnect, Reel_V1_Disconnect.with { $0.reason = "coordinator stopping" }).frames, dontWait: true)
         }
@@ -267,7 +288,7 @@ public final class CoordinatorServer: @unchecked Sendable {
         snapshot.workers = workersReply().workers
         for job in jobs.values where job.isActive { snapshot.previews[job.id] = job.run.previewFrames() }
         snapshot.dataDirectory = options.dataDirectory
-        snapshot.taken = Date()
+        snapshot.taken = clock.date
         stopLock.withLock { publishedSnapshot = snapshot }
         metrics.queueDepth.record(pending.values.reduce(0) { $0 + $1.count })
         metrics.workers.record(workers.count)
@@ -310,7 +331,7 @@ public final class CoordinatorServer: @unchecked Sendable {
             try handle(envelope, from: identity, userID: userID, requester: requester)
         } catch {
             logger.warning("dropping peer \(Self.hex(identity)): \(error)")
-            drop(identity, reason: "\(error)")
+            drop(identity, .misbehaved(problem: "\(error)"))
         }
     }
 
@@ -372,14 +393,14 @@ public final class CoordinatorServer: @unchecked Sendable {
         case .result: try accept(envelope, from: peer)
         case .disconnect:
             let reason = try envelope.decode(Reel_V1_Disconnect.self).reason
-            drop(peer, reason: "left: \(reason)", level: .info)
+            drop(peer, .left(reason: reason))
         case .submit: reply(to: peer) { try self.submit(envelope, from: requester.name) }
         case .status: reply(to: peer) { try self.status(envelope, for: requester) }
         case .cancel: reply(to: peer) { try self.cancel(envelope, for: requester) }
         case .workers: reply(to: peer) { (.workersReply, self.workersReply(), []) }
         case .fetch: reply(to: peer) { try self.fetch(envelope, for: requester) }
         case .assignment, .submitReply, .statusReply, .cancelReply, .workersReply, .fetchReply, .error:
-            throw WireError("\(envelope.kind) is not a message a coordinator accepts")
+            throw WireError(.unexpectedMessage, "\(envelope.kind) is not a message a coordinator accepts")
         }
     }
 
@@ -397,18 +418,20 @@ public final class CoordinatorServer: @unchecked Sendable {
                 $0.reason = "\(mismatch): run a worker of the coordinator's build"
                 $0.refused = true
             }, to: peer)
-            throw WireError(mismatch)
+            throw WireError(.protocolVersion, mismatch)
         }
-        if workers[peer] != nil { drop(peer, reason: "said hello again") }
+        if workers[peer] != nil { drop(peer, .registeredAgain) }
         workers[peer] = WorkerRecord(identity: peer, hello: hello, userID: userID, lastSeen: clock.now, progressAt: clock.now)
+        observe(.workerJoined(worker: workers[peer]!.name))
         logger.info("worker \(hello.workerID) joined from \(hello.hostname): \(hello.threads) thread(s), models \(hello.models.joined(separator: ", ")), OpenBLAS \(hello.cpuKernel)")
     }
 
     /// Forgets a peer; a worker's shards go back to their jobs under new attempts. A worker
     /// that said goodbye is news; one that fell silent or misbehaved is a warning.
-    func drop(_ peer: Data, reason: String, level: Logger.Level = .warning) {
+    func drop(_ peer: Data, _ why: WorkerRemoval) {
         guard let worker = workers.removeValue(forKey: peer) else { return }
-        logger.log(level: level, "worker \(worker.name) removed: \(reason)")
+        if case .left = why { logger.info("worker \(worker.name) removed: \(why)") } else { logger.warning("worker \(worker.name) removed: \(why)") }
+        observe(.workerRemoved(worker: worker.name, why: why))
         requeue(worker.inFlight.values)
     }
 
@@ -418,6 +441,7 @@ public final class CoordinatorServer: @unchecked Sendable {
             guard let job = jobs[shard.job], job.isActive, job.run.isRunning(region: shard.region, attempt: shard.attempt) else { continue }
             job.run.requeue(region: shard.region)
             metrics.requeues.increment()
+            observe(.shardRequeued(job: shard.job, region: shard.region))
             logger.info("requeued region \(shard.region) of \(shard.job)")
         }
     }
@@ -470,26 +494,26 @@ public final class CoordinatorServer: @unchecked Sendable {
     /// A result as its assignment says it must be, or what is wrong with it.
     func checked(_ result: Reel_V1_ShardResult, _ payloads: [Data], against shard: ShardInFlight) -> Result<ShardResult, CoordinatorError> {
         guard result.jobID == shard.job, result.region == UInt32(shard.region) else {
-            return .failure(CoordinatorError("it names \(result.jobID.prefix(40))/\(result.region), not \(shard.job)/\(shard.region)"))
+            return .failure(CoordinatorError(.resultMismatch, "it names \(result.jobID.prefix(40))/\(result.region), not \(shard.job)/\(shard.region)"))
         }
         guard result.stepBegin == shard.stepBegin, result.stepEnd == shard.stepEnd else {
-            return .failure(CoordinatorError("steps \(result.stepBegin)..<\(result.stepEnd), not \(shard.stepBegin)..<\(shard.stepEnd)"))
+            return .failure(CoordinatorError(.resultMismatch, "steps \(result.stepBegin)..<\(result.stepEnd), not \(shard.stepBegin)..<\(shard.stepEnd)"))
         }
         guard result.shape == shard.shape else {
-            return .failure(CoordinatorError("shape \(result.shape.frames)x\(result.shape.channels)x\(result.shape.rows)x\(result.shape.columns), not the one assigned"))
+            return .failure(CoordinatorError(.resultMismatch, "shape \(result.shape.frames)x\(result.shape.channels)x\(result.shape.rows)x\(result.shape.columns), not the one assigned"))
         }
         let count = shard.shape.count!  // made by this coordinator from a region of a validated plan
         do {
             let latent = try LatentCodec.decode(payloads[0], count: count)
             let state = result.carriesState ? try LatentCodec.decode(payloads[1], count: count) : nil
-            guard result.carriesState || payloads[1].isEmpty else { return .failure(CoordinatorError("a sampler state it says it does not carry")) }
+            guard result.carriesState || payloads[1].isEmpty else { return .failure(CoordinatorError(.resultMismatch, "a sampler state it says it does not carry")) }
             guard latent.allSatisfy(\.isFinite), state?.allSatisfy(\.isFinite) ?? true else {
-                return .failure(CoordinatorError("values that are not finite (NaN or infinity)"))
+                return .failure(CoordinatorError(.resultMismatch, "values that are not finite (NaN or infinity)"))
             }
             return .success(ShardResult(region: shard.region, steps: Int(shard.stepBegin)..<Int(shard.stepEnd),
                                         attempt: shard.attempt, latent: latent, state: state))
         } catch {
-            return .failure(CoordinatorError("\(error)"))
+            return .failure(CoordinatorError(.resultMismatch, "\(error)"))
         }
     }
 
@@ -499,6 +523,7 @@ public final class CoordinatorServer: @unchecked Sendable {
         logger.warning("shard \(shard.job)/\(shard.region) failed on \(worker): \(reason)")
         job.run.requeue(region: shard.region)
         metrics.shardFailures.increment()
+        observe(.shardFailed(job: shard.job, region: shard.region, worker: worker, reason: reason))
         shardFailed(job, region: shard.region, on: worker, reason: reason)
     }
 
@@ -566,7 +591,7 @@ public final class CoordinatorServer: @unchecked Sendable {
     /// Ends a job in memory and in the store; its checkpoint and input are no longer needed.
     func end(_ job: FarmJob, _ state: FarmJob.State) {
         job.state = state
-        job.finishedAt = Date()
+        job.finishedAt = clock.date
         if case .failed(let reason) = state { logger.error("job \(job.id) failed: \(reason)") }
         var error = ""
         if case .failed(let reason) = state { error = reason }
@@ -578,7 +603,10 @@ public final class CoordinatorServer: @unchecked Sendable {
         }
         uncheckpointed.remove(job.id)
         discardFiles(of: job.id)
+        if let outcome = state.outcome { observe(.jobEnded(job: job.id, outcome: outcome)) }
     }
+
+    func observe(_ event: CoordinatorEvent) { options.observer?(event) }
 
     /// An ended job's checkpoint and input are no longer needed.
     func discardFiles(of id: String) {
@@ -606,8 +634,28 @@ public final class CoordinatorServer: @unchecked Sendable {
     static func hex(_ data: Data) -> String { data.prefix(8).map { String(format: "%02x", $0) }.joined() }
 }
 
-/// A request the coordinator refuses, in words for the user.
-public struct CoordinatorError: Error, CustomStringConvertible {
+/// What the coordinator refuses or cannot do: a code to match on, and words for the user.
+public struct CoordinatorError: Error, CustomStringConvertible, Equatable {
+    public enum Code: Sendable, Equatable {
+        /// A submission's own fields.
+        case idempotencyKeyTooLong, modelNotAPackageName, outputScaleOutOfRange
+        /// The client has `maxActiveJobsPerClient` unfinished jobs.
+        case tooManyActiveJobs
+        /// The input video: missing, unreadable, or shorter than the frames asked for.
+        case inputMissing, inputUnreadable, inputTooShort
+        /// A job id the requester may not see, or one whose model is missing for now.
+        case noSuchJob, jobWaitsForModel
+        /// A worker's result that is not what its assignment said it must be.
+        case resultMismatch
+        /// The data directory cannot be opened, or another coordinator holds it.
+        case dataDirectoryUnavailable, dataDirectoryInUse
+    }
+
+    public let code: Code
     public let description: String
-    public init(_ description: String) { self.description = description }
+
+    public init(_ code: Code, _ description: String) {
+        self.code = code
+        self.description = description
+    }
 }

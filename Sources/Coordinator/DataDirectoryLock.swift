@@ -12,12 +12,12 @@ final class DataDirectoryLock: @unchecked Sendable {
         let path = "\(directory)/coordinator.lock"
         descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         guard descriptor >= 0 else {
-            throw CoordinatorError("cannot open \(path): \(String(cString: strerror(errno))); check --data-dir and its permissions")
+            throw CoordinatorError(.dataDirectoryUnavailable, "cannot open \(path): \(String(cString: strerror(errno))); check --data-dir and its permissions")
         }
         guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
             let holder = (try? String(contentsOfFile: path, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
             release()
-            throw CoordinatorError("\(directory) is in use by another coordinator\(holder.isEmpty ? "" : " (pid \(holder))"); stop it, or give this one another --data-dir")
+            throw CoordinatorError(.dataDirectoryInUse, "\(directory) is in use by another coordinator\(holder.isEmpty ? "" : " (pid \(holder))"); stop it, or give this one another --data-dir")
         }
         ftruncate(descriptor, 0)
         let pid = "\(getpid())\n"

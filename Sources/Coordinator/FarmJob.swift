@@ -29,6 +29,16 @@ final class FarmJob {
             }
         }
 
+        /// How it ended, once it has.
+        var outcome: JobOutcome? {
+            switch self {
+            case .running, .encoding: return nil
+            case .done: return .done
+            case .failed(let reason): return .failed(reason: reason)
+            case .cancelled: return .cancelled
+            }
+        }
+
         var wire: Reel_V1_JobState {
             switch self {
             case .running: return .running
@@ -46,7 +56,7 @@ final class FarmJob {
     let outputScale: Int
     let run: JobRun
     let submitted: Date
-    let clock = ContinuousClock()
+    let clock: any FarmClock
     let started: ContinuousClock.Instant
     var state: State = .running
     /// Starts as the spec's; an operator may change it while the job runs.
@@ -68,12 +78,14 @@ final class FarmJob {
 
     /// `input`: planar frames of an input video, at the job's canvas and frame count.
     init(id: String, client: String = "", spec: JobSpec, outputScale: Int, model: ModelShape, channels: Int,
-         input: [Float]? = nil, attemptIDs: @escaping () -> UInt64 = AttemptIDs.counting(), submitted: Date = Date()) {
+         input: [Float]? = nil, attemptIDs: @escaping () -> UInt64 = AttemptIDs.counting(), clock: any FarmClock = SystemClock(),
+         submitted: Date? = nil) {
+        self.clock = clock
         self.id = id
         self.client = client
         self.spec = spec
         self.outputScale = outputScale
-        self.submitted = submitted
+        self.submitted = submitted ?? clock.date
         priority = spec.priority
         run = JobRun(spec: spec, model: model, channels: channels, attemptIDs: attemptIDs) { box in
             spec.startingLatent(box, channels: channels, input: input)

@@ -9,7 +9,7 @@ enum InputVideo {
     /// Decodes `bytes` (a whole video file), scaled to width×height and resampled to `fps`;
     /// decoding stops once the file has given what `maxFrames` frames at that rate need.
     static func frames(_ bytes: Data, width: Int, height: Int, fps: Int, maxFrames: Int) throws -> RGBVideo {
-        guard !bytes.isEmpty else { throw CoordinatorError("the job says it has an input video, but none was sent") }
+        guard !bytes.isEmpty else { throw CoordinatorError(.inputMissing, "the job says it has an input video, but none was sent") }
         do {
             // Enough frames at the file's own rate for `maxFrames` at the job's (the file's rate is
             // only known once opened, so the bound assumes the fastest a job may have), but never
@@ -21,7 +21,7 @@ enum InputVideo {
             let decoded = try VideoDecoder.read(bytes: bytes, width: width, height: height, limits: limits)
             return decoded.video.resampled(from: decoded.fps, to: fps)
         } catch let error as MediaError {
-            throw CoordinatorError("input video: \(error.description)")
+            throw CoordinatorError(.inputUnreadable, "input video: \(error.description)")
         }
     }
 }

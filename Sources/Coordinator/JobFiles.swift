@@ -12,4 +12,7 @@ public struct JobFiles: Sendable {
 
     /// The input video a job re-renders.
     public func input(_ id: String) -> String { "\(directory)/\(id).input" }
+
+    /// A running job's last checkpoint.
+    public func checkpoint(_ id: String) -> String { "\(directory)/\(id).checkpoint" }
 }

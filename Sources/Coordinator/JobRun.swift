@@ -172,19 +172,19 @@ public final class JobRun {
     public func restore(_ checkpoint: Checkpoint) throws {
         guard checkpoint.progress.count == plan.regions.count,
               zip(plan.regions.indices, checkpoint.progress).allSatisfy({ (plan.firstStep(of: $0)...plan.steps).contains($1) }) else {
-            throw CheckpointError("progress of \(checkpoint.progress.count) regions does not fit a plan of \(plan.regions.count)")
+            throw CheckpointError(.planMismatch, "progress of \(checkpoint.progress.count) regions does not fit a plan of \(plan.regions.count)")
         }
         for entry in checkpoint.entries {
             guard plan.regions.indices.contains(entry.region), (plan.firstStep(of: entry.region)...plan.steps).contains(entry.step),
                   entry.latent.count == plan.regions[entry.region].box.count(channels: plan.channels),
                   entry.state.map({ $0.count == entry.latent.count }) ?? true else {
-                throw CheckpointError("a snapshot of region \(entry.region) at step \(entry.step) does not fit the plan")
+                throw CheckpointError(.planMismatch, "a snapshot of region \(entry.region) at step \(entry.step) does not fit the plan")
             }
         }
         for region in plan.regions.indices where checkpoint.progress[region] > plan.firstStep(of: region) {
             let step = checkpoint.progress[region]
             guard checkpoint.entries.contains(where: { $0.region == region && $0.step == step }) else {
-                throw CheckpointError("region \(region) reached step \(step) but its snapshot is missing")
+                throw CheckpointError(.planMismatch, "region \(region) reached step \(step) but its snapshot is missing")
             }
         }
         for entry in checkpoint.entries {
@@ -313,7 +313,18 @@ public enum AttemptIDs {
 }
 
 /// A checkpoint that cannot continue this run.
-public struct CheckpointError: Error, CustomStringConvertible {
+public struct CheckpointError: Error, CustomStringConvertible, Equatable {
+    public enum Code: Sendable, Equatable {
+        case truncated, checksum, notACheckpoint, strayBytes, outOfRange
+        /// Well formed, but of another plan than this job's.
+        case planMismatch
+    }
+
+    public let code: Code
     public let description: String
-    public init(_ description: String) { self.description = description }
+
+    public init(_ code: Code, _ description: String) {
+        self.code = code
+        self.description = description
+    }
 }

@@ -2,10 +2,24 @@ import Foundation
 
 /// A problem with a safetensors file, naming the tensor or byte offset involved.
 public struct SafeTensorsError: Error, CustomStringConvertible, Equatable {
+    public enum Code: Sendable, Equatable {
+        /// The file ends before its header or a tensor's data does.
+        case truncated
+        /// The header is not a JSON object.
+        case corruptHeader
+        /// A tensor's entry lacks fields, or its shape and offsets disagree.
+        case malformedEntry
+        case missingTensor, wrongShape, unsupportedDType
+        /// The file cannot be opened, sized or mapped.
+        case cannotRead
+    }
+
+    public let code: Code
     public let path: String
     public let description: String
 
-    init(_ path: String, _ message: String) {
+    init(_ code: Code, _ path: String, _ message: String) {
+        self.code = code
         self.path = path
         description = "\(path): \(message)"
     }
@@ -35,11 +49,11 @@ public final class SafeTensorsFile: @unchecked Sendable {
         mapping = try MemoryMappedFile(path: path)
         let bytes = mapping.bytes
         guard bytes.count >= 8 else {
-            throw SafeTensorsError(path, "file is \(bytes.count) bytes, too short for the 8-byte header length; the file is truncated")
+            throw SafeTensorsError(.truncated, path, "file is \(bytes.count) bytes, too short for the 8-byte header length; the file is truncated")
         }
         let declared = UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: 0, as: UInt64.self))
         guard let headerLength = Int(exactly: declared), headerLength <= bytes.count - 8 else {
-            throw SafeTensorsError(path, "header declares \(declared) bytes at byte offset 8, but the file has only \(bytes.count - 8) after it; the file is truncated or corrupt")
+            throw SafeTensorsError(.truncated, path, "header declares \(declared) bytes at byte offset 8, but the file has only \(bytes.count - 8) after it; the file is truncated or corrupt")
         }
         dataStart = 8 + headerLength
         let headerData = Data(bytes: bytes.baseAddress! + 8, count: headerLength)
@@ -47,10 +61,10 @@ public final class SafeTensorsFile: @unchecked Sendable {
         do {
             json = try JSONSerialization.jsonObject(with: headerData)
         } catch {
-            throw SafeTensorsError(path, "header at bytes 8..<\(dataStart) is not valid JSON (\(Self.reason(error))); the file is corrupt")
+            throw SafeTensorsError(.corruptHeader, path, "header at bytes 8..<\(dataStart) is not valid JSON (\(Self.reason(error))); the file is corrupt")
         }
         guard let header = json as? [String: Any] else {
-            throw SafeTensorsError(path, "header at bytes 8..<\(dataStart) is not a JSON object; the file is corrupt")
+            throw SafeTensorsError(.corruptHeader, path, "header at bytes 8..<\(dataStart) is not a JSON object; the file is corrupt")
         }
         let dataLength = bytes.count - dataStart
         var entries: [String: Entry] = [:]
@@ -72,13 +86,13 @@ public final class SafeTensorsFile: @unchecked Sendable {
               let shape = fields["shape"] as? [Int],
               let offsets = fields["data_offsets"] as? [Int], offsets.count == 2
         else {
-            throw SafeTensorsError(path, "tensor '\(name)' has a malformed header entry (needs dtype, shape and two data_offsets)")
+            throw SafeTensorsError(.malformedEntry, path, "tensor '\(name)' has a malformed header entry (needs dtype, shape and two data_offsets)")
         }
         guard shape.allSatisfy({ $0 >= 0 }), offsets[0] >= 0, offsets[0] <= offsets[1] else {
-            throw SafeTensorsError(path, "tensor '\(name)' has a negative dimension or inverted data_offsets \(offsets)")
+            throw SafeTensorsError(.malformedEntry, path, "tensor '\(name)' has a negative dimension or inverted data_offsets \(offsets)")
         }
         guard offsets[1] <= dataLength else {
-            throw SafeTensorsError(path, "tensor '\(name)' data ends at byte offset \(dataStart + offsets[1]) but the file ends at \(dataStart + dataLength); the file is truncated")
+            throw SafeTensorsError(.truncated, path, "tensor '\(name)' data ends at byte offset \(dataStart + offsets[1]) but the file ends at \(dataStart + dataLength); the file is truncated")
         }
         // The element count (and 8 bytes per element) must fit in an Int, so that later
         // arithmetic on it cannot overflow; a count beyond the file is refused when read.
@@ -86,7 +100,7 @@ public final class SafeTensorsFile: @unchecked Sendable {
         for dimension in shape {
             let (product, overflow) = count.multipliedReportingOverflow(by: dimension)
             guard !overflow, product <= Int.max / 8 else {
-                throw SafeTensorsError(path, "tensor '\(name)' has shape \(shape), more elements than any file holds; the file is corrupt")
+                throw SafeTensorsError(.malformedEntry, path, "tensor '\(name)' has shape \(shape), more elements than any file holds; the file is corrupt")
             }
             count = product
         }
@@ -116,7 +130,7 @@ public final class SafeTensorsFile: @unchecked Sendable {
     public func integers(_ name: String) throws -> [Int] {
         let stored = try stored(name, shape: nil)
         guard !stored.dtype.isFloat else {
-            throw SafeTensorsError(path, "tensor '\(name)' has dtype \(stored.dtype.rawValue); expected I64 or I32")
+            throw SafeTensorsError(.unsupportedDType, path, "tensor '\(name)' has dtype \(stored.dtype.rawValue); expected I64 or I32")
         }
         return (0..<stored.count).map { stored.integer(at: $0) }
     }
@@ -125,17 +139,17 @@ public final class SafeTensorsFile: @unchecked Sendable {
     /// when it needs it, so a BF16 model never exists whole in f32.
     public func stored(_ name: String, shape expected: [Int]? = nil) throws -> StoredTensor {
         guard let entry = entries[name] else {
-            throw SafeTensorsError(path, "missing tensor '\(name)'; the model file does not match its config.json")
+            throw SafeTensorsError(.missingTensor, path, "missing tensor '\(name)'; the model file does not match its config.json")
         }
         if let expected, expected != entry.shape {
-            throw SafeTensorsError(path, "tensor '\(name)' has shape \(entry.shape), expected \(expected) from config.json")
+            throw SafeTensorsError(.wrongShape, path, "tensor '\(name)' has shape \(entry.shape), expected \(expected) from config.json")
         }
         guard let dtype = StoredTensor.DType(rawValue: entry.dtype) else {
-            throw SafeTensorsError(path, "tensor '\(name)' has dtype \(entry.dtype); Reel reads F32, F16, BF16, I32 and I64")
+            throw SafeTensorsError(.unsupportedDType, path, "tensor '\(name)' has dtype \(entry.dtype); Reel reads F32, F16, BF16, I32 and I64")
         }
         let (bytes, overflow) = entry.count.multipliedReportingOverflow(by: dtype.size)
         guard !overflow, entry.offsets.count == bytes else {
-            throw SafeTensorsError(path, "tensor '\(name)' of shape \(entry.shape) in \(entry.dtype) needs \(bytes) bytes but data_offsets span \(entry.offsets.count)")
+            throw SafeTensorsError(.malformedEntry, path, "tensor '\(name)' of shape \(entry.shape) in \(entry.dtype) needs \(bytes) bytes but data_offsets span \(entry.offsets.count)")
         }
         return StoredTensor(dtype: dtype, shape: entry.shape, base: mapping.bytes.baseAddress! + dataStart + entry.offsets.lowerBound,
                             owner: self)
@@ -185,12 +199,12 @@ final class MemoryMappedFile {
     init(path: String) throws {
         let fd = open(path, O_RDONLY)
         guard fd >= 0 else {
-            throw SafeTensorsError(path, "cannot open (\(String(cString: strerror(errno))))")
+            throw SafeTensorsError(.cannotRead, path, "cannot open (\(String(cString: strerror(errno))))")
         }
         defer { close(fd) }
         var info = stat()
         guard fstat(fd, &info) == 0 else {
-            throw SafeTensorsError(path, "cannot stat (\(String(cString: strerror(errno))))")
+            throw SafeTensorsError(.cannotRead, path, "cannot stat (\(String(cString: strerror(errno))))")
         }
         let size = Int(info.st_size)
         if size == 0 {
@@ -198,7 +212,7 @@ final class MemoryMappedFile {
             return
         }
         guard let base = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), base != MAP_FAILED else {
-            throw SafeTensorsError(path, "cannot map into memory (\(String(cString: strerror(errno))))")
+            throw SafeTensorsError(.cannotRead, path, "cannot map into memory (\(String(cString: strerror(errno))))")
         }
         bytes = UnsafeRawBufferPointer(start: base, count: size)
     }

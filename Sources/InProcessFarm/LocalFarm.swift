@@ -1,3 +1,4 @@
+import Coordinator
 import Diffusion
 import Foundation
 import Wire

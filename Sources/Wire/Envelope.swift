@@ -42,10 +42,28 @@ public enum MessageKind: UInt8, CaseIterable, Sendable {
 
 public enum PeerKind: String, Sendable { case worker, client }
 
-/// A message that breaks protocol version 1; the peer that sent it is dropped.
+/// A message that breaks the protocol; the peer that sent it is dropped.
 public struct WireError: Error, CustomStringConvertible, Equatable {
+    public enum Code: Sendable, Equatable {
+        /// Frames that are not an envelope: count, tag, kind or header.
+        case malformed
+        /// A latent payload whose size is not its shape's.
+        case latentSizeMismatch
+        /// A kind this side never accepts, or not the reply it waited for.
+        case unexpectedMessage
+        /// A peer of another protocol version.
+        case protocolVersion
+        /// An assignment a worker cannot run as given (sampler, steps, shape).
+        case invalidAssignment
+    }
+
+    public let code: Code
     public let description: String
-    public init(_ description: String) { self.description = description }
+
+    public init(_ code: Code, _ description: String) {
+        self.code = code
+        self.description = description
+    }
 }
 
 /// One message as frames: the protocol tag, the kind, a protobuf header, then the payloads.
@@ -75,18 +93,18 @@ public struct Envelope: Sendable {
 
     /// Parses frames as received (after any ROUTER identity frame), checking tag, kind and count.
     public init(frames: [Data]) throws {
-        guard frames.count >= 3 else { throw WireError("message of \(frames.count) frames; every message has at least 3") }
+        guard frames.count >= 3 else { throw WireError(.malformed, "message of \(frames.count) frames; every message has at least 3") }
         guard frames[0] == Self.protocolTag else {
-            throw WireError("wrong protocol tag \(String(decoding: frames[0].prefix(16), as: UTF8.self).debugDescription); expected REEL/1")
+            throw WireError(.malformed, "wrong protocol tag \(String(decoding: frames[0].prefix(16), as: UTF8.self).debugDescription); expected REEL/1")
         }
         guard frames[1].count == 1, let kind = MessageKind(rawValue: frames[1][frames[1].startIndex]) else {
-            throw WireError("unknown message kind \(Array(frames[1].prefix(4)))")
+            throw WireError(.malformed, "unknown message kind \(Array(frames[1].prefix(4)))")
         }
         guard frames.count == 3 + kind.payloadFrames else {
-            throw WireError("\(kind) message of \(frames.count) frames; it has \(3 + kind.payloadFrames)")
+            throw WireError(.malformed, "\(kind) message of \(frames.count) frames; it has \(3 + kind.payloadFrames)")
         }
         guard frames[2].count <= WireLimits.maxHeaderBytes else {
-            throw WireError("\(kind) header of \(frames[2].count) bytes; at most \(WireLimits.maxHeaderBytes)")
+            throw WireError(.malformed, "\(kind) header of \(frames[2].count) bytes; at most \(WireLimits.maxHeaderBytes)")
         }
         self.kind = kind
         header = frames[2]
@@ -100,7 +118,7 @@ public struct Envelope: Sendable {
         do {
             return try M(serializedBytes: header)
         } catch {
-            throw WireError("\(kind) header is not a valid \(M.protoMessageName)")
+            throw WireError(.malformed, "\(kind) header is not a valid \(M.protoMessageName)")
         }
     }
 }
@@ -124,7 +142,7 @@ public enum LatentCodec {
     /// Decodes exactly `count` floats; any other length is a protocol violation.
     public static func decode(_ data: Data, count: Int) throws -> [Float] {
         guard count >= 0, count <= Int.max / 4, data.count == count * 4 else {
-            throw WireError("latent of \(data.count) bytes; its shape needs \(count.multipliedReportingOverflow(by: 4).partialValue)")
+            throw WireError(.latentSizeMismatch, "latent of \(data.count) bytes; its shape needs \(count.multipliedReportingOverflow(by: 4).partialValue)")
         }
         return [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
             #if _endian(little)

@@ -47,7 +47,7 @@ public final class FarmClient {
                                   isTimeout: true)
         }
         if reply.kind == .error { throw FarmClientError(try reply.decode(Reel_V1_ErrorReply.self).message) }
-        guard reply.kind == expected else { throw WireError("expected \(expected), the coordinator sent \(reply.kind)") }
+        guard reply.kind == expected else { throw WireError(.unexpectedMessage, "expected \(expected), the coordinator sent \(reply.kind)") }
         return reply
     }
 

@@ -234,7 +234,7 @@ public final class WorkerService: @unchecked Sendable {
                 try? socket.setLinger(milliseconds: Int32(worker.options.heartbeatInterval * 1000))
                 return false
             default:
-                throw WireError("\(envelope.kind) is not a message a worker accepts")
+                throw WireError(.unexpectedMessage, "\(envelope.kind) is not a message a worker accepts")
             }
             return true
         }
@@ -263,13 +263,13 @@ public final class WorkerService: @unchecked Sendable {
 
         func shardWork(_ assignment: Reel_V1_ShardAssignment, _ payloads: [Data]) throws -> ShardWork {
             let spec = assignment.spec
-            guard let sampler = Sampler(rawValue: spec.sampler) else { throw WireError("unknown sampler \(spec.sampler)") }
+            guard let sampler = Sampler(rawValue: spec.sampler) else { throw WireError(.invalidAssignment, "unknown sampler \(spec.sampler)") }
             guard assignment.stepBegin <= assignment.stepEnd, assignment.stepEnd <= spec.steps else {
-                throw WireError("steps \(assignment.stepBegin)..<\(assignment.stepEnd) do not lie within the job's \(spec.steps)")
+                throw WireError(.invalidAssignment, "steps \(assignment.stepBegin)..<\(assignment.stepEnd) do not lie within the job's \(spec.steps)")
             }
             let shape = [Int(assignment.shape.frames), Int(assignment.shape.channels), Int(assignment.shape.rows), Int(assignment.shape.columns)]
             guard let count = assignment.shape.count, count <= Int(WireLimits.maxMessageBytes / 4) else {
-                throw WireError("an assignment of shape \(assignment.shape.frames)x\(assignment.shape.channels)x\(assignment.shape.rows)x\(assignment.shape.columns) is larger than any message")
+                throw WireError(.invalidAssignment, "an assignment of shape \(assignment.shape.frames)x\(assignment.shape.channels)x\(assignment.shape.rows)x\(assignment.shape.columns) is larger than any message")
             }
             let latent = Tensor(shape: shape, scalars: try LatentCodec.decode(payloads[0], count: count))
             let state = assignment.carriesState ? Tensor(shape: shape, scalars: try LatentCodec.decode(payloads[1], count: count)) : nil

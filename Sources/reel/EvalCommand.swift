@@ -3,6 +3,7 @@ import Coordinator
 import Diffusion
 import Evaluation
 import Foundation
+import InProcessFarm
 import Media
 import Planning
 import Wire

@@ -2,6 +2,7 @@ import ArgumentParser
 import Coordinator
 import Diffusion
 import Foundation
+import InProcessFarm
 import Media
 import Planning
 import Wan

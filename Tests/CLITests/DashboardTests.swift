@@ -2,6 +2,7 @@ import Foundation
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
+import TestSupport
 import Testing
 
 /// The dashboard as a user sees it: headless Chromium (Debian's chromium, which `make test`
@@ -85,7 +86,9 @@ import Testing
         let queued = try farm.client(["submit", "a green circle moving down", "--frames", "40", "--steps", "30"])
         #expect(queued.status == 0, "\(queued.stderr)")
         try FaultTests.waitUntilBusy(farm, worker: "dash-w1", job: runningID)
-        Thread.sleep(forTimeInterval: 1.5)  // a few shards in: previews to show
+        try waitUntil("the running job has a preview", timeout: 30) {
+            try Self.fetch("\(base)/api/jobs/\(runningID)/preview/0", token: token).status == 200
+        }
 
         let dom = try Self.renderedPage("\(base)/#token=\(token)")
         #expect(dom.contains("<h1>Reel farm</h1>"))
@@ -111,7 +114,7 @@ import Testing
         #expect(try Self.fetch("\(base)/api/jobs/\(doneID)/video", token: token).status == 200)
         #expect(try Self.fetch("\(base)/api/jobs/\(runningID)/priority?value=7", method: "POST", token: token).status == 202)
         #expect(try Self.fetch("\(base)/api/jobs/\(runningID)/cancel", method: "POST", token: token).status == 202)
-        Thread.sleep(forTimeInterval: 0.6)
+        try waitUntil("the job is cancelled") { try farm.client(["status", runningID]).stdout.contains("cancelled") }
         let after = try Self.renderedPage("\(base)/#token=\(token)")
         #expect(after.contains("data-job=\"\(runningID)\" data-state=\"cancelled\""), "cancel from the page's API took effect")
         let status = try farm.client(["status", runningID]).stdout
@@ -138,11 +141,10 @@ import Testing
             .trimmingCharacters(in: .whitespacesAndNewlines)
         try FaultTests.waitUntilBusy(farm, worker: "m1", job: id)
         let early = try shardsCompleted()
-        Thread.sleep(forTimeInterval: 2)
-        let later = try shardsCompleted()
-        #expect(later > early, "shards completed went from \(early) to \(later)")
+        var later = early
+        try waitUntil("shards completed rises from \(early)", timeout: 60, interval: 0.1) { later = try shardsCompleted(); return later > early }
         _ = try farm.client(["cancel", id])
-        print("metrics during a render: reel_shards_completed_total \(Int(early)) → \(Int(later)) in 2 s")
+        print("metrics during a render: reel_shards_completed_total \(Int(early)) → \(Int(later))")
     }
 
     /// The token never rides in a URL; a browser trades it once for an HttpOnly, SameSite=Strict

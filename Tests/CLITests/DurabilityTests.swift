@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 import Wire
 
@@ -62,7 +63,9 @@ import Wire
         #expect(first.status == 0 && second.status == 0, "\(first.stderr)\(second.stderr)")
         let ids = [first, second].map { $0.stdout.trimmingCharacters(in: .whitespacesAndNewlines) }
         try Self.waitForProgress(farm, ids[0], fraction: 0.3)
-        Thread.sleep(forTimeInterval: 0.3)  // a checkpoint is written within moments of each result
+        try waitUntil("job \(ids[0]) has a checkpoint") {
+            FileManager.default.fileExists(atPath: "\(farm.directory)/data/jobs/\(ids[0]).checkpoint")
+        }
 
         let killed = Date()
         try farm.restartCoordinator()

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 import Wire
 
@@ -130,7 +131,6 @@ import Wire
         let cut = Date()
         _ = try farm.waitForLog(farm.coordinatorLog, containing: "worker ns-w1 removed", timeout: 30)
         let noticed = Date().timeIntervalSince(cut)
-        Thread.sleep(forTimeInterval: 1)
         try network.ip(["-n", network.worker(1), "link", "set", link, "up"])
         _ = try farm.waitForLog(farm.coordinatorLog, containing: "worker ns-w1 joined", timeout: 60)
         let counts = try Self.expectCleanOutputCountedOnce(id, on: farm)

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// Test hosts in network namespaces made (and removed) by the test itself: a coordinator in

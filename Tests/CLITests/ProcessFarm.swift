@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// A coordinator and workers as real `reel` processes, for tests. Everything it starts is
@@ -145,9 +146,4 @@ final class ProcessFarm {
         try process.run()
         return process
     }
-}
-
-struct TestFailure: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
 }

@@ -76,7 +76,7 @@ import Wire
         #expect(submitted.status == 0, "\(submitted.stderr)")
         let id = submitted.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         let watch = try farm.startClient(["watch", id] + alice, log: "watch.log")
-        Thread.sleep(forTimeInterval: 1)
+        _ = try farm.waitForLog("watch.log", containing: "\(id) waits:")  // connected, and answered once
         #expect(watch.isRunning, "watch ended before the revocation: \(farm.log("watch.log"))")
         #expect(try ReelCommand.run(["keys", "revoke", "client", "alice", "--data-dir", data], in: farm.directory).status == 0)
         let deadline = Date().addingTimeInterval(10)

@@ -12,7 +12,8 @@ import Wire
         let keys = KeyDirectory(dataDirectory: try ScratchFiles.directory(prefix: "reel-enrollment"))
         let first = try CurveKeyPair.generate(), second = try CurveKeyPair.generate()
         try keys.enroll(first.publicKey, name: "w1", as: .worker)
-        let watch = EnrollmentWatch(keys: keys)
+        let clock = ManualClock()
+        let watch = EnrollmentWatch(keys: keys, clock: clock)
         let w1 = "worker:w1:\(first.publicKey)", w2 = "worker:w2:\(second.publicKey)"
         #expect(watch.isEnrolled(w1) && watch.reads == 1, "an enrolled key is known from the first read")
 
@@ -21,7 +22,9 @@ import Wire
         #expect(watch.reads == 2)
 
         try keys.revoke("w1", as: .worker)
-        Thread.sleep(forTimeInterval: 1.1)
+        clock.advance(seconds: 0.9)
+        #expect(!watch.refreshIfDue(), "not read again within the second")
+        clock.advance(seconds: 0.2)
         #expect(watch.refreshIfDue(), "the keys are read again once a second")
         let before = watch.reads
         for _ in 0..<1000 { #expect(!watch.isEnrolled(w1), "a revoked key is refused") }

@@ -45,6 +45,7 @@ import Worker
         let context: ZMQContext
         let coordinator: CoordinatorServer
         let model: String
+        let events = Recorder<CoordinatorEvent>()
         private var workers: [WorkerService] = []
         private let threads = TestThreads()
 
@@ -54,6 +55,7 @@ import Worker
             var options = CoordinatorOptions(bind: ["inproc://reel-failures-\(UUID().uuidString)"], dataDirectory: TestModels.temporaryPath("data"))
             options.modelPathsAllowed = true
             options.shardTimeout = shardTimeout
+            options.observer = { [events] in events.append($0) }
             coordinator = try CoordinatorServer(options: options, context: context)
             run { [coordinator] in try coordinator.run() }
         }
@@ -83,11 +85,7 @@ import Worker
         }
 
         func waitForWorkers(_ count: Int) throws {
-            let deadline = Date().addingTimeInterval(20)
-            while coordinator.snapshot.workers.count < count {
-                guard Date() < deadline else { throw CoordinatorError("workers did not join") }
-                Thread.sleep(forTimeInterval: 0.02)
-            }
+            try waitUntil("\(count) workers join") { coordinator.snapshot.workers.count >= count }
         }
 
         deinit {
@@ -130,8 +128,9 @@ import Worker
         let (client, id) = try farm.submit(steps: 8)
         // Alone, the failing worker gets the first shard twice, and is then kept off the job,
         // which waits for a worker it may use.
-        while bad.value < 2 { Thread.sleep(forTimeInterval: 0.01) }
-        Thread.sleep(forTimeInterval: 0.3)
+        try waitUntil("the coordinator has taken both failures") {
+            farm.events.all.count { if case .shardFailed(_, _, "bad", _) = $0 { true } else { false } } == 2
+        }
         let waiting = try client.status(id).first
         #expect(waiting?.state == .running)
         #expect(waiting?.waiting.contains("failed 2 of this job's shards and is kept off it") == true, "\(waiting?.waiting ?? "")")
@@ -162,7 +161,7 @@ import Worker
         farm.startWorker("stuck", Self.stalling(stalled, seconds: 2))
         try farm.waitForWorkers(1)
         let (client, id) = try farm.submit(steps: 3)
-        while stalled.value == 0 { Thread.sleep(forTimeInterval: 0.01) }
+        try waitUntil("the stuck worker takes a shard") { stalled.value > 0 }
         farm.startWorker("good", Self.identity(good))
         let status = try client.wait(for: id, interval: 0.02)
         #expect(status.state == .done, "\(status.error)")

@@ -67,14 +67,6 @@ import Worker
             return spec
         }
 
-        func waitUntil(_ what: String, timeout: Double = 20, _ condition: () throws -> Bool) throws {
-            let deadline = Date().addingTimeInterval(timeout)
-            while try !condition() {
-                guard Date() < deadline else { throw CoordinatorError("timed out waiting until \(what)") }
-                Thread.sleep(forTimeInterval: 0.02)
-            }
-        }
-
         private func run(_ body: @escaping @Sendable () throws -> Void) { threads.run(body) }
 
         deinit {
@@ -114,7 +106,7 @@ import Worker
             while try ZMQSocket.poll([socket], milliseconds: 10_000) == [0] {
                 if try Envelope(frames: socket.receive()).kind == .statusReply { return }
             }
-            throw CoordinatorError("no status reply")
+            throw TestFailure("no status reply")
         }
 
         /// The next assignment within `seconds` (heartbeats are answered meanwhile), or nil.
@@ -151,7 +143,7 @@ import Worker
         let clean = try Self.cleanDigest { $0.spec() }
         let farm = try Farm { $0.maxShardAttempts = 100; $0.failuresBeforeBlocking = 100 }
         let mallory = try ScriptedWorker(farm, id: "mallory")
-        try farm.waitUntil("mallory joins") { farm.coordinator.snapshot.workers.count == 1 }
+        try waitUntil("mallory joins") { farm.coordinator.snapshot.workers.count == 1 }
         let client = try farm.client()
         let id = try client.submit(farm.spec())
 
@@ -199,14 +191,14 @@ import Worker
         forged.attempt = held.attempt &+ 1
         forged.error = "forged failure of an attempt it does not hold"
         try mallory.send(.result, forged, payloads: [Data(), Data()])
-        Thread.sleep(forTimeInterval: 0.3)
+        try mallory.roundTrip()  // both handled before mallory leaves
         // Mallory leaves holding a shard; an honest worker finishes the job.
         try mallory.send(.disconnect, Reel_V1_Disconnect.with { $0.reason = "done attacking" })
         farm.startHonestWorker("honest")
         let done = try client.wait(for: id, interval: 0.02)
         #expect(done.state == .done, "\(done.error)")
         #expect(done.latentDigest == clean, "the same bits as a clean run")
-        try farm.waitUntil("the done job's checkpoint is removed", timeout: 5) {
+        try waitUntil("the done job's checkpoint is removed", timeout: 5) {
             try FileManager.default.contentsOfDirectory(atPath: "\(farm.data)/jobs").allSatisfy { !$0.hasSuffix(".checkpoint") }
         }
         print("hostile results: \(attacks.count) poisoned answers each a failed attempt of their worker, a replayed and a forged one dropped; the job ended with the clean run's digest")
@@ -218,7 +210,7 @@ import Worker
     @Test func aResultOrFailureForAnotherWorkersShardIsDropped() throws {
         let farm = try Farm()
         let alice = try ScriptedWorker(farm, id: "alice"), mallory = try ScriptedWorker(farm, id: "mallory")
-        try farm.waitUntil("both join") { farm.coordinator.snapshot.workers.count == 2 }
+        try waitUntil("both join") { farm.coordinator.snapshot.workers.count == 2 }
         let client = try farm.client()
         let id = try client.submit(farm.spec(frames: 16, steps: 1))
         let (aliceShard, latent) = try #require(try alice.assignment())
@@ -228,10 +220,12 @@ import Worker
         try mallory.send(.result, forgedFailure, payloads: [Data(), Data()])
         try mallory.send(.result, Reel_V1_ShardResult(answering: aliceShard), payloads: [latent, Data()])
         try mallory.roundTrip()  // the coordinator has handled both by the time it answers this
-        Thread.sleep(forTimeInterval: 0.2)  // statistics are published at the end of the loop's turn
+        // Statistics are published at the end of a turn: one ended after the answer counts both.
+        let turns = farm.coordinator.statistics.turns
+        try waitUntil("a turn after the answer ends") { farm.coordinator.statistics.turns > turns }
         #expect(farm.coordinator.statistics.resultsAccepted == 0, "mallory's result for alice's shard was not taken")
         try alice.send(.result, Reel_V1_ShardResult(answering: aliceShard), payloads: [latent, Data()])
-        try farm.waitUntil("alice's own result is accepted") { farm.coordinator.statistics.resultsAccepted == 1 }
+        try waitUntil("alice's own result is accepted") { farm.coordinator.statistics.resultsAccepted == 1 }
         let status = try #require(try client.status(id).first)
         #expect(status.state == .running && status.error.isEmpty, "\(status)")
     }
@@ -242,7 +236,7 @@ import Worker
         let clean = try Self.cleanDigest { $0.spec(frames: 16, steps: 2) }
         let farm = try Farm()
         var greedy: ScriptedWorker? = try ScriptedWorker(farm, id: "greedy", credits: 1000)
-        try farm.waitUntil("greedy joins") { farm.coordinator.snapshot.workers.count == 1 }
+        try waitUntil("greedy joins") { farm.coordinator.snapshot.workers.count == 1 }
         let client = try farm.client()
         let id = try client.submit(farm.spec(frames: 16, steps: 2))
         var taken = 0
@@ -305,11 +299,11 @@ import Worker
     @Test func aMessageOverTheTotalLimitInManyFramesDropsItsSender() throws {
         let farm = try Farm()
         let mallory = try ScriptedWorker(farm, id: "mallory")
-        try farm.waitUntil("mallory joins") { farm.coordinator.snapshot.workers.count == 1 }
+        try waitUntil("mallory joins") { farm.coordinator.snapshot.workers.count == 1 }
         // 12 frames of 200 kB: each under the 1 MiB frame limit, 2.4 MB in all.
         let frames = [Envelope.protocolTag, Data([MessageKind.heartbeat.rawValue]), Data()] + (0..<9).map { _ in Data(count: 200_000) }
         try mallory.socket.send(frames)
-        try farm.waitUntil("mallory is dropped") { farm.coordinator.snapshot.workers.isEmpty }
+        try waitUntil("mallory is dropped") { farm.coordinator.snapshot.workers.isEmpty }
         #expect(try farm.client().status().isEmpty, "still serving")
     }
 
@@ -359,7 +353,7 @@ import Worker
         #expect(aliceState == .cancelled, "alice cancelled her own job; bob's attempt changed nothing before it")
         // A client key cannot work: its hello is ignored, and it is never listed as a worker.
         let impostor = try ScriptedWorker(farm, id: "impostor", security: .curveClient(pairs["alice"]!, serverPublicKey: server.publicKey))
-        Thread.sleep(forTimeInterval: 0.3)
+        try impostor.roundTrip()  // its hello has been handled (and ignored) by the time it is answered
         #expect(try root.workers().isEmpty)
         _ = impostor
         print("authorization: client/admin/worker x submit, status, list, fetch, cancel, workers as expected")

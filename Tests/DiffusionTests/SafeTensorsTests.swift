@@ -27,6 +27,10 @@ import Testing
         do { try body(); return "" } catch { return "\(error)" }
     }
 
+    func errorCode(_ body: () throws -> Void) -> SafeTensorsError.Code? {
+        do { try body(); return nil } catch { return (error as? SafeTensorsError)?.code }
+    }
+
     @Test func roundTripKeepsNamesShapesValuesAndMetadata() throws {
         let path = try writeSample()
         let file = try SafeTensorsFile(path: path)
@@ -45,18 +49,21 @@ import Testing
         let file = try SafeTensorsFile(path: try writeSample())
         let text = errorText { _ = try file.tensor("blocks.1.mlp.fc1.weight", shape: [2, 2]) }
         #expect(text.contains("missing tensor 'blocks.1.mlp.fc1.weight'"))
+        #expect(errorCode { _ = try file.tensor("blocks.1.mlp.fc1.weight", shape: [2, 2]) } == .missingTensor)
     }
 
     @Test func wrongShapeNamesTheTensorAndBothShapes() throws {
         let file = try SafeTensorsFile(path: try writeSample())
         let text = errorText { _ = try file.tensor("norm.bias", shape: [5]) }
         #expect(text.contains("'norm.bias'") && text.contains("[4]") && text.contains("[5]"))
+        #expect(errorCode { _ = try file.tensor("norm.bias", shape: [5]) } == .wrongShape)
     }
 
     @Test func truncatedDataNamesTheTensorAndOffset() throws {
         let raw = bytes(try writeSample())
         let text = errorText { _ = try SafeTensorsFile(path: write(Array(raw.dropLast(3)))) }
         #expect(text.contains("'norm.bias'") && text.contains("truncated") && text.contains("\(raw.count)"))
+        #expect(errorCode { _ = try SafeTensorsFile(path: write(Array(raw.dropLast(3)))) } == .truncated)
     }
 
     @Test func truncatedHeaderNamesTheOffset() throws {
@@ -72,6 +79,7 @@ import Testing
         raw[8] = UInt8(ascii: "#")
         let text = errorText { _ = try SafeTensorsFile(path: write(raw)) }
         #expect(text.contains("not valid JSON") && text.contains("bytes 8..<"))
+        #expect(errorCode { _ = try SafeTensorsFile(path: write(raw)) } == .corruptHeader)
     }
 
     @Test func offsetsOutsideTheFileAreCorrupt() throws {
@@ -94,6 +102,7 @@ import Testing
         raw += Array(header.utf8) + [0, 0, 0, 0]
         let text = errorText { _ = try SafeTensorsFile(path: write(raw)) }
         #expect(text.contains("'w'") && text.contains("corrupt"), "\(text)")
+        #expect(errorCode { _ = try SafeTensorsFile(path: write(raw)) } == .malformedEntry)
     }
 
     @Test func unknownDtypesAreRefusedByName() throws {
@@ -102,6 +111,7 @@ import Testing
         raw += Array(header.utf8) + [0, 0]
         let file = try SafeTensorsFile(path: write(raw))
         #expect(errorText { _ = try file.tensor("h", shape: [2]) }.contains("'h' has dtype F8_E4M3"))
+        #expect(errorCode { _ = try file.tensor("h", shape: [2]) } == .unsupportedDType)
     }
 
     /// F16 and BF16 widen to f32 exactly; I64 and I32 read as integers; a size that does not

@@ -124,13 +124,13 @@ import Wire
     @Test func wrongProtocolTagIsRejected() {
         var frames = valid
         frames[0] = Data("REEL/0".utf8)
-        #expect(throws: WireError.self) { try Envelope(frames: frames) }
+        #expect { try Envelope(frames: frames) } throws: { ($0 as? WireError)?.code == .malformed }
     }
 
     @Test func unknownKindIsRejected() {
         var frames = valid
         frames[1] = Data([200])
-        #expect(throws: WireError.self) { try Envelope(frames: frames) }
+        #expect { try Envelope(frames: frames) } throws: { ($0 as? WireError)?.code == .malformed }
     }
 
     @Test(arguments: [2, 4, 6])
@@ -138,7 +138,7 @@ import Wire
         var frames = valid
         while frames.count < count { frames.append(Data()) }
         let error = #expect(throws: WireError.self) { try Envelope(frames: Array(frames.prefix(count))) }
-        #expect(error != nil)
+        #expect(error?.code == .malformed)
         // An assignment must carry exactly its two payload frames.
         #expect(throws: WireError.self) { try Envelope(frames: Envelope(.assignment, Reel_V1_ShardAssignment(), payloads: [Data(), Data()]).frames.dropLast()) }
     }
@@ -148,11 +148,11 @@ import Wire
         frames[2] = Data([0xFF, 0xFF, 0xFF, 0xFF, 0x0F])
         let envelope = try Envelope(frames: frames)
         let error = #expect(throws: WireError.self) { try envelope.decode(Reel_V1_Heartbeat.self) }
-        #expect(error?.description.contains("reel.v1.Heartbeat") == true)
+        #expect(error?.code == .malformed && error?.description.contains("reel.v1.Heartbeat") == true)
     }
 
     @Test func latentOfTheWrongSizeIsRejected() throws {
-        #expect(throws: WireError.self) { try LatentCodec.decode(Data(count: 10), count: 3) }
+        #expect { try LatentCodec.decode(Data(count: 10), count: 3) } throws: { ($0 as? WireError)?.code == .latentSizeMismatch }
         #expect(try LatentCodec.decode(LatentCodec.encode([1, 2, 3]), count: 3) == [1, 2, 3])
     }
 }
