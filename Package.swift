@@ -51,7 +51,7 @@ let package = Package(
         .target(name: "Evaluation"),
         .target(name: "Wire", dependencies: ["CZeroMQ", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
                 exclude: ["Generated/README.md"]),
-        .target(name: "Worker", dependencies: ["Diffusion", "Wire", .product(name: "Logging", package: "swift-log")]),
+        .target(name: "Worker", dependencies: ["Diffusion", "Planning", "Wire", .product(name: "Logging", package: "swift-log")]),
         .target(name: "Coordinator", dependencies: ["Planning", "Diffusion", "Wire", "Media",
                                                     .product(name: "Logging", package: "swift-log"),
                                                     .product(name: "GRDB", package: "GRDB.swift"),

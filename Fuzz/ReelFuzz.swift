@@ -101,11 +101,13 @@ enum FuzzTarget: String, CaseIterable {
                                    width: 128, depth: 4, heads: 4, mlpRatio: 4,
                                    text: .init(width: 128, depth: 2, heads: 4, mlpRatio: 4, maxTokens: 32))
 
-    /// What a coordinator does with a submitted spec before accepting it.
+    static let vocabulary = try! Vocabulary(words: ["a", "small", "red", "circle", "moving", "left", "on", "gray", "background"])
+
+    /// What a coordinator does with a submitted spec before accepting it (an input video is
+    /// the `coordinator` target's; here it is said to have 8 frames).
     static func resolve(_ message: Reel_V1_JobSpec) {
         _ = JobLimits.isPackageName(message.model)
-        let spec = JobSpec(resolving: message, with: model)
-        guard (try? spec.validate(for: ModelShape(model))) != nil else { return }
+        guard let spec = try? SpecResolver(config: model, vocabulary: vocabulary).resolve(message, inputFrames: { _ in 8 }).spec else { return }
         _ = RenderPlan(spec: spec, model: ModelShape(model), channels: 3).regions.count
     }
 

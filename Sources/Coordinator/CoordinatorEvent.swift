@@ -21,8 +21,8 @@ public enum WorkerRemoval: Sendable, Equatable, CustomStringConvertible {
     case left(reason: String)
     /// It missed `liveness` heartbeats.
     case silent(heartbeats: Int)
-    /// Its key was revoked while it was connected.
-    case revoked
+    /// The key of the worker so enrolled was revoked while it was connected.
+    case revoked(name: String)
     /// Its messages broke the protocol, or were too large.
     case misbehaved(problem: String)
     /// The coordinator could not send to it.
@@ -34,7 +34,7 @@ public enum WorkerRemoval: Sendable, Equatable, CustomStringConvertible {
         switch self {
         case .left(let reason): "left: \(reason)"
         case .silent(let heartbeats): "silent for more than \(heartbeats) heartbeats"
-        case .revoked: "its key was revoked on the coordinator"
+        case .revoked(let name): "the key of worker \(name) was revoked on the coordinator"
         case .misbehaved(let problem): problem
         case .unreachable: "unreachable"
         case .registeredAgain: "said hello again"

@@ -1,5 +1,6 @@
 import Diffusion
 import Foundation
+import Media
 import Planning
 import Wire
 
@@ -39,28 +40,16 @@ extension CoordinatorServer {
             throw CoordinatorError(.tooManyActiveJobs, "client \(client) has \(active) unfinished jobs, the most this coordinator takes; wait for some to finish or cancel them")
         }
         let (config, vocabulary) = try model(request.spec.model)
-        var spec = JobSpec(resolving: request.spec, with: config)
-        let outputScale = max(1, Int(request.spec.outputScale))
-        guard outputScale <= JobLimits.maxOutputScale else {
-            throw CoordinatorError(.outputScaleOutOfRange, "output_scale \(outputScale) is out of range; use 1 to \(JobLimits.maxOutputScale)")
+        // Every field is checked before anything is computed from it; the input video is
+        // decoded only for a job that could run, and no further than the frames it asks for.
+        var decoded: RGBVideo?
+        let resolved = try SpecResolver(config: config, vocabulary: vocabulary).resolve(request.spec) { spec in
+            let maxFrames = request.spec.frames == 0 ? JobLimits.maxFrames : spec.frames
+            decoded = try InputVideo.frames(envelope.payloads[0], width: spec.width, height: spec.height, fps: spec.fps, maxFrames: maxFrames)
+            return decoded!.frameCount
         }
-        // Every field is checked before anything is computed from it; a job that takes its length
-        // from its input video is checked again once that length is known.
-        let lengthFromInput = request.spec.withInput && request.spec.frames == 0
-        if lengthFromInput { spec.frames = 1 }
-        try spec.validate(for: ModelShape(config))
-        var input: [Float]?
-        if request.spec.withInput {
-            let maxFrames = lengthFromInput ? JobLimits.maxFrames : spec.frames
-            let frames = try InputVideo.frames(envelope.payloads[0], width: spec.width, height: spec.height, fps: spec.fps, maxFrames: maxFrames)
-            if lengthFromInput { spec.frames = frames.frameCount }
-            guard spec.frames <= frames.frameCount else {
-                throw CoordinatorError(.inputTooShort, "frames \(spec.frames) is more than the input video has at \(spec.fps) fps (\(frames.frameCount))")
-            }
-            try spec.validate(for: ModelShape(config))
-            input = Array(frames.planar().prefix(spec.frames * 3 * spec.width * spec.height))
-        }
-        try spec.checkPrompts(with: vocabulary, maxTokens: config.text.maxTokens)
+        let spec = resolved.spec, outputScale = resolved.outputScale
+        let input = decoded.map { Array($0.planar().prefix(spec.frames * 3 * spec.width * spec.height)) }
         let id = "j" + String(UInt64.random(in: 0..<(1 << 48)), radix: 16)
         let job = FarmJob(id: id, client: client, spec: spec, outputScale: outputScale, model: ModelShape(config),
                           channels: config.channels, input: input, attemptIDs: AttemptIDs.random, clock: clock)

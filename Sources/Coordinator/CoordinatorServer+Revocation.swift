@@ -73,7 +73,7 @@ extension CoordinatorServer {
         switch peer.role {
         case .worker:
             send(.disconnect, Reel_V1_Disconnect.with { $0.reason = reason }, to: identity)
-            drop(identity, .revoked)
+            drop(identity, .revoked(name: peer.name))
         case .client, .admin:
             logger.warning("refused \(kind) from \(peer.role.rawValue) \(peer.name): \(reason)")
             send(.error, Reel_V1_ErrorReply.with { $0.message = "\(reason); its operator can enroll a new one (`reel keys enroll \(peer.role.rawValue)`)" }, to: identity)

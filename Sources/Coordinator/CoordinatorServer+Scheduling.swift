@@ -91,23 +91,7 @@ extension CoordinatorServer {
     }
 
     func send(_ assignment: ShardAssignment, of job: FarmJob, to peer: Data) {
-        let region = job.run.plan.regions[assignment.region], box = region.box
-        var message = Reel_V1_ShardAssignment()
-        message.jobID = job.id
-        message.region = UInt32(assignment.region)
-        message.stepBegin = UInt32(assignment.steps.lowerBound)
-        message.stepEnd = UInt32(assignment.steps.upperBound)
-        message.attempt = assignment.attempt
-        message.spec = job.spec.message()
-        message.spec.prompt = job.spec.prompt(for: region)  // a storyboard's shot
-        message.spec.shots = []
-        message.shape = Reel_V1_LatentShape(frames: box.frames.count, channels: job.run.plan.channels, rows: box.rows.count, columns: box.columns.count)
-        message.carriesState = assignment.state != nil
-        let place = job.spec.place(of: region)
-        message.placeFirstFrame = Int32(place.firstFrame)
-        message.placeVideoFrames = UInt32(place.videoFrames)
-        message.placeKeyframes = place.keyframes
-        let payloads = [LatentCodec.encode(assignment.latent), assignment.state.map(LatentCodec.encode) ?? Data()]
+        let (message, payloads) = job.run.message(for: assignment, job: job.id)
         workers[peer]!.credits -= 1
         workers[peer]!.inFlight[assignment.attempt] = ShardInFlight(
             job: job.id, region: assignment.region, attempt: assignment.attempt, stepBegin: message.stepBegin,

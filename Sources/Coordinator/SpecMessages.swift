@@ -2,9 +2,11 @@ import Diffusion
 import Planning
 import Wire
 
-/// Between Planning's JobSpec and its wire form.
+/// Between Planning's JobSpec and its wire form: the one place the two are mapped, field by
+/// field (SpecResolutionTests checks a round trip keeps every field).
 extension JobSpec {
-    /// A complete spec from a submission: fields left zero (or unset) take `config`'s defaults.
+    /// A complete spec from a request: fields left zero (or unset) take `JobDefaults`' or
+    /// `config`'s defaults. Unchecked: `SpecResolver` calls this, then checks the result.
     public init(resolving request: Reel_V1_JobSpec, with config: ModelConfig) {
         let window = request.window > 0 ? Int(request.window) : config.windowFrames
         self.init(prompt: request.prompt, model: request.model,
@@ -18,8 +20,9 @@ extension JobSpec {
                   shift: request.shift > 0 ? request.shift : config.defaults.shift,
                   seed: request.seed, window: window,
                   overlap: request.hasOverlap ? Int(request.overlap) : min(window - 1, config.defaultOverlap),
-                  syncInterval: request.syncInterval > 0 ? Int(request.syncInterval) : 1,
-                  priority: Int(request.priority), strength: request.withInput ? request.strength : 1)
+                  syncInterval: request.syncInterval > 0 ? Int(request.syncInterval) : JobDefaults.syncInterval,
+                  priority: Int(request.priority),
+                  strength: request.withInput ? (request.hasStrength ? request.strength : JobDefaults.strength) : 1)
         shots = request.shots.map { Shot(prompt: $0.prompt, frames: Int($0.frames)) }
         layoutStrength = request.hasLayoutStrength ? request.layoutStrength : config.defaults.layoutStrength ?? 1
         if request.frames == 0, !shots.isEmpty { frames = shots.reduce(0) { $0 + $1.frames } }

@@ -14,7 +14,7 @@ public struct LocalRenderer {
     /// and steps in all, summed over regions.
     public func render(_ spec: JobSpec, progress: (Int, Int) -> Void = { _, _ in }) throws -> Tensor {
         let config = runner.model.config
-        try spec.validate(for: ModelShape(config))
+        try spec.validate(for: ModelShape(config), samplers: Sampler.allCases.map(\.rawValue))
         _ = try runner.embedding(for: spec.prompt)
         let job = JobRun(spec: spec, model: ModelShape(config), channels: config.channels) {
             spec.initialNoise($0, channels: config.channels)
@@ -30,17 +30,11 @@ public struct LocalRenderer {
         return Tensor(shape: [spec.frames, config.channels, spec.height, spec.width], scalars: job.finalLatent())
     }
 
-    /// Runs one assignment of `job` on this process's shard runner.
+    /// Runs one assignment of `job` on this process's shard runner, put into the words a worker
+    /// is sent and read back as a worker reads them, so it is the farm's shard exactly.
     public func run(_ assignment: ShardAssignment, of job: JobRun, onStep: (Int) -> Void = { _ in }) throws -> ShardResult {
-        let (sampler, schedule) = try job.spec.samplerSettings()
-        let region = job.plan.regions[assignment.region], box = region.box
-        let shape = [box.frames.count, job.plan.channels, box.rows.count, box.columns.count]
-        let place = job.spec.place(of: region)
-        let work = ShardWork(prompt: job.spec.prompt(for: region), sampler: sampler, schedule: schedule, guidance: job.spec.guidance,
-                             place: WindowPlace(firstFrame: place.firstFrame, videoFrames: place.videoFrames, keyframes: place.keyframes),
-                             steps: assignment.steps, latent: Tensor(shape: shape, scalars: assignment.latent),
-                             state: Sampler.State(previousPrediction: assignment.state.map { Tensor(shape: shape, scalars: $0) }))
-        let (latent, state) = try runner.run(work, onStep: onStep)
+        let (header, payloads) = job.message(for: assignment, job: "local")
+        let (latent, state) = try runner.run(try ShardWork(assignment: header, payloads: payloads), onStep: onStep)
         return ShardResult(region: assignment.region, steps: assignment.steps, attempt: assignment.attempt,
                            latent: latent.scalars, state: state.previousPrediction?.scalars)
     }

@@ -151,7 +151,6 @@ public enum JobLimits {
     public static let maxShift: Float = 20
     public static let maxFPS = 240
     public static let maxPromptCharacters = 2000
-    public static let samplers = ["euler", "heun", "dpm++2m"]
     /// frames × width × height: bounds the latent a coordinator holds for one job (1.5 GiB).
     public static let maxSamples = 1 << 27
     public static let maxModelNameCharacters = 64
@@ -185,8 +184,9 @@ public struct SpecError: Error, Sendable, Equatable, CustomStringConvertible {
 }
 
 extension JobSpec {
-    /// Checks every field against the model and `JobLimits`; throws `SpecError` naming each bad one.
-    public func validate(for model: ModelShape) throws {
+    /// Checks every field against the model and `JobLimits`, the sampler against those the
+    /// diffusion core has; throws `SpecError` naming each bad one.
+    public func validate(for model: ModelShape, samplers: [String]) throws {
         var problems: [SpecProblem] = []
         func check(_ ok: Bool, _ field: String, _ problem: @autoclosure () -> String) {
             if !ok { problems.append(SpecProblem(field: field, problem: problem())) }
@@ -224,7 +224,7 @@ extension JobSpec {
         }
         check((1...JobLimits.maxFPS).contains(fps), "fps", "\(fps) is out of range; use 1 to \(JobLimits.maxFPS)")
         check((1...JobLimits.maxSteps).contains(steps), "steps", "\(steps) is out of range; use 1 to \(JobLimits.maxSteps)")
-        check(JobLimits.samplers.contains(sampler), "sampler", "\(sampler) is unknown; use one of \(JobLimits.samplers.joined(separator: ", "))")
+        check(samplers.contains(sampler), "sampler", "\(sampler) is unknown; use one of \(samplers.joined(separator: ", "))")
         check(guidance.isFinite && (0...JobLimits.maxGuidance).contains(guidance), "guidance", "\(guidance) is out of range; use 0 to \(JobLimits.maxGuidance) (1 means no guidance)")
         check(shift.isFinite && shift > 0 && shift <= JobLimits.maxShift, "shift", "\(shift) is out of range; use above 0 to \(JobLimits.maxShift)")
         check((1...model.windowFrames).contains(window), "window", "\(window) is out of range; use 1 to the model's window (\(model.windowFrames))")

@@ -78,7 +78,9 @@ public struct Envelope: Sendable {
     /// a version-3 worker would read none of it.
     /// Version 5 adds `place_keyframes` for a layout window's keyframes, which a version-4
     /// worker would render to a `frame_stride` model as consecutive frames.
-    public static let protocolVersion: UInt32 = 5
+    /// Version 6 sends a shard's `ShardSpec` (model, prompt, sampler, steps, shift, guidance)
+    /// instead of the whole job's spec, which a version-5 worker would not find.
+    public static let protocolVersion: UInt32 = 6
 
     public let kind: MessageKind
     public let header: Data

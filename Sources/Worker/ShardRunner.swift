@@ -1,26 +1,5 @@
 import Diffusion
 
-/// One shard's work: denoise a region's latent through a range of sampler steps.
-public struct ShardWork: Sendable {
-    public var prompt: String
-    public var sampler: Sampler
-    public var schedule: FlowSchedule
-    public var guidance: Float
-    /// Where the region lies in the whole video (read by a model with `frame_phase`,
-    /// `video_progress` or `frame_stride`).
-    public var place: WindowPlace
-    public var steps: Range<Int>
-    /// The region's fused latent at `steps.lowerBound`, [frames, channels, rows, columns].
-    public var latent: Tensor
-    public var state: Sampler.State
-
-    public init(prompt: String, sampler: Sampler, schedule: FlowSchedule, guidance: Float, place: WindowPlace,
-                steps: Range<Int>, latent: Tensor, state: Sampler.State) {
-        self.prompt = prompt; self.sampler = sampler; self.schedule = schedule; self.guidance = guidance
-        self.place = place; self.steps = steps; self.latent = latent; self.state = state
-    }
-}
-
 /// Runs shards with one model, caching prompt embeddings: every shard of a job shares its prompt.
 public final class ShardRunner {
     public let model: Model

@@ -245,7 +245,7 @@ public final class WorkerService: @unchecked Sendable {
             defer { current = nil }
             var result = Reel_V1_ShardResult(answering: assignment)
             do {
-                let work = try shardWork(assignment, payloads)
+                let work = try ShardWork(assignment: assignment, payloads: payloads)
                 let output = try worker.compute(work, model: assignment.spec.model, onStep: { step in
                     self.current?.steps = step + 1 - Int(assignment.stepBegin)
                     self.heartbeatIfDue()
@@ -259,26 +259,6 @@ public final class WorkerService: @unchecked Sendable {
                 result.error = "\(error)"
                 send(.result, result, payloads: [Data(), Data()])
             }
-        }
-
-        func shardWork(_ assignment: Reel_V1_ShardAssignment, _ payloads: [Data]) throws -> ShardWork {
-            let spec = assignment.spec
-            guard let sampler = Sampler(rawValue: spec.sampler) else { throw WireError(.invalidAssignment, "unknown sampler \(spec.sampler)") }
-            guard assignment.stepBegin <= assignment.stepEnd, assignment.stepEnd <= spec.steps else {
-                throw WireError(.invalidAssignment, "steps \(assignment.stepBegin)..<\(assignment.stepEnd) do not lie within the job's \(spec.steps)")
-            }
-            let shape = [Int(assignment.shape.frames), Int(assignment.shape.channels), Int(assignment.shape.rows), Int(assignment.shape.columns)]
-            guard let count = assignment.shape.count, count <= Int(WireLimits.maxMessageBytes / 4) else {
-                throw WireError(.invalidAssignment, "an assignment of shape \(assignment.shape.frames)x\(assignment.shape.channels)x\(assignment.shape.rows)x\(assignment.shape.columns) is larger than any message")
-            }
-            let latent = Tensor(shape: shape, scalars: try LatentCodec.decode(payloads[0], count: count))
-            let state = assignment.carriesState ? Tensor(shape: shape, scalars: try LatentCodec.decode(payloads[1], count: count)) : nil
-            return ShardWork(prompt: spec.prompt, sampler: sampler, schedule: FlowSchedule(steps: Int(spec.steps), shift: spec.shift),
-                             guidance: spec.guidance,
-                             place: WindowPlace(firstFrame: Int(assignment.placeFirstFrame), videoFrames: Int(assignment.placeVideoFrames),
-                                                keyframes: assignment.placeKeyframes),
-                             steps: Int(assignment.stepBegin)..<Int(assignment.stepEnd),
-                             latent: latent, state: Sampler.State(previousPrediction: state))
         }
 
         func heartbeatIfDue() {

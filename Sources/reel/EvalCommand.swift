@@ -144,8 +144,7 @@ struct Eval: ParsableCommand {
             if let layoutStrength { $0.layoutStrength = layoutStrength }
             $0.outputScale = 1
         }
-        let spec = JobSpec(resolving: request, with: loaded.config)
-        try spec.validate(for: ModelShape(loaded.config))
+        let spec = try SpecResolver(model: loaded).resolve(request).spec
 
         let cores = ProcessInfo.processInfo.activeProcessorCount
         ComputeThreads.set(1)

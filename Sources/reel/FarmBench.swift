@@ -58,13 +58,13 @@ struct FarmBench: ParsableCommand {
 
     func run() throws {
         LogSetup.start(level: .warning)
-        let config = try Model(named: model).config
+        let loaded = try Model(named: model)
+        let config = loaded.config
         var job = Reel_V1_JobSpec.with {
             $0.prompt = "a red circle moving right"; $0.model = model; $0.frames = UInt32(frames)
             $0.steps = UInt32(steps); $0.seed = 1; $0.outputScale = 1
         }
-        let spec = JobSpec(resolving: job, with: config)
-        try spec.validate(for: ModelShape(config))
+        let spec = try SpecResolver(model: loaded).resolve(job).spec
         let plan = RenderPlan(spec: spec, model: ModelShape(config))
 
         let one = try Self.timeJob(job, workerProcesses: 1)

@@ -35,7 +35,7 @@ struct JobOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: "Classifier-free guidance scale; 1 follows the prompt without guidance (default: the model's).")
     var guidance: Float?
 
-    @Option(parsing: .unconditional, help: "Noise seed, a whole number from 0; the same seed and options render the same video (default: 0).",
+    @Option(parsing: .unconditional, help: "Noise seed, a whole number from 0; the same seed and options render the same video (default: \(JobDefaults.seed)).",
             transform: JobOptions.seed(from:))
     var seed: UInt64?
 
@@ -48,19 +48,19 @@ struct JobOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: "Frames shared by neighbouring chunks (default: the model's, else a quarter of the window).")
     var overlap: Int?
 
-    @Option(parsing: .unconditional, help: "Steps between fusions of neighbouring chunks and tiles (default: 1).")
+    @Option(parsing: .unconditional, help: "Steps between fusions of neighbouring chunks and tiles (default: \(JobDefaults.syncInterval)).")
     var syncInterval: Int?
 
     @Option(help: "Model name or package directory, or a Wan 2.1 Diffusers folder for `reel render` (docs/models.md) (default: \(ModelPackage.defaultModel)).")
     var model: String?
 
-    @Option(parsing: .unconditional, help: "Enlarge each frame N times in the file, libswscale bicubic (default: 4).")
+    @Option(parsing: .unconditional, help: "Enlarge each frame N times in the file, libswscale bicubic (default: \(JobDefaults.outputScale)).")
     var scale: Int?
 
     @Option(help: "Re-render this video (any file FFmpeg reads): it is scaled to the canvas, resampled to the fps, and denoised from its noised frames (SDEdit).")
     var input: String?
 
-    @Option(parsing: .unconditional, help: "With --input: how much to redo, 0 keeping the input and 1 ignoring it (default: 0.6).")
+    @Option(parsing: .unconditional, help: "With --input: how much to redo, 0 keeping the input and 1 ignoring it (default: \(JobDefaults.strength)).")
     var strength: Float?
 
     @Option(parsing: .unconditional, help: "For a video longer than one chunk: how much of the denoising its chunks redo over a layout pass, which first renders each shot whole as one window so that the chunks agree where objects go; 1 renders no layout pass (default: the model's).")
@@ -76,12 +76,9 @@ struct JobOptions: ParsableArguments {
         return seed
     }
 
-    // Render options without a model-dependent default are optional all the same, so that a
-    // flag given beside a job file is seen even when its value is the default.
-    static let defaultSeed: UInt64 = 0
-    static let defaultSyncInterval = 1
-    static let defaultScale = 4
-    static let defaultStrength: Float = 0.6
+    // Every render option is optional, so that a flag given beside a job file is seen even
+    // when its value is the default; options left out stay unset in the request, and take
+    // their defaults (Planning's JobDefaults, or the model's) where the spec is resolved.
 
     /// Largest input file a coordinator accepts by default (its message limit is 64 MiB).
     static let maxInputBytes = 60 << 20
@@ -90,7 +87,7 @@ struct JobOptions: ParsableArguments {
     /// file fails before anything is sent.
     func loadInput(fps: Int) throws -> (bytes: Data, frames: Int)? {
         guard let input else { return nil }
-        let strength = strength ?? Self.defaultStrength
+        let strength = strength ?? JobDefaults.strength
         guard (0...1).contains(strength) else { throw UserError("--strength \(strength) is out of range; use 0 to 1") }
         guard let bytes = FileManager.default.contents(atPath: input) else {
             throw UserError("--input \(input): no such file, or not readable")
@@ -141,8 +138,9 @@ struct JobOptions: ParsableArguments {
         guard !prompt.allSatisfy(\.isWhitespace) else {
             throw UserError("prompt is empty; describe the video in words the model knows, e.g. \"a small red circle moving left on a gray background\", or give a job file")
         }
-        let scale = scale ?? Self.defaultScale
-        guard (1...16).contains(scale) else { throw UserError("--scale \(scale) is out of range; use 1 to 16") }
+        if let scale, !(1...JobLimits.maxOutputScale).contains(scale) {
+            throw UserError("--scale \(scale) is out of range; use 1 to \(JobLimits.maxOutputScale)")
+        }
         return try Reel_V1_JobSpec.with { spec in
             spec.prompt = prompt
             spec.model = model ?? ModelPackage.defaultModel
@@ -160,18 +158,18 @@ struct JobOptions: ParsableArguments {
                 guard shift > 0 else { throw UserError("--shift \(shift) must be above 0") }
                 spec.shift = shift
             }
-            spec.seed = seed ?? Self.defaultSeed
+            if let seed { spec.seed = seed }
             spec.window = try Self.count(window, "--window")
             if let overlap {
                 guard overlap >= 0 && overlap <= Int(UInt32.max) else { throw UserError("--overlap \(overlap) is out of range; use 0 to the window - 1") }
                 spec.overlap = UInt32(overlap)
             }
-            spec.syncInterval = try Self.count(syncInterval ?? Self.defaultSyncInterval, "--sync-interval")
+            spec.syncInterval = try Self.count(syncInterval, "--sync-interval")
             spec.priority = try Self.priority(priority)
-            spec.outputScale = UInt32(scale)
+            if let scale { spec.outputScale = UInt32(scale) }
             if input != nil {
                 spec.withInput = true
-                spec.strength = strength ?? Self.defaultStrength
+                if let strength { spec.strength = strength }
             } else if strength != nil {
                 throw UserError("--strength applies only with --input VIDEO; add --input or drop --strength")
             }

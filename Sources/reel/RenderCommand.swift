@@ -48,14 +48,13 @@ struct Render: ParsableCommand {
         try OutputPath.check(output, extension: "mp4", flag: "--output")
         if let contactSheet { try OutputPath.check(contactSheet, extension: "png", flag: "--contact-sheet") }
         let model = try Model(named: request.model)
-        var spec = JobSpec(resolving: request, with: model.config)
-        let input = try job.loadInput(fps: spec.fps)
-        if let input, request.frames == 0 { spec.frames = input.frames }
-        try spec.validate(for: ModelShape(model.config))
-        if let input, spec.frames > input.frames {
-            throw UserError("--frames \(spec.frames) is more than --input has at \(spec.fps) fps (\(input.frames))")
+        // Resolved here as the coordinator will resolve it, so a bad job fails before any work.
+        var input: (bytes: Data, frames: Int)?
+        let resolved = try SpecResolver(model: model).resolve(request) { spec in
+            input = try job.loadInput(fps: spec.fps)
+            return input!.frames
         }
-        try spec.checkPrompts(with: model.vocabulary, maxTokens: model.config.text.maxTokens)  // before any work
+        let spec = resolved.spec
         let plan = RenderPlan(spec: spec, model: ModelShape(model.config))
 
         // One worker per core, but no more workers than regions can run at once; each gets an
@@ -76,7 +75,7 @@ struct Render: ParsableCommand {
         guard status.state == .done else { throw UserError("render \(status.state.word): \(status.error)") }
         let (_, video) = try client.fetch(id)
         try OutputPath.write(video, to: output)
-        print("wrote \(output): \(spec.frames) frames, \(spec.width * Int(request.outputScale))x\(spec.height * Int(request.outputScale)), \(spec.fps) fps, \(String(format: "%.2f", Double(spec.frames) / Double(spec.fps))) s")
+        print("wrote \(output): \(spec.frames) frames, \(spec.width * resolved.outputScale)x\(spec.height * resolved.outputScale), \(spec.fps) fps, \(String(format: "%.2f", Double(spec.frames) / Double(spec.fps))) s")
         try writeStills(of: output, width: spec.width, height: spec.height)
         if !spec.shots.isEmpty {
             print("storyboard: " + plan.chunks.enumerated().map { "chunk \($0.offset + 1) (frames \($0.element.lowerBound)-\($0.element.upperBound - 1)): \(spec.prompt(forChunk: $0.element))" }.joined(separator: "; "))

@@ -1,6 +1,7 @@
 import Diffusion
 import Foundation
 import Media
+import Planning
 import Wan
 
 /// `reel render --model DIR` for a Wan 2.1 model: the text encoder, the transformer's guided
@@ -45,8 +46,8 @@ struct WanRender {
         var request = WanRequest(
             prompt: job.prompt, negativePrompt: job.negativePrompt, width: size.0, height: size.1,
             frames: job.frames ?? WanRequest.defaultFrames, steps: job.steps ?? WanRequest.defaultSteps,
-            guidance: job.guidance ?? WanRequest.defaultGuidance, shift: job.shift.map(Double.init), seed: job.seed ?? JobOptions.defaultSeed,
-            sampler: sampler, strength: job.strength ?? JobOptions.defaultStrength)
+            guidance: job.guidance ?? WanRequest.defaultGuidance, shift: job.shift.map(Double.init), seed: job.seed ?? JobDefaults.seed,
+            sampler: sampler, strength: job.strength ?? JobDefaults.strength)
         let pipeline = WanPipeline(model: model, releasesTextEncoder: true)
         try pipeline.validate(request)      // the size is checked before any video is scaled to it
         if let path = job.input {

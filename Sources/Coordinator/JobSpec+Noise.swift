@@ -1,22 +1,8 @@
 import Diffusion
 import Planning
 
-extension ModelShape {
-    public init(_ config: ModelConfig) {
-        self.init(canvasWidth: config.canvasWidth, canvasHeight: config.canvasHeight,
-                  windowFrames: config.windowFrames, patch: config.patch, fps: config.fps, keyframeLayouts: config.frameStride)
-    }
-}
-
+/// A job's starting latents: the seed's noise, and an input video noised to its first step.
 extension JobSpec {
-    /// The sampler, schedule and guidance the spec names, as the diffusion core takes them.
-    public func samplerSettings() throws -> (sampler: Sampler, schedule: FlowSchedule) {
-        guard let sampler = Sampler(rawValue: sampler) else {
-            throw SpecError(problems: [SpecProblem(field: "sampler", problem: "\(self.sampler) is unknown")])
-        }
-        return (sampler, FlowSchedule(steps: steps, shift: shift))
-    }
-
     /// The seed's noise over one box of the video: the step-0 latent of a region.
     public func initialNoise(_ box: Box, channels: Int) -> [Float] {
         NoiseField(seed: seed).tensor(step: 0, frames: box.frames, channels: channels,
