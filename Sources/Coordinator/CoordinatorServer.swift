@@ -75,8 +75,7 @@ public struct CoordinatorStatistics: Sendable {
 public final class CoordinatorServer: @unchecked Sendable {
     public let options: CoordinatorOptions
     let context: ZMQContext
-    let router: ZMQSocket
-    let monitor: ZMQSocket
+    let router, monitor: ZMQSocket
     var zap: ZAPHandler?
     /// Under CURVE: the enrolled keys as last read, to close connections whose key was revoked.
     var enrollment: EnrollmentWatch?
@@ -653,9 +652,5 @@ public struct CoordinatorError: Error, CustomStringConvertible, Equatable {
 
     public let code: Code
     public let description: String
-
-    public init(_ code: Code, _ description: String) {
-        self.code = code
-        self.description = description
-    }
+    public init(_ code: Code, _ description: String) { (self.code, self.description) = (code, description) }
 }

@@ -50,8 +50,7 @@ final class FarmJob {
         }
     }
 
-    let id: String
-    let client: String
+    let id, client: String
     let spec: JobSpec
     let outputScale: Int
     let run: JobRun
@@ -162,8 +161,7 @@ struct ShardInFlight {
     let job: String
     let region: Int
     let attempt: UInt64
-    let stepBegin: UInt32
-    let stepEnd: UInt32
+    let stepBegin, stepEnd: UInt32
     let shape: Reel_V1_LatentShape
     let assignedAt: ContinuousClock.Instant
 }

@@ -3,12 +3,10 @@ import Planning
 /// Work handed to a worker: a region, a step range, and the fused latent to start from. The
 /// attempt id is a fencing token: only the latest attempt's result for a shard counts.
 public struct ShardAssignment: Sendable, Equatable {
-    public let region: Int
-    public let steps: Range<Int>
-    public let attempt: UInt64
-    public let latent: [Float]
-    /// Multistep sampler state (DPM-Solver++'s previous data prediction), fused like the latent.
-    public let state: [Float]?
+    public let region: Int, steps: Range<Int>, attempt: UInt64
+    /// The fused latent, and the multistep sampler state (DPM-Solver++'s previous data
+    /// prediction), fused like it.
+    public let latent: [Float], state: [Float]?
 }
 
 /// A worker's answer to an assignment.
@@ -322,9 +320,5 @@ public struct CheckpointError: Error, CustomStringConvertible, Equatable {
 
     public let code: Code
     public let description: String
-
-    public init(_ code: Code, _ description: String) {
-        self.code = code
-        self.description = description
-    }
+    public init(_ code: Code, _ description: String) { (self.code, self.description) = (code, description) }
 }

@@ -4,16 +4,12 @@ import Wire
 
 /// One job as the store keeps it: enough to rebuild it after a restart.
 struct StoredJob: Equatable {
-    var id: String
-    /// Who submitted it: the client's enrolled name under CURVE, its connection otherwise.
-    var client: String
-    var idempotencyKey: String
+    /// `client`: who submitted it, the client's enrolled name under CURVE, its connection otherwise.
+    var id, client, idempotencyKey: String
     /// The resolved spec, as the wire's JobSpec bytes (output scale included).
     var spec: Data
     var state: String
-    var error: String = ""
-    var outputPath: String = ""
-    var latentDigest: String = ""
+    var error = "", outputPath = "", latentDigest = ""
     var submittedMs: Int64
     var finishedSeconds: Double?
     /// Steps done at the last checkpoint, for status after a restart.

@@ -5,18 +5,8 @@ import Wire
 /// The JSON the dashboard polls: what a person watching the farm needs, nothing more.
 struct FarmView: Encodable {
     struct Job: Encodable {
-        let id: String
-        let state: String
-        let prompt: String
-        let priority: Int
-        let frames: Int
-        let width: Int
-        let height: Int
-        let steps: Int
-        let stepsDone: Int
-        let stepsTotal: Int
-        let chunks: Int
-        let tiles: Int
+        let id, state, prompt: String
+        let priority, frames, width, height, steps, stepsDone, stepsTotal, chunks, tiles: Int
         /// Per region of the video (chunk-major, then tile), the last step it finished: the
         /// chunk-by-step map.
         let regionSteps: [Int]
@@ -37,12 +27,8 @@ struct FarmView: Encodable {
     }
 
     struct Worker: Encodable {
-        let id: String
-        let host: String
-        let state: String
-        let job: String
-        let region: Int
-        let threads: Int
+        let id, host, state, job: String
+        let region, threads: Int
         let models: [String]
         let heartbeatAgeSeconds: Double
         let shardsCompleted: Int

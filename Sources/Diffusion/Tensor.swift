@@ -40,6 +40,18 @@ public struct Tensor: Sendable, Equatable {
     }
 }
 
+/// The scalars of four tensors at once, for kernels that fill several buffers in turn
+/// (an attention's queries, keys, values and output).
+public func withUnsafeMutablePointers<R>(_ a: inout Tensor, _ b: inout Tensor, _ c: inout Tensor, _ d: inout Tensor,
+                                         _ body: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>,
+                                                  UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>) throws -> R) rethrows -> R {
+    try a.withUnsafeMutablePointer { pa in
+        try b.withUnsafeMutablePointer { pb in
+            try c.withUnsafeMutablePointer { pc in try d.withUnsafeMutablePointer { pd in try body(pa, pb, pc, pd) } }
+        }
+    }
+}
+
 extension Tensor: CustomStringConvertible {
     /// A short summary; a test failure or log line should not print a million values.
     public var description: String {

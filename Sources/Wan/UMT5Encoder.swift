@@ -69,18 +69,12 @@ public final class UMT5Encoder: @unchecked Sendable {
                     update.withUnsafeMutablePointer { upd in
                         np.update(from: hp, count: length * d)
                         WanKernels.rmsNorm(np, rows: length, width: d, weight: layer.attentionNorm, epsilon: eps)
-                        q.withUnsafeMutablePointer { qp in
-                            k.withUnsafeMutablePointer { kp in
-                                v.withUnsafeMutablePointer { vp in
-                                    mixed.withUnsafeMutablePointer { mp in
-                                        layer.q.apply(np, rows: length, into: qp)
-                                        layer.k.apply(np, rows: length, into: kp)
-                                        layer.v.apply(np, rows: length, into: vp)
-                                        attend(qp, kp, vp, into: mp, length: length, layer: layer, buckets: buckets)
-                                        layer.o.apply(mp, rows: length, into: upd)
-                                    }
-                                }
-                            }
+                        withUnsafeMutablePointers(&q, &k, &v, &mixed) { qp, kp, vp, mp in
+                            layer.q.apply(np, rows: length, into: qp)
+                            layer.k.apply(np, rows: length, into: kp)
+                            layer.v.apply(np, rows: length, into: vp)
+                            attend(qp, kp, vp, into: mp, length: length, layer: layer, buckets: buckets)
+                            layer.o.apply(mp, rows: length, into: upd)
                         }
                         Kernels.add(upd, to: hp, count: length * d)
 

@@ -186,26 +186,20 @@ public final class WanTransformer: @unchecked Sendable {
                            q: inout Tensor, k: inout Tensor, v: inout Tensor, mixed: inout Tensor,
                            into result: UnsafeMutablePointer<Float>) {
         let d = config.width, heads = config.numAttentionHeads, eps = Float(config.eps)
-        q.withUnsafeMutablePointer { qp in
-            k.withUnsafeMutablePointer { kp in
-                v.withUnsafeMutablePointer { vp in
-                    p.q.apply(x, rows: rows, into: qp)
-                    p.k.apply(source, rows: keyRows, into: kp)
-                    p.v.apply(source, rows: keyRows, into: vp)
-                    WanKernels.rmsNorm(qp, rows: rows, width: d, weight: p.normQ, epsilon: eps)
-                    WanKernels.rmsNorm(kp, rows: keyRows, width: d, weight: p.normK, epsilon: eps)
-                    if let rotary {
-                        rotary.apply(qp, rows: rows, heads: heads, width: d)
-                        rotary.apply(kp, rows: keyRows, heads: heads, width: d)
-                    }
-                    mixed.withUnsafeMutablePointer { mp in
-                        SelfAttention.attend(queries: qp, queryStride: d, keys: kp, values: vp, keyStride: d,
-                                             output: mp, outputStride: d, width: d, heads: heads, layout: layout,
-                                             keyLength: { _ in keyLength }, keyFirstRow: keyFirstRow, keyRowStride: 1)
-                        p.out.apply(mp, rows: rows, into: result)
-                    }
-                }
+        withUnsafeMutablePointers(&q, &k, &v, &mixed) { qp, kp, vp, mp in
+            p.q.apply(x, rows: rows, into: qp)
+            p.k.apply(source, rows: keyRows, into: kp)
+            p.v.apply(source, rows: keyRows, into: vp)
+            WanKernels.rmsNorm(qp, rows: rows, width: d, weight: p.normQ, epsilon: eps)
+            WanKernels.rmsNorm(kp, rows: keyRows, width: d, weight: p.normK, epsilon: eps)
+            if let rotary {
+                rotary.apply(qp, rows: rows, heads: heads, width: d)
+                rotary.apply(kp, rows: keyRows, heads: heads, width: d)
             }
+            SelfAttention.attend(queries: qp, queryStride: d, keys: kp, values: vp, keyStride: d,
+                                 output: mp, outputStride: d, width: d, heads: heads, layout: layout,
+                                 keyLength: { _ in keyLength }, keyFirstRow: keyFirstRow, keyRowStride: 1)
+            p.out.apply(mp, rows: rows, into: result)
         }
     }
 

@@ -59,11 +59,7 @@ public struct WireError: Error, CustomStringConvertible, Equatable {
 
     public let code: Code
     public let description: String
-
-    public init(_ code: Code, _ description: String) {
-        self.code = code
-        self.description = description
-    }
+    public init(_ code: Code, _ description: String) { (self.code, self.description) = (code, description) }
 }
 
 /// One message as frames: the protocol tag, the kind, a protobuf header, then the payloads.

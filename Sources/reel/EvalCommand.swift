@@ -65,20 +65,15 @@ struct Eval: ParsableCommand {
 
     struct Report: Encodable {
         var model: String
-        var videos: Int
-        var frames: Int
+        var videos, frames: Int
         /// Frames neighbouring chunks share; only a video longer than the window has chunks.
         var overlap: Int
         /// How much of the denoising the chunks redo over the layout pass; 1 when there is none.
         var layoutStrength: Float
         /// Window-long segments scored: one a video unless --frames exceeds the window.
         var segments: Int
-        var steps: Int
-        var sampler: String
-        var guidance: Float
-        var color: Double
-        var motion: Double
-        var background: Double
+        var steps: Int, sampler: String, guidance: Float
+        var color, motion, background: Double
         var motionByKind: [String: Double]
         /// With --frames beyond the window: each video scored once more as a whole, its first
         /// frames against its last, as a video of one window is; nil otherwise.
@@ -93,9 +88,7 @@ struct Eval: ParsableCommand {
     }
 
     struct Adherence: Encodable {
-        var color: Double
-        var motion: Double
-        var background: Double
+        var color, motion, background: Double
 
         init(_ scores: [Scorer.Score]) {
             let fraction = { (keep: (Scorer.Score) -> Bool) in Double(scores.filter(keep).count) / Double(scores.count) }

@@ -39,14 +39,8 @@ struct FarmBench: ParsableCommand {
 
     struct Report: Encodable {
         var model: String
-        var frames: Int
-        var chunks: Int
-        var shards: Int
-        var oneWorkerSeconds: Double
-        var twoWorkerSeconds: Double
-        var speedup: Double
-        var bytesPerShard: Double
-        var seamFigure: Double
+        var frames, chunks, shards: Int
+        var oneWorkerSeconds, twoWorkerSeconds, speedup, bytesPerShard, seamFigure: Double
         /// Whether one worker and two made the same MP4, byte for byte (they should: fusion
         /// order and noise do not depend on who ran what).
         var sameFile: Bool

@@ -45,16 +45,8 @@ final class NamespaceNetwork {
 
     @discardableResult
     func ip(_ arguments: [String]) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["ip"] + arguments
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = out
-        try process.run()
-        let output = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else { throw TestFailure("ip \(arguments.joined(separator: " ")): \(output)") }
+        let (status, output) = try DeployTests.runTool("/usr/bin/env", ["ip"] + arguments)
+        guard status == 0 else { throw TestFailure("ip \(arguments.joined(separator: " ")): \(output)") }
         return output
     }
 }

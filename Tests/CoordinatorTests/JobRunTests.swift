@@ -139,13 +139,19 @@ import Worker
         return try runner.run(work).latent.scalars
     }
 
+    /// A renderer of the test model, and a job of 3 chunks x 2 tiles with `sampler` and
+    /// `layoutStrength` (below 1: a layout pass first).
+    static func chunkedJob(sampler: String, layoutStrength: Float) throws -> (LocalRenderer, JobSpec) {
+        let (_, model) = try TestModels.makePackage(config: modelConfig)
+        var spec = spec(frames: 14, width: 28, steps: 3, sampler: sampler)
+        spec.layoutStrength = layoutStrength
+        return (LocalRenderer(model: model), spec)
+    }
+
     /// With and without a layout pass (whose two tiles are fused like the video's).
     @Test(arguments: ["euler", "dpm++2m"], [Float(1), 0.5])
     func chunksAndTilesGiveTheSameBitsInAnyCompletionOrder(sampler: String, layoutStrength: Float) throws {
-        let (_, model) = try TestModels.makePackage(config: Self.modelConfig)
-        let renderer = LocalRenderer(model: model)
-        var spec = Self.spec(frames: 14, width: 28, steps: 3, sampler: sampler)
-        spec.layoutStrength = layoutStrength
+        let (renderer, spec) = try Self.chunkedJob(sampler: sampler, layoutStrength: layoutStrength)
         let plan = RenderPlan(spec: spec, model: ModelShape(Self.modelConfig))
         #expect(plan.chunks.count == 3 && plan.tileColumns.count == 2 && plan.regions.count == (layoutStrength < 1 ? 8 : 6))
         let inOrder = try renderer.render(spec).scalars
@@ -275,10 +281,7 @@ struct SplitMix: RandomNumberGenerator {
 @Suite struct CheckpointTests {
     @Test(arguments: ["euler", "dpm++2m"], [Float(1), 0.5])
     func aRestoredRunFinishesWithTheSameBits(sampler: String, layoutStrength: Float) throws {
-        let (_, model) = try TestModels.makePackage(config: JobRunTests.modelConfig)
-        let renderer = LocalRenderer(model: model)
-        var spec = JobRunTests.spec(frames: 14, width: 28, steps: 3, sampler: sampler)
-        spec.layoutStrength = layoutStrength
+        let (renderer, spec) = try JobRunTests.chunkedJob(sampler: sampler, layoutStrength: layoutStrength)
         let uninterrupted = try renderer.render(spec).scalars
         for restartAfter in [1, 4, 9] {
             var job = JobRunTests.makeJob(spec)
