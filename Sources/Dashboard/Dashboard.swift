@@ -6,6 +6,7 @@ import Logging
 import Media
 import Planning
 import Prometheus
+import ServiceLifecycle
 import Wire
 
 /// The coordinator's web side (`reel coordinator --http`): the dashboard page, a JSON API it
@@ -30,12 +31,12 @@ public final class Dashboard: Sendable {
         self.token = token
     }
 
-    /// Serves on `host:port` until the task is cancelled; `onListening` gets the bound port.
-    public func serve(host: String, port: Int, onListening: @escaping @Sendable (Int) -> Void = { _ in }) async throws {
-        let app = Application(router: router(), configuration: .init(address: .hostname(host, port: port), serverName: "reel"),
-                              onServerRunning: { channel in onListening(channel.localAddress?.port ?? port) },
-                              logger: logger)
-        try await app.run()
+    /// The dashboard's HTTP server on `host:port`, a swift-service-lifecycle Service (it stops
+    /// on graceful shutdown); `onListening` gets the bound port.
+    public func application(host: String, port: Int, onListening: @escaping @Sendable (Int) -> Void = { _ in }) -> some Service {
+        Application(router: router(), configuration: .init(address: .hostname(host, port: port), serverName: "reel"),
+                    onServerRunning: { channel in onListening(channel.localAddress?.port ?? port) },
+                    logger: logger)
     }
 
     func router() -> Router<BasicRequestContext> {

@@ -30,7 +30,20 @@ public final class ZMQContext: @unchecked Sendable {
     /// can close them; used for shutdown.
     public func shutdown() { zmq_ctx_shutdown(handle) }
 
-    deinit { zmq_ctx_term(handle) }
+    private let termination = NSLock()
+    private var terminated = false
+
+    /// Waits until every socket of this context is closed and their lingering messages are
+    /// sent (a worker's goodbye), then frees the context. Once only; deinit does it otherwise.
+    public func terminate() {
+        termination.withLock {
+            guard !terminated else { return }
+            terminated = true
+            zmq_ctx_term(handle)
+        }
+    }
+
+    deinit { terminate() }
 }
 
 /// One ZeroMQ socket. Not thread-safe, as libzmq sockets are not: each lives on one thread.

@@ -6,6 +6,7 @@ import Foundation
 import Logging
 import Metrics
 import Prometheus
+import ServiceLifecycle
 import Wan
 import Wire
 import Worker
@@ -69,7 +70,7 @@ struct DaemonOptions: ParsableArguments {
     func start() { LogSetup.start(level: logLevel) }
 }
 
-struct CoordinatorCommand: ParsableCommand {
+struct CoordinatorCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "coordinator",
         abstract: "Run the coordinator daemon: take jobs, plan them, dispatch shards to workers, fuse and encode.",
@@ -122,7 +123,7 @@ struct CoordinatorCommand: ParsableCommand {
 
     @OptionGroup var daemon: DaemonOptions
 
-    func run() throws {
+    func run() async throws {
         daemon.start()
         let web = try http.map { try WebOptions(address: $0, token: httpToken, dataDirectory: dataDir) }
         var options = CoordinatorOptions(bind: bind, dataDirectory: dataDir)
@@ -148,26 +149,15 @@ struct CoordinatorCommand: ParsableCommand {
         options.keepFinished = try keepFinished.map { try Self.seconds($0, "--keep-finished") }
         let registry = web.map { _ in WebOptions.bootstrapMetrics() }
         let server = try CoordinatorServer(options: options, context: try ZMQContext())
-        let signals = StopSignals { server.stop() }
+        var services: [any Service] = [LoopService(description: "reel-coordinator", loop: server.run, stop: server.stop)]
         if let web, let registry {
-            // A coordinator that cannot serve the dashboard it was asked for (a busy port, say)
-            // refuses to start rather than run without it.
             let dashboard = Dashboard(coordinator: server, registry: registry, token: web.token)
-            let start = DashboardStart()
-            Task.detached {
-                do {
-                    try await dashboard.serve(host: web.host, port: web.port) { port in
-                        logger.info("dashboard on http://\(web.host == "0.0.0.0" ? "HOST" : web.host):\(port)/#token=… (token in \(web.tokenSource)); Prometheus metrics at /metrics with Authorization: Bearer TOKEN")
-                        start.settle(nil)
-                    }
-                } catch {
-                    if !start.settle(error) { logger.error("the dashboard stopped: \(error)") }
-                }
-            }
-            if let error = start.wait() { throw UserError("--http \(http ?? ""): cannot serve the dashboard: \(error)") }
+            services.append(DashboardService(application: dashboard.application(host: web.host, port: web.port) { port in
+                logger.info("dashboard on http://\(web.host == "0.0.0.0" ? "HOST" : web.host):\(port)/#token=… (token in \(web.tokenSource)); Prometheus metrics at /metrics with Authorization: Bearer TOKEN")
+            }, address: http ?? ""))
         }
-        try server.run()
-        _ = signals
+        // On SIGTERM the dashboard stops first, then the coordinator drains.
+        try await Daemon.run(services, logger: logger)
     }
 
     /// "90s", "45m", "12h", "30d" (or plain seconds) in seconds.
@@ -181,28 +171,18 @@ struct CoordinatorCommand: ParsableCommand {
     }
 }
 
-/// How the dashboard's start ended: listening, or the error that stopped it first.
-final class DashboardStart: @unchecked Sendable {
-    private let lock = NSLock()
-    private let settled = DispatchSemaphore(value: 0)
-    private var outcome: (any Error)??
+/// The dashboard as one of the coordinator's services. A coordinator that cannot serve the
+/// dashboard it was asked for (a busy port, say) stops rather than run without it.
+struct DashboardService: Service {
+    let application: any Service
+    let address: String
 
-    /// Records the first outcome; false if one was already recorded.
-    @discardableResult
-    func settle(_ error: (any Error)?) -> Bool {
-        let first = lock.withLock {
-            guard outcome == nil else { return false }
-            outcome = .some(error)
-            return true
+    func run() async throws {
+        do {
+            try await application.run()
+        } catch {
+            throw UserError("--http \(address): cannot serve the dashboard: \(error)")
         }
-        if first { settled.signal() }
-        return first
-    }
-
-    /// Waits for the outcome: nil once listening.
-    func wait() -> (any Error)? {
-        settled.wait()
-        return lock.withLock { outcome ?? nil }
     }
 }
 
@@ -253,7 +233,7 @@ struct WebOptions {
     }
 }
 
-struct WorkerCommand: ParsableCommand {
+struct WorkerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "worker",
         abstract: "Run a worker: connect to a coordinator and denoise the shards it hands out.",
@@ -274,7 +254,7 @@ struct WorkerCommand: ParsableCommand {
     @OptionGroup var keys: PeerKeyOptions
     @OptionGroup var daemon: DaemonOptions
 
-    func run() throws {
+    func run() async throws {
         daemon.start()
         let security = try keys.security(as: "worker")
         if keys.insecure { Logger(label: "reel.worker").warning("running plaintext (--insecure): shards and results cross the network unencrypted") }
@@ -290,28 +270,13 @@ struct WorkerCommand: ParsableCommand {
         let name = id ?? "\(ProcessInfo.processInfo.hostName)-\(getpid())"
         var options = WorkerOptions(endpoint: connect, workerID: name, threads: ComputeThreads.count)
         options.security = security
-        let worker = WorkerService(options: options, context: try ZMQContext(), library: library)
-        // Weak: the signal sources live on after run, and a strong capture would keep the worker
-        // and its ZeroMQ context alive to exit, so the context is never terminated and a
-        // goodbye still queued is lost instead of lingering out.
-        let signals = StopSignals { [weak worker] in worker?.stop() }
-        try worker.run()
-        _ = signals
-    }
-}
-
-/// Calls `stop` on SIGINT or SIGTERM instead of dying, so daemons can finish cleanly.
-final class StopSignals {
-    private let sources: [DispatchSourceSignal]
-
-    init(_ stop: @escaping @Sendable () -> Void) {
-        sources = [SIGINT, SIGTERM].map { number in
-            signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler(handler: stop)
-            source.resume()
-            return source
-        }
+        let context = try ZMQContext()
+        let worker = WorkerService(options: options, context: context, library: library)
+        try await Daemon.run([LoopService(description: "reel-worker", loop: worker.run, stop: worker.stop)],
+                             logger: Logger(label: "reel.worker"))
+        // The worker's socket is closed once its loop returns; terminating the context waits
+        // for the goodbye it left lingering to be sent, rather than exiting over it.
+        context.terminate()
     }
 }
 
@@ -370,16 +335,21 @@ struct Status: ParsableCommand {
     }
 }
 
-struct Watch: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Follow a job's progress until it ends.")
-
+/// One job on one coordinator: what `watch` and `cancel` act on.
+struct JobTarget: ParsableArguments {
     @Argument(help: "The job id.")
     var job: String
 
     @OptionGroup var connection: ConnectionOptions
+}
+
+struct Watch: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Follow a job's progress until it ends.")
+
+    @OptionGroup var target: JobTarget
 
     func run() throws {
-        try Self.follow(job, client: connection.client(), writeTo: nil)
+        try Self.follow(target.job, client: target.connection.client(), writeTo: nil)
     }
 
     static func follow(_ id: String, client: FarmClient, writeTo output: String?) throws {
@@ -396,14 +366,11 @@ struct Watch: ParsableCommand {
 struct Cancel: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Cancel a job; its shards in flight are dropped.")
 
-    @Argument(help: "The job id.")
-    var job: String
-
-    @OptionGroup var connection: ConnectionOptions
+    @OptionGroup var target: JobTarget
 
     func run() throws {
-        let status = try connection.client().cancel(job)
-        print("job \(job) \(status.state.word)")
+        let status = try target.connection.client().cancel(target.job)
+        print("job \(target.job) \(status.state.word)")
     }
 }
 

@@ -3,7 +3,7 @@ import Foundation
 import Worker
 
 @main
-struct Reel: ParsableCommand {
+struct Reel: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "reel",
         abstract: "Render generated video with a diffusion model, on one machine or a farm of many.",
@@ -43,10 +43,14 @@ extension Reel {
     /// Parses and runs the command. Help and version go to stdout as usual; every failure,
     /// a mistyped flag or a render that cannot proceed, is one line on stderr and exit status 1
     /// (a refused worker: `refusedStatus`).
-    static func main() {
+    static func main() async {
         do {
             var command = try parseAsRoot()
-            try command.run()
+            if var daemon = command as? AsyncParsableCommand {
+                try await daemon.run()
+            } else {
+                try command.run()
+            }
             WorkDirectory.waitIfInterrupted()
         } catch {
             WorkDirectory.waitIfInterrupted()
