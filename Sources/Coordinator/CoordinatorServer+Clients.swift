@@ -19,13 +19,9 @@ extension CoordinatorServer {
         }
     }
 
-    func sortJobOrder() {
-        jobOrder.sort { (jobs[$0]?.priority ?? 0, 0) > (jobs[$1]?.priority ?? 0, 1) }
-    }
-
     func submit(_ envelope: Envelope, from client: String) throws -> Reply {
         let request = try envelope.decode(Reel_V1_SubmitRequest.self)
-        if !request.idempotencyKey.isEmpty, let known = submissions[client + "\n" + request.idempotencyKey] {
+        if !request.idempotencyKey.isEmpty, let known = table.submission(client: client, key: request.idempotencyKey) {
             logger.info("resubmission of \(known) (idempotency key \(request.idempotencyKey))")
             return (.submitReply, Reel_V1_SubmitReply.with { $0.jobID = known }, [])
         }
@@ -35,7 +31,7 @@ extension CoordinatorServer {
         guard options.modelPathsAllowed || JobLimits.isPackageName(request.spec.model) else {
             throw CoordinatorError(.modelNotAPackageName, "model \(request.spec.model.prefix(80).debugDescription) is not a package name; use 1 to \(JobLimits.maxModelNameCharacters) letters, digits, '.', '_' or '-'")
         }
-        let active = jobs.values.count(where: { $0.client == client && $0.isActive })
+        let active = table.activeJobs(of: client)
         guard active < options.maxActiveJobsPerClient else {
             throw CoordinatorError(.tooManyActiveJobs, "client \(client) has \(active) unfinished jobs, the most this coordinator takes; wait for some to finish or cancel them")
         }
@@ -58,10 +54,8 @@ extension CoordinatorServer {
         try store.insert(StoredJob(id: id, client: client, idempotencyKey: request.idempotencyKey,
                                    spec: try spec.message(outputScale: outputScale).serializedData(), state: job.state.stored,
                                    submittedMs: Int64(job.submitted.timeIntervalSince1970 * 1000)))
-        if !request.idempotencyKey.isEmpty { submissions[client + "\n" + request.idempotencyKey] = id }
-        jobs[id] = job
-        jobOrder.append(id)
-        sortJobOrder()
+        table.remember(client: client, key: request.idempotencyKey, job: id)
+        table.add(job)
         observe(.jobSubmitted(job: id))
         logger.info("job \(id) submitted: \(spec.frames) frames \(spec.width)x\(spec.height), \(job.run.plan.regions.count) region(s), \(job.run.plan.shardCount) shard(s)")
         if job.run.isComplete { finish(job) }  // strength 0: the input is the answer
@@ -84,7 +78,7 @@ extension CoordinatorServer {
     /// answered as no job at all, so ids cannot be probed.
     func job(_ id: String, for requester: Requester) throws -> FarmJob {
         guard let job = jobs[id], requester.owns(job.client) else {
-            if let stored = parked[id], requester.owns(stored.client) {
+            if let stored = table.parked[id], requester.owns(stored.client) {
                 throw CoordinatorError(.jobWaitsForModel, "job \(id) waits: \(status(ofParked: stored).waiting)")
             }
             throw CoordinatorError(.noSuchJob, "no job \(id.prefix(40)); `reel status` lists your jobs")
@@ -96,11 +90,11 @@ extension CoordinatorServer {
         let request = try envelope.decode(Reel_V1_StatusRequest.self)
         let selected: [Reel_V1_JobStatus]
         if request.jobID.isEmpty {
-            selected = jobOrder.compactMap { id in
+            selected = table.order.compactMap { id in
                 if let job = jobs[id] { return requester.owns(job.client) ? status(of: job) : nil }
-                return parked[id].flatMap { requester.owns($0.client) ? status(ofParked: $0) : nil }
+                return table.parked[id].flatMap { requester.owns($0.client) ? status(ofParked: $0) : nil }
             }
-        } else if let stored = parked[request.jobID], requester.owns(stored.client) {
+        } else if let stored = table.parked[request.jobID], requester.owns(stored.client) {
             selected = [status(ofParked: stored)]
         } else {
             selected = [status(of: try job(request.jobID, for: requester))]
@@ -110,15 +104,15 @@ extension CoordinatorServer {
 
     func cancel(_ envelope: Envelope, for requester: Requester) throws -> Reply {
         let id = try envelope.decode(Reel_V1_CancelRequest.self).jobID
-        if let stored = parked[id], requester.owns(stored.client) {
+        if let stored = table.parked[id], requester.owns(stored.client) {
             // Waiting for its model: ended in the store as it is.
             if stored.state == "running" {
                 try store.finish(id, state: "cancelled")
-                parked[id]!.state = "cancelled"
+                table.setParkedState(id, "cancelled")
                 discardFiles(of: id)
                 logger.info("job \(id) cancelled while waiting for its model")
             }
-            return (.cancelReply, Reel_V1_CancelReply.with { $0.status = status(ofParked: parked[id]!) }, [])
+            return (.cancelReply, Reel_V1_CancelReply.with { $0.status = status(ofParked: table.parked[id]!) }, [])
         }
         let job = try job(id, for: requester)
         if job.isActive {
@@ -129,25 +123,7 @@ extension CoordinatorServer {
     }
 
     func workersReply() -> Reel_V1_WorkersReply {
-        let now = clock.now
-        return Reel_V1_WorkersReply.with { reply in
-            reply.workers = workers.values.sorted { $0.name < $1.name }.map { worker in
-                Reel_V1_WorkerStatus.with {
-                    $0.workerID = worker.name
-                    $0.hostname = worker.hello.hostname
-                    $0.models = worker.hello.models
-                    $0.threads = worker.hello.threads
-                    $0.cpuKernel = worker.hello.cpuKernel
-                    $0.jobID = worker.current?.job ?? ""
-                    $0.region = UInt32(worker.current?.region ?? 0)
-                    $0.stepsDone = UInt32(worker.stepsDone)
-                    $0.heartbeatAgeSeconds = (now - worker.lastSeen).seconds
-                    $0.shardsCompleted = UInt32(worker.shardsCompleted)
-                    $0.shardCap = UInt32(options.maxShardsPerWorker)
-                    $0.shardsHeld = UInt32(worker.inFlight.count)
-                }
-            }
-        }
+        Reel_V1_WorkersReply.with { $0.workers = workers.statuses(at: clock.now, shardCap: options.maxShardsPerWorker) }
     }
 
     func fetch(_ envelope: Envelope, for requester: Requester) throws -> Reply {

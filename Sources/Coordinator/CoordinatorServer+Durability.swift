@@ -34,12 +34,12 @@ extension CoordinatorServer {
     /// Rebuilds every job of the store; running ones continue from their checkpoints.
     func restoreJobs() throws {
         for stored in try store.all() {
-            if !stored.idempotencyKey.isEmpty { submissions[stored.client + "\n" + stored.idempotencyKey] = stored.id }
+            table.remember(client: stored.client, key: stored.idempotencyKey, job: stored.id)
             if !readmit(stored) {
                 logger.warning("job \(stored.id) waits for model '\(modelName(of: stored))', which this coordinator cannot find now; it resumes when the model is back in the model path")
             }
         }
-        sortJobOrder()
+        table.sort()
         let running = jobs.values.filter(\.isActive)
         if !jobs.isEmpty {
             logger.info("restored \(jobs.count) job(s) from \(store.path), \(running.count) still running")
@@ -54,18 +54,13 @@ extension CoordinatorServer {
     @discardableResult
     func readmit(_ stored: StoredJob) -> Bool {
         do {
-            let job = try restore(stored)
-            parked[stored.id] = nil
-            jobs[job.id] = job
-            if !jobOrder.contains(job.id) { jobOrder.append(job.id) }
+            table.add(try restore(stored))
             return true
         } catch is ModelPackageError {
-            parked[stored.id] = stored
-            if !jobOrder.contains(stored.id) { jobOrder.append(stored.id) }
+            table.park(stored)
             return false
         } catch {
-            parked[stored.id] = nil
-            jobOrder.removeAll { $0 == stored.id }
+            table.remove(stored.id)
             logger.error("cannot restore job \(stored.id): \(error)")
             try? store.finish(stored.id, state: "failed", error: "could not be restored after a restart: \(error)")
             return true
@@ -74,16 +69,15 @@ extension CoordinatorServer {
 
     /// Tries again the jobs that wait for their models.
     func readmitParkedJobs() {
-        guard !parked.isEmpty else { return }
+        guard !table.parked.isEmpty else { return }
         var resumed: [FarmJob] = []
-        for stored in parked.values.sorted(by: { $0.submittedMs < $1.submittedMs }) where readmit(stored) {
+        for stored in table.parked.values.sorted(by: { $0.submittedMs < $1.submittedMs }) where readmit(stored) {
             if let job = jobs[stored.id] {
                 logger.info("job \(job.id) resumes: model '\(job.spec.model)' found")
                 resumed.append(job)
             }
         }
         guard !resumed.isEmpty else { return }
-        sortJobOrder()
         for job in resumed where job.isActive && job.run.isComplete { finish(job) }
     }
 

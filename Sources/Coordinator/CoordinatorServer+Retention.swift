@@ -26,10 +26,8 @@ extension CoordinatorServer {
         }
         unforgettable.remove(job.id)
         observe(.jobForgotten(job: job.id))
-        jobs[job.id] = nil
-        jobOrder.removeAll { $0 == job.id }
-        pending[job.id] = nil
-        submissions = submissions.filter { $0.value != job.id }
+        table.remove(job.id)
+        scheduler.forget(job.id)
         if let path = job.outputPath { try? FileManager.default.removeItem(atPath: path) }
         logger.info("job \(job.id) forgotten, \(String(format: "%.0f s", age)) after it ended (--keep-finished)\(job.outputPath.map { "; removed \($0)" } ?? "")")
     }

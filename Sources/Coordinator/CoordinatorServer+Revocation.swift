@@ -58,7 +58,8 @@ extension CoordinatorServer {
     /// shard goes back to its job, even if it sends nothing more.
     func closeRevokedWorkers() {
         guard let enrollment, enrollment.refreshIfDue() else { return }
-        for (identity, worker) in workers {
+        for worker in workers.all {
+            let identity = worker.identity
             guard let userID = worker.userID, !enrollment.userIDs.contains(userID),
                   let peer = PeerRole.parse(userID) else { continue }
             refuseRevoked(.heartbeat, from: identity, peer)

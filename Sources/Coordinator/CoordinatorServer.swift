@@ -5,73 +5,18 @@ import Media
 import Planning
 import Wire
 
-/// How a coordinator runs.
-public struct CoordinatorOptions: Sendable {
-    /// Endpoints to bind, e.g. tcp://*:5555 or inproc://reel.
-    public var bind: [String]
-    /// Where finished videos are kept.
-    public var dataDirectory: String
-    /// Seconds between heartbeats, and heartbeats a worker may miss before it is presumed dead.
-    public var heartbeatInterval: Double = 1
-    public var liveness: Int = 5
-    /// Largest frame a peer may send; a bigger one disconnects that peer.
-    public var maxMessageBytes: Int64 = 64 << 20
-    /// Seconds a shard may go without finishing a step before it is given to another worker.
-    public var shardTimeout: Double = 600
-    /// Attempts of one shard that may fail before its job fails.
-    public var maxShardAttempts = 3
-    /// Failed shards after which a worker is kept off a job.
-    public var failuresBeforeBlocking = 2
-    /// Shards one worker may hold at once, credits it asked for included: a worker that asks
-    /// for more gets no more, so one that vanishes takes at most this many with it.
-    public var maxShardsPerWorker = defaultMaxShardsPerWorker
-    public static let defaultMaxShardsPerWorker = 2
-    /// Seconds between checkpoints of one job at most: what a crash can cost in recomputation,
-    /// against the disk and CPU a checkpoint of every result would take.
-    public var checkpointInterval: Double = 1
-    /// Unfinished jobs one client may have; more submissions are refused until some end.
-    public var maxActiveJobsPerClient = 32
-    /// Seconds a finished job (done, failed or cancelled) stays listed, its video on disk;
-    /// nil keeps every job until an operator removes the data directory's files.
-    public var keepFinished: Double?
-    /// Whether a job may name its model by a path (only a coordinator inside `reel render`);
-    /// a farm accepts package names alone.
-    public var modelPathsAllowed = false
-    /// CURVE with the enrolled keys of DATA-DIR/keys, or plaintext (`--insecure`, and inproc).
-    public var security: SocketSecurity = .plaintext
-    /// Every interval and timestamp is read from here; tests move a `ManualClock` by hand.
-    public var clock: any FarmClock = SystemClock()
-    /// Told of what happens to workers, shards and jobs, on the coordinator's thread: for tests
-    /// and tools that watch a farm without reading its log. It must return quickly.
-    public var observer: (@Sendable (CoordinatorEvent) -> Void)?
-
-    public init(bind: [String], dataDirectory: String) {
-        self.bind = bind
-        self.dataDirectory = dataDirectory
-    }
-}
-
-/// Counters of a coordinator's own work, for benchmarks and operators.
-public struct CoordinatorStatistics: Sendable {
-    public var bytesReceived = 0
-    public var bytesSent = 0
-    public var assignmentsSent = 0
-    public var resultsAccepted = 0
-    /// CPU time of the coordinator's thread.
-    public var cpuSeconds = 0.0
-    /// Turns of the loop completed: statistics read after a later turn include all that an
-    /// earlier one handled.
-    public var turns = 0
-}
-
 /// The coordinator daemon: one ROUTER socket on one thread. It registers workers, hands out
 /// shards as workers ask for them (credit-based pull), fences results by attempt, requeues the
 /// shards of workers that fall silent, fuses, encodes finished jobs, and answers clients.
 ///
-/// This file holds its state, its loop and the worker side of the protocol; the rest is in
-/// CoordinatorServer+Scheduling (who gets which shard, liveness), +Durability (checkpoints,
-/// restoring after a restart) and +Clients (submit, status, cancel, workers, fetch). All of it
-/// runs on the loop's thread; only `stop`, `perform`, `statistics` and `snapshot` are for others.
+/// This file holds the socket loop and the worker side of the protocol. The state is in parts
+/// of its own: `WorkerRegistry` (who is connected and what each holds), `JobTable` (jobs, their
+/// order, idempotency keys), `Scheduler` (which shard goes where, decided without sending),
+/// `JobStore` and `CheckpointWriter` (what outlives the process). The extensions
+/// +Scheduling (dispatch, liveness), +Durability (checkpoints, restoring after a restart),
+/// +Clients (submit, status, cancel, workers, fetch), +Retention and +Revocation apply them.
+/// All of it runs on the loop's thread; only `stop`, `perform`, `statistics` and `snapshot`
+/// are for others.
 public final class CoordinatorServer: @unchecked Sendable {
     public let options: CoordinatorOptions
     let context: ZMQContext
@@ -99,12 +44,11 @@ public final class CoordinatorServer: @unchecked Sendable {
     let encoder = DispatchQueue(label: "reel.encoder")
     let metrics = CoordinatorMetrics()
 
-    var workers: [Data: WorkerRecord] = [:]
-    var jobs: [String: FarmJob] = [:]
-    /// Stored jobs whose model cannot be found now, kept as stored until it can.
-    var parked: [String: StoredJob] = [:]
-    /// Jobs in the order they are listed and served (parked ones keep their place).
-    var jobOrder: [String] = []
+    var workers = WorkerRegistry()
+    var table = JobTable()
+    /// The jobs by id; `table` changes them.
+    var jobs: [String: FarmJob] { table.jobs }
+    var scheduler: Scheduler
     /// This coordinator's hold on its data directory.
     let lock: DataDirectoryLock
     /// The durable side: job rows, and checkpoints of running jobs written off this thread.
@@ -112,14 +56,8 @@ public final class CoordinatorServer: @unchecked Sendable {
     let checkpoints: CheckpointWriter
     /// Jobs with results newer than their last checkpoint.
     var uncheckpointed: Set<String> = []
-    /// (client, idempotency key) → job id, so a resubmission finds the first job.
-    var submissions: [String: String] = [:]
     /// Expired jobs the store would not delete, each logged once while retried every heartbeat.
     var unforgettable: Set<String> = []
-    /// Assignments released by their jobs, per job, waiting for a worker with credit.
-    var pending: [String: ShardQueue] = [:]
-    /// Shards handed out per client, for fair share.
-    var served: [String: Int] = [:]
     /// What the coordinator reads of a model package (never its weights), by model name.
     typealias KnownModel = (config: ModelConfig, vocabulary: Vocabulary)
     var knownModels: [String: KnownModel] = [:]
@@ -132,6 +70,7 @@ public final class CoordinatorServer: @unchecked Sendable {
     public init(options: CoordinatorOptions, context: ZMQContext) throws {
         self.options = options
         self.context = context
+        scheduler = Scheduler(failuresBeforeBlocking: options.failuresBeforeBlocking)
         try FileManager.default.createDirectory(atPath: JobFiles(dataDirectory: options.dataDirectory).directory, withIntermediateDirectories: true)
         lock = try DataDirectoryLock(directory: options.dataDirectory)
         // Files a crash left half-written (a checkpoint, an input, a video): never read, so
@@ -242,7 +181,7 @@ public final class CoordinatorServer: @unchecked Sendable {
     /// Tells workers to go, finishes encodes and checkpoints, and frees the data directory:
     /// what `run` does once stopped, and what a test that turned the loop by hand calls last.
     public func shutDown() {
-        for worker in workers.values {
+        for worker in workers.all {
             try? router.send([worker.identity] + Envelope(.disconnect, Reel_V1_Disconnect.with { $0.reason = "coordinator stopping" }).frames, dontWait: true)
         }
         encoder.sync {}  // encodes under way finish, and their jobs are recorded done
@@ -274,7 +213,7 @@ public final class CoordinatorServer: @unchecked Sendable {
             case .setPriority(let id, let priority):
                 guard let job = jobs[id], job.isActive else { continue }
                 job.priority = priority
-                sortJobOrder()
+                table.sort()
                 try? store.setPriority(id, spec: job.spec.message(outputScale: job.outputScale), priority: priority)
                 logger.info("job \(id) priority set to \(priority)")
             }
@@ -283,13 +222,13 @@ public final class CoordinatorServer: @unchecked Sendable {
 
     func publishSnapshot() {
         var snapshot = FarmSnapshot()
-        snapshot.jobs = jobOrder.compactMap { jobs[$0].map(status(of:)) }
+        snapshot.jobs = table.order.compactMap { jobs[$0].map(status(of:)) }
         snapshot.workers = workersReply().workers
         for job in jobs.values where job.isActive { snapshot.previews[job.id] = job.run.previewFrames() }
         snapshot.dataDirectory = options.dataDirectory
         snapshot.taken = clock.date
         stopLock.withLock { publishedSnapshot = snapshot }
-        metrics.queueDepth.record(pending.values.reduce(0) { $0 + $1.count })
+        metrics.queueDepth.record(scheduler.queueDepth)
         metrics.workers.record(workers.count)
         var byState: [String: Int] = [:]
         for job in jobs.values { byState[job.state.stored, default: 0] += 1 }
@@ -315,10 +254,7 @@ public final class CoordinatorServer: @unchecked Sendable {
         guard let identity = frames.first else { return }
         do {
             let envelope = try Envelope(frames: Array(frames.dropFirst()))
-            if var worker = workers[identity] {
-                worker.lastSeen = clock.now
-                workers[identity] = worker
-            }
+            workers.heard(from: identity, at: clock.now)
             let peer = userID.flatMap(PeerRole.parse)
             if let peer, let userID, let enrollment, !enrollment.isEnrolled(userID) {
                 return refuseRevoked(envelope.kind, from: identity, peer)
@@ -379,16 +315,12 @@ public final class CoordinatorServer: @unchecked Sendable {
         case .hello: try register(peer, envelope.decode(Reel_V1_WorkerHello.self), userID: userID)
         case .ready:
             let ready = try envelope.decode(Reel_V1_Ready.self)
-            guard let worker = workers[peer] else { return sayHelloFirst(peer) }
-            let room = max(0, options.maxShardsPerWorker - worker.inFlight.count - worker.credits)
-            workers[peer]!.credits += min(Int(ready.credits), room)
+            guard workers[peer] != nil else { return sayHelloFirst(peer) }
+            workers.addCredits(Int(ready.credits), to: peer, cap: options.maxShardsPerWorker)
         case .heartbeat:
             let beat = try envelope.decode(Reel_V1_Heartbeat.self)
             guard workers[peer] != nil else { return sayHelloFirst(peer) }
-            if Int(beat.stepsDone) != workers[peer]!.stepsDone {
-                workers[peer]!.stepsDone = Int(beat.stepsDone)
-                workers[peer]!.progressAt = clock.now
-            }
+            workers.stepsDone(Int(beat.stepsDone), by: peer, at: clock.now)
         case .result: try accept(envelope, from: peer)
         case .disconnect:
             let reason = try envelope.decode(Reel_V1_Disconnect.self).reason
@@ -420,15 +352,15 @@ public final class CoordinatorServer: @unchecked Sendable {
             throw WireError(.protocolVersion, mismatch)
         }
         if workers[peer] != nil { drop(peer, .registeredAgain) }
-        workers[peer] = WorkerRecord(identity: peer, hello: hello, userID: userID, lastSeen: clock.now, progressAt: clock.now)
-        observe(.workerJoined(worker: workers[peer]!.name))
+        let worker = workers.register(peer, hello: hello, userID: userID, at: clock.now)
+        observe(.workerJoined(worker: worker.name))
         logger.info("worker \(hello.workerID) joined from \(hello.hostname): \(hello.threads) thread(s), models \(hello.models.joined(separator: ", ")), OpenBLAS \(hello.cpuKernel)")
     }
 
     /// Forgets a peer; a worker's shards go back to their jobs under new attempts. A worker
     /// that said goodbye is news; one that fell silent or misbehaved is a warning.
     func drop(_ peer: Data, _ why: WorkerRemoval) {
-        guard let worker = workers.removeValue(forKey: peer) else { return }
+        guard let worker = workers.remove(peer) else { return }
         if case .left = why { logger.info("worker \(worker.name) removed: \(why)") } else { logger.warning("worker \(worker.name) removed: \(why)") }
         observe(.workerRemoved(worker: worker.name, why: why))
         requeue(worker.inFlight.values)
@@ -457,7 +389,7 @@ public final class CoordinatorServer: @unchecked Sendable {
             logger.info("dropped a late result for attempt \(result.attempt) from a worker no longer registered")
             return sayHelloFirst(peer)
         }
-        guard let shard = workers[peer]!.inFlight.removeValue(forKey: result.attempt) else {
+        guard let shard = workers.take(attempt: result.attempt, from: peer) else {
             // Taken from it after a stall, or never its own: nothing of it is read.
             logger.info("dropped a result from \(worker.name) for attempt \(result.attempt), which it does not hold")
             return
@@ -476,7 +408,7 @@ public final class CoordinatorServer: @unchecked Sendable {
             logger.info("dropped stale result for \(shard.job)/\(shard.region) attempt \(shard.attempt)")
             return
         }
-        workers[peer]!.shardsCompleted += 1
+        workers.completedShard(peer)
         counters.resultsAccepted += 1
         job.resultsAccepted += 1
         metrics.shardsCompleted.increment()
@@ -631,26 +563,4 @@ public final class CoordinatorServer: @unchecked Sendable {
     }
 
     static func hex(_ data: Data) -> String { data.prefix(8).map { String(format: "%02x", $0) }.joined() }
-}
-
-/// What the coordinator refuses or cannot do: a code to match on, and words for the user.
-public struct CoordinatorError: Error, CustomStringConvertible, Equatable {
-    public enum Code: Sendable, Equatable {
-        /// A submission's own fields (its spec's are a `SpecError`'s).
-        case idempotencyKeyTooLong, modelNotAPackageName
-        /// The client has `maxActiveJobsPerClient` unfinished jobs.
-        case tooManyActiveJobs
-        /// The input video: missing, or unreadable.
-        case inputMissing, inputUnreadable
-        /// A job id the requester may not see, or one whose model is missing for now.
-        case noSuchJob, jobWaitsForModel
-        /// A worker's result that is not what its assignment said it must be.
-        case resultMismatch
-        /// The data directory cannot be opened, or another coordinator holds it.
-        case dataDirectoryUnavailable, dataDirectoryInUse
-    }
-
-    public let code: Code
-    public let description: String
-    public init(_ code: Code, _ description: String) { (self.code, self.description) = (code, description) }
 }

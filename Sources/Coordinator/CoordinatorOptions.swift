@@ -1,0 +1,61 @@
+import Foundation
+import Wire
+
+/// How a coordinator runs.
+public struct CoordinatorOptions: Sendable {
+    /// Endpoints to bind, e.g. tcp://*:5555 or inproc://reel.
+    public var bind: [String]
+    /// Where finished videos are kept.
+    public var dataDirectory: String
+    /// Seconds between heartbeats, and heartbeats a worker may miss before it is presumed dead.
+    public var heartbeatInterval: Double = 1
+    public var liveness: Int = 5
+    /// Largest frame a peer may send; a bigger one disconnects that peer.
+    public var maxMessageBytes: Int64 = 64 << 20
+    /// Seconds a shard may go without finishing a step before it is given to another worker.
+    public var shardTimeout: Double = 600
+    /// Attempts of one shard that may fail before its job fails.
+    public var maxShardAttempts = 3
+    /// Failed shards after which a worker is kept off a job.
+    public var failuresBeforeBlocking = 2
+    /// Shards one worker may hold at once, credits it asked for included: a worker that asks
+    /// for more gets no more, so one that vanishes takes at most this many with it.
+    public var maxShardsPerWorker = defaultMaxShardsPerWorker
+    public static let defaultMaxShardsPerWorker = 2
+    /// Seconds between checkpoints of one job at most: what a crash can cost in recomputation,
+    /// against the disk and CPU a checkpoint of every result would take.
+    public var checkpointInterval: Double = 1
+    /// Unfinished jobs one client may have; more submissions are refused until some end.
+    public var maxActiveJobsPerClient = 32
+    /// Seconds a finished job (done, failed or cancelled) stays listed, its video on disk;
+    /// nil keeps every job until an operator removes the data directory's files.
+    public var keepFinished: Double?
+    /// Whether a job may name its model by a path (only a coordinator inside `reel render`);
+    /// a farm accepts package names alone.
+    public var modelPathsAllowed = false
+    /// CURVE with the enrolled keys of DATA-DIR/keys, or plaintext (`--insecure`, and inproc).
+    public var security: SocketSecurity = .plaintext
+    /// Every interval and timestamp is read from here; tests move a `ManualClock` by hand.
+    public var clock: any FarmClock = SystemClock()
+    /// Told of what happens to workers, shards and jobs, on the coordinator's thread: for tests
+    /// and tools that watch a farm without reading its log. It must return quickly.
+    public var observer: (@Sendable (CoordinatorEvent) -> Void)?
+
+    public init(bind: [String], dataDirectory: String) {
+        self.bind = bind
+        self.dataDirectory = dataDirectory
+    }
+}
+
+/// Counters of a coordinator's own work, for benchmarks and operators.
+public struct CoordinatorStatistics: Sendable {
+    public var bytesReceived = 0
+    public var bytesSent = 0
+    public var assignmentsSent = 0
+    public var resultsAccepted = 0
+    /// CPU time of the coordinator's thread.
+    public var cpuSeconds = 0.0
+    /// Turns of the loop completed: statistics read after a later turn include all that an
+    /// earlier one handled.
+    public var turns = 0
+}

@@ -1,0 +1,136 @@
+import Foundation
+
+/// Which shard goes to which worker. Higher priority goes first; among equal priorities, the
+/// client served the fewest shards so far (fair share), then the job submitted first; within a
+/// job, the shard released first. A worker takes a shard only with credit, offering the job's
+/// model, and not kept off the job (`failuresBeforeBlocking` failed shards of it); preferred
+/// is one that has not failed this region, then one that already holds the model (it has run
+/// it before: no load), then the least used. It sends nothing itself: `dispatch` says what
+/// to send where, and the coordinator sends it.
+struct Scheduler {
+    let failuresBeforeBlocking: Int
+    /// Assignments released by their jobs, per job, waiting for a worker with credit.
+    private var pending: [String: ShardQueue] = [:]
+    /// Shards handed out per client, for fair share.
+    private var served: [String: Int] = [:]
+
+    init(failuresBeforeBlocking: Int) { self.failuresBeforeBlocking = failuresBeforeBlocking }
+
+    /// One decision: send `assignment` of `job` to the worker `worker`.
+    struct Dispatch {
+        let job: FarmJob
+        let assignment: ShardAssignment
+        let worker: Data
+    }
+
+    var queueDepth: Int { pending.values.reduce(0) { $0 + $1.count } }
+
+    /// Takes the shards every active job has released, then decides sends until no worker with
+    /// credit can take a waiting shard; each decision spends a credit of its worker.
+    mutating func dispatch(jobs table: JobTable, workers: WorkerRegistry) -> [Dispatch] {
+        for id in table.order {
+            guard let job = table.jobs[id], job.isActive else { continue }
+            let ready = job.run.takeReadyShards()
+            if !ready.isEmpty { pending[id, default: ShardQueue()].append(contentsOf: ready) }
+        }
+        var credits = Dictionary(uniqueKeysWithValues: workers.all.map { ($0.identity, $0.credits) })
+        guard !pending.isEmpty, credits.values.contains(where: { $0 > 0 }) else { return [] }
+        for id in pending.keys where table.jobs[id]?.isActive != true { pending[id] = nil }
+        admitNewClients(table.jobs)
+        // Submission order breaks ties; only needed when several jobs wait.
+        let position = pending.count > 1 ? Dictionary(uniqueKeysWithValues: table.order.enumerated().map { ($1, $0) }) : [:]
+        var decisions: [Dispatch] = []
+        while credits.values.contains(where: { $0 > 0 }),
+              let next = nextShard(table.jobs, workers, credits: credits, position: position) {
+            credits[next.worker]! -= 1
+            served[next.job.client, default: 0] += 1
+            decisions.append(next)
+        }
+        return decisions
+    }
+
+    /// A job that ended or was forgotten: its waiting shards go with it.
+    mutating func forget(_ id: String) { pending[id] = nil }
+
+    /// The first shard, in scheduling order, that some worker can take; nil if none.
+    private mutating func nextShard(_ jobs: [String: FarmJob], _ workers: WorkerRegistry, credits: [Data: Int],
+                                    position: [String: Int]) -> Dispatch? {
+        let order = pending.count == 1 ? Array(pending.keys) : pending.keys.sorted { a, b in
+            let (jobA, jobB) = (jobs[a]!, jobs[b]!)
+            if jobA.priority != jobB.priority { return jobA.priority > jobB.priority }
+            let (servedA, servedB) = (served[jobA.client, default: 0], served[jobB.client, default: 0])
+            return servedA != servedB ? servedA < servedB : position[a, default: 0] < position[b, default: 0]
+        }
+        for id in order {
+            let job = jobs[id]!, blocking = failuresBeforeBlocking
+            var worker: Data?
+            guard let assignment = pending[id]!.takeFirst(where: { assignment in
+                worker = Self.bestWorker(for: job, region: assignment.region, workers, credits: credits, failuresBeforeBlocking: blocking)
+                return worker != nil
+            }) else { continue }
+            if pending[id]!.isEmpty { pending[id] = nil }
+            return Dispatch(job: job, assignment: assignment, worker: worker!)
+        }
+        return nil
+    }
+
+    /// A client new to the queue starts level with the least-served client waiting, so it
+    /// shares from now on rather than taking everything until it has caught up.
+    private mutating func admitNewClients(_ jobs: [String: FarmJob]) {
+        let waiting = Set(pending.keys.map { jobs[$0]!.client })
+        let level = waiting.compactMap { served[$0] }.min() ?? 0
+        for client in waiting where served[client] == nil { served[client] = level }
+    }
+
+    private static func bestWorker(for job: FarmJob, region: Int, _ workers: WorkerRegistry, credits: [Data: Int],
+                                   failuresBeforeBlocking: Int) -> Data? {
+        let failedHere = job.shardFailures[region] ?? []
+        let model = job.spec.model
+        let able = workers.all.filter {
+            credits[$0.identity, default: 0] > 0 && $0.hello.models.contains(model)
+                && job.workerFailures[$0.name, default: 0] < failuresBeforeBlocking
+        }
+        return able.min { a, b in
+            let keyA = (failedHere.contains(a.name) ? 1 : 0, a.modelsRun.contains(model) ? 0 : 1, a.shardsCompleted)
+            let keyB = (failedHere.contains(b.name) ? 1 : 0, b.modelsRun.contains(model) ? 0 : 1, b.shardsCompleted)
+            return keyA < keyB
+        }?.identity
+    }
+
+    /// Why `job` cannot move now, for its status: no connected worker offers its model, or
+    /// every one that does is kept off it. Empty when some worker may take its work.
+    func waitingReason(for job: FarmJob, workers: WorkerRegistry) -> String {
+        guard job.isActive else { return "" }
+        let model = job.spec.model
+        let offering = workers.all.filter { $0.hello.models.contains(model) }
+        if offering.isEmpty {
+            return "no connected worker offers model '\(model)'; start one with `reel worker --model \(model)`"
+        }
+        guard offering.allSatisfy({ job.workerFailures[$0.name, default: 0] >= failuresBeforeBlocking }) else { return "" }
+        return "every worker offering '\(model)' failed \(failuresBeforeBlocking) of this job's shards and is kept off it; "
+            + "it waits for another worker (`reel cancel \(job.id)` to give up)"
+    }
+}
+
+/// One job's assignments waiting for workers, in release order; taking the first is O(1).
+struct ShardQueue {
+    private var items: [ShardAssignment] = []
+    private var head = 0
+
+    var isEmpty: Bool { head == items.count }
+    var count: Int { items.count - head }
+
+    mutating func append(contentsOf assignments: [ShardAssignment]) { items += assignments }
+
+    /// Removes and returns the first assignment `accept` takes, if any.
+    mutating func takeFirst(where accept: (ShardAssignment) -> Bool) -> ShardAssignment? {
+        guard let index = items[head...].firstIndex(where: accept) else { return nil }
+        let taken = items[index]
+        if index == head { head += 1 } else { items.remove(at: index) }
+        if head > 1024 && head * 2 > items.count {
+            items.removeFirst(head)
+            head = 0
+        }
+        return taken
+    }
+}
