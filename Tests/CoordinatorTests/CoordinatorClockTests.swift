@@ -60,13 +60,14 @@ import Wire
         func peer() throws -> Peer { try Peer(context: context, endpoint: coordinator.endpoints[0]) }
 
         /// Submits a small job as a client and returns its id.
-        func submit(frames: UInt32 = 4, steps: UInt32 = 2) throws -> String {
+        func submit(frames: UInt32 = 4, steps: UInt32 = 2, priority: Int32 = 0) throws -> String {
             let client = try peer()
             try client.send(.submit, Reel_V1_SubmitRequest.with {
                 $0.spec.prompt = "a red circle moving left"
                 $0.spec.model = model
                 $0.spec.frames = frames
                 $0.spec.steps = steps
+                $0.spec.priority = priority
             }, payloads: [Data()])
             var reply: Envelope?
             try turn { reply = try client.take(.submitReply); return reply != nil }
@@ -182,5 +183,17 @@ import Wire
         try bench.turn { bench.events.contains(.workerJoined(worker: "brief")) }
         try worker.send(.disconnect, Reel_V1_Disconnect.with { $0.reason = "shutting down" })
         #expect(try bench.turn { bench.events.last == .workerRemoved(worker: "brief", why: .left(reason: "shutting down")) })
+    }
+
+    /// A worker that joins a queue gets the highest-priority job's shard first, whatever the
+    /// order of submission.
+    @Test func theFirstShardAWorkerGetsIsTheHighestPriorityJobs() throws {
+        let bench = try Bench()
+        let low = try bench.submit(priority: 0), high = try bench.submit(priority: 5)
+        let worker = try bench.peer()
+        try worker.join(as: "only", model: bench.model, credits: 1)
+        var first: Reel_V1_ShardAssignment?
+        #expect(try bench.turn { first = try worker.take(.assignment)?.decode(Reel_V1_ShardAssignment.self); return first != nil })
+        #expect(first?.jobID == high, "priority 5 before priority 0 (\(low))")
     }
 }
