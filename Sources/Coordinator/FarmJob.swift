@@ -113,6 +113,8 @@ final class FarmJob {
         }
         if case .failed(let reason) = state { status.error = reason }
         status.latentDigest = latentDigest
+        status.shardsTotal = UInt32(clamping: run.shardsTotal)
+        status.resultsAccepted = UInt32(clamping: resultsAccepted)
         status.submittedUnixMs = UInt64(submitted.timeIntervalSince1970 * 1000)
         return status
     }

@@ -316,10 +316,17 @@ struct Status: ParsableCommand {
     @Argument(help: "A job id (default: every job).")
     var job: String?
 
+    @Flag(help: "Print each job's whole status as one line of JSON (the wire's JobStatus, field names in lowerCamelCase), for scripts.")
+    var json = false
+
     @OptionGroup var connection: ConnectionOptions
 
     func run() throws {
         let jobs = try connection.client().status(job ?? "")
+        if json {
+            for status in jobs { print(try status.jsonString()) }
+            return
+        }
         guard !jobs.isEmpty else { return print("no jobs") }
         print(["JOB", "STATE", "STEPS", "REGIONS", "ELAPSED", "ETA", "PROMPT"].joined(separator: "\t"))
         for status in jobs {

@@ -12,10 +12,8 @@ import Wire
         let submitted = try farm.client(["submit"] + job + ["--wait", "-o", "\(name).mp4"])
         #expect(submitted.status == 0, "\(submitted.stderr)")
         let id = String(submitted.stdout.split(separator: "\n").first ?? "")
-        let status = try farm.client(["status", id]).stdout.split(separator: "\n").last.map { $0.split(separator: "\t").map(String.init) } ?? []
-        let digest = farm.log("coordinator.log").split(separator: "\n").last { $0.contains("job \(id) done") }?
-            .split(separator: " ").last.map(String.init) ?? ""
-        return (try Data(contentsOf: URL(fileURLWithPath: "\(farm.directory)/\(name).mp4")), digest, status.count > 3 ? status[3] : "")
+        let status = try farm.status(id)
+        return (try Data(contentsOf: URL(fileURLWithPath: "\(farm.directory)/\(name).mp4")), status.latentDigest, "\(status.chunks)x\(status.tiles)")
     }
 
     @Test func threeWorkerProcessesRenderTheSameBitsAsOneWorkerAndAsReelRender() throws {

@@ -63,18 +63,10 @@ import Wire
                                              clean: Data? = nil, name: String = "farm.mp4") throws -> (accepted: Int, total: Int)? {
         let video = try fetch(id, from: farm, name: name)
         #expect(video == (try clean ?? cleanRender(job, in: farm.directory)), "\(id): the same bytes as a clean run")
-        let counts = shardCounts(farm, id)
-        #expect(counts != nil && counts!.accepted == counts!.total, "\(id): each shard counted once: \(String(describing: counts))")
+        let status = try farm.status(id)
+        let counts = (accepted: Int(status.resultsAccepted), total: Int(status.shardsTotal))
+        #expect(counts.total > 0 && counts.accepted == counts.total, "\(id): each shard counted once: \(counts)")
         return counts
-    }
-
-    /// "N results accepted for M shards" from the coordinator's line for the finished job.
-    static func shardCounts(_ farm: ProcessFarm, _ id: String) -> (accepted: Int, total: Int)? {
-        guard let line = farm.log(farm.coordinatorLog).split(separator: "\n").last(where: { $0.contains("job \(id) done") }) else { return nil }
-        let words = line.split(separator: " ")
-        guard let at = words.firstIndex(of: "results"), at > 0, let accepted = Int(words[at - 1]),
-              let forIndex = words[at...].firstIndex(of: "for"), let total = Int(words[forIndex + 1]) else { return nil }
-        return (accepted, total)
     }
 
     @Test func aStoppedWorkersLateResultIsDropped() throws {

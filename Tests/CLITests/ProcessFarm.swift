@@ -1,6 +1,7 @@
 import Foundation
 import TestSupport
 import Testing
+import Wire
 
 /// A coordinator and workers as real `reel` processes, for tests. Everything it starts is
 /// stopped when it goes away; logs are kept in its directory.
@@ -101,6 +102,15 @@ final class ProcessFarm {
     func client(_ arguments: [String], endpoint override: String? = nil, insecure: Bool = true) throws -> ReelCommand.Result {
         let args = arguments + ["--coordinator", override ?? endpoint] + (insecure ? ["--insecure"] : [])
         return try ReelCommand.run(args, in: directory, wrapper: coordinatorWrapper)
+    }
+
+    /// A job's status as `reel status --json` prints it.
+    func status(_ id: String) throws -> Reel_V1_JobStatus {
+        let result = try client(["status", id, "--json"])
+        guard result.status == 0, let line = result.stdout.split(separator: "\n").first else {
+            throw TestFailure("reel status \(id) --json: \(result.stderr)")
+        }
+        return try Reel_V1_JobStatus(jsonString: String(line))
     }
 
     func log(_ name: String) -> String {
