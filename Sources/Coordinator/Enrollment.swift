@@ -43,14 +43,14 @@ public struct KeyDirectory: Sendable {
 
     /// Enrolls `publicKey` as `name` in `role`; a name or key already enrolled is refused.
     public func enroll(_ publicKey: String, name: String, as role: PeerRole) throws {
-        guard KeyFile.isName(name) else { throw CurveKeyError("name \(name.debugDescription): use letters, digits, '.', '_' or '-'") }
+        guard KeyFile.isName(name) else { throw CurveKeyError(.invalidName, "name \(name.debugDescription): use letters, digits, '.', '_' or '-'") }
         if let known = lookup(publicKey) {
-            throw CurveKeyError("this key is already enrolled as \(known.role.rawValue) \(known.name)")
+            throw CurveKeyError(.alreadyEnrolled, "this key is already enrolled as \(known.role.rawValue) \(known.name)")
         }
         let directory = "\(root)/\(role.rawValue)s"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let path = "\(directory)/\(name).pub"
-        guard !FileManager.default.fileExists(atPath: path) else { throw CurveKeyError("a \(role.rawValue) named \(name) is already enrolled") }
+        guard !FileManager.default.fileExists(atPath: path) else { throw CurveKeyError(.alreadyEnrolled, "a \(role.rawValue) named \(name) is already enrolled") }
         try KeyFile.writePublic(publicKey, name: name, to: path)
     }
 
@@ -71,7 +71,7 @@ public struct KeyDirectory: Sendable {
     public func revoke(_ name: String, as role: PeerRole) throws {
         let path = "\(root)/\(role.rawValue)s/\(name).pub"
         guard KeyFile.isName(name), FileManager.default.fileExists(atPath: path) else {
-            throw CurveKeyError("no \(role.rawValue) named \(name.debugDescription) is enrolled (`reel keys list` shows who is)")
+            throw CurveKeyError(.notEnrolled, "no \(role.rawValue) named \(name.debugDescription) is enrolled (`reel keys list` shows who is)")
         }
         try FileManager.default.removeItem(atPath: path)
     }
@@ -167,18 +167,24 @@ final class ZAPHandler: @unchecked Sendable {
         while ContinuousClock.now < deadline {
             guard try !ZMQSocket.poll([monitor], milliseconds: 100).isEmpty,
                   let event = SocketEvent(frames: try monitor.receive()) else { continue }
-            if event.isHandshakeSuccess { throw SecurityError("ZAP self-test failed: an unknown key was let in at \(endpoint)") }
+            if event.isHandshakeSuccess { throw SecurityError(.zapSelfTestFailed, "ZAP self-test failed: an unknown key was let in at \(endpoint)") }
             if event.isHandshakeFailure {
-                guard handler.refused > before else { throw SecurityError("ZAP self-test failed: the handshake failed without the handler refusing it (\(event))") }
+                guard handler.refused > before else { throw SecurityError(.zapSelfTestFailed, "ZAP self-test failed: the handshake failed without the handler refusing it (\(event))") }
                 return
             }
         }
-        throw SecurityError("ZAP self-test failed: no handshake answer from \(endpoint) within 5 s")
+        throw SecurityError(.zapSelfTestFailed, "ZAP self-test failed: no handshake answer from \(endpoint) within 5 s")
     }
 }
 
 /// Security that does not hold; the coordinator will not start with it.
-public struct SecurityError: Error, CustomStringConvertible {
+public struct SecurityError: Error, CustomStringConvertible, Equatable {
+    public enum Code: Sendable, Equatable {
+        /// The ZAP handler did not refuse an unknown key when tried at start.
+        case zapSelfTestFailed
+    }
+
+    public let code: Code
     public let description: String
-    public init(_ description: String) { self.description = description }
+    public init(_ code: Code, _ description: String) { (self.code, self.description) = (code, description) }
 }

@@ -37,10 +37,10 @@ public struct World: Decodable, Sendable {
     public static func load(package directory: String) throws -> World {
         let path = "\(directory)/world.json"
         guard let data = FileManager.default.contents(atPath: path) else {
-            throw EvaluationError("\(path): missing; a model evaluated with reel eval needs the world it was trained on")
+            throw EvaluationError(.missingWorld, "\(path): missing; a model evaluated with reel eval needs the world it was trained on")
         }
         do { return try JSONDecoder().decode(World.self, from: data) } catch {
-            throw EvaluationError("\(path): \(error)")
+            throw EvaluationError(.invalidWorld, "\(path): \(error)")
         }
     }
 
@@ -63,7 +63,7 @@ public struct World: Decodable, Sendable {
                 return Expectation(size: size, color: color, shape: shape, motion: motion, background: background)
             }
         } } } } }
-        throw EvaluationError("'\(prompt)' is not a one-object caption of this world")
+        throw EvaluationError(.notACaption, "'\(prompt)' is not a one-object caption of this world")
     }
 
     public func caption(size: String, color: String, shape: String, motion: String, background: String) -> String {
@@ -73,7 +73,16 @@ public struct World: Decodable, Sendable {
     }
 }
 
-public struct EvaluationError: Error, CustomStringConvertible {
+/// A model's world that cannot be evaluated against.
+public struct EvaluationError: Error, CustomStringConvertible, Equatable {
+    public enum Code: Sendable, Equatable {
+        /// world.json is missing, or does not parse.
+        case missingWorld, invalidWorld
+        /// A prompt outside the world's one-object captions.
+        case notACaption
+    }
+
+    public let code: Code
     public let description: String
-    public init(_ description: String) { self.description = description }
+    public init(_ code: Code, _ description: String) { (self.code, self.description) = (code, description) }
 }

@@ -2,8 +2,28 @@ import CFFmpeg
 
 /// A media operation that failed, in words a user can act on.
 public struct MediaError: Error, CustomStringConvertible, Equatable {
+    public enum Code: Sendable, Equatable {
+        /// An FFmpeg call failed (its message follows).
+        case library
+        case outOfMemory
+        /// A file that is missing or cannot be read.
+        case unreadable
+        /// A container outside the accepted ones.
+        case unsupportedContainer
+        /// No video stream, or one no frame of which decodes.
+        case noVideo
+        /// A picture too large, or one whose size changes mid-stream.
+        case badPictureSize
+        /// An encoding option out of range (fps, scale, crf, frames, an odd size).
+        case invalidOption
+        case cannotWrite
+        /// This FFmpeg lacks an encoder Reel needs (libx264, PNG).
+        case missingCodec
+    }
+
+    public let code: Code
     public let description: String
-    public init(_ description: String) { self.description = description }
+    public init(_ code: Code, _ description: String) { (self.code, self.description) = (code, description) }
 }
 
 /// Maps FFmpeg's negative return codes to `MediaError`; the one place a C code becomes an error.
@@ -11,7 +31,7 @@ enum FFmpeg {
     @discardableResult
     static func check(_ code: Int32, _ doing: @autoclosure () -> String) throws -> Int32 {
         guard code < 0 else { return code }
-        throw MediaError("\(doing()): \(message(code))")
+        throw MediaError(.library, "\(doing()): \(message(code))")
     }
 
     static func message(_ code: Int32) -> String {
@@ -32,7 +52,7 @@ final class Frame {
     let pointer: UnsafeMutablePointer<AVFrame>
 
     init() throws {
-        guard let frame = av_frame_alloc() else { throw MediaError("out of memory allocating a video frame") }
+        guard let frame = av_frame_alloc() else { throw MediaError(.outOfMemory, "out of memory allocating a video frame") }
         pointer = frame
     }
 
@@ -68,7 +88,7 @@ final class Packet {
     let pointer: UnsafeMutablePointer<AVPacket>
 
     init() throws {
-        guard let packet = av_packet_alloc() else { throw MediaError("out of memory allocating a packet") }
+        guard let packet = av_packet_alloc() else { throw MediaError(.outOfMemory, "out of memory allocating a packet") }
         pointer = packet
     }
 
@@ -83,7 +103,7 @@ final class CodecContext {
     let pointer: UnsafeMutablePointer<AVCodecContext>
 
     init(codec: UnsafePointer<AVCodec>) throws {
-        guard let context = avcodec_alloc_context3(codec) else { throw MediaError("out of memory allocating a codec") }
+        guard let context = avcodec_alloc_context3(codec) else { throw MediaError(.outOfMemory, "out of memory allocating a codec") }
         pointer = context
     }
 
@@ -101,7 +121,7 @@ final class PictureConverter {
         guard let context = sws_getContext(Int32(source.1), Int32(source.2), source.0,
                                            Int32(target.1), Int32(target.2), target.0,
                                            flags, nil, nil, nil) else {
-            throw MediaError("libswscale cannot convert \(source.1)x\(source.2) to \(target.1)x\(target.2)")
+            throw MediaError(.library, "libswscale cannot convert \(source.1)x\(source.2) to \(target.1)x\(target.2)")
         }
         pointer = context
     }

@@ -11,7 +11,7 @@ public enum StillImages {
     /// One RGB picture (row-major, 3 bytes a pixel) as PNG bytes.
     public static func png(rgb: [UInt8], width: Int, height: Int) throws -> Data {
         precondition(rgb.count == width * height * 3)
-        guard let codec = avcodec_find_encoder(AV_CODEC_ID_PNG) else { throw MediaError("this FFmpeg has no PNG encoder") }
+        guard let codec = avcodec_find_encoder(AV_CODEC_ID_PNG) else { throw MediaError(.missingCodec, "this FFmpeg has no PNG encoder") }
         let encoder = try CodecContext(codec: codec)
         encoder.pointer.pointee.width = Int32(width)
         encoder.pointer.pointee.height = Int32(height)
@@ -75,14 +75,14 @@ public enum StillImages {
         do {
             try data.write(to: URL(fileURLWithPath: temporary))
             guard rename(temporary, path) == 0 else {
-                throw MediaError("cannot write \(path): \(String(cString: strerror(errno)))")
+                throw MediaError(.cannotWrite, "cannot write \(path): \(String(cString: strerror(errno)))")
             }
         } catch let error as MediaError {
             unlink(temporary)
             throw error
         } catch {
             unlink(temporary)
-            throw MediaError("cannot write \(path): \(error.localizedDescription)")
+            throw MediaError(.cannotWrite, "cannot write \(path): \(error.localizedDescription)")
         }
     }
 }

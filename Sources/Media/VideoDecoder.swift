@@ -30,7 +30,7 @@ public enum VideoDecoder {
         FFmpeg.quietLogging
         var format: UnsafeMutablePointer<AVFormatContext>?
         guard FileManager.default.isReadableFile(atPath: path) else {
-            throw MediaError("cannot read \(path): no such file, or not readable")
+            throw MediaError(.unreadable, "cannot read \(path): no such file, or not readable")
         }
         try FFmpeg.check(avformat_open_input(&format, path, nil, nil), "\(path) is not a video FFmpeg can read")
         defer { avformat_close_input(&format) }
@@ -44,18 +44,18 @@ public enum VideoDecoder {
     public static func read(bytes: Data, width: Int, height: Int, limits: UntrustedVideoLimits) throws -> DecodedVideo {
         FFmpeg.quietLogging
         let source = MemorySource(bytes)
-        guard let buffer = av_malloc(MemorySource.bufferSize) else { throw MediaError("out of memory reading a video") }
+        guard let buffer = av_malloc(MemorySource.bufferSize) else { throw MediaError(.outOfMemory, "out of memory reading a video") }
         guard let io = avio_alloc_context(buffer.assumingMemoryBound(to: UInt8.self), Int32(MemorySource.bufferSize), 0,
                                           Unmanaged.passUnretained(source).toOpaque(), MemorySource.read, nil, MemorySource.seek) else {
             av_free(buffer)
-            throw MediaError("out of memory reading a video")
+            throw MediaError(.outOfMemory, "out of memory reading a video")
         }
         var ioContext: UnsafeMutablePointer<AVIOContext>? = io
         defer {
             av_free(ioContext?.pointee.buffer)  // libavformat may have replaced the buffer it was given
             avio_context_free(&ioContext)
         }
-        guard let format = avformat_alloc_context() else { throw MediaError("out of memory reading a video") }
+        guard let format = avformat_alloc_context() else { throw MediaError(.outOfMemory, "out of memory reading a video") }
         format.pointee.pb = io
         format.pointee.flags |= CFFmpeg_avfmt_flag_custom_io()
         var options: OpaquePointer?
@@ -66,7 +66,7 @@ public enum VideoDecoder {
         var opened: UnsafeMutablePointer<AVFormatContext>? = format
         let status = avformat_open_input(&opened, nil, nil, &options)  // frees the context on failure
         guard status >= 0, let demuxer = opened else {
-            throw MediaError("the input video is not a file of an accepted container (\(limits.formats.joined(separator: ", "))): \(FFmpeg.message(status))")
+            throw MediaError(.unsupportedContainer, "the input video is not a file of an accepted container (\(limits.formats.joined(separator: ", "))): \(FFmpeg.message(status))")
         }
         defer { avformat_close_input(&opened) }
         return try decode(demuxer, name: "the input video", width: width, height: height, limits: limits)
@@ -79,14 +79,14 @@ public enum VideoDecoder {
         var codec: UnsafePointer<AVCodec>?
         let streamIndex = av_find_best_stream(format, AVMEDIA_TYPE_VIDEO, -1, -1, &codec, 0)
         guard streamIndex >= 0, let codec, let stream = format.pointee.streams[Int(streamIndex)] else {
-            throw MediaError("\(name) has no video stream")
+            throw MediaError(.noVideo, "\(name) has no video stream")
         }
         let decoder = try CodecContext(codec: codec)
         try FFmpeg.check(avcodec_parameters_to_context(decoder.pointer, stream.pointee.codecpar), "\(name): reading codec parameters")
         let sourceWidth = Int(decoder.pointer.pointee.width), sourceHeight = Int(decoder.pointer.pointee.height)
         if let limits {
             guard (1...limits.maxSide).contains(sourceWidth), (1...limits.maxSide).contains(sourceHeight) else {
-                throw MediaError("\(name) is \(sourceWidth)x\(sourceHeight); its width and height must be 1 to \(limits.maxSide)")
+                throw MediaError(.badPictureSize, "\(name) is \(sourceWidth)x\(sourceHeight); its width and height must be 1 to \(limits.maxSide)")
             }
         }
         try FFmpeg.check(avcodec_open2(decoder.pointer, codec, nil), "\(name): opening the decoder")
@@ -112,12 +112,12 @@ public enum VideoDecoder {
                     // A converter reads a picture of the size and format it was made for; a stream
                     // that changes them mid-way would have it read past the picture.
                     guard converter.width == picture.width, converter.height == picture.height, converter.format == picture.format else {
-                        throw MediaError("\(name) changes its picture size or format mid-stream (\(converter.width)x\(converter.height) to \(picture.width)x\(picture.height)); re-encode it first")
+                        throw MediaError(.badPictureSize, "\(name) changes its picture size or format mid-stream (\(converter.width)x\(converter.height) to \(picture.width)x\(picture.height)); re-encode it first")
                     }
                 } else {
                     if let limits {
                         guard (1...limits.maxSide).contains(Int(picture.width)), (1...limits.maxSide).contains(Int(picture.height)) else {
-                            throw MediaError("\(name) has a \(picture.width)x\(picture.height) picture; its width and height must be 1 to \(limits.maxSide)")
+                            throw MediaError(.badPictureSize, "\(name) has a \(picture.width)x\(picture.height) picture; its width and height must be 1 to \(limits.maxSide)")
                         }
                     }
                     converter = (try PictureConverter(from: (AVPixelFormat(rawValue: picture.format), Int(picture.width), Int(picture.height)),
@@ -145,7 +145,7 @@ public enum VideoDecoder {
             try FFmpeg.check(avcodec_send_packet(decoder.pointer, nil), "\(name): flushing the decoder")
             _ = try receiveFrames()
         }
-        guard !pixels.isEmpty else { throw MediaError("\(name) has a video stream but no frames could be decoded") }
+        guard !pixels.isEmpty else { throw MediaError(.noVideo, "\(name) has a video stream but no frames could be decoded") }
         return DecodedVideo(video: RGBVideo(width: targetWidth, height: targetHeight, pixels: pixels),
                             fps: fps, codec: String(cString: avcodec_get_name(decoder.pointer.pointee.codec_id)))
     }

@@ -20,16 +20,16 @@ public struct EncodeOptions: Sendable {
     /// Checks the options against the video; errors name the field and the fix.
     public func validate(width: Int, height: Int, frames: Int) throws {
         guard fps >= 1 && fps <= Self.maximumFPS else {
-            throw MediaError("fps \(fps) is out of range; use a whole number from 1 to \(Self.maximumFPS)")
+            throw MediaError(.invalidOption, "fps \(fps) is out of range; use a whole number from 1 to \(Self.maximumFPS)")
         }
         guard scale >= 1 && scale <= 16 else {
-            throw MediaError("scale \(scale) is out of range; use a whole number from 1 to 16")
+            throw MediaError(.invalidOption, "scale \(scale) is out of range; use a whole number from 1 to 16")
         }
-        guard crf >= 0 && crf <= 51 else { throw MediaError("crf \(crf) is out of range; use 0 to 51") }
-        guard frames > 0 else { throw MediaError("a video needs at least one frame") }
+        guard crf >= 0 && crf <= 51 else { throw MediaError(.invalidOption, "crf \(crf) is out of range; use 0 to 51") }
+        guard frames > 0 else { throw MediaError(.invalidOption, "a video needs at least one frame") }
         let (w, h) = (width * scale, height * scale)
         guard w % 2 == 0 && h % 2 == 0 else {
-            throw MediaError("size \(w)x\(h) is odd; H.264 in yuv420p needs even width and height (pick an even size or an even --scale)")
+            throw MediaError(.invalidOption, "size \(w)x\(h) is odd; H.264 in yuv420p needs even width and height (pick an even size or an even --scale)")
         }
     }
 }
@@ -43,13 +43,13 @@ public enum VideoEncoder {
         try options.validate(width: video.width, height: video.height, frames: video.frameCount)
         let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
         guard access(directory.isEmpty ? "." : directory, W_OK) == 0 else {
-            throw MediaError("cannot write \(path): directory \(directory) does not exist or is not writable")
+            throw MediaError(.cannotWrite, "cannot write \(path): directory \(directory) does not exist or is not writable")
         }
         let temporary = Self.temporaryPath(for: path)
         do {
             try encode(video, options: options, to: temporary)
             guard rename(temporary, path) == 0 else {
-                throw MediaError("cannot move the finished video to \(path): \(String(cString: strerror(errno)))")
+                throw MediaError(.cannotWrite, "cannot move the finished video to \(path): \(String(cString: strerror(errno)))")
             }
         } catch {
             unlink(temporary)
@@ -70,7 +70,7 @@ public enum VideoEncoder {
         let muxer = try Muxer(path: path)
         let (width, height) = (video.width * options.scale, video.height * options.scale)
         guard let codec = avcodec_find_encoder_by_name("libx264") else {
-            throw MediaError("this FFmpeg has no libx264 encoder; install Debian's libavcodec with x264 (libavcodec-extra or libavcodec59)")
+            throw MediaError(.missingCodec, "this FFmpeg has no libx264 encoder; install Debian's libavcodec with x264 (libavcodec-extra or libavcodec59)")
         }
         let encoder = try CodecContext(codec: codec)
         let context = encoder.pointer
@@ -137,7 +137,7 @@ final class Muxer {
     init(path: String) throws {
         var context: UnsafeMutablePointer<AVFormatContext>?
         try FFmpeg.check(avformat_alloc_output_context2(&context, nil, "mp4", path), "preparing \(path)")
-        guard let context else { throw MediaError("cannot prepare an MP4 muxer for \(path)") }
+        guard let context else { throw MediaError(.library, "cannot prepare an MP4 muxer for \(path)") }
         self.context = context
         self.path = path
     }
@@ -147,7 +147,7 @@ final class Muxer {
     }
 
     func addStream(from encoder: CodecContext, fps: Int) throws -> UnsafeMutablePointer<AVStream> {
-        guard let stream = avformat_new_stream(context, nil) else { throw MediaError("cannot add a video stream") }
+        guard let stream = avformat_new_stream(context, nil) else { throw MediaError(.library, "cannot add a video stream") }
         try FFmpeg.check(avcodec_parameters_from_context(stream.pointee.codecpar, encoder.pointer), "configuring the video stream")
         stream.pointee.time_base = encoder.pointer.pointee.time_base
         stream.pointee.avg_frame_rate = AVRational(num: Int32(fps), den: 1)

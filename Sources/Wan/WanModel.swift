@@ -166,26 +166,26 @@ public struct WanPipeline {
         let s = model.vaeConfig.spatialFactor * model.transformerConfig.patchSize[1]
         let t = model.vaeConfig.temporalFactor
         guard request.width > 0, request.height > 0, request.width % s == 0, request.height % s == 0 else {
-            throw WanPipelineError("--size \(request.width)x\(request.height): both sides must be positive multiples of \(s) for this model (for example 832x480 or 256x256)")
+            throw WanPipelineError(.request, "--size \(request.width)x\(request.height): both sides must be positive multiples of \(s) for this model (for example 832x480 or 256x256)")
         }
         guard request.frames >= 1, (request.frames - 1) % t == 0 else {
-            throw WanPipelineError("--frames \(request.frames): this model takes 1 + \(t)k frames (for example 17, 33 or 81)")
+            throw WanPipelineError(.request, "--frames \(request.frames): this model takes 1 + \(t)k frames (for example 17, 33 or 81)")
         }
-        guard (1...1000).contains(request.steps) else { throw WanPipelineError("--steps \(request.steps): use 1 to 1000") }
+        guard (1...1000).contains(request.steps) else { throw WanPipelineError(.request, "--steps \(request.steps): use 1 to 1000") }
         if let input = request.input {
             guard input.channels == 3, input.width == request.width, input.height == request.height else {
-                throw WanPipelineError("--input: frames must be RGB at \(request.width)x\(request.height)")
+                throw WanPipelineError(.request, "--input: frames must be RGB at \(request.width)x\(request.height)")
             }
             guard input.frames >= request.frames else {
-                throw WanPipelineError("--frames \(request.frames) is more than --input has (\(input.frames)); give --frames \(max(1, (input.frames - 1) / model.vaeConfig.temporalFactor * model.vaeConfig.temporalFactor + 1)) or less")
+                throw WanPipelineError(.request, "--frames \(request.frames) is more than --input has (\(input.frames)); give --frames \(max(1, (input.frames - 1) / model.vaeConfig.temporalFactor * model.vaeConfig.temporalFactor + 1)) or less")
             }
-            guard (0...1).contains(request.strength) else { throw WanPipelineError("--strength \(request.strength) is out of range; use 0 to 1") }
+            guard (0...1).contains(request.strength) else { throw WanPipelineError(.request, "--strength \(request.strength) is out of range; use 0 to 1") }
         }
-        guard request.guidance.isFinite, request.guidance >= 0 else { throw WanPipelineError("--guidance \(request.guidance): use a number of 0 or more") }
+        guard request.guidance.isFinite, request.guidance >= 0 else { throw WanPipelineError(.request, "--guidance \(request.guidance): use a number of 0 or more") }
         let latent = model.latentShape(frames: request.frames, width: request.width, height: request.height)
         let patch = model.transformerConfig.patchSize
         guard max(latent.frames / patch[0], latent.height / patch[1], latent.width / patch[2]) <= model.transformerConfig.ropeMaxSeqLen else {
-            throw WanPipelineError("--size/--frames: the model's positions reach \(model.transformerConfig.ropeMaxSeqLen) patches a side")
+            throw WanPipelineError(.request, "--size/--frames: the model's positions reach \(model.transformerConfig.ropeMaxSeqLen) patches a side")
         }
     }
 
@@ -281,7 +281,18 @@ public struct WanPipeline {
     }
 }
 
-public struct WanPipelineError: Error, CustomStringConvertible {
+/// What stops a Wan render, a reference check or a synthesis, in words for the user.
+public struct WanPipelineError: Error, CustomStringConvertible, Equatable {
+    public enum Code: Sendable, Equatable {
+        /// A render request the model cannot take (size, frames, steps, input, strength).
+        case request
+        /// A reference file whose tensors or metadata do not fit the model.
+        case reference
+        /// `reel model synth` could not write its folder.
+        case synthesis
+    }
+
+    public let code: Code
     public let description: String
-    public init(_ description: String) { self.description = description }
+    public init(_ code: Code, _ description: String) { (self.code, self.description) = (code, description) }
 }

@@ -59,13 +59,13 @@ public struct WanReferenceCheck {
     /// A reference's input must have the shape the part takes; anything else is one line, not a trap.
     func require(_ name: String, _ tensor: Tensor, _ ok: ([Int]) -> Bool, _ expected: String) throws {
         guard ok(tensor.shape) else {
-            throw WanPipelineError("\(reference.path): \(name) has shape \(tensor.shape); this model takes \(expected)")
+            throw WanPipelineError(.reference, "\(reference.path): \(name) has shape \(tensor.shape); this model takes \(expected)")
         }
     }
 
     func compare(_ part: String, _ actual: [Float], _ expected: Tensor) throws -> Result {
         guard actual.count == expected.count else {
-            throw WanPipelineError("\(part): Reel produced \(actual.count) values where the reference has \(expected.count) (shape \(expected.shape))")
+            throw WanPipelineError(.reference, "\(part): Reel produced \(actual.count) values where the reference has \(expected.count) (shape \(expected.shape))")
         }
         var maxError = 0.0, maxMagnitude = 0.0
         for (a, e) in zip(actual, expected.scalars) {
@@ -78,7 +78,7 @@ public struct WanReferenceCheck {
 
     func tokenizer() throws -> Result {
         guard let prompt = reference.metadata["prompt"] else {
-            throw WanPipelineError("\(reference.path): tokenizer.ids needs the prompt in the metadata key 'prompt'")
+            throw WanPipelineError(.reference, "\(reference.path): tokenizer.ids needs the prompt in the metadata key 'prompt'")
         }
         let expected = try reference.integers("tokenizer.ids")
         let ids = try model.tokenizer().ids(prompt)
@@ -92,12 +92,12 @@ public struct WanReferenceCheck {
     public func textEncoder() throws -> Result {
         let ids = try reference.integers("text_encoder.input_ids")
         let expected = try reference.tensor("text_encoder.output")
-        guard expected.shape.count == 3, (1...4096).contains(expected.shape[1]), expected.shape[2] == model.textConfig.dModel else { throw WanPipelineError("\(reference.path): text_encoder.output has shape \(expected.shape); this model takes [B, L <= 4096, \(model.textConfig.dModel)]") }
+        guard expected.shape.count == 3, (1...4096).contains(expected.shape[1]), expected.shape[2] == model.textConfig.dModel else { throw WanPipelineError(.reference, "\(reference.path): text_encoder.output has shape \(expected.shape); this model takes [B, L <= 4096, \(model.textConfig.dModel)]") }
         let (batch, length) = (expected.shape[0], expected.shape[1])
         let mask = reference.entries["text_encoder.attention_mask"] != nil ? try reference.integers("text_encoder.attention_mask")
                                                                             : ids.map { $0 == 0 ? 0 : 1 }
         guard ids.count == batch * length, mask.count == ids.count else {
-            throw WanPipelineError("text_encoder.input_ids and attention_mask must be [\(batch), \(length)] like the output")
+            throw WanPipelineError(.reference, "text_encoder.input_ids and attention_mask must be [\(batch), \(length)] like the output")
         }
         let encoder = try model.textEncoder()
         var actual: [Float] = []
@@ -122,7 +122,7 @@ public struct WanReferenceCheck {
         try require("transformer.encoder_hidden_states", context, { $0.count == 3 && $0[0] == x.shape[0] && $0[1] > 0 && $0[2] == c.textDim },
                     "[\(x.shape[0]), L, \(c.textDim)]")
         guard t.count == 1 || t.count == x.shape[0] else {
-            throw WanPipelineError("\(reference.path): transformer.timestep has \(t.count) values; give 1 or one per video (\(x.shape[0]))")
+            throw WanPipelineError(.reference, "\(reference.path): transformer.timestep has \(t.count) values; give 1 or one per video (\(x.shape[0]))")
         }
         var blocks: [Float] = []
         let velocity = try model.transformer().velocity(x, timesteps: t.count == 1 ? Array(repeating: t[0], count: x.shape[0]) : t,
@@ -162,7 +162,7 @@ public struct WanReferenceCheck {
               let height = settings["height"] as? Int, let width = settings["width"] as? Int,
               let frames = settings["num_frames"] as? Int, let steps = settings["num_inference_steps"] as? Int
         else {
-            throw WanPipelineError("\(reference.path): pipeline.* needs the metadata key 'pipeline' with prompt, height, width, num_frames and num_inference_steps")
+            throw WanPipelineError(.reference, "\(reference.path): pipeline.* needs the metadata key 'pipeline' with prompt, height, width, num_frames and num_inference_steps")
         }
         let guidance = (settings["guidance_scale"] as? Double) ?? 5
         let request = WanRequest(prompt: prompt, negativePrompt: (settings["negative_prompt"] as? String) ?? "",

@@ -72,7 +72,7 @@ public enum WanSynth {
                              progress: (String) -> Void = { _ in }) throws {
         let fm = FileManager.default
         if fm.fileExists(atPath: directory), !((try? fm.contentsOfDirectory(atPath: directory))?.isEmpty ?? true) {
-            throw WanPipelineError("\(directory) exists and is not empty; give a new folder")
+            throw WanPipelineError(.synthesis, "\(directory) exists and is not empty; give a new folder")
         }
         // Written beside its final name and renamed when complete: an interrupted synth leaves no
         // folder that looks like a model.
@@ -132,7 +132,7 @@ public enum WanSynth {
             + "--character_coverage=1.0 --shuffle_input_sentence=false --minloglevel=2"
         var error = [CChar](repeating: 0, count: 512)
         guard reel_spm_train(arguments, &error, error.count) == 0 else {
-            throw WanPipelineError("training the tokenizer failed: " + String(decoding: error.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
+            throw WanPipelineError(.synthesis, "training the tokenizer failed: " + String(decoding: error.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
         }
         try AtomicFile.write(try Data(contentsOf: URL(fileURLWithPath: "\(work)/spiece.model")), to: "\(directory)/spiece.model")
         try writeJSON(["tokenizer_class": "T5Tokenizer", "extra_ids": 0, "model_max_length": 512, "eos_token": "</s>",
@@ -300,7 +300,7 @@ enum SafeTensorsStream {
 
         let temporary = AtomicFile.temporaryPath(for: path)
         guard FileManager.default.createFile(atPath: temporary, contents: nil), let handle = FileHandle(forWritingAtPath: temporary) else {
-            throw WanPipelineError("cannot create \(temporary)")
+            throw WanPipelineError(.synthesis, "cannot create \(temporary)")
         }
         do {
             var prefix = Data()

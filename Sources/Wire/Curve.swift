@@ -17,9 +17,9 @@ public struct CurveKeyPair: Sendable, Equatable {
 
     /// The pair of `secretKey`, its public half derived.
     public init(secretKey: String) throws {
-        guard CurveKey.isValid(secretKey) else { throw CurveKeyError("a secret key is 40 Z85 characters; got \(secretKey.count)") }
+        guard CurveKey.isValid(secretKey) else { throw CurveKeyError(.invalidKey, "a secret key is 40 Z85 characters; got \(secretKey.count)") }
         var publicKey = [CChar](repeating: 0, count: 41)
-        guard zmq_curve_public(&publicKey, secretKey) == 0 else { throw CurveKeyError("\(secretKey.prefix(4))… is not a valid Z85 secret key") }
+        guard zmq_curve_public(&publicKey, secretKey) == 0 else { throw CurveKeyError(.invalidKey, "\(secretKey.prefix(4))… is not a valid Z85 secret key") }
         self.init(publicKey: String(cString: publicKey), secretKey: secretKey)
     }
 
@@ -30,9 +30,19 @@ public struct CurveKeyPair: Sendable, Equatable {
 }
 
 /// A key that is missing, malformed or of the wrong kind, in words for the user.
-public struct CurveKeyError: Error, CustomStringConvertible {
+public struct CurveKeyError: Error, CustomStringConvertible, Equatable {
+    public enum Code: Sendable, Equatable {
+        /// A key or key name that is not well formed, or a file without the key asked for.
+        case invalidKey, invalidName
+        /// A key file that is never overwritten, or a key enrolled already.
+        case exists, alreadyEnrolled
+        case notEnrolled
+        case cannotRead, cannotWrite
+    }
+
+    public let code: Code
     public let description: String
-    public init(_ description: String) { self.description = description }
+    public init(_ code: Code, _ description: String) { (self.code, self.description) = (code, description) }
 }
 
 public enum CurveKey {
@@ -77,7 +87,7 @@ extension ZMQSocket {
             try setOption(ZMQ_CURVE_SECRETKEY, text: keys.secretKey)
             try setOption(ZMQ_ZAP_DOMAIN, text: Self.zapDomain)
         case .curveClient(let keys, let server):
-            guard CurveKey.isValid(server) else { throw CurveKeyError("the coordinator's public key must be 40 Z85 characters") }
+            guard CurveKey.isValid(server) else { throw CurveKeyError(.invalidKey, "the coordinator's public key must be 40 Z85 characters") }
             try setOption(ZMQ_CURVE_SERVERKEY, text: server)
             try setOption(ZMQ_CURVE_PUBLICKEY, text: keys.publicKey)
             try setOption(ZMQ_CURVE_SECRETKEY, text: keys.secretKey)

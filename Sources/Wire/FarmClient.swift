@@ -2,13 +2,19 @@ import Foundation
 
 /// A request the coordinator refused, or one it never answered.
 public struct FarmClientError: Error, CustomStringConvertible {
-    public let description: String
-    /// No answer came in time.
-    public var isTimeout = false
-    public init(_ description: String, isTimeout: Bool = false) {
-        self.description = description
-        self.isTimeout = isTimeout
+    public enum Code: Sendable, Equatable {
+        /// No answer came in time.
+        case timeout
+        /// The coordinator answered with an error; its words are the description.
+        case refused
+        /// A job it was following is no longer listed.
+        case jobLost
     }
+
+    public let code: Code
+    public let description: String
+    public init(_ code: Code, _ description: String) { (self.code, self.description) = (code, description) }
+    public var isTimeout: Bool { code == .timeout }
 }
 
 /// Talks to a coordinator: one request, one reply, over a DEALER socket.
@@ -43,10 +49,9 @@ public final class FarmClient {
         do {
             reply = try Envelope(frames: socket.receive())
         } catch let error as ZMQError where error.isTimeout {
-            throw FarmClientError("no answer from the coordinator at \(endpoint) within \(timeoutMilliseconds / 1000) s; is `reel coordinator` running there, and is this client's key enrolled (`reel keys enroll client`)?",
-                                  isTimeout: true)
+            throw FarmClientError(.timeout, "no answer from the coordinator at \(endpoint) within \(timeoutMilliseconds / 1000) s; is `reel coordinator` running there, and is this client's key enrolled (`reel keys enroll client`)?")
         }
-        if reply.kind == .error { throw FarmClientError(try reply.decode(Reel_V1_ErrorReply.self).message) }
+        if reply.kind == .error { throw FarmClientError(.refused, try reply.decode(Reel_V1_ErrorReply.self).message) }
         guard reply.kind == expected else { throw WireError(.unexpectedMessage, "expected \(expected), the coordinator sent \(reply.kind)") }
         return reply
     }
@@ -65,7 +70,7 @@ public final class FarmClient {
                 socket = try Self.connect(context, endpoint, security, timeoutMilliseconds)
             }
         }
-        throw FarmClientError("unreachable")  // the loop returns or throws on its last attempt
+        throw FarmClientError(.timeout, "unreachable")  // the loop returns or throws on its last attempt
     }
 
     public func status(_ job: String = "") throws -> [Reel_V1_JobStatus] {
@@ -89,7 +94,7 @@ public final class FarmClient {
     /// Polls the job's status every `interval` seconds, passing each to `update`, until it ends.
     public func wait(for job: String, interval: Double = 0.2, update: (Reel_V1_JobStatus) -> Void = { _ in }) throws -> Reel_V1_JobStatus {
         while true {
-            guard let status = try status(job).first else { throw FarmClientError("the coordinator lost job \(job)") }
+            guard let status = try status(job).first else { throw FarmClientError(.jobLost, "the coordinator lost job \(job)") }
             update(status)
             if ![.running, .queued, .encoding].contains(status.state) { return status }
             Thread.sleep(forTimeInterval: interval)

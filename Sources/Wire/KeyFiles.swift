@@ -9,17 +9,17 @@ import Foundation
 public enum KeyFile {
     /// Writes `NAME.key` and `NAME.pub` into `directory`; refuses to overwrite a key.
     public static func create(_ keys: CurveKeyPair, name: String, in directory: String) throws -> (secret: String, public: String) {
-        guard isName(name) else { throw CurveKeyError("key name \(name.debugDescription): use letters, digits, '.', '_' or '-'") }
+        guard isName(name) else { throw CurveKeyError(.invalidName, "key name \(name.debugDescription): use letters, digits, '.', '_' or '-'") }
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let secretPath = "\(directory)/\(name).key", publicPath = "\(directory)/\(name).pub"
         guard !FileManager.default.fileExists(atPath: secretPath) else {
-            throw CurveKeyError("\(secretPath) exists; a key is never overwritten (remove it first, or pick another name)")
+            throw CurveKeyError(.exists, "\(secretPath) exists; a key is never overwritten (remove it first, or pick another name)")
         }
         let header = "# Reel CURVE key \"\(name)\"\n"
         try writePublic(keys.publicKey, name: name, to: publicPath)
         let secret = header + "public-key = \"\(keys.publicKey)\"\nsecret-key = \"\(keys.secretKey)\"\n"
         guard FileManager.default.createFile(atPath: secretPath, contents: Data(secret.utf8), attributes: [.posixPermissions: 0o600]) else {
-            throw CurveKeyError("cannot write \(secretPath)")
+            throw CurveKeyError(.cannotWrite, "cannot write \(secretPath)")
         }
         return (secretPath, publicPath)
     }
@@ -33,7 +33,7 @@ public enum KeyFile {
     public static func readPair(_ path: String) throws -> CurveKeyPair {
         let fields = try read(path)
         guard let secret = fields["secret-key"] else {
-            throw CurveKeyError("\(path) has no secret-key; pass the .key file, not the .pub")
+            throw CurveKeyError(.invalidKey, "\(path) has no secret-key; pass the .key file, not the .pub")
         }
         return try CurveKeyPair(secretKey: secret)
     }
@@ -42,14 +42,14 @@ public enum KeyFile {
     public static func publicKey(_ fileOrKey: String) throws -> String {
         if CurveKey.isValid(fileOrKey) && !FileManager.default.fileExists(atPath: fileOrKey) { return fileOrKey }
         guard let key = try read(fileOrKey)["public-key"], CurveKey.isValid(key) else {
-            throw CurveKeyError("\(fileOrKey) has no valid public-key line")
+            throw CurveKeyError(.invalidKey, "\(fileOrKey) has no valid public-key line")
         }
         return key
     }
 
     static func read(_ path: String) throws -> [String: String] {
         guard let data = FileManager.default.contents(atPath: path) else {
-            throw CurveKeyError("cannot read key file \(path); make one with `reel keys new NAME`")
+            throw CurveKeyError(.cannotRead, "cannot read key file \(path); make one with `reel keys new NAME`")
         }
         var fields: [String: String] = [:]
         for line in String(decoding: data, as: UTF8.self).split(separator: "\n") where !line.hasPrefix("#") {
@@ -58,7 +58,7 @@ public enum KeyFile {
             fields[parts[0]] = parts[1].trimmingCharacters(in: CharacterSet(charactersIn: "\""))
         }
         for (field, value) in fields where field.hasSuffix("-key") && !CurveKey.isValid(value) {
-            throw CurveKeyError("\(path): \(field) is not 40 Z85 characters")
+            throw CurveKeyError(.invalidKey, "\(path): \(field) is not 40 Z85 characters")
         }
         return fields
     }

@@ -96,6 +96,6 @@ import Testing
             let e = try Self.world.expectation(of: prompt)
             #expect(Self.world.caption(size: e.size, color: e.color, shape: e.shape, motion: e.motion, background: e.background) == prompt)
         }
-        #expect(throws: EvaluationError.self) { try Self.world.expectation(of: "a dog on a sofa") }
+        #expect { try Self.world.expectation(of: "a dog on a sofa") } throws: { ($0 as? EvaluationError)?.code == .notACaption }
     }
 }

@@ -81,7 +81,7 @@ func probe(_ path: String) throws -> [String: String] {
         let error = #expect(throws: MediaError.self) {
             try VideoEncoder.writeMP4(syntheticVideo(frames: 2), options: EncodeOptions(fps: fps, scale: scale), to: path)
         }
-        #expect(error?.description.hasPrefix(field) == true, "\(String(describing: error))")
+        #expect(error?.code == .invalidOption && error?.description.hasPrefix(field) == true, "\(String(describing: error))")
         #expect(!FileManager.default.fileExists(atPath: path))
     }
 
@@ -89,7 +89,7 @@ func probe(_ path: String) throws -> [String: String] {
         let path = temporaryPath("odd.mp4")
         let odd = RGBVideo(width: 15, height: 8, pixels: [UInt8](repeating: 100, count: 15 * 8 * 3))
         let error = #expect(throws: MediaError.self) { try VideoEncoder.writeMP4(odd, options: EncodeOptions(fps: 8), to: path) }
-        #expect(error?.description.contains("odd") == true)
+        #expect(error?.code == .invalidOption && error?.description.contains("odd") == true)
         #expect(!FileManager.default.fileExists(atPath: path))
     }
 
@@ -97,7 +97,7 @@ func probe(_ path: String) throws -> [String: String] {
         let error = #expect(throws: MediaError.self) {
             try VideoEncoder.writeMP4(syntheticVideo(frames: 2), options: EncodeOptions(fps: 8), to: "/nonexistent-dir/out.mp4")
         }
-        #expect(error?.description.contains("/nonexistent-dir") == true)
+        #expect(error?.code == .cannotWrite && error?.description.contains("/nonexistent-dir") == true)
     }
 
     @Test func unreadableInputIsAClearError() throws {
@@ -105,7 +105,7 @@ func probe(_ path: String) throws -> [String: String] {
         try "plain text".write(toFile: path, atomically: true, encoding: .utf8)
         let error = #expect(throws: MediaError.self) { try VideoDecoder.read(path) }
         #expect(error?.description.contains("not a video FFmpeg can read") == true)
-        #expect(throws: MediaError.self) { try VideoDecoder.read(temporaryPath("missing.mp4")) }
+        #expect { try VideoDecoder.read(temporaryPath("missing.mp4")) } throws: { ($0 as? MediaError)?.code == .unreadable }
     }
 }
 
