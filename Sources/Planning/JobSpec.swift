@@ -31,7 +31,7 @@ public struct JobSpec: Codable, Sendable, Equatable {
 
     public init(prompt: String, model: String, frames: Int, width: Int, height: Int, fps: Int, steps: Int,
                 sampler: String, guidance: Float, shift: Float, seed: UInt64, window: Int, overlap: Int,
-                syncInterval: Int = 1, priority: Int = 0, strength: Float = 1) {
+                syncInterval: Int = JobDefaults.syncInterval, priority: Int = JobDefaults.priority, strength: Float = 1) {
         self.prompt = prompt; self.model = model; self.frames = frames; self.width = width; self.height = height
         self.fps = fps; self.steps = steps; self.sampler = sampler; self.guidance = guidance; self.shift = shift
         self.seed = seed; self.window = window; self.overlap = overlap; self.syncInterval = syncInterval
