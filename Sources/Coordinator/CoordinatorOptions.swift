@@ -58,4 +58,7 @@ public struct CoordinatorStatistics: Sendable {
     /// Turns of the loop completed: statistics read after a later turn include all that an
     /// earlier one handled.
     public var turns = 0
+    /// From the moment a shard could go to a worker (it was released and the worker had asked
+    /// for work, whichever came later) to its sending: the coordinator's assignment latency.
+    public var assignmentLatency = LatencyHistogram()
 }

@@ -8,12 +8,13 @@ extension CoordinatorServer {
     /// Sends what the scheduler decides. A shard decided for a worker dropped meanwhile (its
     /// connection failed on an earlier send) goes back to its job.
     func dispatch() {
-        for decision in scheduler.dispatch(jobs: table, workers: workers) {
+        for decision in scheduler.dispatch(jobs: table, workers: workers, at: clock.now) {
             guard workers[decision.worker] != nil else {
                 decision.job.run.requeue(region: decision.assignment.region)
                 continue
             }
             send(decision.assignment, of: decision.job, to: decision.worker)
+            counters.assignmentLatency.record(seconds: (clock.now - decision.possibleSince).seconds)
         }
     }
 

@@ -63,6 +63,7 @@ public final class CoordinatorServer: @unchecked Sendable {
     var knownModels: [String: KnownModel] = [:]
     var clock: any FarmClock { options.clock }
     var lastHeartbeat: ContinuousClock.Instant
+    var lastReap: ContinuousClock.Instant
 
     /// The endpoints actually bound (wildcard ports resolved).
     public private(set) var endpoints: [String] = []
@@ -84,6 +85,7 @@ public final class CoordinatorServer: @unchecked Sendable {
         router = try ZMQSocket(context, .router, maxMessageBytes: options.maxMessageBytes)
         monitor = try router.monitor(context)
         lastHeartbeat = options.clock.now
+        lastReap = lastHeartbeat
         if !orphans.isEmpty { logger.info("removed \(orphans.count) half-written file(s) a crash left in \(JobFiles(dataDirectory: options.dataDirectory).directory)") }
         do {
             try listen()
@@ -165,7 +167,12 @@ public final class CoordinatorServer: @unchecked Sendable {
             readmitParkedJobs()
             lastHeartbeat = now
         }
-        reapSilentWorkers(now)
+        // Four times a heartbeat, not every turn: a busy farm turns thousands of times a
+        // second, and each look visits every worker.
+        if (now - lastReap).seconds >= options.heartbeatInterval / 4 {
+            reapSilentWorkers(now)
+            lastReap = now
+        }
         closeRevokedWorkers()
         performCommands()
         dispatch()
@@ -316,7 +323,7 @@ public final class CoordinatorServer: @unchecked Sendable {
         case .ready:
             let ready = try envelope.decode(Reel_V1_Ready.self)
             guard workers[peer] != nil else { return sayHelloFirst(peer) }
-            workers.addCredits(Int(ready.credits), to: peer, cap: options.maxShardsPerWorker)
+            workers.addCredits(Int(ready.credits), to: peer, cap: options.maxShardsPerWorker, at: clock.now)
         case .heartbeat:
             let beat = try envelope.decode(Reel_V1_Heartbeat.self)
             guard workers[peer] != nil else { return sayHelloFirst(peer) }

@@ -136,6 +136,8 @@ struct WorkerRecord {
     /// Shards it asked for and may still be sent: with `inFlight`, never more than the
     /// coordinator's cap, whatever it announced.
     var credits = 0
+    /// When it last asked for work.
+    var creditedAt: ContinuousClock.Instant?
     var lastSeen: ContinuousClock.Instant
     /// The shards it holds, by attempt id: only these attempts' results and failures are taken
     /// from it, each checked against what was handed over.

@@ -16,35 +16,38 @@ struct Scheduler {
 
     init(failuresBeforeBlocking: Int) { self.failuresBeforeBlocking = failuresBeforeBlocking }
 
-    /// One decision: send `assignment` of `job` to the worker `worker`.
+    /// One decision: send `assignment` of `job` to the worker `worker`; it could have gone
+    /// since `possibleSince` (the later of its release and the worker's asking).
     struct Dispatch {
         let job: FarmJob
         let assignment: ShardAssignment
         let worker: Data
+        var possibleSince: ContinuousClock.Instant
     }
 
     var queueDepth: Int { pending.values.reduce(0) { $0 + $1.count } }
 
     /// Takes the shards every active job has released, then decides sends until no worker with
     /// credit can take a waiting shard; each decision spends a credit of its worker.
-    mutating func dispatch(jobs table: JobTable, workers: WorkerRegistry) -> [Dispatch] {
+    mutating func dispatch(jobs table: JobTable, workers: WorkerRegistry, at now: ContinuousClock.Instant) -> [Dispatch] {
         for id in table.order {
             guard let job = table.jobs[id], job.isActive else { continue }
             let ready = job.run.takeReadyShards()
-            if !ready.isEmpty { pending[id, default: ShardQueue()].append(contentsOf: ready) }
+            if !ready.isEmpty { pending[id, default: ShardQueue()].append(contentsOf: ready, at: now) }
         }
-        var credits = Dictionary(uniqueKeysWithValues: workers.all.map { ($0.identity, $0.credits) })
-        guard !pending.isEmpty, credits.values.contains(where: { $0 > 0 }) else { return [] }
+        guard !pending.isEmpty, workers.anyHasCredit else { return [] }
+        var candidates = Candidates(workers)
         for id in pending.keys where table.jobs[id]?.isActive != true { pending[id] = nil }
         admitNewClients(table.jobs)
         // Submission order breaks ties; only needed when several jobs wait.
         let position = pending.count > 1 ? Dictionary(uniqueKeysWithValues: table.order.enumerated().map { ($1, $0) }) : [:]
         var decisions: [Dispatch] = []
-        while credits.values.contains(where: { $0 > 0 }),
-              let next = nextShard(table.jobs, workers, credits: credits, position: position) {
-            credits[next.worker]! -= 1
+        while candidates.creditLeft > 0, let next = nextShard(table.jobs, &candidates, position: position) {
+            candidates.spend(next.worker)
             served[next.job.client, default: 0] += 1
-            decisions.append(next)
+            var decision = next
+            if let asked = workers[next.worker]?.creditedAt, asked > decision.possibleSince { decision.possibleSince = asked }
+            decisions.append(decision)
         }
         return decisions
     }
@@ -53,8 +56,7 @@ struct Scheduler {
     mutating func forget(_ id: String) { pending[id] = nil }
 
     /// The first shard, in scheduling order, that some worker can take; nil if none.
-    private mutating func nextShard(_ jobs: [String: FarmJob], _ workers: WorkerRegistry, credits: [Data: Int],
-                                    position: [String: Int]) -> Dispatch? {
+    private mutating func nextShard(_ jobs: [String: FarmJob], _ candidates: inout Candidates, position: [String: Int]) -> Dispatch? {
         let order = pending.count == 1 ? Array(pending.keys) : pending.keys.sorted { a, b in
             let (jobA, jobB) = (jobs[a]!, jobs[b]!)
             if jobA.priority != jobB.priority { return jobA.priority > jobB.priority }
@@ -64,12 +66,12 @@ struct Scheduler {
         for id in order {
             let job = jobs[id]!, blocking = failuresBeforeBlocking
             var worker: Data?
-            guard let assignment = pending[id]!.takeFirst(where: { assignment in
-                worker = Self.bestWorker(for: job, region: assignment.region, workers, credits: credits, failuresBeforeBlocking: blocking)
+            guard let (assignment, released) = pending[id]!.takeFirst(where: { assignment in
+                worker = candidates.best(for: job, region: assignment.region, failuresBeforeBlocking: blocking)
                 return worker != nil
             }) else { continue }
             if pending[id]!.isEmpty { pending[id] = nil }
-            return Dispatch(job: job, assignment: assignment, worker: worker!)
+            return Dispatch(job: job, assignment: assignment, worker: worker!, possibleSince: released)
         }
         return nil
     }
@@ -80,21 +82,6 @@ struct Scheduler {
         let waiting = Set(pending.keys.map { jobs[$0]!.client })
         let level = waiting.compactMap { served[$0] }.min() ?? 0
         for client in waiting where served[client] == nil { served[client] = level }
-    }
-
-    private static func bestWorker(for job: FarmJob, region: Int, _ workers: WorkerRegistry, credits: [Data: Int],
-                                   failuresBeforeBlocking: Int) -> Data? {
-        let failedHere = job.shardFailures[region] ?? []
-        let model = job.spec.model
-        let able = workers.all.filter {
-            credits[$0.identity, default: 0] > 0 && $0.hello.models.contains(model)
-                && job.workerFailures[$0.name, default: 0] < failuresBeforeBlocking
-        }
-        return able.min { a, b in
-            let keyA = (failedHere.contains(a.name) ? 1 : 0, a.modelsRun.contains(model) ? 0 : 1, a.shardsCompleted)
-            let keyB = (failedHere.contains(b.name) ? 1 : 0, b.modelsRun.contains(model) ? 0 : 1, b.shardsCompleted)
-            return keyA < keyB
-        }?.identity
     }
 
     /// Why `job` cannot move now, for its status: no connected worker offers its model, or
@@ -112,19 +99,63 @@ struct Scheduler {
     }
 }
 
-/// One job's assignments waiting for workers, in release order; taking the first is O(1).
+/// The workers with credit during one dispatch, in order of preference for each model: those
+/// that hold the model already (they ran it before: no load) first, then the least used. The
+/// order is made once per model and dispatch, and workers whose credit is spent drop off its
+/// front, so a thousand workers asking at once cost about one look each, not a scan each.
+private struct Candidates {
+    private let workers: WorkerRegistry
+    private var credits: [Data: Int]
+    private var orders: [String: ArraySlice<WorkerRecord>] = [:]
+    private(set) var creditLeft: Int
+
+    init(_ workers: WorkerRegistry) {
+        self.workers = workers
+        credits = Dictionary(uniqueKeysWithValues: workers.withCredit.map { ($0, workers[$0]!.credits) })
+        creditLeft = credits.values.reduce(0, +)
+    }
+
+    mutating func spend(_ worker: Data) {
+        credits[worker, default: 0] -= 1
+        creditLeft -= 1
+    }
+
+    /// The preferred worker for `region` of `job`: one with credit that offers its model and is
+    /// not kept off the job, one that has not failed this region before one that has.
+    mutating func best(for job: FarmJob, region: Int, failuresBeforeBlocking: Int) -> Data? {
+        let model = job.spec.model
+        var order = orders[model] ?? ArraySlice(workers.withCredit.compactMap { workers[$0] }
+            .filter { $0.hello.models.contains(model) }
+            .sorted { ($0.modelsRun.contains(model) ? 0 : 1, $0.shardsCompleted) < ($1.modelsRun.contains(model) ? 0 : 1, $1.shardsCompleted) })
+        while let first = order.first, credits[first.identity, default: 0] <= 0 { order.removeFirst() }
+        orders[model] = order
+        let failedHere = job.shardFailures[region] ?? []
+        var fallback: Data?
+        for worker in order where credits[worker.identity, default: 0] > 0
+            && job.workerFailures[worker.name, default: 0] < failuresBeforeBlocking {
+            guard failedHere.contains(worker.name) else { return worker.identity }
+            if fallback == nil { fallback = worker.identity }
+        }
+        return fallback
+    }
+}
+
+/// One job's assignments waiting for workers, in release order, each with when it was
+/// released; taking the first is O(1).
 struct ShardQueue {
-    private var items: [ShardAssignment] = []
+    private var items: [(assignment: ShardAssignment, released: ContinuousClock.Instant)] = []
     private var head = 0
 
     var isEmpty: Bool { head == items.count }
     var count: Int { items.count - head }
 
-    mutating func append(contentsOf assignments: [ShardAssignment]) { items += assignments }
+    mutating func append(contentsOf assignments: [ShardAssignment], at now: ContinuousClock.Instant) {
+        items += assignments.map { ($0, now) }
+    }
 
-    /// Removes and returns the first assignment `accept` takes, if any.
-    mutating func takeFirst(where accept: (ShardAssignment) -> Bool) -> ShardAssignment? {
-        guard let index = items[head...].firstIndex(where: accept) else { return nil }
+    /// Removes and returns the first assignment `accept` takes, if any, and its release time.
+    mutating func takeFirst(where accept: (ShardAssignment) -> Bool) -> (ShardAssignment, ContinuousClock.Instant)? {
+        guard let index = items[head...].firstIndex(where: { accept($0.assignment) }) else { return nil }
         let taken = items[index]
         if index == head { head += 1 } else { items.remove(at: index) }
         if head > 1024 && head * 2 > items.count {

@@ -6,10 +6,13 @@ import Wire
 /// state with no sockets or clock of its own: the coordinator says what happened and when.
 struct WorkerRegistry {
     private var records: [Data: WorkerRecord] = [:]
+    /// Those with credit: the scheduler's candidates, kept as credits change so that a farm
+    /// of a thousand busy workers is not scanned for every shard.
+    private(set) var withCredit: Set<Data> = []
 
     var all: Dictionary<Data, WorkerRecord>.Values { records.values }
     var count: Int { records.count }
-    var anyHasCredit: Bool { records.values.contains { $0.credits > 0 } }
+    var anyHasCredit: Bool { !withCredit.isEmpty }
 
     subscript(identity: Data) -> WorkerRecord? { records[identity] }
 
@@ -18,18 +21,24 @@ struct WorkerRegistry {
     mutating func register(_ identity: Data, hello: Reel_V1_WorkerHello, userID: String?, at now: ContinuousClock.Instant) -> WorkerRecord {
         let record = WorkerRecord(identity: identity, hello: hello, userID: userID, lastSeen: now, progressAt: now)
         records[identity] = record
+        withCredit.remove(identity)
         return record
     }
 
-    mutating func remove(_ identity: Data) -> WorkerRecord? { records.removeValue(forKey: identity) }
+    mutating func remove(_ identity: Data) -> WorkerRecord? {
+        withCredit.remove(identity)
+        return records.removeValue(forKey: identity)
+    }
 
     /// Any message counts as a sign of life.
     mutating func heard(from identity: Data, at now: ContinuousClock.Instant) { records[identity]?.lastSeen = now }
 
     /// Credits asked for, up to `cap` shards held and promised together.
-    mutating func addCredits(_ requested: Int, to identity: Data, cap: Int) {
+    mutating func addCredits(_ requested: Int, to identity: Data, cap: Int, at now: ContinuousClock.Instant) {
         guard let worker = records[identity] else { return }
         records[identity]!.credits += min(requested, max(0, cap - worker.inFlight.count - worker.credits))
+        records[identity]!.creditedAt = now
+        if records[identity]!.credits > 0 { withCredit.insert(identity) }
     }
 
     /// A heartbeat's step count; a change is progress.
@@ -42,6 +51,7 @@ struct WorkerRegistry {
     /// A shard handed over: it spends a credit, and the worker holds the model from now on.
     mutating func handOut(_ shard: ShardInFlight, model: String, to identity: Data) {
         records[identity]!.credits -= 1
+        if records[identity]!.credits == 0 { withCredit.remove(identity) }
         records[identity]!.inFlight[shard.attempt] = shard
         records[identity]!.modelsRun.insert(model)
         records[identity]!.stepsDone = 0

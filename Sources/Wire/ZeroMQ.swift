@@ -26,6 +26,13 @@ public final class ZMQContext: @unchecked Sendable {
         self.handle = handle
     }
 
+    /// A context for more sockets than libzmq's default of 1023 (a process simulating a
+    /// thousand workers); the limit is set before any socket exists.
+    public convenience init(maxSockets: Int) throws {
+        try self.init()
+        guard zmq_ctx_set(handle, ZMQ_MAX_SOCKETS, Int32(clamping: maxSockets)) == 0 else { throw ZMQError.last("zmq_ctx_set") }
+    }
+
     /// Makes blocking calls on every socket of this context fail with ETERM, so their threads
     /// can close them; used for shutdown.
     public func shutdown() { zmq_ctx_shutdown(handle) }

@@ -20,6 +20,15 @@ struct FarmBench: ParsableCommand {
             the coordinator's and the protocol's own. The seam figure is the mean \
             absolute frame-to-frame change at chunk boundaries divided by the same \
             within chunks, on the 2-worker output.
+
+            With --simulated-workers N, instead: one coordinator and N simulated workers \
+            in this process (real sockets on loopback, real heartbeats, the identity \
+            denoiser), the way a farm of many machines is planned without having them. \
+            Rows: the coordinator thread's CPU share while the workers only heartbeat; \
+            then a job of --dispatch-shards tiny shards answered at once, which saturates \
+            the coordinator: shards/s and its CPU share; then a job whose shards each take \
+            --shard-seconds, as real shards do, and the assignment latency each worker sees \
+            from its result to its next shard.
             """)
 
     @Option(help: "Model of the scaling job.")
@@ -33,6 +42,15 @@ struct FarmBench: ParsableCommand {
 
     @Option(help: "Shards in the dispatch run.")
     var dispatchShards: Int = 10_000
+
+    @Option(help: "Measure the coordinator with this many simulated workers instead (see above).")
+    var simulatedWorkers: Int?
+
+    @Option(help: "With --simulated-workers: seconds of idle heartbeating measured.")
+    var idleSeconds: Double = 5
+
+    @Option(help: "With --simulated-workers: seconds each shard of the latency run takes (±50 %, at random).")
+    var shardSeconds: Double = 1
 
     @Flag(help: "Print one JSON object instead of the table.")
     var json = false
@@ -54,7 +72,19 @@ struct FarmBench: ParsableCommand {
         LogSetup.start(level: .warning)
         let loaded = try Model(named: model)
         let config = loaded.config
-        var job = Reel_V1_JobSpec.with {
+        if let simulatedWorkers {
+            guard (1...20_000).contains(simulatedWorkers), idleSeconds > 0, dispatchShards >= 5, (0.01...60).contains(shardSeconds) else {
+                throw UserError("--simulated-workers takes 1 to 20000, --idle-seconds above 0, --dispatch-shards at least 5, --shard-seconds 0.01 to 60")
+            }
+            // The latency run: twice as many regions as workers, so a shard always waits for
+            // each worker that asks (a region's next step is released only when its step ends),
+            // and ten rounds of shards for every worker.
+            let report = try Self.simulation(workers: simulatedWorkers, capacityJob: Self.dispatchJob(model: model, config: config, shards: dispatchShards),
+                                             latencyJob: Self.dispatchJob(model: model, config: config, shards: 10 * simulatedWorkers),
+                                             shardSeconds: shardSeconds, idleSeconds: idleSeconds)
+            return print(json ? Bench.json(report) : Self.table(report))
+        }
+        let job = Reel_V1_JobSpec.with {
             $0.prompt = "a red circle moving right"; $0.model = model; $0.frames = UInt32(frames)
             $0.steps = UInt32(steps); $0.seed = 1; $0.outputScale = 1
         }
@@ -65,12 +95,7 @@ struct FarmBench: ParsableCommand {
         let two = try Self.timeJob(job, workerProcesses: 2)
         let seam = Self.seamFigure(two.video, chunks: plan.chunks)
 
-        job = Reel_V1_JobSpec.with {
-            $0.prompt = "a red circle"; $0.model = model; $0.window = 1; $0.overlap = 0; $0.width = UInt32(config.patch)
-            $0.height = UInt32(config.patch); $0.steps = 5; $0.frames = UInt32(max(1, dispatchShards / 5)); $0.outputScale = 1
-            $0.layoutStrength = 1  // every shard alike: no layout pass
-        }
-        let dispatch = try Self.dispatchRun(job)
+        let dispatch = try Self.dispatchRun(Self.dispatchJob(model: model, config: config, shards: dispatchShards))
 
         let report = Report(
             model: model, frames: spec.frames, chunks: plan.chunks.count, shards: plan.shardCount,
@@ -80,6 +105,82 @@ struct FarmBench: ParsableCommand {
             dispatchShardsPerSecond: Double(dispatch.shards) / dispatch.seconds,
             coordinatorMillisecondsPerShard: dispatch.coordinatorCPU / Double(dispatch.shards) * 1000)
         print(json ? Bench.json(report) : Self.table(report))
+    }
+
+    /// A job of `shards` tiny shards, every one alike: one-frame windows of one patch, 5 steps,
+    /// no overlap and no layout pass, so each region runs its steps on its own.
+    static func dispatchJob(model: String, config: ModelConfig, shards: Int) -> Reel_V1_JobSpec {
+        Reel_V1_JobSpec.with {
+            $0.prompt = "a red circle"; $0.model = model; $0.window = 1; $0.overlap = 0; $0.width = UInt32(config.patch)
+            $0.height = UInt32(config.patch); $0.steps = 5; $0.frames = UInt32(max(1, shards / 5)); $0.outputScale = 1
+            $0.layoutStrength = 1
+        }
+    }
+
+    struct SimulationReport: Encodable {
+        var workers: Int
+        var idleSeconds, idleCoordinatorShare: Double
+        /// The saturating run: shards answered at once.
+        var dispatchShards: Int
+        var dispatchSeconds, shardsPerSecond, dispatchCoordinatorShare: Double
+        /// The latency run: each shard takes `shardSeconds`.
+        var latencyShards: Int
+        var shardSeconds, latencyRunShardsPerSecond, latencyRunCoordinatorShare: Double
+        /// The coordinator's: from when a shard could go (released, and its worker asking) to
+        /// its sending.
+        var assignmentLatencyP50Milliseconds, assignmentLatencyP99Milliseconds: Double
+        /// What a worker sees, from its result to its next shard: the coordinator's latency,
+        /// the loopback both ways, and any wait for a region's next step to be released.
+        var workerTurnaroundP50Milliseconds: Double
+    }
+
+    /// A coordinator in this process with `workers` simulated workers: its thread's CPU share
+    /// over `idleSeconds` of heartbeats alone, over `capacityJob` answered at once, and over
+    /// `latencyJob` whose shards take `shardSeconds`, with the latencies the workers saw.
+    static func simulation(workers count: Int, capacityJob: Reel_V1_JobSpec, latencyJob: Reel_V1_JobSpec,
+                           shardSeconds: Double, idleSeconds: Double) throws -> SimulationReport {
+        let work = WorkDirectory(prefix: "reel-bench")
+        defer { work.remove() }
+        let farm = try LocalFarm(workerCount: 0, library: ModelLibrary(names: []), dataDirectory: work.path, bind: "tcp://127.0.0.1:*")
+        defer { farm.stop() }
+        let fleet = try SimulatedWorkers(count: count, endpoint: farm.endpoint, model: capacityJob.model)
+        defer { fleet.stop() }
+        let deadline = Date().addingTimeInterval(120)
+        while farm.coordinator.snapshot.workers.count < count {
+            guard Date() < deadline else { throw UserError("\(farm.coordinator.snapshot.workers.count) of \(count) simulated workers joined within 120 s") }
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        // The idle row is a window of wall time: heartbeats flow both ways meanwhile.
+        let idleStart = farm.coordinator.statistics
+        Thread.sleep(forTimeInterval: idleSeconds)
+        let idleCPU = farm.coordinator.statistics.cpuSeconds - idleStart.cpuSeconds
+        let client = try FarmClient(context: farm.context, endpoint: farm.endpoint, timeoutSeconds: 60)
+
+        let capacity = try measure(capacityJob, on: farm, client: client)
+        let capacityShards = capacity.after.resultsAccepted - capacity.before.resultsAccepted
+
+        fleet.answer(after: shardSeconds)
+        // Latency in the steady state: after the first round, whose shards all go out in one
+        // burst as the job starts, every worker asking at once.
+        var steady: (latency: LatencyHistogram, at: ContinuousClock.Instant)?
+        let started = ContinuousClock.now
+        let paced = try measure(latencyJob, on: farm, client: client) { _ in
+            if steady == nil, (ContinuousClock.now - started).seconds >= 2 * shardSeconds {
+                steady = (farm.coordinator.statistics.assignmentLatency, ContinuousClock.now)
+                fleet.startMeasuring()
+            }
+        }
+        let turnarounds = fleet.measuredLatencies()
+        let pacedShards = paced.after.resultsAccepted - paced.before.resultsAccepted
+        let latency = paced.after.assignmentLatency.since(steady?.latency ?? paced.before.assignmentLatency)
+        return SimulationReport(
+            workers: count, idleSeconds: idleSeconds, idleCoordinatorShare: idleCPU / idleSeconds,
+            dispatchShards: capacityShards, dispatchSeconds: capacity.seconds, shardsPerSecond: Double(capacityShards) / capacity.seconds,
+            dispatchCoordinatorShare: (capacity.after.cpuSeconds - capacity.before.cpuSeconds) / capacity.seconds,
+            latencyShards: pacedShards, shardSeconds: shardSeconds, latencyRunShardsPerSecond: Double(pacedShards) / paced.seconds,
+            latencyRunCoordinatorShare: (paced.after.cpuSeconds - paced.before.cpuSeconds) / paced.seconds,
+            assignmentLatencyP50Milliseconds: latency.percentile(0.5) * 1000, assignmentLatencyP99Milliseconds: latency.percentile(0.99) * 1000,
+            workerTurnaroundP50Milliseconds: turnarounds.isEmpty ? 0 : turnarounds[turnarounds.count / 2] * 1000)
     }
 
     // MARK: runs
@@ -146,12 +247,13 @@ struct FarmBench: ParsableCommand {
 
     /// Submits `job`, waits for it, and returns its id, the seconds from submission to the
     /// finished video, and the coordinator's counters before and after.
-    static func measure(_ job: Reel_V1_JobSpec, on farm: LocalFarm, client: FarmClient) throws
+    static func measure(_ job: Reel_V1_JobSpec, on farm: LocalFarm, client: FarmClient,
+                        update: (Reel_V1_JobStatus) -> Void = { _ in }) throws
         -> (id: String, seconds: Double, before: CoordinatorStatistics, after: CoordinatorStatistics) {
         let before = farm.coordinator.statistics
         let clock = ContinuousClock(), start = clock.now
         let id = try client.submit(job)
-        let status = try client.wait(for: id, interval: 0.01)
+        let status = try client.wait(for: id, interval: 0.01, update: update)
         let seconds = (clock.now - start).seconds
         guard status.state == .done else { throw UserError("bench job \(status.state.word): \(status.error)") }
         return (id, seconds, before, farm.coordinator.statistics)
@@ -178,6 +280,18 @@ struct FarmBench: ParsableCommand {
     }
 
     // MARK: output
+
+    static func table(_ r: SimulationReport) -> String {
+        let percent = { (share: Double) in String(format: "%.1f %% of a core", share * 100) }
+        return """
+        coordinator with \(r.workers) simulated workers (real sockets on loopback, the identity denoiser)
+        idle heartbeating            coordinator thread \(percent(r.idleCoordinatorShare)) over \(String(format: "%.0f", r.idleSeconds)) s
+        saturating dispatch          \(r.dispatchShards) shards answered at once in \(String(format: "%.2f", r.dispatchSeconds)) s: \(Int(r.shardsPerSecond)) shards/s, coordinator thread \(percent(r.dispatchCoordinatorShare))
+        shards of \(String(format: "%g", r.shardSeconds)) s each          \(r.latencyShards) shards: \(Int(r.latencyRunShardsPerSecond)) shards/s, coordinator thread \(percent(r.latencyRunCoordinatorShare))
+        assignment latency           p50 \(String(format: "%.3f", r.assignmentLatencyP50Milliseconds)) ms, p99 \(String(format: "%.3f", r.assignmentLatencyP99Milliseconds)) ms in that run after its first round (a shard able to go, to sent)
+        worker turnaround            p50 \(String(format: "%.2f", r.workerTurnaroundP50Milliseconds)) ms (a worker's result to its next shard, as it sees it)
+        """
+    }
 
     static func table(_ r: Report) -> String {
         """
