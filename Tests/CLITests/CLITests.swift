@@ -276,6 +276,22 @@ struct ReelCommand {
         #expect((report["coordinator_milliseconds_per_shard"] as? Double ?? 0) > 0)
     }
 
+    /// Simulated workers over real sockets: every shard of both runs comes back, and the
+    /// coordinator's figures are present (their sizes are the benchmark's, not a test's).
+    @Test func farmBenchWithSimulatedWorkersRunsBothJobsThroughEveryWorker() throws {
+        let result = try ReelCommand.run(["bench", "farm", "--simulated-workers", "40", "--idle-seconds", "0.5",
+                                          "--dispatch-shards", "200", "--shard-seconds", "0.05", "--json"],
+                                         in: try ReelCommand.scratchDirectory())
+        #expect(result.status == 0, "\(result.stderr)")
+        let report = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any] ?? [:]
+        #expect(report["workers"] as? Int == 40)
+        #expect(report["dispatch_shards"] as? Int == 200)
+        #expect(report["latency_shards"] as? Int == 400, "ten shards for each of the 40 workers")
+        #expect((report["shards_per_second"] as? Double ?? 0) > 0)
+        #expect((report["assignment_latency_p99_milliseconds"] as? Double ?? 0) > 0)
+        #expect((report["idle_coordinator_share"] as? Double ?? -1) >= 0)
+    }
+
     @Test func evalRendersHeldOutPromptsAndReportsEachAttribute() throws {
         let directory = try ReelCommand.scratchDirectory()
         // 34 videos: more jobs at once than a coordinator takes from one client by default.
