@@ -1,5 +1,6 @@
 import Foundation
 import Media
+import TestSupport
 import Testing
 import Wire
 
@@ -115,26 +116,30 @@ import Wire
         heartbeatFrames.append(Data("extra".utf8))
         var badProtobuf = Envelope(.status, Reel_V1_StatusRequest()).frames
         badProtobuf[2] = Data([0xFF, 0xFF, 0xFF, 0xFF, 0x0F])
-        let attacks: [(String, [Data])] = [
-            ("wrong protocol tag", [Data("HTTP/1.1".utf8), Data([1]), Data()]),
-            ("wrong frame count", heartbeatFrames),
-            ("malformed protobuf", badProtobuf),
-            ("oversized frame", [Envelope.protocolTag, Data([MessageKind.submit.rawValue]), Data(count: 2 << 20), Data()]),
+        // Each attack, and what the coordinator's log says once it has dealt with it.
+        let attacks: [(String, [Data], String)] = [
+            ("wrong protocol tag", [Data("HTTP/1.1".utf8), Data([1]), Data()], "wrong protocol tag"),
+            ("wrong frame count", heartbeatFrames, "frames; it has"),
+            ("malformed protobuf", badProtobuf, "not a valid reel.v1.StatusRequest"),
+            ("oversized frame", [Envelope.protocolTag, Data([MessageKind.submit.rawValue]), Data(count: 2 << 20), Data()], "closed"),
         ]
-        func send(_ frames: [Data]) throws -> ZMQSocket {
+        func send(_ frames: [Data], until logged: String) throws -> ZMQSocket {
+            let lines = { farm.log(farm.coordinatorLog).split(separator: "\n").count(where: { $0.contains(logged) }) }
+            let before = lines()
             let peer = try ZMQSocket(context, .dealer)
+            try peer.setSendTimeout(milliseconds: 10_000)  // a send that cannot connect fails, never hangs
             try peer.connect(farm.endpoint)
             try peer.send(frames)
-            Thread.sleep(forTimeInterval: 0.2)
+            try waitUntil("the coordinator logs '\(logged)' once more", timeout: 10) { lines() > before }
             return peer
         }
-        for (name, frames) in attacks {
-            _ = try send(frames)
+        for (name, frames, logged) in attacks {
+            _ = try send(frames, until: logged)
             #expect(try good.status().isEmpty, "still serving after a \(name)")
         }
         // A well-formed hello of another version is dropped too, but first answered: the worker
         // is told why, so it can stop rather than reconnect for ever.
-        let refused = try send(Envelope(.hello, wrongVersion).frames)
+        let refused = try send(Envelope(.hello, wrongVersion).frames, until: "protocol version \(Envelope.protocolVersion + 1)")
         #expect(try good.status().isEmpty, "still serving after a wrong protocol version")
         try #require(try ZMQSocket.poll([refused], milliseconds: 2000) == [0], "the refused worker is told why")
         let reply = try Envelope(frames: refused.receive())
