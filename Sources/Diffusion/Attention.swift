@@ -52,7 +52,7 @@ package struct SelfAttention {
         output: UnsafeMutablePointer<Float>, outputStride: Int,
         width: Int, heads: Int, layout: Layout,
         keyLength: (Int) -> Int, keyFirstRow: (Int) -> Int, keyRowStride: Int,
-        scoreBudget: Int = 1 << 24
+        scoreBudget: Int = 1 << 24, keyTile: Int = 2048
     ) {
         let headWidth = width / heads
         let scale = 1 / Float(headWidth).squareRoot()
@@ -63,10 +63,13 @@ package struct SelfAttention {
         // of them per thread, each with its own score matrix.
         // A long sequence's score matrix is cut into blocks of query rows so that it stays within
         // `scoreBudget` floats; shorter ones (all of reel-shapes') run as one block, as before.
+        // Sequences with more keys than `keyTile` go through key tiles with an online softmax
+        // instead (`attendTiled`): scratch of a few tiles, whatever the length.
         let queryBlock = layout.length * maxKeys <= scoreBudget ? layout.length : max(1, scoreBudget / max(1, maxKeys))
         ComputeThreads.forEachSlice(of: pairs, parts: pairs * cost >= 1 << 20 ? ComputeThreads.count : 1) { slice in
-            let s = UnsafeMutablePointer<Float>.allocate(capacity: max(1, min(layout.length, queryBlock) * maxKeys))
+            let s = UnsafeMutablePointer<Float>.allocate(capacity: max(1, min(layout.length, queryBlock) * min(maxKeys, keyTile)))
             defer { s.deallocate() }
+            var tiles = TileScratch(queryRows: 0, keyTile: 0, width: 0)
             for pair in slice {
                 let (sequence, head) = pair.quotientAndRemainder(dividingBy: heads)
                 let queryRow = layout.firstRow(sequence), keyRow = keyFirstRow(sequence)
@@ -75,6 +78,13 @@ package struct SelfAttention {
                 let k = keys + keyRow * keyStride + column, v = values + keyRow * keyStride + column
                 let qStride = queryStride * layout.rowStride, kStride = keyStride * keyRowStride
                 let oStride = outputStride * layout.rowStride
+                if keyCount > keyTile {
+                    if tiles.width == 0 { tiles = TileScratch(queryRows: Self.tiledQueryRows, keyTile: keyTile, width: headWidth) }
+                    attendTiled(q: queries + queryRow * queryStride + column, qStride: qStride, k: k, v: v, kStride: kStride,
+                                o: output + queryRow * outputStride + column, oStride: oStride,
+                                queries: layout.length, keys: keyCount, keyTile: keyTile, width: headWidth, scale: scale, scratch: tiles)
+                    continue
+                }
                 var first = 0
                 while first < layout.length {
                     let rows = min(queryBlock, layout.length - first)
@@ -88,6 +98,69 @@ package struct SelfAttention {
                     first += rows
                 }
             }
+            tiles.deallocate()
+        }
+    }
+
+    /// Query rows a tiled pass takes at once: enough for sgemm to run near its peak.
+    static let tiledQueryRows = 128
+
+    /// Per-thread scratch of the tiled pass: one block of scores, the running output, and each
+    /// row's running maximum and sum.
+    struct TileScratch {
+        let scores, accumulated, maxima, sums: UnsafeMutablePointer<Float>
+        let width: Int
+
+        init(queryRows: Int, keyTile: Int, width: Int) {
+            scores = .allocate(capacity: max(1, queryRows * keyTile))
+            accumulated = .allocate(capacity: max(1, queryRows * width))
+            maxima = .allocate(capacity: max(1, queryRows))
+            sums = .allocate(capacity: max(1, queryRows))
+            self.width = width
+        }
+
+        func deallocate() {
+            for buffer in [scores, accumulated, maxima, sums] { buffer.deallocate() }
+        }
+    }
+
+    /// softmax(Q·Kᵀ·scale)·V for one (sequence, head) with keys in tiles of `keyTile`: each
+    /// row keeps the largest score seen so far and the sum of exponentials under it; a new
+    /// tile's larger maximum rescales both and the output accumulated so far. The same blocks
+    /// in the same order whatever the thread count, so the bits do not depend on it.
+    static func attendTiled(q: UnsafePointer<Float>, qStride: Int, k: UnsafePointer<Float>, v: UnsafePointer<Float>, kStride: Int,
+                            o: UnsafeMutablePointer<Float>, oStride: Int, queries: Int, keys: Int, keyTile: Int, width: Int,
+                            scale: Float, scratch: TileScratch) {
+        let (scores, accumulated, maxima, sums) = (scratch.scores, scratch.accumulated, scratch.maxima, scratch.sums)
+        var first = 0
+        while first < queries {
+            let rows = min(tiledQueryRows, queries - first)
+            let qBlock = q + first * qStride
+            for row in 0..<rows { maxima[row] = -.infinity; sums[row] = 0 }
+            var key = 0
+            while key < keys {
+                let count = min(keyTile, keys - key)
+                BLAS.gemm(transposeB: true, m: rows, n: count, k: width, alpha: scale,
+                          a: qBlock, lda: qStride, b: k + key * kStride, ldb: kStride, c: scores, ldc: count)
+                for row in 0..<rows {
+                    let s = scores + row * count
+                    let maximum = max(maxima[row], Kernels.maximum(s, count: count))
+                    // exp(−∞) is 0: the first tile starts the sums rather than rescaling them.
+                    let rescale = maxima[row] == -.infinity ? 0 : Kernels.scalarExp(maxima[row] - maximum)
+                    sums[row] = sums[row] * rescale + Kernels.exponentiate(s, count: count, minus: maximum)
+                    maxima[row] = maximum
+                    if key > 0 { for j in 0..<width { accumulated[row * width + j] *= rescale } }
+                }
+                BLAS.gemm(m: rows, n: width, k: count, a: scores, lda: count, b: v + key * kStride, ldb: kStride,
+                          beta: key == 0 ? 0 : 1, c: accumulated, ldc: width)
+                key += count
+            }
+            let out = o + first * oStride
+            for row in 0..<rows {
+                let inverse = 1 / sums[row]
+                for j in 0..<width { out[row * oStride + j] = accumulated[row * width + j] * inverse }
+            }
+            first += rows
         }
     }
 }

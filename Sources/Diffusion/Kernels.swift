@@ -57,31 +57,42 @@ package enum Kernels {
 
     @inline(__always)
     package static func softmax(_ x: UnsafeMutablePointer<Float>, count: Int) {
+        let sum = exponentiate(x, count: count, minus: maximum(x, count: count))
+        let inverse = 1 / sum
+        for j in 0..<count { x[j] *= inverse }
+    }
+
+    /// The largest of `count` floats (−∞ for none).
+    package static func maximum(_ x: UnsafePointer<Float>, count: Int) -> Float {
         let vectorEnd = count & ~7
         var maxV = Vector(repeating: -.infinity)
         var i = 0
         while i < vectorEnd { maxV = pointwiseMax(maxV, load(x + i)); i += 8 }
         var maximum = maxV.max()
         while i < count { maximum = max(maximum, x[i]); i += 1 }
+        return maximum
+    }
 
+    /// x ← exp(x − shift), in place; returns the sum of the results.
+    package static func exponentiate(_ x: UnsafeMutablePointer<Float>, count: Int, minus shift: Float) -> Float {
+        let vectorEnd = count & ~7
         var sumV = Vector.zero
-        let shift = Vector(repeating: maximum)
-        i = 0
+        let shiftV = Vector(repeating: shift)
+        var i = 0
         while i < vectorEnd {
-            let e = exp(load(x + i) - shift)
+            let e = exp(load(x + i) - shiftV)
             store(e, x + i)
             sumV += e
             i += 8
         }
         var sum = sumV.sum()
         while i < count {
-            let e = scalarExp(x[i] - maximum)
+            let e = scalarExp(x[i] - shift)
             x[i] = e
             sum += e
             i += 1
         }
-        let inverse = 1 / sum
-        for j in 0..<count { x[j] *= inverse }
+        return sum
     }
 
     @inline(__always)
