@@ -70,6 +70,19 @@ public struct WanTransformerConfig: Decodable, Sendable {
 
     public var width: Int { numAttentionHeads * attentionHeadDim }
 
+    /// FLOPs of the matrix products of one forward over `batch` videos of `tokens` patches
+    /// each, reading `textTokens` rows of text: the blocks' projections, self- and
+    /// cross-attention and feed-forward, and the text projection (norms, modulation and the
+    /// patch embedding are left out, as overhead).
+    public func flops(batch: Int, tokens: Int, textTokens: Int) -> Double {
+        let (n, l, d) = (Double(tokens), Double(textTokens), Double(width))
+        let perBlock = 4 * n * d * d + 2 * n * n * d      // self-attention: q, k, v, o; QK and PV
+            + 2 * n * d * d + 2 * l * d * d + 2 * n * l * d  // cross-attention: q, o; k, v of the text; QK and PV
+            + 2 * n * d * Double(ffnDim)                    // feed-forward
+        let text = l * (Double(textDim) * d + d * d)
+        return 2 * Double(batch) * (Double(numLayers) * perBlock + text)
+    }
+
     func validate(_ path: String) throws {
         try ConfigFile.require(patchSize.count == 3 && patchSize.allSatisfy { (1...16).contains($0) }, path, "patch_size", "\(patchSize)", supported: "three sizes of 1-16")
         for (field, value, range) in [("num_attention_heads", numAttentionHeads, 1...1024), ("attention_head_dim", attentionHeadDim, 6...4096),

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Diffusion
 import Foundation
+import Wan
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -27,10 +28,24 @@ struct EngineBench: ParsableCommand {
             runs a batch of 2 (the conditional and unconditional halves of guidance) \
             over the model's full window. FLOPs count the matrix products only; layer \
             norms, softmax and activations are the overhead the ratio exposes.
+
+            With --model a Wan folder, it times the text encoder on a 512-token prompt, \
+            one guided denoising step (two forwards) and the VAE decoder at --size and \
+            --frames, each in a process of its own so each part's peak RSS is its own, \
+            beside the same run's sgemm.
             """)
 
-    @Option(help: "Model name or package directory (default: a seeded width-256 model).")
+    @Option(help: "Model name or package directory, or a Wan folder (default: a seeded width-256 model).")
     var model: String?
+
+    @Option(help: "With a Wan folder: the video's WIDTHxHEIGHT.")
+    var size: String = "256x256"
+
+    @Option(help: "With a Wan folder: the video's frames.")
+    var frames: Int = 17
+
+    @Option(help: .hidden)
+    var part: String?
 
     @Option(help: "Seconds to spend on each row in each round.")
     var seconds: Double = 1
@@ -56,6 +71,7 @@ struct EngineBench: ParsableCommand {
         if let threads { ComputeThreads.set(try Render.positive(threads, "--threads")) }
         guard seconds > 0 else { throw UserError("--seconds must be above 0") }
         guard rounds > 0 else { throw UserError("--rounds must be at least 1") }
+        if let model, ModelFamilies.family(of: model) == WanFamily.self { return try runWan(model) }
         let loaded = try loadModel()
         let config = loaded.config
         let batch = 2, frames = config.windowFrames, textTokens = 8
@@ -85,6 +101,22 @@ struct EngineBench: ParsableCommand {
             forwardGFLOP: flops / 1e9, forwardMillisecondsPerCall: forward.millisecondsPerCall,
             forwardGFLOPS: forward.gflops, ratio: forward.gflops / sgemm.gflops)
         print(json ? report.json : report.table)
+    }
+
+    func runWan(_ directory: String) throws {
+        let (width, height) = try JobOptions.parseSize(size)
+        let bench = WanEngineBench(directory: directory, width: width, height: height, frames: frames)
+        try bench.validate()
+        if let part {
+            guard let part = WanEngineBench.Part(rawValue: part) else { throw UserError("--part \(part): use text, dit or vae") }
+            return print(String(decoding: try JSONEncoder().encode(try bench.measure(part)), as: UTF8.self))
+        }
+        var sgemm = 0.0
+        for _ in 0..<rounds {
+            sgemm = max(sgemm, BLAS.measureSgemm(size: sgemmSize, threads: ComputeThreads.count, minimumSeconds: seconds).gflops)
+        }
+        let report = try bench.run(threads: ComputeThreads.count, sgemmGFLOPS: sgemm)
+        print(json ? Bench.json(report) : WanEngineBench.table(report))
     }
 
     func loadModel() throws -> Model {

@@ -7,6 +7,23 @@ import Testing
 @Suite struct WanCommandTests {
     static let fixtures = ReelCommand.packageRoot + "/Tests/WanTests/Fixtures"
 
+    /// Each part is timed in a process of its own and reported with its figures.
+    @Test func engineBenchTimesEachPartOfAWanModel() throws {
+        let result = try ReelCommand.run(["bench", "engine", "--model", "\(Self.fixtures)/wan-tiny", "--size", "64x64", "--frames", "9",
+                                          "--seconds", "0.1", "--rounds", "1", "--json"], in: try ReelCommand.scratchDirectory())
+        #expect(result.status == 0, "\(result.stderr)")
+        let report = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any] ?? [:]
+        #expect(report["tokens"] as? Int == 48, "3 latent frames of 8x8 in 2x2 patches")
+        for key in ["text_encoder_seconds", "guided_step_seconds", "guided_step_gflop", "vae_decode_seconds_per_frame", "sgemm_gflops"] {
+            #expect((report[key] as? Double ?? 0) > 0, "\(key) in \(result.stdout)")
+        }
+        for key in ["text_encoder_peak_rss_bytes", "denoiser_peak_rss_bytes", "vae_peak_rss_bytes"] {
+            #expect((report[key] as? Int ?? 0) > 1 << 20, "\(key) in \(result.stdout)")
+        }
+        let bad = try ReelCommand.run(["bench", "engine", "--model", "\(Self.fixtures)/wan-tiny", "--frames", "10"], in: try ReelCommand.scratchDirectory())
+        #expect(bad.status != 0 && bad.stderr.contains("--frames 10"), "\(bad.stderr)")
+    }
+
     @Test func checkPassesOnTheFixturesAndFailsPastATighterTolerance() throws {
         let directory = try ReelCommand.scratchDirectory()
         let model = "\(Self.fixtures)/wan-tiny", reference = "\(Self.fixtures)/reference.safetensors"
