@@ -33,7 +33,7 @@ FUZZ_RUNTIME  = $(dir $(realpath $(shell command -v $(SWIFT))))../lib/swift/clan
 FUZZ_FLAGS    = -Xswiftc -sanitize=address -Xswiftc -sanitize-coverage=edge,inline-8bit-counters,pc-table,trace-cmp \
                 -Xswiftc -DFUZZING -Xlinker $(FUZZ_RUNTIME) -Xlinker -lstdc++
 
-.PHONY: all deps build release demo test faults fuzz bench proto train train-test wan-fixtures gallery clean
+.PHONY: all deps build release demo test faults fuzz bench bench-peer proto train train-test wan-fixtures gallery clean
 
 all: release
 
@@ -91,6 +91,18 @@ fuzz: deps
 ## bench: the engine benchmark (denoiser forward vs sgemm)
 bench: release
 	.build/release/reel bench engine
+
+## bench-peer: Reel and PyTorch (tools/bench-torch, in the pinned reference environment) on the
+## same Wan 2.1 folder, size, frames and threads, side by side. PEER_MODEL=DIR is required
+## (`reel model synth wan2.1-t2v-1.3b DIR` makes a full-size one with random weights).
+PEER_SIZE    ?= 256x256
+PEER_FRAMES  ?= 17
+PEER_THREADS ?= $(shell nproc)
+bench-peer: release $(REF_VENV)/bin/python
+	@[ -n "$(PEER_MODEL)" ] || { echo "bench-peer: give PEER_MODEL=DIR, a Wan 2.1 Diffusers folder"; exit 1; }
+	.build/release/reel bench engine --model $(PEER_MODEL) --size $(PEER_SIZE) --frames $(PEER_FRAMES) --threads $(PEER_THREADS) --json > .build/bench-reel.json
+	$(REF_VENV)/bin/python tools/bench-torch/bench.py --model $(PEER_MODEL) --size $(PEER_SIZE) --frames $(PEER_FRAMES) --threads $(PEER_THREADS) > .build/bench-torch.json
+	$(REF_VENV)/bin/python tools/bench-torch/compare.py .build/bench-reel.json .build/bench-torch.json
 
 ## proto: regenerate Sources/Wire/Generated from proto/ (only when a .proto changes; the
 ## generated Swift is committed, so builds need neither protoc nor the plugin)
