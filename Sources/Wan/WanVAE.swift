@@ -84,6 +84,14 @@ struct Convolution {
                                         line.update(repeating: 0, count: outW)
                                         continue
                                     }
+                                    if stride == 1 {
+                                        // A run of the input row between zero margins: one copy.
+                                        let low = min(outW, max(0, pad.left - dx)), high = max(low, min(outW, width + pad.left - dx))
+                                        line.update(repeating: 0, count: low)
+                                        (line + low).update(from: channel + y * width + low - pad.left + dx, count: high - low)
+                                        (line + high).update(repeating: 0, count: outW - high)
+                                        continue
+                                    }
                                     for ox in 0..<outW {
                                         let x = ox * stride - pad.left + dx
                                         line[ox] = (x >= 0 && x < width) ? channel[y * width + x] : 0
@@ -165,11 +173,23 @@ enum VAEKernels {
             for f in 0..<x.frames {
                 let base = p.baseAddress! + f * c * plane
                 Kernels.forEachRowRange(plane, costPerRow: c * 4) { range in
-                    for i in range {
-                        var sum: Float = 0
-                        for ch in 0..<c { let v = base[ch * plane + i]; sum += v * v }
-                        let inverse = 1 / max(sum.squareRoot(), 1e-12)
-                        for ch in 0..<c { base[ch * plane + i] *= inverse * scale * gamma[ch] }
+                    // Pixels in runs of 64, so each channel is read along its row, not across
+                    // the planes; every pixel still sums its channels in order (the same bits).
+                    var sums = [Float](repeating: 0, count: 64), factors = sums
+                    var first = range.lowerBound
+                    while first < range.upperBound {
+                        let count = min(64, range.upperBound - first)
+                        for i in 0..<count { sums[i] = 0 }
+                        for ch in 0..<c {
+                            let row = base + ch * plane + first
+                            for i in 0..<count { let v = row[i]; sums[i] += v * v }
+                        }
+                        for i in 0..<count { factors[i] = 1 / max(sums[i].squareRoot(), 1e-12) * scale }
+                        for ch in 0..<c {
+                            let row = base + ch * plane + first, g = gamma[ch]
+                            for i in 0..<count { row[i] *= factors[i] * g }
+                        }
+                        first += count
                     }
                 }
             }
