@@ -101,7 +101,7 @@ enum FuzzTarget: String, CaseIterable {
                                    width: 128, depth: 4, heads: 4, mlpRatio: 4,
                                    text: .init(width: 128, depth: 2, heads: 4, mlpRatio: 4, maxTokens: 32))
 
-    static let vocabulary = try! Vocabulary(words: ["a", "small", "red", "circle", "moving", "left", "on", "gray", "background"])
+    static let vocabulary = try! Vocabulary(words: [Vocabulary.startToken, "a", "small", "red", "circle", "moving", "left", "on", "gray", "background"])
 
     /// What a coordinator does with a submitted spec before accepting it (an input video is
     /// the `coordinator` target's; here it is said to have 8 frames).
