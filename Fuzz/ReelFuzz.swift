@@ -107,7 +107,7 @@ enum FuzzTarget: String, CaseIterable {
     /// the `coordinator` target's; here it is said to have 8 frames).
     static func resolve(_ message: Reel_V1_JobSpec) {
         _ = JobLimits.isPackageName(message.model)
-        guard let spec = try? SpecResolver(config: model, vocabulary: vocabulary).resolve(message, inputFrames: { _ in 8 }).spec else { return }
+        guard let spec = try? SpecResolver(config: model, vocabulary: vocabulary).resolve(message, inputFrames: { _, _ in 8 }).spec else { return }
         _ = RenderPlan(spec: spec, model: ModelShape(model), channels: 3).regions.count
     }
 

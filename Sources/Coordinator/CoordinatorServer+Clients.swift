@@ -39,8 +39,7 @@ extension CoordinatorServer {
         // Every field is checked before anything is computed from it; the input video is
         // decoded only for a job that could run, and no further than the frames it asks for.
         var decoded: RGBVideo?
-        let resolved = try SpecResolver(config: config, vocabulary: vocabulary).resolve(request.spec) { spec in
-            let maxFrames = request.spec.frames == 0 ? JobLimits.maxFrames : spec.frames
+        let resolved = try SpecResolver(config: config, vocabulary: vocabulary).resolve(request.spec) { spec, maxFrames in
             decoded = try InputVideo.frames(envelope.payloads[0], width: spec.width, height: spec.height, fps: spec.fps, maxFrames: maxFrames)
             return decoded!.frameCount
         }

@@ -49,7 +49,7 @@ extension CoordinatorServer {
         for worker in workers.silent(at: now, limit: limit) {
             drop(worker.identity, .silent(heartbeats: options.liveness))
         }
-        for worker in workers.stalled(at: now, timeout: options.shardTimeout, silenceLimit: limit) {
+        for worker in workers.stalled(at: now, timeout: options.shardTimeout) {
             let current = worker.current!
             observe(.shardStalled(job: current.job, region: current.region, worker: worker.name))
             logger.warning("shard \(current.job)/\(current.region) made no progress on \(worker.name) for \(Int(options.shardTimeout)) s; reassigned")

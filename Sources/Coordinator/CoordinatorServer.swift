@@ -72,21 +72,22 @@ public final class CoordinatorServer: @unchecked Sendable {
         self.options = options
         self.context = context
         scheduler = Scheduler(failuresBeforeBlocking: options.failuresBeforeBlocking)
-        try FileManager.default.createDirectory(atPath: JobFiles(dataDirectory: options.dataDirectory).directory, withIntermediateDirectories: true)
+        let files = JobFiles(dataDirectory: options.dataDirectory)
+        try FileManager.default.createDirectory(atPath: files.directory, withIntermediateDirectories: true)
         lock = try DataDirectoryLock(directory: options.dataDirectory)
         // Files a crash left half-written (a checkpoint, an input, a video): never read, so
         // removed. The lock above makes sure no other coordinator is writing them.
-        let orphans = AtomicFile.removeOrphans(in: JobFiles(dataDirectory: options.dataDirectory).directory)
+        let orphans = AtomicFile.removeOrphans(in: files.directory)
         store = try JobStore(directory: options.dataDirectory)
         let logger = self.logger
-        checkpoints = CheckpointWriter(store: store, files: JobFiles(dataDirectory: options.dataDirectory)) { job, error in
+        checkpoints = CheckpointWriter(store: store, files: files) { job, error in
             logger.error("cannot checkpoint \(job): \(error); it will be computed again after a restart")
         }
         router = try ZMQSocket(context, .router, maxMessageBytes: options.maxMessageBytes)
         monitor = try router.monitor(context)
         lastHeartbeat = options.clock.now
         lastReap = lastHeartbeat
-        if !orphans.isEmpty { logger.info("removed \(orphans.count) half-written file(s) a crash left in \(JobFiles(dataDirectory: options.dataDirectory).directory)") }
+        if !orphans.isEmpty { logger.info("removed \(orphans.count) half-written file(s) a crash left in \(files.directory)") }
         do {
             try listen()
         } catch {

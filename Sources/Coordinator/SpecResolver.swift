@@ -27,10 +27,11 @@ public struct SpecResolver: Sendable {
     public init(model: Model) { self.init(config: model.config, vocabulary: model.vocabulary) }
 
     /// `inputFrames`, for a request with an input video: how many frames that video has at the
-    /// resolved spec's canvas and fps. It is called once the canvas and fps are known and
-    /// checked, so an input is decoded only for a job that could run; a job that leaves its
-    /// length unset takes the input's.
-    public func resolve(_ request: Reel_V1_JobSpec, inputFrames: ((JobSpec) throws -> Int)? = nil) throws -> ResolvedJob {
+    /// resolved spec's canvas and fps, reading no more than `maxFrames` of them. It is called
+    /// once the canvas and fps are known and checked, so an input is decoded only for a job that
+    /// could run; a job that leaves its length unset takes the input's.
+    public func resolve(_ request: Reel_V1_JobSpec,
+                        inputFrames: ((_ spec: JobSpec, _ maxFrames: Int) throws -> Int)? = nil) throws -> ResolvedJob {
         var spec = JobSpec(resolving: request, with: config)
         let shape = ModelShape(config)
         let samplers = Sampler.allCases.map(\.rawValue)
@@ -46,7 +47,7 @@ public struct SpecResolver: Sendable {
             guard let inputFrames else {
                 throw SpecError(problems: [SpecProblem(field: "with_input", problem: "is set but no input video was given")])
             }
-            let available = try inputFrames(spec)
+            let available = try inputFrames(spec, lengthFromInput ? JobLimits.maxFrames : spec.frames)
             if lengthFromInput { spec.frames = available }
             guard spec.frames <= available else {
                 throw SpecError(problems: [SpecProblem(field: "frames", problem: "\(spec.frames) is more than the input video has at \(spec.fps) fps (\(available))")])

@@ -76,9 +76,10 @@ struct WorkerRegistry {
         records.values.filter { (now - $0.lastSeen).seconds > limit }
     }
 
-    /// Live workers holding a shard that made no progress for more than `timeout` seconds.
-    func stalled(at now: ContinuousClock.Instant, timeout: Double, silenceLimit: Double) -> [WorkerRecord] {
-        records.values.filter { (now - $0.lastSeen).seconds <= silenceLimit && (now - $0.progressAt).seconds > timeout && $0.current != nil }
+    /// Workers holding a shard that made no progress for more than `timeout` seconds (asked
+    /// after the silent ones are dropped, so these are alive).
+    func stalled(at now: ContinuousClock.Instant, timeout: Double) -> [WorkerRecord] {
+        records.values.filter { (now - $0.progressAt).seconds > timeout && $0.current != nil }
     }
 
     /// As `reel workers` and the dashboard list them.

@@ -69,7 +69,7 @@ package struct SelfAttention {
         ComputeThreads.forEachSlice(of: pairs, parts: pairs * cost >= 1 << 20 ? ComputeThreads.count : 1) { slice in
             let s = UnsafeMutablePointer<Float>.allocate(capacity: max(1, min(layout.length, queryBlock) * min(maxKeys, keyTile)))
             defer { s.deallocate() }
-            var tiles = TileScratch(queryRows: 0, keyTile: 0, width: 0)
+            var tiles: TileScratch?  // made by the first long sequence of the slice
             for pair in slice {
                 let (sequence, head) = pair.quotientAndRemainder(dividingBy: heads)
                 let queryRow = layout.firstRow(sequence), keyRow = keyFirstRow(sequence)
@@ -79,10 +79,11 @@ package struct SelfAttention {
                 let qStride = queryStride * layout.rowStride, kStride = keyStride * keyRowStride
                 let oStride = outputStride * layout.rowStride
                 if keyCount > keyTile {
-                    if tiles.width == 0 { tiles = TileScratch(queryRows: Self.tiledQueryRows, keyTile: keyTile, width: headWidth) }
+                    let scratch = tiles ?? TileScratch(queryRows: Self.tiledQueryRows, keyTile: keyTile, width: headWidth)
+                    tiles = scratch
                     attendTiled(q: queries + queryRow * queryStride + column, qStride: qStride, k: k, v: v, kStride: kStride,
                                 o: output + queryRow * outputStride + column, oStride: oStride,
-                                queries: layout.length, keys: keyCount, keyTile: keyTile, width: headWidth, scale: scale, scratch: tiles)
+                                queries: layout.length, keys: keyCount, keyTile: keyTile, width: headWidth, scale: scale, scratch: scratch)
                     continue
                 }
                 var first = 0
@@ -98,7 +99,7 @@ package struct SelfAttention {
                     first += rows
                 }
             }
-            tiles.deallocate()
+            tiles?.deallocate()
         }
     }
 
@@ -109,14 +110,12 @@ package struct SelfAttention {
     /// row's running maximum and sum.
     struct TileScratch {
         let scores, accumulated, maxima, sums: UnsafeMutablePointer<Float>
-        let width: Int
 
         init(queryRows: Int, keyTile: Int, width: Int) {
             scores = .allocate(capacity: max(1, queryRows * keyTile))
             accumulated = .allocate(capacity: max(1, queryRows * width))
             maxima = .allocate(capacity: max(1, queryRows))
             sums = .allocate(capacity: max(1, queryRows))
-            self.width = width
         }
 
         func deallocate() {

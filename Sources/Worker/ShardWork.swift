@@ -30,7 +30,8 @@ extension ShardWork {
     public init(assignment: Reel_V1_ShardAssignment, payloads: [Data]) throws {
         let spec = assignment.spec
         guard let sampler = Sampler(rawValue: spec.sampler) else { throw WireError(.invalidAssignment, "unknown sampler \(spec.sampler)") }
-        guard (1...UInt32(JobLimits.maxSteps)).contains(spec.steps), spec.shift.isFinite, spec.shift > 0, spec.guidance.isFinite else {
+        guard (1...UInt32(JobLimits.maxSteps)).contains(spec.steps), spec.shift > 0, spec.shift <= JobLimits.maxShift,
+              (0...JobLimits.maxGuidance).contains(spec.guidance) else {
             throw WireError(.invalidAssignment, "a schedule of \(spec.steps) steps, shift \(spec.shift) and guidance \(spec.guidance) is out of range")
         }
         guard assignment.stepBegin <= assignment.stepEnd, assignment.stepEnd <= spec.steps else {

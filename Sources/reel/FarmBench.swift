@@ -225,7 +225,7 @@ struct FarmBench: ParsableCommand {
 
     static func launchWorker(endpoint: String, id: String, model: String) throws -> Process {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0])
+        process.executableURL = URL(fileURLWithPath: Reel.executablePath)
         process.arguments = ["worker", "--connect", endpoint, "--threads", "1", "--id", id, "--model", model, "--insecure", "--log-level", "warning"]
         try process.run()
         return process

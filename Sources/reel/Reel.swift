@@ -36,6 +36,11 @@ struct UserError: Error, CustomStringConvertible {
 }
 
 extension Reel {
+    /// This binary, to start more of it (worker processes, a benchmark's parts).
+    static var executablePath: String {
+        (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+    }
+
     /// Exit status of a worker the coordinator refused (sysexits' EX_CONFIG): starting it again
     /// as it is cannot help, so the systemd unit names it in `RestartPreventExitStatus=`.
     static let refusedStatus: Int32 = 78

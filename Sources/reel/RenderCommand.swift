@@ -50,7 +50,7 @@ struct Render: ParsableCommand {
         let model = try Model(named: request.model)
         // Resolved here as the coordinator will resolve it, so a bad job fails before any work.
         var input: (bytes: Data, frames: Int)?
-        let resolved = try SpecResolver(model: model).resolve(request) { spec in
+        let resolved = try SpecResolver(model: model).resolve(request) { spec, _ in
             input = try job.loadInput(fps: spec.fps)
             return input!.frames
         }

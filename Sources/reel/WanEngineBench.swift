@@ -102,7 +102,7 @@ struct WanEngineBench {
 
     private func child(_ part: Part, threads: Int) throws -> PartReport {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0])
+        process.executableURL = URL(fileURLWithPath: Reel.executablePath)
         process.arguments = ["bench", "engine", "--model", directory, "--size", "\(width)x\(height)", "--frames", "\(frames)",
                              "--threads", "\(threads)", "--part", part.rawValue]
         let output = Pipe()

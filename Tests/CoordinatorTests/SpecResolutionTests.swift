@@ -41,22 +41,22 @@ import Wire
         #expect(resolved.outputScale == JobDefaults.outputScale)
         #expect(resolved.spec.seed == JobDefaults.seed && resolved.spec.syncInterval == JobDefaults.syncInterval)
         #expect(resolved.spec.strength == 1, "no input: nothing is kept")
-        let withInput = try Self.resolver.resolve(Reel_V1_JobSpec.with { $0.prompt = "a red circle"; $0.model = "m"; $0.withInput = true }) { _ in 10 }
+        let withInput = try Self.resolver.resolve(Reel_V1_JobSpec.with { $0.prompt = "a red circle"; $0.model = "m"; $0.withInput = true }) { _, _ in 10 }
         #expect(withInput.spec.strength == JobDefaults.strength)
         #expect(withInput.spec.frames == 10, "a job that leaves its length out takes its input's")
-        let keep = try Self.resolver.resolve(Reel_V1_JobSpec.with { $0.prompt = "a red circle"; $0.model = "m"; $0.withInput = true; $0.strength = 0 }) { _ in 10 }
+        let keep = try Self.resolver.resolve(Reel_V1_JobSpec.with { $0.prompt = "a red circle"; $0.model = "m"; $0.withInput = true; $0.strength = 0 }) { _, _ in 10 }
         #expect(keep.spec.strength == 0, "a strength of 0 given is kept, not taken for unset")
     }
 
     /// Every bad field is named at once; the input is not read for a job that cannot run.
     @Test func badFieldsAreNamedTogetherBeforeTheInputIsRead() throws {
         func fields(_ request: Reel_V1_JobSpec, inputFrames: Int = 10) -> [String] {
-            do { _ = try Self.resolver.resolve(request) { _ in inputFrames } } catch let error as SpecError { return error.problems.map(\.field) } catch { return ["?"] }
+            do { _ = try Self.resolver.resolve(request) { _, _ in inputFrames } } catch let error as SpecError { return error.problems.map(\.field) } catch { return ["?"] }
             return []
         }
         let bad = Reel_V1_JobSpec.with { $0.prompt = "a red circle"; $0.model = "m"; $0.sampler = "ddim"; $0.outputScale = 17; $0.withInput = true }
         var read = false
-        #expect(throws: SpecError.self) { try Self.resolver.resolve(bad) { _ in read = true; return 10 } }
+        #expect(throws: SpecError.self) { try Self.resolver.resolve(bad) { _, _ in read = true; return 10 } }
         #expect(!read, "an input is decoded only for a job that could run")
         #expect(fields(bad) == ["sampler", "output_scale"])
         #expect(fields(Reel_V1_JobSpec.with { $0.prompt = "a red circle"; $0.model = "m"; $0.frames = 12; $0.withInput = true }, inputFrames: 8) == ["frames"])
