@@ -47,19 +47,21 @@ let package = Package(
         .target(name: "Diffusion", dependencies: ["COpenBLAS"]),
         // Model families, one folder each, on Diffusion's tensor kernels.
         .target(name: "Wan", dependencies: ["Diffusion", "CSentencePiece"]),
+        // The registry of families: one line per family folder.
+        .target(name: "Families", dependencies: ["Diffusion", "Wan"]),
         .target(name: "Media", dependencies: ["CFFmpeg"]),
         .target(name: "Planning"),
         .target(name: "Evaluation"),
         .target(name: "Wire", dependencies: ["CZeroMQ", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
                 exclude: ["Generated/README.md"]),
-        .target(name: "Worker", dependencies: ["Diffusion", "Planning", "Wire", .product(name: "Logging", package: "swift-log")]),
-        .target(name: "Coordinator", dependencies: ["Planning", "Diffusion", "Wire", "Media",
+        .target(name: "Worker", dependencies: ["Diffusion", "Families", "Media", "Planning", "Wire", .product(name: "Logging", package: "swift-log")]),
+        .target(name: "Coordinator", dependencies: ["Planning", "Diffusion", "Families", "Wire", "Media",
                                                     .product(name: "Logging", package: "swift-log"),
                                                     .product(name: "GRDB", package: "GRDB.swift"),
                                                     .product(name: "Metrics", package: "swift-metrics")]),
         // A coordinator and workers in one process (`reel render`, `reel eval`), and a job's
         // shards run one after another for tests.
-        .target(name: "InProcessFarm", dependencies: ["Coordinator", "Worker", "Diffusion", "Planning", "Wire"]),
+        .target(name: "InProcessFarm", dependencies: ["Coordinator", "Worker", "Diffusion", "Media", "Planning", "Wire"]),
         // The coordinator's web side: dashboard, JSON API and Prometheus /metrics.
         .target(name: "Dashboard", dependencies: ["Coordinator", "Media", "Planning", "Wire",
                                                   .product(name: "Hummingbird", package: "hummingbird"),
@@ -72,7 +74,7 @@ let package = Package(
         .executableTarget(
             name: "reel",
             dependencies: [
-                "Diffusion", "Wan", "Media", "Planning", "Coordinator", "InProcessFarm", "Worker", "Wire", "Evaluation", "Dashboard",
+                "Diffusion", "Families", "Wan", "Media", "Planning", "Coordinator", "InProcessFarm", "Worker", "Wire", "Evaluation", "Dashboard",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -97,8 +99,8 @@ let package = Package(
         .testTarget(name: "PlanningTests", dependencies: ["Planning"]),
         .testTarget(name: "WireTests", dependencies: ["Wire"]),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation"]),
-        .testTarget(name: "CoordinatorTests", dependencies: ["Coordinator", "InProcessFarm", "Planning", "Diffusion", "Worker", "Wire", "Media", "TestSupport"]),
-        .testTarget(name: "CLITests", dependencies: ["Media", "Wire", "Evaluation", "TestSupport", .product(name: "Yams", package: "Yams")]),
+        .testTarget(name: "CoordinatorTests", dependencies: ["Coordinator", "InProcessFarm", "Planning", "Diffusion", "Families", "Wan", "Worker", "Wire", "Media", "TestSupport"]),
+        .testTarget(name: "CLITests", dependencies: ["Coordinator", "Media", "Wire", "Evaluation", "TestSupport", .product(name: "Yams", package: "Yams")]),
     ],
     cxxLanguageStandard: .cxx17
 )

@@ -54,7 +54,9 @@ public enum CheckpointFile {
         let entryCount = try reader.count(limit: 1 << 24)
         var entries: [JobRun.Checkpoint.Entry] = []
         for _ in 0..<entryCount {
-            let region = try reader.count(limit: regions)
+            // A unit: a region, or a latent job's prompt or piece after them (`JobRun.restore`
+            // checks it against the plan).
+            let region = try reader.count(limit: 1 << 24)
             let step = try reader.count(limit: 1 << 20)
             let count = try reader.count(limit: reader.remaining / 4)
             let hasState = try reader.bytes(1).first == 1
@@ -70,7 +72,7 @@ public enum CheckpointFile {
         try AtomicFile.write(encode(checkpoint), to: path)
     }
 
-    static func read(_ path: String) throws -> JobRun.Checkpoint {
+    public static func read(_ path: String) throws -> JobRun.Checkpoint {
         try decode(Data(contentsOf: URL(fileURLWithPath: path)))
     }
 }

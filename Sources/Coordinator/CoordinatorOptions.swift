@@ -12,6 +12,9 @@ public struct CoordinatorOptions: Sendable {
     public var liveness: Int = 5
     /// Largest frame a peer may send; a bigger one disconnects that peer.
     public var maxMessageBytes: Int64 = 64 << 20
+    /// The most a latent job's decode shard returns: half the largest message, so a piece's
+    /// frames and its header always fit.
+    var maxPieceBytes: Int { Int(clamping: maxMessageBytes / 2) }
     /// Seconds a shard may go without finishing a step before it is given to another worker.
     public var shardTimeout: Double = 600
     /// Attempts of one shard that may fail before its job fails.

@@ -1,4 +1,5 @@
 import Diffusion
+import Families
 import Foundation
 import Media
 import Planning
@@ -35,19 +36,19 @@ extension CoordinatorServer {
         guard active < options.maxActiveJobsPerClient else {
             throw CoordinatorError(.tooManyActiveJobs, "client \(client) has \(active) unfinished jobs, the most this coordinator takes; wait for some to finish or cancel them")
         }
-        let (config, vocabulary) = try model(request.spec.model)
+        let model = try model(request.spec.model)
         // Every field is checked before anything is computed from it; the input video is
         // decoded only for a job that could run, and no further than the frames it asks for.
         var decoded: RGBVideo?
-        let resolved = try SpecResolver(config: config, vocabulary: vocabulary).resolve(request.spec) { spec, maxFrames in
+        let resolved = try SpecResolver(model: model).resolve(request.spec) { spec, maxFrames in
             decoded = try InputVideo.frames(envelope.payloads[0], width: spec.width, height: spec.height, fps: spec.fps, maxFrames: maxFrames)
             return decoded!.frameCount
         }
         let spec = resolved.spec, outputScale = resolved.outputScale
         let input = decoded.map { Array($0.planar().prefix(spec.frames * 3 * spec.width * spec.height)) }
         let id = "j" + String(UInt64.random(in: 0..<(1 << 48)), radix: 16)
-        let job = FarmJob(id: id, client: client, spec: spec, outputScale: outputScale, model: ModelShape(config),
-                          channels: config.channels, input: input, attemptIDs: AttemptIDs.random, clock: clock)
+        let job = FarmJob(id: id, client: client, spec: spec, outputScale: outputScale, model: model,
+                          maxPieceBytes: options.maxPieceBytes, input: input, attemptIDs: AttemptIDs.random, clock: clock)
         // Acknowledged only once it is on disk: the input first, then the row that names it.
         if let input { try AtomicFile.write(LatentCodec.encode(input), to: inputPath(id)) }
         try store.insert(StoredJob(id: id, client: client, idempotencyKey: request.idempotencyKey,
@@ -56,19 +57,17 @@ extension CoordinatorServer {
         table.remember(client: client, key: request.idempotencyKey, job: id)
         table.add(job)
         observe(.jobSubmitted(job: id))
-        logger.info("job \(id) submitted: \(spec.frames) frames \(spec.width)x\(spec.height), \(job.run.plan.regions.count) region(s), \(job.run.plan.shardCount) shard(s)")
+        logger.info("job \(id) submitted: \(spec.frames) frames \(spec.width)x\(spec.height), \(job.run.plan.regions.count) region(s), \(job.run.shardsTotal) shard(s)")
         if job.run.isComplete { finish(job) }  // strength 0: the input is the answer
         return (.submitReply, Reel_V1_SubmitReply.with { $0.jobID = id }, [])
     }
 
-    /// A model's config and vocabulary, read from its package once (never its weights): jobs
-    /// are planned and given defaults from the config, and their prompts are read with the
+    /// What planning needs of a model, read from its configs once (never its weights): jobs
+    /// are planned and given defaults from it, and a pixel model's prompts are read with its
     /// vocabulary before they are accepted.
-    func model(_ name: String) throws -> KnownModel {
+    func model(_ name: String) throws -> PlannedModel {
         if let known = knownModels[name] { return known }
-        let directory = try ModelPackage.locate(name)
-        let config = try ModelPackage.readConfig(in: directory)
-        let known = (config, try ModelPackage.readVocabulary(named: config.vocabulary, in: directory))
+        let known = try PlannedModel(directory: ModelFamilies.locate(name))
         knownModels[name] = known
         return known
     }

@@ -101,15 +101,15 @@ extension CoordinatorServer {
 
     func restore(_ stored: StoredJob) throws -> FarmJob {
         let message = try Reel_V1_JobSpec(serializedBytes: stored.spec)
-        let config = try model(message.model).config
-        let spec = JobSpec(resolving: message, with: config)
+        let model = try model(message.model)
+        let spec = JobSpec(resolving: message, with: model.defaults)
         let state = FarmJob.State(stored: stored.state, error: stored.error)
         let input = state == .running && message.withInput
             ? try LatentCodec.decode(Data(contentsOf: URL(fileURLWithPath: inputPath(stored.id))),
-                                     count: spec.frames * config.channels * spec.width * spec.height)
+                                     count: spec.frames * model.inputChannels * spec.width * spec.height)
             : nil
         let job = FarmJob(id: stored.id, client: stored.client, spec: spec, outputScale: max(1, Int(message.outputScale)),
-                          model: ModelShape(config), channels: config.channels, input: input,
+                          model: model, maxPieceBytes: options.maxPieceBytes, input: input,
                           attemptIDs: AttemptIDs.random, clock: clock, submitted: Date(timeIntervalSince1970: Double(stored.submittedMs) / 1000))
         job.state = state
         job.outputPath = stored.outputPath.isEmpty ? nil : stored.outputPath

@@ -27,8 +27,8 @@ extension CoordinatorServer {
 
     func send(_ assignment: ShardAssignment, of job: FarmJob, to peer: Data) {
         let (message, payloads) = job.run.message(for: assignment, job: job.id)
-        workers.handOut(ShardInFlight(job: job.id, region: assignment.region, attempt: assignment.attempt,
-                                      stepBegin: message.stepBegin, stepEnd: message.stepEnd, shape: message.shape,
+        workers.handOut(ShardInFlight(job: job.id, kind: message.kind, region: assignment.region, attempt: assignment.attempt,
+                                      stepBegin: message.stepBegin, stepEnd: message.stepEnd, shape: message.resultShape,
                                       assignedAt: clock.now),
                         model: job.spec.model, to: peer)
         counters.assignmentsSent += 1

@@ -58,9 +58,8 @@ public final class CoordinatorServer: @unchecked Sendable {
     var uncheckpointed: Set<String> = []
     /// Expired jobs the store would not delete, each logged once while retried every heartbeat.
     var unforgettable: Set<String> = []
-    /// What the coordinator reads of a model package (never its weights), by model name.
-    typealias KnownModel = (config: ModelConfig, vocabulary: Vocabulary)
-    var knownModels: [String: KnownModel] = [:]
+    /// What the coordinator reads of a model (never its weights), by model name.
+    var knownModels: [String: PlannedModel] = [:]
     var clock: any FarmClock { options.clock }
     var lastHeartbeat: ContinuousClock.Instant
     var lastReap: ContinuousClock.Instant
@@ -438,10 +437,18 @@ public final class CoordinatorServer: @unchecked Sendable {
         guard result.stepBegin == shard.stepBegin, result.stepEnd == shard.stepEnd else {
             return .failure(CoordinatorError(.resultMismatch, "steps \(result.stepBegin)..<\(result.stepEnd), not \(shard.stepBegin)..<\(shard.stepEnd)"))
         }
-        guard result.shape == shard.shape else {
-            return .failure(CoordinatorError(.resultMismatch, "shape \(result.shape.frames)x\(result.shape.channels)x\(result.shape.rows)x\(result.shape.columns), not the one assigned"))
+        guard result.shape == shard.shape, result.kind == shard.kind, !result.carriesState || shard.kind == .denoise else {
+            return .failure(CoordinatorError(.resultMismatch, "a \(result.kind) result of shape \(result.shape.frames)x\(result.shape.channels)x\(result.shape.rows)x\(result.shape.columns), not the one assigned"))
         }
         let count = shard.shape.count!  // made by this coordinator from a region of a validated plan
+        if shard.kind == .decode {
+            // Frames, 8-bit RGB: every byte is a pixel value.
+            guard payloads[0].count == count, payloads[1].isEmpty else {
+                return .failure(CoordinatorError(.resultMismatch, "frames of \(payloads[0].count) bytes; the piece has \(count)"))
+            }
+            return .success(ShardResult(region: shard.region, steps: Int(shard.stepBegin)..<Int(shard.stepEnd),
+                                        attempt: shard.attempt, latent: [], state: nil, pixels: [UInt8](payloads[0])))
+        }
         do {
             let latent = try LatentCodec.decode(payloads[0], count: count)
             let state = result.carriesState ? try LatentCodec.decode(payloads[1], count: count) : nil
@@ -483,8 +490,13 @@ public final class CoordinatorServer: @unchecked Sendable {
     /// Every shard is done: fuse the whole video and encode it on the encoder's queue, so a
     /// long encode never stalls dispatch or heartbeats; the loop marks the job done after.
     func finish(_ job: FarmJob) {
-        let latent = job.run.finalLatent()
-        job.latentDigest = latentDigest(latent)
+        // A latent job's video is its decoded pieces (their digest is of the frames); a pixel
+        // job's is its latent.
+        let latent = job.run.stages == nil ? job.run.finalLatent() : nil
+        let frames = job.run.stages == nil ? nil : job.run.finalFrames()
+        var digest = FNV1a()
+        if let latent { digest.add(latent) } else { digest.add(frames!) }
+        job.latentDigest = String(digest.value, radix: 16)
         job.state = .encoding
         // A restart during the encode then finds every region done and only encodes again.
         checkpoints.write(job.id, job.run.checkpoint(), stepsDone: job.run.stepsDone)
@@ -493,7 +505,8 @@ public final class CoordinatorServer: @unchecked Sendable {
         let path = jobFiles.video(id)
         encoder.async { [self] in
             let outcome = Result {
-                let video = RGBVideo(planar: latent, frames: spec.frames, height: spec.height, width: spec.width)
+                let video = frames.map { RGBVideo(width: spec.width, height: spec.height, pixels: $0) }
+                    ?? RGBVideo(planar: latent!, frames: spec.frames, height: spec.height, width: spec.width)
                 // Synced to disk before it is renamed into place and the job recorded done.
                 let temporary = AtomicFile.temporaryPath(for: path)
                 do {

@@ -76,8 +76,9 @@ final class FarmJob {
     var workerFailures: [String: Int] = [:]
 
     /// `input`: planar frames of an input video, at the job's canvas and frame count.
-    init(id: String, client: String = "", spec: JobSpec, outputScale: Int, model: ModelShape, channels: Int,
-         input: [Float]? = nil, attemptIDs: @escaping () -> UInt64 = AttemptIDs.counting(), clock: any FarmClock = SystemClock(),
+    /// `maxPieceBytes`: the most frames a latent job's decode shard may return, in bytes.
+    init(id: String, client: String = "", spec: JobSpec, outputScale: Int, model: PlannedModel,
+         maxPieceBytes: Int = LatentStages.defaultMaxPieceBytes, input: [Float]? = nil, attemptIDs: @escaping () -> UInt64 = AttemptIDs.counting(), clock: any FarmClock = SystemClock(),
          submitted: Date? = nil) {
         self.clock = clock
         self.id = id
@@ -86,8 +87,13 @@ final class FarmJob {
         self.outputScale = outputScale
         self.submitted = submitted ?? clock.date
         priority = spec.priority
-        run = JobRun(spec: spec, model: model, channels: channels, attemptIDs: attemptIDs) { box in
-            spec.startingLatent(box, channels: channels, input: input)
+        if let stages = model.stages(for: spec, maxPieceBytes: maxPieceBytes) {
+            run = JobRun(spec: spec, stages: stages, attemptIDs: attemptIDs)
+        } else {
+            let channels = model.inputChannels
+            run = JobRun(spec: spec, model: model.shape, channels: channels, attemptIDs: attemptIDs) { box in
+                spec.startingLatent(box, channels: channels, input: input)
+            }
         }
         started = clock.now
     }
@@ -115,17 +121,15 @@ final class FarmJob {
         status.latentDigest = latentDigest
         status.shardsTotal = UInt32(clamping: run.shardsTotal)
         status.resultsAccepted = UInt32(clamping: resultsAccepted)
+        status.promptsEncoded = UInt32(run.promptsDone)
+        status.promptsTotal = UInt32(run.stages?.prompts.count ?? 0)
+        status.piecesDecoded = UInt32(run.piecesDone)
+        status.piecesTotal = UInt32(run.stages?.pieces.count ?? 0)
         status.submittedUnixMs = UInt64(submitted.timeIntervalSince1970 * 1000)
         return status
     }
 }
 
-/// FNV-1a 64 over float bit patterns, little-endian: a content digest for equality checks.
-func latentDigest(_ values: [Float]) -> String {
-    var hash = FNV1a()
-    hash.add(values)
-    return String(hash.value, radix: 16)
-}
 
 /// What the coordinator knows of one connected worker.
 struct WorkerRecord {
@@ -163,6 +167,8 @@ struct WorkerRecord {
 /// A shard handed to a worker, as handed: what its result must match.
 struct ShardInFlight {
     let job: String
+    let kind: Reel_V1_ShardKind
+    /// Its unit of the job: a region, or a latent job's prompt or piece (`JobRun.Unit`).
     let region: Int
     let attempt: UInt64
     let stepBegin, stepEnd: UInt32

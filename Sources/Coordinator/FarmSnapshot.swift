@@ -58,7 +58,9 @@ extension JobRun {
     private func preview(of region: Region, frame: Int, latent: [Float], chunk: Int, shownAs: Int) -> PreviewFrame {
         let (rows, columns) = (region.box.rows.count, region.box.columns.count)
         let frameSize = plan.channels * rows * columns
-        let planar = Array(latent[(frame * frameSize)..<((frame + 1) * frameSize)])
+        // A latent model's frame shows its first three latent channels as red, green and blue:
+        // enough to see shapes settle, not its colours.
+        let planar = Array(latent[(frame * frameSize)..<(frame * frameSize + 3 * rows * columns)])
         return PreviewFrame(chunk: chunk, frame: shownAs, step: progress[region.index], width: columns, height: rows, planar: planar)
     }
 }

@@ -16,9 +16,12 @@ public struct ShardResult: Sendable, Equatable {
     public let attempt: UInt64
     public let latent: [Float]
     public let state: [Float]?
+    /// A decode shard's frames, 8-bit RGB; empty for every other kind.
+    public let pixels: [UInt8]
 
-    public init(region: Int, steps: Range<Int>, attempt: UInt64, latent: [Float], state: [Float]?) {
+    public init(region: Int, steps: Range<Int>, attempt: UInt64, latent: [Float], state: [Float]?, pixels: [UInt8] = []) {
         self.region = region; self.steps = steps; self.attempt = attempt; self.latent = latent; self.state = state
+        self.pixels = pixels
     }
 }
 
@@ -30,9 +33,17 @@ public struct ShardResult: Sendable, Equatable {
 /// output does not depend on which worker ran what, or when. The finished video fuses every
 /// region of the video. With a layout pass, the layout's regions run first, from step 0, and
 /// a region of the video starts once the layout of its shots is finished.
+///
+/// A latent model's job has units of work besides its regions (`Unit`): its prompts, encoded
+/// before any region starts (each region's shards carry the embeddings), and pieces of the
+/// final latent, decoded once every region is done. Units are numbered regions first, then
+/// prompts, then pieces; a shard's `region` on the wire is its unit.
 public final class JobRun {
+    /// The spec as planned: for a latent model's job, in latent frames and pixels.
     public let spec: JobSpec
     public let plan: RenderPlan
+    /// A latent model's text and decode stages; nil for a pixel-space model.
+    public let stages: LatentStages?
 
     /// A region's latent (and sampler state) at a step.
     struct Snapshot {
@@ -52,46 +63,129 @@ public final class JobRun {
     public private(set) var progress: [Int]
     private var inFlight: [Int: (attempt: UInt64, steps: Range<Int>)] = [:]
     private let nextAttempt: () -> UInt64
-    /// Regions whose readiness may have changed since they were last looked at: a job with
+    /// Units whose readiness may have changed since they were last looked at: a job with
     /// thousands of regions must not rescan them all for every result.
     private var candidates: Set<Int>
+    /// A latent job's prompt embeddings and decoded pieces (8-bit RGB frames), once they arrive.
+    private var embeddings: [[Float]?]
+    private var decoded: [[UInt8]?]
+    /// The fused final latent, kept while its pieces decode.
+    private var denoised: [Float]?
 
     /// `initialLatent` gives a box's latent at the first step: the seed's noise, or for an
     /// input video its frames noised to that step's time. `attemptIDs` gives each assignment
     /// its id: a farm's are unpredictable (`AttemptIDs.random`).
-    public init(spec: JobSpec, model: ModelShape, channels: Int = 3, attemptIDs: @escaping () -> UInt64 = AttemptIDs.counting(),
-                initialLatent: @escaping (Box) -> [Float]) {
+    public convenience init(spec: JobSpec, model: ModelShape, channels: Int = 3, attemptIDs: @escaping () -> UInt64 = AttemptIDs.counting(),
+                            initialLatent: @escaping (Box) -> [Float]) {
+        self.init(planned: spec, model: model, channels: channels, stages: nil, attemptIDs: attemptIDs, initialLatent: initialLatent)
+    }
+
+    /// A latent model's job: planned over its latent, started from the seed's noise there.
+    public convenience init(spec: JobSpec, stages: LatentStages, attemptIDs: @escaping () -> UInt64 = AttemptIDs.counting()) {
+        // A latent job is planned in latent frames; its frames come from its pieces.
+        let latent = stages.latentSpec(spec), channels = stages.parts.channels
+        self.init(planned: latent, model: stages.latentShape(spec), channels: channels, stages: stages, attemptIDs: attemptIDs) {
+            latent.initialNoise($0, channels: channels)
+        }
+    }
+
+    private init(planned spec: JobSpec, model: ModelShape, channels: Int, stages: LatentStages?, attemptIDs: @escaping () -> UInt64,
+                 initialLatent: @escaping (Box) -> [Float]) {
         self.spec = spec
+        self.stages = stages
         plan = RenderPlan(spec: spec, model: model, channels: channels)
         snapshots = plan.regions.map { _ in [:] }
         progress = plan.regions.indices.map(plan.firstStep(of:))
-        candidates = Set(plan.regions.indices)
+        embeddings = (stages?.prompts ?? []).map { _ in nil }
+        decoded = (stages?.pieces ?? []).map { _ in nil }
         nextAttempt = attemptIDs
         self.initialLatent = initialLatent
+        candidates = []
+        candidates = Set(0..<unitCount)
     }
 
-    public var isComplete: Bool { progress.allSatisfy { $0 == plan.steps } }
+    /// A unit of a job's work, as numbered on the wire.
+    public enum Unit: Equatable, Sendable {
+        case region(Int)
+        /// One of `stages.prompts`, to encode.
+        case prompt(Int)
+        /// One of `stages.pieces`, to decode.
+        case piece(Int)
+    }
+
+    public var unitCount: Int { plan.regions.count + embeddings.count + decoded.count }
+
+    /// What unit `index` is; nil past the job's units.
+    public func unit(_ index: Int) -> Unit? {
+        let regions = plan.regions.count, prompts = embeddings.count
+        switch index {
+        case 0..<regions: return .region(index)
+        case regions..<(regions + prompts): return .prompt(index - regions)
+        case (regions + prompts)..<unitCount: return .piece(index - regions - prompts)
+        default: return nil
+        }
+    }
+
+    private var pieceUnits: Range<Int> { (plan.regions.count + embeddings.count)..<unitCount }
+    /// Every region has finished its last step.
+    public var isDenoised: Bool { progress.allSatisfy { $0 == plan.steps } }
+    private var promptsEncoded: Bool { embeddings.allSatisfy { $0 != nil } }
+    public var promptsDone: Int { embeddings.count(where: { $0 != nil }) }
+    public var piecesDone: Int { decoded.count(where: { $0 != nil }) }
+
+    /// Values a unit's result holds: a region's latent, an embedding, a piece's frames.
+    public func resultCount(of unit: Int) -> Int? {
+        switch self.unit(unit) {
+        case .region(let region): return plan.regions[region].box.count(channels: plan.channels)
+        case .prompt: return stages!.embeddingCount
+        case .piece(let piece): return stages!.frameCount(of: stages!.pieces[piece])
+        case nil: return nil
+        }
+    }
+
+    public var isComplete: Bool { isDenoised && decoded.allSatisfy { $0 != nil } }
     public var stepsDone: Int { plan.regions.indices.reduce(0) { $0 + progress[$1] - plan.firstStep(of: $1) } }
     public var stepsTotal: Int { plan.regions.indices.reduce(0) { $0 + plan.steps - plan.firstStep(of: $1) } }
     public var runningCount: Int { inFlight.count }
-    /// Shards of the whole job: every region runs each of its step ranges once.
-    public var shardsTotal: Int { plan.shardCount }
+    /// Shards of the whole job: every region runs each of its step ranges once; a latent
+    /// job also encodes each prompt and decodes each piece once.
+    public var shardsTotal: Int { plan.shardCount + embeddings.count + decoded.count }
 
     /// Assignments for every region that can run now and is not already running.
     public func takeReadyShards() -> [ShardAssignment] {
         let looked = candidates.sorted()
         candidates.removeAll(keepingCapacity: true)
-        return looked.compactMap { region in
-            let step = progress[region]
-            guard inFlight[region] == nil, step < plan.steps,
-                  plan.fusedWith[region].allSatisfy({ hasSnapshot($0, at: step) }),
-                  let steps = plan.stepRange(of: region, startingAt: step) else { return nil }
-            let input = fusedInput(region, at: step)
-            let attempt = nextAttempt()
-            inFlight[region] = (attempt, steps)
-            return ShardAssignment(region: region, steps: steps, attempt: attempt, latent: input.latent, state: input.state)
+        return looked.compactMap { index in
+            guard inFlight[index] == nil else { return nil }
+            switch unit(index) {
+            case .prompt(let prompt):
+                guard embeddings[prompt] == nil else { return nil }
+                return start(index, steps: 0..<0, latent: [], state: nil)
+            case .piece(let piece):
+                guard decoded[piece] == nil, isDenoised else { return nil }
+                let frames = stages!.pieces[piece].decoded, frameSize = plan.channels * plan.height * plan.width
+                return start(index, steps: 0..<0, latent: Array(denoisedLatent()[(frames.lowerBound * frameSize)..<(frames.upperBound * frameSize)]), state: nil)
+            case .region(let region):
+                let step = progress[region]
+                guard promptsEncoded, step < plan.steps,
+                      plan.fusedWith[region].allSatisfy({ hasSnapshot($0, at: step) }),
+                      let steps = plan.stepRange(of: region, startingAt: step) else { return nil }
+                let input = fusedInput(region, at: step)
+                return start(region, steps: steps, latent: input.latent, state: input.state)
+            case nil:
+                return nil
+            }
         }
     }
+
+    private func start(_ unit: Int, steps: Range<Int>, latent: [Float], state: [Float]?) -> ShardAssignment {
+        let attempt = nextAttempt()
+        inFlight[unit] = (attempt, steps)
+        return ShardAssignment(region: unit, steps: steps, attempt: attempt, latent: latent, state: state)
+    }
+
+    /// A latent job's prompt embedding, once encoded: [tokens, width] values.
+    public func embedding(_ prompt: Int) -> [Float]? { embeddings[prompt] }
 
     public enum Acceptance: Equatable {
         case accepted
@@ -103,8 +197,19 @@ public final class JobRun {
         guard let running = inFlight[result.region], running.attempt == result.attempt, running.steps == result.steps else {
             return .stale
         }
-        precondition(result.latent.count == plan.regions[result.region].box.count(channels: plan.channels), "result of the wrong size")
+        precondition(max(result.latent.count, result.pixels.count) == resultCount(of: result.region), "result of the wrong size")
         inFlight[result.region] = nil
+        switch unit(result.region) {
+        case .prompt(let prompt):
+            embeddings[prompt] = result.latent
+            if promptsEncoded { candidates.formUnion(plan.regions.indices) }
+            return .accepted
+        case .piece(let piece):
+            decoded[piece] = result.pixels
+            return .accepted
+        case .region, nil:
+            break
+        }
         snapshots[result.region][result.steps.upperBound] = Snapshot(latent: result.latent, state: result.state)
         progress[result.region] = result.steps.upperBound
         candidates.formUnion(plan.fusedWith[result.region])
@@ -112,6 +217,7 @@ public final class JobRun {
             candidates.formUnion(plan.videoRegions)  // the video's regions wait for the layout
         }
         releaseSnapshots(around: result.region)
+        if isDenoised { candidates.formUnion(pieceUnits) }
         return .accepted
     }
 
@@ -156,7 +262,11 @@ public final class JobRun {
     }
 
     public func checkpoint() -> Checkpoint {
-        var entries: [Checkpoint.Entry] = []
+        // A latent job's embeddings and decoded pieces are entries of their units at step 0
+        // (a piece's bytes as floats, each exactly).
+        var entries = zip(plan.regions.count..., embeddings + decoded.map { $0?.map(Float.init) }).compactMap { unit, values in
+            values.map { Checkpoint.Entry(region: unit, step: 0, latent: $0, state: nil) }
+        }
         for region in plan.regions.indices {
             for (step, snapshot) in snapshots[region].sorted(by: { $0.key < $1.key }) where step > plan.firstStep(of: region) {
                 entries.append(.init(region: region, step: step, latent: snapshot.latent, state: snapshot.state))
@@ -173,10 +283,16 @@ public final class JobRun {
             throw CheckpointError(.planMismatch, "progress of \(checkpoint.progress.count) regions does not fit a plan of \(plan.regions.count)")
         }
         for entry in checkpoint.entries {
-            guard plan.regions.indices.contains(entry.region), (plan.firstStep(of: entry.region)...plan.steps).contains(entry.step),
-                  entry.latent.count == plan.regions[entry.region].box.count(channels: plan.channels),
-                  entry.state.map({ $0.count == entry.latent.count }) ?? true else {
-                throw CheckpointError(.planMismatch, "a snapshot of region \(entry.region) at step \(entry.step) does not fit the plan")
+            let fits: Bool
+            switch unit(entry.region) {
+            case .region(let region): fits = (plan.firstStep(of: region)...plan.steps).contains(entry.step)
+                                             && (entry.state.map { $0.count == entry.latent.count } ?? true)
+            case .prompt: fits = entry.step == 0 && entry.state == nil
+            case .piece: fits = entry.step == 0 && entry.state == nil && entry.latent.allSatisfy { (0...255).contains($0) && $0.rounded() == $0 }
+            case nil: fits = false
+            }
+            guard fits, entry.latent.count == resultCount(of: entry.region) else {
+                throw CheckpointError(.planMismatch, "a snapshot of unit \(entry.region) at step \(entry.step) does not fit the plan")
             }
         }
         for region in plan.regions.indices where checkpoint.progress[region] > plan.firstStep(of: region) {
@@ -186,17 +302,36 @@ public final class JobRun {
             }
         }
         for entry in checkpoint.entries {
-            snapshots[entry.region][entry.step] = Snapshot(latent: entry.latent, state: entry.state)
+            switch unit(entry.region) {
+            case .prompt(let prompt): embeddings[prompt] = entry.latent
+            case .piece(let piece): decoded[piece] = entry.latent.map { UInt8($0) }
+            case .region, nil: snapshots[entry.region][entry.step] = Snapshot(latent: entry.latent, state: entry.state)
+            }
         }
         progress = checkpoint.progress
         inFlight.removeAll()
-        candidates = Set(plan.regions.indices)
+        denoised = nil
+        candidates = Set(0..<unitCount)
     }
 
     /// The finished video's latent, fused over the whole canvas.
     public func finalLatent() -> [Float] {
         precondition(isComplete, "the job has not finished")
-        return fuse(plan.wholeVideo, at: plan.steps, from: Array(plan.videoRegions)).latent
+        return denoisedLatent()
+    }
+
+    /// The final latent, fused once every region is done.
+    private func denoisedLatent() -> [Float] {
+        if let denoised { return denoised }
+        let latent = fuse(plan.wholeVideo, at: plan.steps, from: Array(plan.videoRegions)).latent
+        if stages != nil { denoised = latent }
+        return latent
+    }
+
+    /// A latent job's video: its decoded pieces one after another, 8-bit RGB.
+    public func finalFrames() -> [UInt8] {
+        precondition(isComplete && stages != nil, "the job has not finished, or has no decode stage")
+        return decoded.flatMap { $0! }
     }
 
     private func hasSnapshot(_ region: Int, at step: Int) -> Bool {

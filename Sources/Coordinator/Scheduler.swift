@@ -1,9 +1,11 @@
+import Diffusion
 import Foundation
 
 /// Which shard goes to which worker. Higher priority goes first; among equal priorities, the
 /// client served the fewest shards so far (fair share), then the job submitted first; within a
 /// job, the shard released first. A worker takes a shard only with credit, offering the job's
-/// model, and not kept off the job (`failuresBeforeBlocking` failed shards of it); preferred
+/// model and holding the part the shard runs (a latent model's text encoder, DiT or VAE), and
+/// not kept off the job (`failuresBeforeBlocking` failed shards of it); preferred
 /// is one that has not failed this region, then one that already holds the model (it has run
 /// it before: no load), then the least used. It sends nothing itself: `dispatch` says what
 /// to send where, and the coordinator sends it.
@@ -89,7 +91,12 @@ struct Scheduler {
     func waitingReason(for job: FarmJob, workers: WorkerRegistry) -> String {
         guard job.isActive else { return "" }
         let model = job.spec.model
-        let offering = workers.all.filter { $0.hello.models.contains(model) }
+        let part = job.run.stages == nil ? nil : job.run.promptsDone < job.run.stages!.prompts.count ? ModelPart.text
+                                                  : job.run.isDenoised ? .vae : .dit
+        let offering = workers.all.filter { $0.offers(model, part) }
+        if offering.isEmpty, let part {
+            return "no connected worker holds the \(part.title) of '\(model)'; start one with `reel worker --model \(model) --parts \(part.rawValue)`"
+        }
         if offering.isEmpty {
             return "no connected worker offers model '\(model)'; start one with `reel worker --model \(model)`"
         }
@@ -123,12 +130,13 @@ private struct Candidates {
     /// The preferred worker for `region` of `job`: one with credit that offers its model and is
     /// not kept off the job, one that has not failed this region before one that has.
     mutating func best(for job: FarmJob, region: Int, failuresBeforeBlocking: Int) -> Data? {
-        let model = job.spec.model
-        var order = orders[model] ?? ArraySlice(workers.withCredit.compactMap { workers[$0] }
-            .filter { $0.hello.models.contains(model) }
+        let model = job.spec.model, part = job.run.part(of: region)
+        let key = part.map { "\(model)\u{0}\($0.rawValue)" } ?? model
+        var order = orders[key] ?? ArraySlice(workers.withCredit.compactMap { workers[$0] }
+            .filter { $0.offers(model, part) }
             .sorted { ($0.modelsRun.contains(model) ? 0 : 1, $0.shardsCompleted) < ($1.modelsRun.contains(model) ? 0 : 1, $1.shardsCompleted) })
         while let first = order.first, credits[first.identity, default: 0] <= 0 { order.removeFirst() }
-        orders[model] = order
+        orders[key] = order
         let failedHere = job.shardFailures[region] ?? []
         var fallback: Data?
         for worker in order where credits[worker.identity, default: 0] > 0
@@ -163,5 +171,36 @@ struct ShardQueue {
             head = 0
         }
         return taken
+    }
+}
+
+extension WorkerRecord {
+    /// Whether it offers `model` and, for a latent model's shard, holds `part` (a worker that
+    /// names no parts holds them all).
+    func offers(_ model: String, _ part: ModelPart?) -> Bool {
+        hello.models.contains(model) && (part.map { hello.parts.isEmpty || hello.parts.contains($0.rawValue) } ?? true)
+    }
+}
+
+extension JobRun {
+    /// The model part a unit's shard runs on; nil for a pixel model, whose workers run it whole.
+    func part(of unit: Int) -> ModelPart? {
+        guard stages != nil else { return nil }
+        switch self.unit(unit) {
+        case .prompt: return .text
+        case .piece: return .vae
+        case .region, nil: return .dit
+        }
+    }
+}
+
+extension ModelPart {
+    /// How an operator names it.
+    var title: String {
+        switch self {
+        case .text: return "text encoder"
+        case .dit: return "denoiser (DiT)"
+        case .vae: return "VAE"
+        }
     }
 }

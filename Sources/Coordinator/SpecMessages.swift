@@ -8,23 +8,28 @@ extension JobSpec {
     /// A complete spec from a request: fields left zero (or unset) take `JobDefaults`' or
     /// `config`'s defaults. Unchecked: `SpecResolver` calls this, then checks the result.
     public init(resolving request: Reel_V1_JobSpec, with config: ModelConfig) {
-        let window = request.window > 0 ? Int(request.window) : config.windowFrames
+        self.init(resolving: request, with: VideoDefaults(config: config))
+    }
+
+    public init(resolving request: Reel_V1_JobSpec, with defaults: VideoDefaults) {
+        let window = request.window > 0 ? Int(request.window) : defaults.window
         self.init(prompt: request.prompt, model: request.model,
-                  frames: request.frames > 0 ? Int(request.frames) : config.windowFrames,
-                  width: request.width > 0 ? Int(request.width) : config.canvasWidth,
-                  height: request.height > 0 ? Int(request.height) : config.canvasHeight,
-                  fps: request.fps > 0 ? Int(request.fps) : config.fps,
-                  steps: request.steps > 0 ? Int(request.steps) : config.defaults.steps,
-                  sampler: request.sampler.isEmpty ? config.defaults.sampler : request.sampler,
-                  guidance: request.hasGuidance ? request.guidance : config.defaults.guidance,
-                  shift: request.shift > 0 ? request.shift : config.defaults.shift,
+                  frames: request.frames > 0 ? Int(request.frames) : defaults.frames,
+                  width: request.width > 0 ? Int(request.width) : defaults.width,
+                  height: request.height > 0 ? Int(request.height) : defaults.height,
+                  fps: request.fps > 0 ? Int(request.fps) : defaults.fps,
+                  steps: request.steps > 0 ? Int(request.steps) : defaults.steps,
+                  sampler: request.sampler.isEmpty ? defaults.sampler : request.sampler,
+                  guidance: request.hasGuidance ? request.guidance : defaults.guidance,
+                  shift: request.shift > 0 ? request.shift : defaults.shift,
                   seed: request.seed, window: window,
-                  overlap: request.hasOverlap ? Int(request.overlap) : min(window - 1, config.defaultOverlap),
+                  overlap: request.hasOverlap ? Int(request.overlap) : min(window - 1, defaults.overlap),
                   syncInterval: request.syncInterval > 0 ? Int(request.syncInterval) : JobDefaults.syncInterval,
                   priority: Int(request.priority),
                   strength: request.withInput ? (request.hasStrength ? request.strength : JobDefaults.strength) : 1)
         shots = request.shots.map { Shot(prompt: $0.prompt, frames: Int($0.frames)) }
-        layoutStrength = request.hasLayoutStrength ? request.layoutStrength : config.defaults.layoutStrength ?? 1
+        layoutStrength = request.hasLayoutStrength ? request.layoutStrength : defaults.layoutStrength
+        negativePrompt = request.hasNegativePrompt ? request.negativePrompt : defaults.negativePrompt
         if request.frames == 0, !shots.isEmpty { frames = shots.reduce(0) { $0 + $1.frames } }
     }
 
@@ -35,6 +40,7 @@ extension JobSpec {
         m.seed = seed; m.window = UInt32(window); m.overlap = UInt32(overlap); m.syncInterval = UInt32(syncInterval)
         m.priority = Int32(priority); m.outputScale = UInt32(outputScale); m.strength = strength; m.withInput = strength < 1
         m.layoutStrength = layoutStrength
+        if let negativePrompt { m.negativePrompt = negativePrompt }
         m.shots = shots.map { shot in Reel_V1_Shot.with { $0.prompt = shot.prompt; $0.frames = UInt32(clamping: shot.frames) } }
         return m
     }

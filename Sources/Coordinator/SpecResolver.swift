@@ -1,4 +1,5 @@
 import Diffusion
+import Families
 import Planning
 import Wire
 
@@ -9,20 +10,72 @@ public struct ResolvedJob: Sendable, Equatable {
     public var outputScale: Int
 }
 
+/// What the coordinator reads of a model to plan and check its jobs, never its weights.
+public enum PlannedModel: Sendable {
+    /// A pixel-space package: its config, and its vocabulary to read prompts with.
+    case pixel(ModelConfig, Vocabulary)
+    /// A latent model: its defaults and how its work splits into parts.
+    case latent(VideoDefaults, LatentParts)
+
+    /// Reads the model in `directory`: a reel-shapes package's config and vocabulary, or a
+    /// latent family's configs.
+    public init(directory: String) throws {
+        if ReelShapesFamily.recognises(directory) {
+            let config = try ModelPackage.readConfig(in: directory)
+            self = .pixel(config, try ModelPackage.readVocabulary(named: config.vocabulary, in: directory))
+            return
+        }
+        let model = try ModelFamilies.open(directory)
+        guard let parts = model.latentParts else {
+            throw ModelPackageError.unreadable(path: directory, reason: "a \(model.family) model the coordinator cannot plan")
+        }
+        self = .latent(model.defaults, parts)
+    }
+
+    public var defaults: VideoDefaults {
+        switch self {
+        case .pixel(let config, _): return VideoDefaults(config: config)
+        case .latent(let defaults, _): return defaults
+        }
+    }
+
+    /// The model as a spec is checked against: windows in the frames its plan is cut in (a latent
+    /// model's latent frames), sizes in pixels.
+    public var shape: ModelShape {
+        switch self {
+        case .pixel(let config, _): return ModelShape(config)
+        case .latent(let defaults, let parts):
+            return ModelShape(canvasWidth: defaults.width, canvasHeight: defaults.height, windowFrames: parts.windowFrames,
+                              patch: parts.patch * parts.spatialFactor, fps: defaults.fps)
+        }
+    }
+
+    /// A latent model's stages for `spec`, its decode pieces each at most `maxPieceBytes` of
+    /// frames; nil for a pixel model.
+    public func stages(for spec: JobSpec, maxPieceBytes: Int = LatentStages.defaultMaxPieceBytes) -> LatentStages? {
+        guard case .latent(_, let parts) = self else { return nil }
+        return LatentStages(spec: spec, parts: parts, negativePrompt: spec.negativePrompt ?? "", maxPieceBytes: maxPieceBytes)
+    }
+
+    /// Channels of the frames a job's input video is read as.
+    public var inputChannels: Int {
+        if case .pixel(let config, _) = self { return config.channels }
+        return 3
+    }
+}
+
 /// The one place a request becomes a spec that can be planned: fields it leaves unset take
-/// their defaults (`JobDefaults`, then the model's config), then every field is checked
-/// against the model and `JobLimits`, and every prompt against the model's vocabulary.
+/// their defaults (`JobDefaults`, then the model's), then every field is checked against the
+/// model and `JobLimits`, and every prompt against a pixel model's vocabulary.
 /// `reel render`, `reel eval` and `reel bench farm` resolve here before they submit, so a bad
 /// job fails before any work, and the coordinator resolves every submission here again, since
 /// whatever arrives over the network is checked where it is used.
 public struct SpecResolver: Sendable {
-    public let config: ModelConfig
-    public let vocabulary: Vocabulary
+    public let model: PlannedModel
 
-    public init(config: ModelConfig, vocabulary: Vocabulary) {
-        self.config = config
-        self.vocabulary = vocabulary
-    }
+    public init(model: PlannedModel) { self.model = model }
+
+    public init(config: ModelConfig, vocabulary: Vocabulary) { self.init(model: .pixel(config, vocabulary)) }
 
     public init(model: Model) { self.init(config: model.config, vocabulary: model.vocabulary) }
 
@@ -32,16 +85,17 @@ public struct SpecResolver: Sendable {
     /// could run; a job that leaves its length unset takes the input's.
     public func resolve(_ request: Reel_V1_JobSpec,
                         inputFrames: ((_ spec: JobSpec, _ maxFrames: Int) throws -> Int)? = nil) throws -> ResolvedJob {
-        var spec = JobSpec(resolving: request, with: config)
-        let shape = ModelShape(config)
+        var spec = JobSpec(resolving: request, with: model.defaults)
+        let shape = model.shape
         let samplers = Sampler.allCases.map(\.rawValue)
-        let outputScale = request.outputScale == 0 ? JobDefaults.outputScale : Int(request.outputScale)
+        let outputScale = request.outputScale == 0 ? model.defaults.outputScale ?? JobDefaults.outputScale : Int(request.outputScale)
         let lengthFromInput = request.withInput && request.frames == 0 && request.shots.isEmpty
         if lengthFromInput { spec.frames = 1 }  // checked again once the input's length is known
         var problems = Self.problems { try spec.validate(for: shape, samplers: samplers) }
         if !(1...JobLimits.maxOutputScale).contains(outputScale) {
             problems.append(SpecProblem(field: "output_scale", problem: "\(outputScale) is out of range; use 1 to \(JobLimits.maxOutputScale)"))
         }
+        problems += familyProblems(spec, request)
         if !problems.isEmpty { throw SpecError(problems: problems) }
         if request.withInput {
             guard let inputFrames else {
@@ -54,8 +108,38 @@ public struct SpecResolver: Sendable {
             }
             try spec.validate(for: shape, samplers: samplers)
         }
-        try spec.checkPrompts(with: vocabulary, maxTokens: config.text.maxTokens)
+        if case .pixel(let config, let vocabulary) = model {
+            try spec.checkPrompts(with: vocabulary, maxTokens: config.text.maxTokens)
+        }
         return ResolvedJob(spec: spec, outputScale: outputScale)
+    }
+
+    /// What one family cannot take: a negative prompt for a pixel model; for a latent model,
+    /// lengths other than 1 + k·temporalFactor frames, and what its farm path does not do yet.
+    private func familyProblems(_ spec: JobSpec, _ request: Reel_V1_JobSpec) -> [SpecProblem] {
+        switch model {
+        case .pixel:
+            return request.hasNegativePrompt ? [SpecProblem(field: "negative_prompt", problem: "is not read by this model; leave it out")] : []
+        case .latent(_, let parts):
+            var problems: [SpecProblem] = []
+            let t = parts.temporalFactor
+            if spec.frames >= 1, (spec.frames - 1) % t != 0 {
+                problems.append(SpecProblem(field: "frames", problem: "\(spec.frames): this model takes 1 + \(t)k frames (for example \(1 + 4 * t), \(1 + 8 * t) or \(1 + 20 * t))"))
+            }
+            if let negative = spec.negativePrompt, negative.count > JobLimits.maxPromptCharacters {
+                problems.append(SpecProblem(field: "negative_prompt", problem: "is \(negative.count) characters; at most \(JobLimits.maxPromptCharacters)"))
+            }
+            if request.withInput {
+                problems.append(SpecProblem(field: "with_input", problem: "re-rendering a video is not available for latent models on the farm yet; render it in-process with `reel render --input`"))
+            }
+            if !spec.shots.isEmpty {
+                problems.append(SpecProblem(field: "shots", problem: "storyboards are not available for latent models yet; give one prompt"))
+            }
+            if spec.layoutStrength != 1 {
+                problems.append(SpecProblem(field: "layout_strength", problem: "latent models render no layout pass; leave it unset"))
+            }
+            return problems
+        }
     }
 
     private static func problems(_ body: () throws -> Void) -> [SpecProblem] {

@@ -65,14 +65,16 @@ public enum AtomicFile {
 /// A test hook for power-loss tests: with REEL_CRASH_BEFORE_RENAME=SUFFIX (or
 /// REEL_CRASH_AFTER_RENAME) in its environment, a process kills itself (SIGKILL, as a power cut
 /// would stop it) right before (or after) renaming a finished temporary file onto a path ending
-/// in SUFFIX. Unset, it does nothing.
+/// in SUFFIX; with REEL_CRASH_MID_SHARD=PART, a worker kills itself holding a shard of that model
+/// part (text, dit or vae). Unset, it does nothing.
 public enum CrashHook {
     public enum Moment: String, Sendable {
         case beforeRename = "REEL_CRASH_BEFORE_RENAME"
         case afterRename = "REEL_CRASH_AFTER_RENAME"
+        case midShard = "REEL_CRASH_MID_SHARD"
     }
 
-    static let suffixes: [Moment: String] = [Moment.beforeRename, .afterRename].reduce(into: [:]) { suffixes, moment in
+    static let suffixes: [Moment: String] = [Moment.beforeRename, .afterRename, .midShard].reduce(into: [:]) { suffixes, moment in
         if let suffix = ProcessInfo.processInfo.environment[moment.rawValue], !suffix.isEmpty { suffixes[moment] = suffix }
     }
 

@@ -3,9 +3,14 @@
 /// the defaults a render takes. reel-shapes (pixel space: its latent is the video itself) and Wan
 /// (umT5, a DiT, a causal 3D VAE) are two implementations, each in its own folder over the same
 /// tensor kernels.
+///
+/// Opening one reads its configs only; weights are read when a part is first used, so a
+/// coordinator may open a latent model to plan its jobs without holding it.
 public protocol VideoModel: AnyObject, Sendable {
     /// The model's name (its folder's).
     var name: String { get }
+    /// The folder it was read from.
+    var directory: String { get }
     /// The family's name, as `ModelFamily.name`.
     var family: String { get }
     var defaults: VideoDefaults { get }
@@ -20,6 +25,68 @@ public protocol VideoModel: AnyObject, Sendable {
     func decode(_ latents: Tensor) throws -> Tensor
     /// Frames [F, 3, H, W] in [-1, 1] to latents [1, C, F, H, W].
     func encode(_ frames: Tensor) throws -> Tensor
+
+    /// Reads the weights of `parts` now, so that a broken model fails when a worker starts,
+    /// not mid-shard (a pixel model is read whole when opened).
+    func prepare(_ parts: [ModelPart]) throws
+    /// How a farm splits the model's work into parts; nil for a pixel-space model, whose
+    /// workers encode their own prompts and whose latent is the video.
+    var latentParts: LatentParts? { get }
+    /// The flow times a sampler steps through for `steps` steps at `shift`: the model's own
+    /// schedule, the same on every machine.
+    func schedule(steps: Int, shift: Float) -> FlowSchedule
+    /// The condition guidance pushes away from when a job gives no negative prompt.
+    func unconditionalCondition() throws -> Tensor
+    /// The velocity field a shard integrates over a window of frame-major latents
+    /// [F, C, H, W]: v_uncond + g·(v_cond − v_uncond), both halves as one batch of two.
+    /// `place` is where the window lies in the whole video; `afterBlock` is called often (a
+    /// worker heartbeats from it).
+    func guidedVelocity(conditional: Tensor, unconditional: Tensor, guidance: Float, place: WindowPlace,
+                        afterBlock: @escaping () -> Void) throws -> VelocityField
+}
+
+/// A latent model's parts as a farm runs them: text encoding (once per prompt), denoising over
+/// chunks of latent frames, and decoding over pieces of the final latent. What the coordinator
+/// plans with; workers hold some or all of the parts.
+public struct LatentParts: Sendable, Equatable {
+    /// Latent channels, and video frames and pixels per latent frame and pixel (a latent
+    /// video's first frame is one video frame, each later one `temporalFactor`).
+    public var channels: Int, temporalFactor: Int, spatialFactor: Int
+    /// The side of a patch in latent pixels: sizes are multiples of it.
+    public var patch: Int
+    /// Latent frames denoised at once (Wan 2.1: 21, its 81 frames).
+    public var windowFrames: Int
+    /// A prompt's embedding: tokens × width.
+    public var embeddingTokens: Int, embeddingWidth: Int
+    /// Latent frames a decode piece decodes first and discards: the decoder's causal reach, so
+    /// that a piece's frames are those of one decode of the whole video, bit for bit.
+    public var decodeContext: Int
+
+    public init(channels: Int, temporalFactor: Int, spatialFactor: Int, patch: Int, windowFrames: Int,
+                embeddingTokens: Int, embeddingWidth: Int, decodeContext: Int) {
+        self.channels = channels; self.temporalFactor = temporalFactor; self.spatialFactor = spatialFactor
+        self.patch = patch; self.windowFrames = windowFrames
+        self.embeddingTokens = embeddingTokens; self.embeddingWidth = embeddingWidth; self.decodeContext = decodeContext
+    }
+
+    /// Latent frames for `frames` video frames (1 + temporalFactor·k of them).
+    public func latentFrames(_ frames: Int) -> Int { (frames - 1) / temporalFactor + 1 }
+
+    /// The video frames latent frames `range` decode to.
+    public func videoFrames(_ range: Range<Int>) -> Range<Int> {
+        func start(_ f: Int) -> Int { f == 0 ? 0 : 1 + (f - 1) * temporalFactor }
+        return start(range.lowerBound)..<start(range.upperBound)
+    }
+}
+
+/// The parts of a latent model, as a worker announces those it holds (`--parts`).
+public enum ModelPart: String, Sendable, CaseIterable, Codable {
+    /// The text encoder: prompts to embeddings.
+    case text
+    /// The denoiser (Wan's DiT).
+    case dit
+    /// The VAE: latents to frames (and frames to latents).
+    case vae
 }
 
 /// A render's defaults, as a model states them.
@@ -28,12 +95,36 @@ public struct VideoDefaults: Sendable, Equatable {
     public var steps: Int
     public var guidance: Float
     public var shift: Float
-    /// Frames the model denoises at once; longer videos are cut into windows.
+    /// Frames the model denoises at once; longer videos are cut into windows. For a latent
+    /// model, latent frames, as are `overlap`'s.
     public var window: Int
+    /// Frames neighbouring windows share.
+    public var overlap: Int
+    /// The farm's sampler (`Sampler`'s raw value).
+    public var sampler: String
+    /// What guidance steers away from when a job names nothing; nil for a model that reads no
+    /// negative prompt.
+    public var negativePrompt: String?
+    /// How much of the denoising a long job's chunks redo over a layout pass; 1: none.
+    public var layoutStrength: Float
+    /// Times each frame is enlarged in the file; nil: the farm's default (`JobDefaults`), for
+    /// small canvases. A model drawing at full size says 1.
+    public var outputScale: Int?
 
-    public init(width: Int, height: Int, frames: Int, fps: Int, steps: Int, guidance: Float, shift: Float, window: Int) {
+    public init(width: Int, height: Int, frames: Int, fps: Int, steps: Int, guidance: Float, shift: Float, window: Int,
+                overlap: Int, sampler: String, negativePrompt: String? = nil, layoutStrength: Float = 1, outputScale: Int? = nil) {
         self.width = width; self.height = height; self.frames = frames; self.fps = fps
         self.steps = steps; self.guidance = guidance; self.shift = shift; self.window = window
+        self.overlap = overlap; self.sampler = sampler; self.negativePrompt = negativePrompt; self.layoutStrength = layoutStrength
+        self.outputScale = outputScale
+    }
+
+    /// A reel-shapes package's, from its config.
+    public init(config: ModelConfig) {
+        self.init(width: config.canvasWidth, height: config.canvasHeight, frames: config.windowFrames, fps: config.fps,
+                  steps: config.defaults.steps, guidance: config.defaults.guidance, shift: config.defaults.shift,
+                  window: config.windowFrames, overlap: min(config.windowFrames - 1, config.defaultOverlap),
+                  sampler: config.defaults.sampler, layoutStrength: config.defaults.layoutStrength ?? 1)
     }
 }
 
@@ -45,7 +136,7 @@ public struct LatentVideoShape: Sendable, Equatable {
 }
 
 /// A family of models: how to recognise its files and open them. The registry of families is
-/// one list (`ModelFamilies` in the `reel` target); adding a family adds its folder and a line there.
+/// one list (`ModelFamilies`, in its own module); adding a family adds its folder and a line there.
 public protocol ModelFamily {
     static var name: String { get }
     /// Whether `directory` holds a model of this family.
@@ -67,10 +158,22 @@ public enum ReelShapesFamily: ModelFamily {
 extension Model: VideoModel {
     public var family: String { ReelShapesFamily.name }
 
-    public var defaults: VideoDefaults {
-        VideoDefaults(width: config.canvasWidth, height: config.canvasHeight, frames: config.windowFrames, fps: config.fps,
-                      steps: config.defaults.steps, guidance: config.defaults.guidance, shift: config.defaults.shift,
-                      window: config.windowFrames)
+    public var defaults: VideoDefaults { VideoDefaults(config: config) }
+
+    public var latentParts: LatentParts? { nil }
+
+    public func prepare(_ parts: [ModelPart]) throws {}
+
+    public func schedule(steps: Int, shift: Float) -> FlowSchedule { FlowSchedule(steps: steps, shift: shift) }
+
+    /// The empty prompt as the model was trained to read it: one token 0.
+    public func unconditionalCondition() throws -> Tensor { textEncoder.encode(tokens: [0]).values }
+
+    public func guidedVelocity(conditional: Tensor, unconditional: Tensor, guidance: Float, place: WindowPlace,
+                               afterBlock: @escaping () -> Void) throws -> VelocityField {
+        VideoGenerator(model: self).guidedVelocity(conditional: TextEmbedding(values: conditional),
+                                                   unconditional: TextEmbedding(values: unconditional),
+                                                   guidance: guidance, place: place, afterBlock: afterBlock)
     }
 
     public func latentShape(frames: Int, width: Int, height: Int) -> LatentVideoShape {

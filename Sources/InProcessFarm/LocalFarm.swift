@@ -34,6 +34,10 @@ public final class LocalFarm {
         }
         start("reel-coordinator") { [coordinator] in try coordinator.run() }
         for worker in workers { start("reel-worker") { try worker.run() } }
+        // Its client submits at once: with its workers registered first, no status it reads
+        // says a job waits for a worker that is about to say hello.
+        let deadline = Date().addingTimeInterval(10)
+        while coordinator.snapshot.workers.count < workerCount && Date() < deadline { Thread.sleep(forTimeInterval: 0.01) }
     }
 
     private func start(_ name: String, _ body: @escaping @Sendable () throws -> Void) {

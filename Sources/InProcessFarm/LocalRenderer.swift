@@ -1,5 +1,6 @@
 import Coordinator
 import Diffusion
+import Media
 import Planning
 import Worker
 
@@ -7,18 +8,45 @@ import Worker
 /// shard runner a farm uses.
 public struct LocalRenderer {
     public let runner: ShardRunner
+    /// A pixel model's shape and channels; nil for a latent model.
+    private let pixel: (shape: ModelShape, channels: Int)?
 
-    public init(model: Model) { runner = ShardRunner(model: model) }
+    public init(model: Model) {
+        runner = ShardRunner(model: model)
+        pixel = (ModelShape(model.config), model.config.channels)
+    }
 
-    /// Renders `spec` to a [frames, channels, height, width] latent. `progress` gets steps done
-    /// and steps in all, summed over regions.
-    public func render(_ spec: JobSpec, progress: (Int, Int) -> Void = { _, _ in }) throws -> Tensor {
-        let config = runner.model.config
-        try spec.validate(for: ModelShape(config), samplers: Sampler.allCases.map(\.rawValue))
-        _ = try runner.embedding(for: spec.prompt)
-        let job = JobRun(spec: spec, model: ModelShape(config), channels: config.channels) {
-            spec.initialNoise($0, channels: config.channels)
+    /// A latent model's renderer (`model.latentParts` is set).
+    public init(latentModel model: any VideoModel) {
+        precondition(model.latentParts != nil, "\(model.name) is not a latent model")
+        runner = ShardRunner(model: model)
+        pixel = nil
+    }
+
+    /// The run of `spec` (resolved) with this renderer's model.
+    public func job(for spec: JobSpec) throws -> JobRun {
+        guard let pixel else {
+            let stages = LatentStages(spec: spec, parts: runner.model.latentParts!, negativePrompt: spec.negativePrompt ?? "")
+            return JobRun(spec: spec, stages: stages)
         }
+        try spec.validate(for: pixel.shape, samplers: Sampler.allCases.map(\.rawValue))
+        return JobRun(spec: spec, model: pixel.shape, channels: pixel.channels) { spec.initialNoise($0, channels: pixel.channels) }
+    }
+
+    /// Renders `spec` with a pixel model: its [frames, channels, height, width] latent.
+    /// `progress` gets steps done and steps in all, summed over regions.
+    public func render(_ spec: JobSpec, progress: (Int, Int) -> Void = { _, _ in }) throws -> Tensor {
+        let job = try run(spec, progress: progress)
+        return Tensor(shape: [spec.frames, pixel!.channels, spec.height, spec.width], scalars: job.finalLatent())
+    }
+
+    /// Renders `spec` with a latent model: its frames.
+    public func renderFrames(_ spec: JobSpec) throws -> RGBVideo {
+        RGBVideo(width: spec.width, height: spec.height, pixels: try run(spec, progress: { _, _ in }).finalFrames())
+    }
+
+    private func run(_ spec: JobSpec, progress: (Int, Int) -> Void) throws -> JobRun {
+        let job = try job(for: spec)
         while !job.isComplete {
             for assignment in job.takeReadyShards() {
                 let result = try run(assignment, of: job) {
@@ -27,15 +55,15 @@ public struct LocalRenderer {
                 _ = job.accept(result)
             }
         }
-        return Tensor(shape: [spec.frames, config.channels, spec.height, spec.width], scalars: job.finalLatent())
+        return job
     }
 
     /// Runs one assignment of `job` on this process's shard runner, put into the words a worker
     /// is sent and read back as a worker reads them, so it is the farm's shard exactly.
     public func run(_ assignment: ShardAssignment, of job: JobRun, onStep: (Int) -> Void = { _ in }) throws -> ShardResult {
         let (header, payloads) = job.message(for: assignment, job: "local")
-        let (latent, state) = try runner.run(try ShardWork(assignment: header, payloads: payloads), onStep: onStep)
+        let output = try runner.run(try ShardTask(assignment: header, payloads: payloads), onStep: onStep)
         return ShardResult(region: assignment.region, steps: assignment.steps, attempt: assignment.attempt,
-                           latent: latent.scalars, state: state.previousPrediction?.scalars)
+                           latent: output.values, state: output.state.previousPrediction?.scalars, pixels: output.pixels)
     }
 }

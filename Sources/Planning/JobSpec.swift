@@ -28,6 +28,9 @@ public struct JobSpec: Codable, Sendable, Equatable {
     /// over a layout pass (`LayoutPass`), from above 0 to 1; 1 renders no layout pass. The
     /// model's defaults set it (`layout_strength`).
     public var layoutStrength: Float = 1
+    /// What guidance steers away from, for a model that reads a negative prompt (Wan); nil for
+    /// one that does not.
+    public var negativePrompt: String?
 
     public init(prompt: String, model: String, frames: Int, width: Int, height: Int, fps: Int, steps: Int,
                 sampler: String, guidance: Float, shift: Float, seed: UInt64, window: Int, overlap: Int,

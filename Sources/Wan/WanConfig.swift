@@ -153,6 +153,28 @@ public struct WanVAEConfig: Decodable, Sendable {
     public var temporalFactor: Int { 1 << temperalDownsample.filter { $0 }.count }
     public var spatialFactor: Int { 1 << (dimMult.count - 1) }
 
+    /// How many latent frames back a decoded frame can see, plus one: each causal convolution
+    /// of the decoder (temporal kernel 3) reaches two frames back at its own rate, and a rate
+    /// doubles at each temporal upsampling, so the reach is the sum of 2/rate over the longest
+    /// chain (conv_in, the mid block, each level's residual blocks and time conv, conv_out).
+    /// The one frame more covers the piece's own first frame, which the decoder takes as a
+    /// video's first (not doubled). A decode that starts this far before a piece gives the
+    /// piece's frames exactly as a decode of the whole video does.
+    public var decoderReach: Int {
+        var reach = 0               // in 1/256 latent frames: two frames at rate r are 512/r (r ≤ 128)
+        var rate = 1
+        func conv() { reach += 512 / rate }
+        conv()                                           // conv_in
+        for _ in 0..<4 { conv() }                        // the mid block's two residual blocks
+        let temporalUp = Array(temperalDownsample.reversed())
+        for level in dimMult.indices {
+            for _ in 0..<(2 * (numResBlocks + 1)) { conv() }
+            if level < dimMult.count - 1, temporalUp[level] { conv(); rate *= 2 }  // the time conv runs before the doubling
+        }
+        conv()                                           // conv_out
+        return (reach + 255) / 256 + 1
+    }
+
     func validate(_ path: String) throws {
         try ConfigFile.require(isResidual != true, path, "is_residual", "true", supported: "the Wan 2.1 VAE (is_residual false)")
         try ConfigFile.require(patchSize == nil, path, "patch_size", "\(patchSize ?? 0)", supported: "null (the Wan 2.1 VAE)")

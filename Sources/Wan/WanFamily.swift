@@ -16,7 +16,50 @@ extension WanModel: VideoModel {
     public var defaults: VideoDefaults {
         VideoDefaults(width: WanRequest.defaultSize.width, height: WanRequest.defaultSize.height, frames: WanRequest.defaultFrames,
                       fps: WanRequest.defaultFPS, steps: WanRequest.defaultSteps, guidance: WanRequest.defaultGuidance,
-                      shift: Float(schedulerConfig.flowShift ?? 1), window: WanRequest.defaultFrames)
+                      shift: Float(schedulerConfig.flowShift ?? 1), window: WanRequest.windowLatentFrames,
+                      overlap: WanRequest.defaultOverlap, sampler: Sampler.dpmpp2m.rawValue, negativePrompt: WanModel.defaultNegativePrompt,
+                      outputScale: 1)
+    }
+
+    public func prepare(_ parts: [ModelPart]) throws {
+        for part in parts {
+            switch part {
+            case .text: _ = try tokenizer(); _ = try textEncoder()
+            case .dit: _ = try transformer()
+            case .vae: _ = try vae()
+            }
+        }
+    }
+
+    public var latentParts: LatentParts? {
+        LatentParts(channels: vaeConfig.zDim, temporalFactor: vaeConfig.temporalFactor, spatialFactor: vaeConfig.spatialFactor,
+                    patch: transformerConfig.patchSize[1], windowFrames: WanRequest.windowLatentFrames,
+                    embeddingTokens: WanTokenizer.defaultMaxLength, embeddingWidth: textConfig.dModel,
+                    decodeContext: vaeConfig.decoderReach)
+    }
+
+    /// The scheduler's sigmas (its shifted linspace from 1 to 1/num_train_timesteps, then 0).
+    public func schedule(steps: Int, shift: Float) -> FlowSchedule {
+        FlowSchedule(times: FlowUniPC(config: schedulerConfig, steps: steps, shift: Double(shift)).sigmas.map(Float.init))
+    }
+
+    public func unconditionalCondition() throws -> Tensor { try encode(prompt: WanModel.defaultNegativePrompt) }
+
+    /// Flow time t is the transformer's timestep t·num_train_timesteps; the farm's frame-major
+    /// window [F, C, H, W] is the transformer's [1, C, F, H, W].
+    public func guidedVelocity(conditional: Tensor, unconditional: Tensor, guidance: Float, place: WindowPlace,
+                               afterBlock: @escaping () -> Void) throws -> VelocityField {
+        let transformer = try transformer(), scale = Float(schedulerConfig.numTrainTimesteps)
+        let guided = guidance != 1
+        let context = Tensor.stacked(guided ? [conditional, unconditional] : [conditional])
+        return { x, t in
+            let video = x.reshaped([1] + x.shape).swappingAxes1And2()
+            let batch = guided ? Tensor.stacked([video.slices(0..<1), video.slices(0..<1)]).reshaped([2] + Array(video.shape.dropFirst())) : video
+            let v = transformer.velocity(batch, timesteps: [Float](repeating: t * scale, count: guided ? 2 : 1), context: context,
+                                         afterBlock: afterBlock)
+            let velocity = guided ? v.slices(1..<2).adding(v.slices(0..<1).adding(v.slices(1..<2), scaledBy: -1), scaledBy: guidance) : v
+            return velocity.swappingAxes1And2().reshaped(x.shape)
+        }
     }
 
     public func condition(on prompt: String) throws -> Tensor { try encode(prompt: prompt) }

@@ -146,6 +146,11 @@ public struct WanRequest: Sendable {
     public static let defaultGuidance: Float = 5
     /// Wan's published frame rate.
     public static let defaultFPS = 16
+    /// Latent frames the family denoises at once: its 81 frames. Longer videos are chunks of
+    /// this many, fused where they overlap.
+    public static let windowLatentFrames = 21
+    /// Latent frames neighbouring chunks share (24 video frames).
+    public static let defaultOverlap = 6
 }
 
 /// Text to video with a Wan model on this machine: encode both prompts, draw the seed's latent

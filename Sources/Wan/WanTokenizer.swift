@@ -48,7 +48,10 @@ public struct WanTokenizer: Sendable {
     public let pieces: SentencePiece
     public let maxLength: Int
 
-    public init(directory: String, maxLength: Int = 512) throws {
+    /// The length the pipeline pads every prompt to.
+    public static let defaultMaxLength = 512
+
+    public init(directory: String, maxLength: Int = defaultMaxLength) throws {
         pieces = try SentencePiece(path: "\(directory)/spiece.model")
         self.maxLength = maxLength
     }

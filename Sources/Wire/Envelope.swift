@@ -13,7 +13,7 @@ public enum WireLimits {
     public static let maxHeaderBytes = 1 << 20
 }
 
-/// Every message kind of protocol version 1, with the number of payload frames it carries
+/// Every message kind of the protocol, with the number of payload frames it carries
 /// after its header. Any other frame count is a protocol violation.
 public enum MessageKind: UInt8, CaseIterable, Sendable {
     // coordinator <-> worker
@@ -32,7 +32,8 @@ public enum MessageKind: UInt8, CaseIterable, Sendable {
 
     public var payloadFrames: Int {
         switch self {
-        case .assignment, .result: return 2     // latent, sampler state
+        case .assignment: return 4              // latent, sampler state, two prompt embeddings
+        case .result: return 2                  // latent (an embedding, frames), sampler state
         case .submit: return 1                  // input video
         case .fetchReply: return 1              // the MP4
         default: return 0
@@ -76,7 +77,7 @@ public struct Envelope: Sendable {
     /// worker would render to a `frame_stride` model as consecutive frames.
     /// Version 6 sends a shard's `ShardSpec` (model, prompt, sampler, steps, shift, guidance)
     /// instead of the whole job's spec, which a version-5 worker would not find.
-    public static let protocolVersion: UInt32 = 6
+    public static let protocolVersion: UInt32 = 7
 
     public let kind: MessageKind
     public let header: Data
@@ -185,7 +186,9 @@ extension Reel_V1_ShardResult {
         stepBegin = assignment.stepBegin
         stepEnd = assignment.stepEnd
         attempt = assignment.attempt
-        shape = assignment.shape
+        kind = assignment.kind
+        // What the result must hold: a region's latent, a prompt's embedding, a piece's frames.
+        shape = assignment.resultShape
     }
 }
 

@@ -1,16 +1,19 @@
 import Diffusion
+import Families
 import Foundation
 
 /// Models loaded once per process and shared by its workers: weights are read-only.
 public final class ModelLibrary: @unchecked Sendable {
     private let lock = NSLock()
-    private var loaded: [String: Model] = [:]
+    private var loaded: [String: any VideoModel] = [:]
     /// The model names this process offers.
     public let names: [String]
+    /// The parts of latent models this process holds; every part unless told.
+    public let parts: [ModelPart]
 
     /// Offers `names` (default: every package in the search path); `preloaded` models are
     /// used as they are instead of being read again.
-    public init(names: [String]? = nil, preloaded: [Model] = []) {
+    public init(names: [String]? = nil, preloaded: [any VideoModel] = [], parts: [ModelPart] = ModelPart.allCases) {
         var offered = names ?? ModelPackage.available()
         for model in preloaded {
             // Also under the directory it was read from: a job given `--model DIR` names it so.
@@ -19,15 +22,16 @@ public final class ModelLibrary: @unchecked Sendable {
             for name in [model.name, model.directory] where !offered.contains(name) { offered.append(name) }
         }
         self.names = offered
+        self.parts = parts
     }
 
-    public func model(_ name: String) throws -> Model {
+    public func model(_ name: String) throws -> any VideoModel {
         try lock.withLock {
             if let model = loaded[name] { return model }
             guard names.contains(name) else {
                 throw ModelPackageError.notFound(name: name, searched: ["this worker's models: \(names.joined(separator: ", "))"])
             }
-            let model = try Model(named: name)
+            let model = try ModelFamilies.open(ModelFamilies.locate(name))
             loaded[name] = model
             return model
         }

@@ -3,11 +3,13 @@ import Foundation
 import Planning
 import Wire
 
-/// One shard's work: denoise a region's latent through a range of sampler steps.
+/// One denoising shard's work: a region's latent through a range of sampler steps.
 public struct ShardWork: Sendable {
     public var prompt: String
     public var sampler: Sampler
-    public var schedule: FlowSchedule
+    /// The job's schedule, as steps and shift: the model makes its times (`VideoModel.schedule`).
+    public var scheduleSteps: Int
+    public var shift: Float
     public var guidance: Float
     /// Where the region lies in the whole video (read by a model with `frame_phase`,
     /// `video_progress` or `frame_stride`).
@@ -16,18 +18,69 @@ public struct ShardWork: Sendable {
     /// The region's fused latent at `steps.lowerBound`, [frames, channels, rows, columns].
     public var latent: Tensor
     public var state: Sampler.State
+    /// A latent model's prompt embeddings, sent with the shard; nil for a pixel model, whose
+    /// worker encodes the prompt itself.
+    public var conditions: (conditional: Tensor, unconditional: Tensor)?
 
-    public init(prompt: String, sampler: Sampler, schedule: FlowSchedule, guidance: Float, place: WindowPlace,
-                steps: Range<Int>, latent: Tensor, state: Sampler.State) {
-        self.prompt = prompt; self.sampler = sampler; self.schedule = schedule; self.guidance = guidance
-        self.place = place; self.steps = steps; self.latent = latent; self.state = state
+    public init(prompt: String, sampler: Sampler, scheduleSteps: Int, shift: Float, guidance: Float, place: WindowPlace,
+                steps: Range<Int>, latent: Tensor, state: Sampler.State, conditions: (conditional: Tensor, unconditional: Tensor)? = nil) {
+        self.prompt = prompt; self.sampler = sampler; self.scheduleSteps = scheduleSteps; self.shift = shift
+        self.guidance = guidance; self.place = place; self.steps = steps; self.latent = latent; self.state = state
+        self.conditions = conditions
+    }
+}
+
+/// What a shard asks of a worker, by kind.
+public enum ShardTask: Sendable {
+    case denoise(ShardWork)
+    /// Encode a prompt with the text encoder.
+    case encode(prompt: String)
+    /// Decode latent frames [F, C, H, W] with the VAE, dropping the first `skipFrames` frames.
+    case decode(latent: Tensor, skipFrames: Int)
+
+    /// The model part it runs on.
+    public var part: ModelPart {
+        switch self {
+        case .denoise: return .dit
+        case .encode: return .text
+        case .decode: return .vae
+        }
+    }
+}
+
+extension ShardTask {
+    /// A shard as a coordinator sends it (`JobRun.message(for:job:)` writes it), checked
+    /// before anything is computed from it: the one place a worker's work is made.
+    public init(assignment: Reel_V1_ShardAssignment, payloads: [Data]) throws {
+        let spec = assignment.spec
+        switch assignment.kind {
+        case .text:
+            guard spec.prompt.count <= JobLimits.maxPromptCharacters else {
+                throw WireError(.invalidAssignment, "a prompt of \(spec.prompt.count) characters; at most \(JobLimits.maxPromptCharacters)")
+            }
+            self = .encode(prompt: spec.prompt)
+        case .decode:
+            // The frames skipped are checked against those decoded, once decoded.
+            self = .decode(latent: try Self.tensor(assignment.shape, payloads[0], "latent"), skipFrames: Int(assignment.decodeSkipFrames))
+        case .denoise, .UNRECOGNIZED:
+            guard assignment.kind == .denoise else { throw WireError(.invalidAssignment, "an unknown kind of shard (\(assignment.kind.rawValue))") }
+            self = .denoise(try ShardWork(assignment: assignment, payloads: payloads))
+        }
+    }
+
+    /// A payload of `shape`, checked for size before it is read.
+    static func tensor(_ shape: Reel_V1_LatentShape, _ payload: Data, _ what: String) throws -> Tensor {
+        let dimensions = [Int(shape.frames), Int(shape.channels), Int(shape.rows), Int(shape.columns)]
+        guard let count = shape.count, count > 0, count <= Int(WireLimits.maxMessageBytes / 4) else {
+            throw WireError(.invalidAssignment, "a \(what) of shape \(dimensions.map(String.init).joined(separator: "x")) is empty or larger than any message")
+        }
+        return Tensor(shape: dimensions, scalars: try LatentCodec.decode(payload, count: count))
     }
 }
 
 extension ShardWork {
-    /// A shard as a coordinator sends it (`JobRun.message(for:job:)` writes it), checked
-    /// before anything is computed from it: the one place a worker's work is made.
-    public init(assignment: Reel_V1_ShardAssignment, payloads: [Data]) throws {
+    /// A denoising shard as a coordinator sends it.
+    init(assignment: Reel_V1_ShardAssignment, payloads: [Data]) throws {
         let spec = assignment.spec
         guard let sampler = Sampler(rawValue: spec.sampler) else { throw WireError(.invalidAssignment, "unknown sampler \(spec.sampler)") }
         guard (1...UInt32(JobLimits.maxSteps)).contains(spec.steps), spec.shift > 0, spec.shift <= JobLimits.maxShift,
@@ -37,17 +90,22 @@ extension ShardWork {
         guard assignment.stepBegin <= assignment.stepEnd, assignment.stepEnd <= spec.steps else {
             throw WireError(.invalidAssignment, "steps \(assignment.stepBegin)..<\(assignment.stepEnd) do not lie within the job's \(spec.steps)")
         }
-        let shape = [Int(assignment.shape.frames), Int(assignment.shape.channels), Int(assignment.shape.rows), Int(assignment.shape.columns)]
-        guard let count = assignment.shape.count, count <= Int(WireLimits.maxMessageBytes / 4) else {
-            throw WireError(.invalidAssignment, "an assignment of shape \(shape.map(String.init).joined(separator: "x")) is larger than any message")
+        let latent = try ShardTask.tensor(assignment.shape, payloads[0], "latent")
+        let state = assignment.carriesState ? try ShardTask.tensor(assignment.shape, payloads[1], "sampler state") : nil
+        var conditions: (Tensor, Tensor)?
+        if assignment.hasConditionShape {
+            conditions = (try ShardTask.tensor(assignment.conditionShape, payloads[2], "prompt embedding"),
+                          try ShardTask.tensor(assignment.conditionShape, payloads[3], "negative prompt embedding"))
         }
-        let latent = Tensor(shape: shape, scalars: try LatentCodec.decode(payloads[0], count: count))
-        let state = assignment.carriesState ? Tensor(shape: shape, scalars: try LatentCodec.decode(payloads[1], count: count)) : nil
-        self.init(prompt: spec.prompt, sampler: sampler, schedule: FlowSchedule(steps: Int(spec.steps), shift: spec.shift),
+        // Embeddings are [tokens, width]: the shape's rows and columns.
+        let condition = conditions.map { pair in
+            (pair.0.reshaped(Array(pair.0.shape.suffix(2))), pair.1.reshaped(Array(pair.1.shape.suffix(2))))
+        }
+        self.init(prompt: spec.prompt, sampler: sampler, scheduleSteps: Int(spec.steps), shift: spec.shift,
                   guidance: spec.guidance,
                   place: WindowPlace(firstFrame: Int(assignment.placeFirstFrame), videoFrames: Int(assignment.placeVideoFrames),
                                      keyframes: assignment.placeKeyframes),
                   steps: Int(assignment.stepBegin)..<Int(assignment.stepEnd),
-                  latent: latent, state: Sampler.State(previousPrediction: state))
+                  latent: latent, state: Sampler.State(previousPrediction: state), conditions: condition)
     }
 }

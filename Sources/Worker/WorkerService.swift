@@ -28,8 +28,8 @@ public struct WorkerOptions: Sendable {
 /// every second from the thread that computes (so a stuck computation goes silent and its
 /// shard is requeued), and reconnects with backoff when the coordinator falls silent.
 public final class WorkerService: @unchecked Sendable {
-    /// How a shard is computed: normally the model's denoiser (`ShardRunner`); `tick` must be
-    /// called often (the worker heartbeats from it).
+    /// How a denoising shard is computed: normally the model's denoiser (`ShardRunner`); `tick`
+    /// must be called often (the worker heartbeats from it).
     public typealias Computation = (_ work: ShardWork, _ model: String, _ onStep: @escaping (Int) -> Void,
                                     _ tick: @escaping () -> Void) throws -> (latent: Tensor, state: Sampler.State)
 
@@ -56,9 +56,12 @@ public final class WorkerService: @unchecked Sendable {
         logger = Logger(label: "reel.worker.\(options.workerID)")
     }
 
-    func compute(_ work: ShardWork, model: String, onStep: @escaping (Int) -> Void, tick: @escaping () -> Void) throws -> (latent: Tensor, state: Sampler.State) {
-        if let computation { return try computation(work, model, onStep, tick) }
-        return try runner(for: model).run(work, onStep: onStep, tick: tick)
+    func compute(_ task: ShardTask, model: String, onStep: @escaping (Int) -> Void, tick: @escaping () -> Void) throws -> ShardOutput {
+        if let computation, case .denoise(let work) = task {
+            let (latent, state) = try computation(work, model, onStep, tick)
+            return ShardOutput(values: latent.scalars, state: state)
+        }
+        return try runner(for: model).run(task, onStep: onStep, tick: tick)
     }
 
     /// Asks `run` to return after the shard in hand; safe from any thread.
@@ -132,6 +135,8 @@ public final class WorkerService: @unchecked Sendable {
                 $0.hostname = ProcessInfo.processInfo.hostName
                 $0.threads = UInt32(options.threads)
                 $0.models = worker.library.names
+                $0.parts = worker.library.parts.map(\.rawValue)
+                $0.memoryBytes = ProcessInfo.processInfo.physicalMemory
                 $0.cpuKernel = BLAS.coreName
             })
             send(.ready, Reel_V1_Ready.with { $0.credits = 1 })
@@ -245,15 +250,19 @@ public final class WorkerService: @unchecked Sendable {
             defer { current = nil }
             var result = Reel_V1_ShardResult(answering: assignment)
             do {
-                let work = try ShardWork(assignment: assignment, payloads: payloads)
-                let output = try worker.compute(work, model: assignment.spec.model, onStep: { step in
+                let task = try ShardTask(assignment: assignment, payloads: payloads)
+                CrashHook.at(.midShard, of: task.part.rawValue)
+                let output = try worker.compute(task, model: assignment.spec.model, onStep: { step in
                     self.current?.steps = step + 1 - Int(assignment.stepBegin)
                     self.heartbeatIfDue()
                 }, tick: { self.heartbeatIfDue() })
+                guard output.count == result.shape.count else {
+                    throw ShardError("the \(task.part.rawValue) computed \(output.count) values, not the \(result.shape.count ?? 0) assigned")
+                }
                 result.carriesState = output.state.previousPrediction != nil
                 result.seconds = (worker.clock.now - started).seconds
-                send(.result, result, payloads: [LatentCodec.encode(output.latent.scalars),
-                                                 output.state.previousPrediction.map { LatentCodec.encode($0.scalars) } ?? Data()])
+                worker.logger.debug("shard \(assignment.jobID)/\(assignment.region) (\(task.part.rawValue)) done in \(String(format: "%.2f", result.seconds)) s")
+                send(.result, result, payloads: output.payloads)
             } catch {
                 worker.logger.error("shard \(assignment.jobID)/\(assignment.region) failed: \(error)")
                 result.error = "\(error)"

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Diffusion
+import Families
 import Foundation
 import Wan
 

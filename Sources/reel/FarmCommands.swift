@@ -2,6 +2,7 @@ import ArgumentParser
 import Coordinator
 import Dashboard
 import Diffusion
+import Families
 import Foundation
 import Logging
 import Metrics
@@ -236,7 +237,7 @@ struct WebOptions {
 struct WorkerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "worker",
-        abstract: "Run a worker: connect to a coordinator and denoise the shards it hands out.",
+        abstract: "Run a worker: connect to a coordinator and compute the shards it hands out.",
         discussion: "Stop with SIGINT or SIGTERM; the shard in hand is finished first.")
 
     @Option(help: "The coordinator's endpoint.")
@@ -248,8 +249,24 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(help: "Model this worker offers (repeatable; default: every package it finds).")
     var model: [String] = []
 
+    @Option(help: ArgumentHelp("Parts of latent models (Wan) this worker holds, comma-separated: text (the text encoder), dit (the denoiser), vae (default: all three). The coordinator sends each kind of shard only to workers holding its part; pixel models (reel-shapes) run whole.", valueName: "parts"))
+    var parts: String?
+
     @Option(help: "Name shown in `reel workers` (default: host name and process id).")
     var id: String?
+
+    /// `text,dit,vae` as parts, each named once.
+    static func parts(_ list: String) throws -> [ModelPart] {
+        let names = list.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+        var parts: [ModelPart] = []
+        for name in names {
+            guard let part = ModelPart(rawValue: name) else {
+                throw UserError("--parts \(list): \(name.isEmpty ? "an empty name" : "'\(name)'") is not a part; use text, dit and vae, comma-separated")
+            }
+            if !parts.contains(part) { parts.append(part) }
+        }
+        return parts
+    }
 
     @OptionGroup var keys: PeerKeyOptions
     @OptionGroup var daemon: DaemonOptions
@@ -261,12 +278,11 @@ struct WorkerCommand: AsyncParsableCommand {
         if let threads { ComputeThreads.set(try Render.positive(threads, "--threads")) }
         // Every model is loaded now, so a broken package fails here, not mid-shard. One given
         // by --model is offered by its package name and by its directory: jobs name it either way.
-        if let latent = model.first(where: { ModelFamilies.family(of: $0) == WanFamily.self }) {
-            throw UserError("--model \(latent) is a Wan model; workers run reel-shapes packages for now, and Wan renders in-process with `reel render --model \(latent)`")
-        }
-        let library = model.isEmpty ? ModelLibrary() : ModelLibrary(names: [], preloaded: try model.map { try Model(named: $0) })
+        let held = try parts.map(Self.parts(_:)) ?? ModelPart.allCases
+        let library = model.isEmpty ? ModelLibrary(parts: held)
+                                    : ModelLibrary(names: [], preloaded: try model.map { try ModelFamilies.open(ModelFamilies.locate($0)) }, parts: held)
         guard !library.names.isEmpty else { throw UserError("no model packages found; pass --model or set REEL_MODELS") }
-        for name in library.names { _ = try library.model(name) }
+        for name in library.names { try library.model(name).prepare(held) }
         let name = id ?? "\(ProcessInfo.processInfo.hostName)-\(getpid())"
         var options = WorkerOptions(endpoint: connect, workerID: name, threads: ComputeThreads.count)
         options.security = security

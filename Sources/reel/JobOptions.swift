@@ -106,9 +106,6 @@ struct JobOptions: ParsableArguments {
     /// The job as sent to a coordinator, from the command line or from a job file (which
     /// then describes the whole render), and the output path the file names, if any.
     func resolvedRequest(priority: Int = 0) throws -> (spec: Reel_V1_JobSpec, output: String?) {
-        if negativePrompt != nil {
-            throw UserError("--negative-prompt applies to models with a negative prompt (Wan, rendered with `reel render --model DIR`); \(model ?? ModelPackage.defaultModel) has none")
-        }
         guard JobFile.looksLikeOne(prompt) else { return (try request(priority: priority), nil) }
         if let flag = renderFlagsGiven.first {
             throw UserError("\(flag) does not apply to a job file, which sets every render option itself; set it in \(prompt) or drop the flag")
@@ -127,7 +124,7 @@ struct JobOptions: ParsableArguments {
             ("--sampler", sampler != nil), ("--guidance", guidance != nil), ("--seed", seed != nil), ("--shift", shift != nil),
             ("--window", window != nil), ("--overlap", overlap != nil), ("--sync-interval", syncInterval != nil),
             ("--model", model != nil), ("--scale", scale != nil), ("--input", input != nil), ("--strength", strength != nil),
-            ("--layout-strength", layoutStrength != nil),
+            ("--layout-strength", layoutStrength != nil), ("--negative-prompt", negativePrompt != nil),
         ]
         return given.filter(\.1).map(\.0)
     }
@@ -153,6 +150,7 @@ struct JobOptions: ParsableArguments {
             spec.fps = try Self.count(fps, "--fps")
             spec.steps = try Self.count(steps, "--steps")
             spec.sampler = sampler ?? ""
+            if let negativePrompt { spec.negativePrompt = negativePrompt }
             if let guidance { spec.guidance = guidance }
             if let shift {
                 guard shift > 0 else { throw UserError("--shift \(shift) must be above 0") }

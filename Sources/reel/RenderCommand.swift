@@ -1,6 +1,7 @@
 import ArgumentParser
 import Coordinator
 import Diffusion
+import Families
 import Foundation
 import InProcessFarm
 import Media
@@ -35,11 +36,11 @@ struct Render: ParsableCommand {
 
     func run() throws {
         LogSetup.start(level: .warning)
-        if let directory = job.model, ModelFamilies.family(of: directory) == WanFamily.self {
+        if let directory = job.model, ModelFamilies.family(of: directory) == WanFamily.self, WanRender.runsThePipeline(job) {
             let output = output ?? "out.mp4"
             try OutputPath.check(output, extension: "mp4", flag: "--output")
             guard contactSheet == nil, framesDir == nil else {
-                throw UserError("--contact-sheet and --frames-dir are not available for Wan models yet; leave them out")
+                throw UserError("--contact-sheet and --frames-dir are not available with --sampler unipc or --input for Wan models yet; leave them out")
             }
             return try WanRender(model: try WanModel(directory: directory), job: job, output: output, threads: threads).run()
         }
@@ -47,27 +48,34 @@ struct Render: ParsableCommand {
         let output = output ?? fileOutput ?? "out.mp4"
         try OutputPath.check(output, extension: "mp4", flag: "--output")
         if let contactSheet { try OutputPath.check(contactSheet, extension: "png", flag: "--contact-sheet") }
-        let model = try Model(named: request.model)
+        let directory = try ModelFamilies.locate(request.model)
+        let planned = try PlannedModel(directory: directory)
         // Resolved here as the coordinator will resolve it, so a bad job fails before any work.
         var input: (bytes: Data, frames: Int)?
-        let resolved = try SpecResolver(model: model).resolve(request) { spec, _ in
+        let resolved = try SpecResolver(model: planned).resolve(request) { spec, _ in
             input = try job.loadInput(fps: spec.fps)
             return input!.frames
         }
         let spec = resolved.spec
-        let plan = RenderPlan(spec: spec, model: ModelShape(model.config))
+        let stages = planned.stages(for: spec)
+        let plan = stages.map { RenderPlan(spec: $0.latentSpec(spec), model: $0.latentShape(spec), channels: $0.parts.channels) }
+            ?? RenderPlan(spec: spec, model: planned.shape)
+        let model = try ModelFamilies.open(directory)
 
         // One worker per core, but no more workers than regions can run at once; each gets an
-        // equal share of the cores.
+        // equal share of the cores. A latent model's one worker takes every core: its parts are
+        // large, and one region of one window keeps them all busy.
         let cores = try threads.map { try Self.positive($0, "--threads") } ?? ProcessInfo.processInfo.activeProcessorCount
-        let workers = max(1, min(cores, plan.regions.count))
+        let workers = stages == nil ? max(1, min(cores, plan.regions.count)) : 1
         ComputeThreads.set(max(1, cores / workers))
         let layout = plan.layout.map { "a layout window for each of \($0.shots.count) shot(s), then " } ?? ""
-        FileHandle.standardError.write(Data("reel: rendering \(spec.frames) frames of \(spec.width)x\(spec.height) with \(model.name), \(spec.steps) \(spec.sampler) steps, guidance \(spec.guidance), seed \(spec.seed); \(layout)\(plan.chunks.count) chunk(s) x \(plan.tileRows.count * plan.tileColumns.count) tile(s) on \(workers) local worker(s)\n".utf8))
+        let parts = stages.map { "\($0.prompts.count) prompt(s) to encode, " } ?? ""
+        let pieces = stages.map { ", \($0.pieces.count) piece(s) to decode" } ?? ""
+        FileHandle.standardError.write(Data("reel: rendering \(spec.frames) frames of \(spec.width)x\(spec.height) with \(model.name), \(spec.steps) \(spec.sampler) steps, guidance \(spec.guidance), seed \(spec.seed); \(parts)\(layout)\(plan.chunks.count) chunk(s) x \(plan.tileRows.count * plan.tileColumns.count) tile(s)\(pieces) on \(workers) local worker(s)\n".utf8))
 
         let work = WorkDirectory(prefix: "reel-render")
         defer { work.remove() }
-        let farm = try LocalFarm(workerCount: workers, library: ModelLibrary(names: [model.name], preloaded: [model]), dataDirectory: work.path)
+        let farm = try LocalFarm(workerCount: workers, library: ModelLibrary(names: [request.model], preloaded: [model]), dataDirectory: work.path)
         defer { farm.stop() }
         let client = try FarmClient(context: farm.context, endpoint: farm.endpoint)
         let id = try client.submit(request, input: input?.bytes ?? Data())

@@ -105,7 +105,8 @@ final class SimulatedWorkers: @unchecked Sendable {
                     result.carriesState = assignment.carriesState
                     // Real shards take unequal times; equal ones would have every worker
                     // answer in the same instant, round after round.
-                    due.append((clock.now + shardTime * Double.random(in: 0.5...1.5, using: &jitter), index, result, envelope.payloads))
+                    due.append((clock.now + shardTime * Double.random(in: 0.5...1.5, using: &jitter), index, result,
+                                Array(envelope.payloads.prefix(2))))  // the latent and state back; embeddings stay
                     due.sort { $0.at < $1.at }
                 }
             }

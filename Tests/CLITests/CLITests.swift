@@ -17,6 +17,10 @@ struct ReelCommand {
     }
 
     /// The repository root, where models/ lives.
+    /// REEL_MODELS for every command a test runs: the shipped packages, and the tiny
+    /// parity-checked Wan model (`wan-tiny`).
+    static var modelPath: String { packageRoot + "/models:" + packageRoot + "/Tests/WanTests/Fixtures" }
+
     static var packageRoot: String {
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
     }
@@ -36,7 +40,7 @@ struct ReelCommand {
         process.arguments = wrapper.isEmpty ? arguments : wrapper + [binary] + arguments
         process.currentDirectoryURL = URL(fileURLWithPath: directory)
         var environment = ProcessInfo.processInfo.environment
-        environment["REEL_MODELS"] = packageRoot + "/models"
+        environment["REEL_MODELS"] = modelPath
         environment.merge(extra) { _, new in new }
         process.environment = environment
         let out = Pipe(), err = Pipe()
@@ -146,7 +150,7 @@ struct ReelCommand {
         process.arguments = arguments
         process.currentDirectoryURL = URL(fileURLWithPath: directory)
         process.environment = ProcessInfo.processInfo.environment.merging(
-            ["TMPDIR": temporary, "REEL_MODELS": ReelCommand.packageRoot + "/models"]) { _, new in new }
+            ["TMPDIR": temporary, "REEL_MODELS": ReelCommand.modelPath]) { _, new in new }
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         try process.run()

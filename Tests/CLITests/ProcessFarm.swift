@@ -71,9 +71,11 @@ final class ProcessFarm {
     deinit { stop() }
 
     @discardableResult
-    func startWorker(_ id: String, connect: String? = nil, wrapper: [String] = [], extra: [String] = []) throws -> Process {
+    func startWorker(_ id: String, connect: String? = nil, wrapper: [String] = [], extra: [String] = [],
+                     environment: [String: String] = [:]) throws -> Process {
         let security = extra.contains("--key") ? extra : ["--insecure"] + extra
-        let worker = try launch(wrapper, ["worker", "--connect", connect ?? endpoint, "--threads", "1", "--id", id] + security, log: "\(id).log")
+        let worker = try launch(wrapper, ["worker", "--connect", connect ?? endpoint, "--threads", "1", "--id", id] + security, log: "\(id).log",
+                                extraEnvironment: environment)
         workers.append(worker)
         return worker
     }
@@ -141,13 +143,14 @@ final class ProcessFarm {
         coordinator = nil
     }
 
-    private func launch(_ wrapper: [String], _ arguments: [String], log: String) throws -> Process {
+    private func launch(_ wrapper: [String], _ arguments: [String], log: String, extraEnvironment: [String: String] = [:]) throws -> Process {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: wrapper.isEmpty ? ReelCommand.binary : "/usr/bin/env")
         process.arguments = wrapper.isEmpty ? arguments : wrapper + [ReelCommand.binary] + arguments
         process.currentDirectoryURL = URL(fileURLWithPath: directory)
         var environment = ProcessInfo.processInfo.environment
-        environment["REEL_MODELS"] = ReelCommand.packageRoot + "/models"
+        environment["REEL_MODELS"] = ReelCommand.modelPath
+        environment.merge(extraEnvironment) { _, new in new }
         process.environment = environment
         _ = FileManager.default.createFile(atPath: "\(directory)/\(log)", contents: nil)
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: "\(directory)/\(log)"))

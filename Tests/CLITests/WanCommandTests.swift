@@ -78,16 +78,21 @@ import Testing
     @Test func badWanOptionsAreOneLineErrorsAndWriteNothing() throws {
         let directory = try ReelCommand.scratchDirectory()
         let model = "\(Self.fixtures)/wan-tiny"
-        for (arguments, expected) in [(["--size", "50x32"], "--size 50x32"), (["--frames", "10"], "--frames 10"),
-                                      (["--window", "5"], "--window"), (["--sampler", "bogus"], "--sampler bogus"),
-                                      (["--strength", "0.5"], "--strength applies to --input"),
+        for (arguments, expected) in [(["--size", "50x32"], "width 50 is not a multiple of the model's patch (16)"),
+                                      (["--frames", "10"], "frames 10: this model takes 1 + 4k frames"),
+                                      (["--window", "22"], "window 22 is out of range; use 1 to the model's window (21)"),
+                                      (["--sampler", "bogus"], "sampler bogus is unknown"),
+                                      (["--negative-prompt", String(repeating: "x", count: 2001)], "negative_prompt is 2001 characters"),
+                                      (["--strength", "0.5"], "--strength applies only with --input"),
                                       (["--input", "missing.mp4"], "--input missing.mp4")] {
             let result = try ReelCommand.run(["render", "a fox", "--model", model, "-o", "x.mp4"] + arguments, in: directory)
             #expect(result.status == 1 && result.stderr.contains(expected) && result.stderr.split(separator: "\n").count == 1, "\(result.stderr)")
         }
-        let worker = try ReelCommand.run(["worker", "--model", model, "--connect", "tcp://127.0.0.1:9", "--insecure"], in: directory,
-                                         wrapper: ["timeout", "30"])
-        #expect(worker.status == 1 && worker.stderr.contains("is a Wan model; workers run reel-shapes packages for now"), "\(worker.stderr)")
+        let worker = try ReelCommand.run(["worker", "--model", model, "--parts", "text,unet", "--connect", "tcp://127.0.0.1:9", "--insecure"],
+                                         in: directory, wrapper: ["timeout", "30"])
+        #expect(worker.status == 1 && worker.stderr.contains("--parts text,unet: 'unet' is not a part; use text, dit and vae"), "\(worker.stderr)")
+        let shapes = try ReelCommand.run(["render", "a red circle", "--negative-prompt", "blue", "-o", "x.mp4"], in: directory)
+        #expect(shapes.status == 1 && shapes.stderr.contains("negative_prompt is not read by this model"), "\(shapes.stderr)")
         let broken = try ReelCommand.run(["model", "info", "\(directory)/nothing"], in: directory)
         #expect(broken.status == 1)
         #expect(try FileManager.default.contentsOfDirectory(atPath: directory).isEmpty)

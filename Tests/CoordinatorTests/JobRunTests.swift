@@ -88,7 +88,7 @@ import Worker
         let start = job.plan.regions[second.region].box.frames.lowerBound
         let shape = [6, 3, 16, 16]
         let alone = try ShardRunner(model: model).run(ShardWork(
-            prompt: spec.prompt, sampler: .euler, schedule: FlowSchedule(steps: 2, shift: 1), guidance: spec.guidance,
+            prompt: spec.prompt, sampler: .euler, scheduleSteps: 2, shift: 1, guidance: spec.guidance,
             place: WindowPlace(firstFrame: start, videoFrames: 14), steps: second.steps,
             latent: Tensor(shape: shape, scalars: second.latent), state: Sampler.State()))
         #expect(try renderer.run(second, of: job).latent == alone.latent.scalars,
@@ -107,7 +107,7 @@ import Worker
         let job = JobRun(spec: spec, model: ModelShape(config)) { spec.initialNoise($0, channels: 3) }
         let opening = try #require(job.takeReadyShards().first { job.plan.regions[$0.region].box.frames == 4..<10 })
         let alone = try ShardRunner(model: model).run(ShardWork(
-            prompt: "a blue square moving right", sampler: .euler, schedule: FlowSchedule(steps: 2, shift: 1), guidance: spec.guidance,
+            prompt: "a blue square moving right", sampler: .euler, scheduleSteps: 2, shift: 1, guidance: spec.guidance,
             place: WindowPlace(firstFrame: -1, videoFrames: 9), steps: opening.steps,
             latent: Tensor(shape: [6, 3, 16, 16], scalars: opening.latent), state: Sampler.State()))
         #expect(try LocalRenderer(model: model).run(opening, of: job).latent == alone.latent.scalars)
@@ -134,7 +134,7 @@ import Worker
     }
 
     static func denoise(_ latent: Tensor, with runner: ShardRunner, at place: WindowPlace) throws -> [Float] {
-        let work = ShardWork(prompt: "a red circle moving left", sampler: .euler, schedule: FlowSchedule(steps: 3, shift: 1),
+        let work = ShardWork(prompt: "a red circle moving left", sampler: .euler, scheduleSteps: 3, shift: 1,
                              guidance: 2, place: place, steps: 0..<3, latent: latent, state: Sampler.State())
         return try runner.run(work).latent.scalars
     }

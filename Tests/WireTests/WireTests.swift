@@ -29,7 +29,7 @@ import Wire
         assignment.jobID = "job-1"
         assignment.attempt = 7
         let latent: [Float] = [1.5, -2, .pi, 0]
-        try router.send([identity] + Envelope(.assignment, assignment, payloads: [LatentCodec.encode(latent), Data()]).frames)
+        try router.send([identity] + Envelope(.assignment, assignment, payloads: [LatentCodec.encode(latent), Data(), Data(), Data()]).frames)
         let reply = try Envelope(frames: dealer.receive())
         #expect(reply.kind == .assignment)
         #expect(try reply.decode(Reel_V1_ShardAssignment.self).attempt == 7)
@@ -140,7 +140,7 @@ import Wire
         let error = #expect(throws: WireError.self) { try Envelope(frames: Array(frames.prefix(count))) }
         #expect(error?.code == .malformed)
         // An assignment must carry exactly its two payload frames.
-        #expect(throws: WireError.self) { try Envelope(frames: Envelope(.assignment, Reel_V1_ShardAssignment(), payloads: [Data(), Data()]).frames.dropLast()) }
+        #expect(throws: WireError.self) { try Envelope(frames: Envelope(.assignment, Reel_V1_ShardAssignment(), payloads: [Data(), Data(), Data(), Data()]).frames.dropLast()) }
     }
 
     @Test func malformedProtobufIsRejectedWhenDecoded() throws {

@@ -1,0 +1,127 @@
+import Coordinator
+import Diffusion
+import Families
+import Foundation
+import InProcessFarm
+import Media
+import Planning
+import Testing
+import Wan
+import Wire
+import Worker
+
+/// A latent model's job on the farm's path: its prompts encoded once, its regions denoised in
+/// latent space, its final latent decoded in pieces, with the tiny parity-checked Wan model.
+@Suite struct LatentJobTests {
+    static let model = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("WanTests/Fixtures/wan-tiny").path
+
+    /// A resolved spec for the tiny model: 64x64, `frames` frames, `steps` steps.
+    static func spec(frames: Int, steps: Int = 2, sync: Int = 1) throws -> JobSpec {
+        var request = Reel_V1_JobSpec()
+        request.prompt = "a cat walks along a wall"
+        request.model = "wan-tiny"
+        request.frames = UInt32(frames)
+        request.width = 64; request.height = 64
+        request.steps = UInt32(steps)
+        request.syncInterval = UInt32(sync)
+        request.seed = 3
+        return try SpecResolver(model: PlannedModel(directory: model)).resolve(request).spec
+    }
+
+    static func stages(_ spec: JobSpec) throws -> LatentStages {
+        try #require(PlannedModel(directory: model).stages(for: spec))
+    }
+
+    /// Every shard, ready ones taken in an order shuffled by `seed` and finished in another.
+    static func render(_ job: JobRun, renderer: LocalRenderer, shuffleSeed: UInt64, stopAfter results: Int = .max) throws {
+        var generator = SplitMix(seed: shuffleSeed)
+        var pending: [ShardAssignment] = []
+        var done = 0
+        while !job.isComplete && done < results {
+            pending += job.takeReadyShards()
+            pending.shuffle(using: &generator)
+            #expect(job.accept(try renderer.run(pending.removeLast(), of: job)) == .accepted)
+            done += 1
+        }
+    }
+
+    @Test func promptsAreEncodedFirstAndPiecesDecodedLast() throws {
+        let spec = try Self.spec(frames: 117)   // 30 latent frames: two chunks of 21, two pieces
+        let stages = try Self.stages(spec)
+        #expect(stages.prompts == [spec.prompt, WanModel.defaultNegativePrompt])
+        #expect(stages.pieces.map(\.own) == [0..<21, 21..<30] && stages.pieces.map(\.frames) == [0..<81, 81..<117])
+        #expect(stages.pieces[1].decoded == 0..<30 && stages.pieces[1].skipFrames == 81, "the whole reach before it: here, from the first frame")
+        let job = JobRun(spec: spec, stages: stages)
+        #expect(job.plan.chunks.count == 2 && job.shardsTotal == 2 * 2 + 2 + 2)
+        let renderer = LocalRenderer(latentModel: try ModelFamilies.open(Self.model))
+
+        let first = job.takeReadyShards()
+        #expect(first.map { job.unit($0.region) } == [.prompt(0), .prompt(1)], "only the prompts can start")
+        for assignment in first { #expect(job.accept(try renderer.run(assignment, of: job)) == .accepted) }
+        var kinds: [JobRun.Unit] = []
+        while !job.isDenoised {
+            for assignment in job.takeReadyShards() {
+                kinds.append(job.unit(assignment.region)!)
+                _ = job.accept(try renderer.run(assignment, of: job))
+            }
+        }
+        #expect(kinds.allSatisfy { if case .region = $0 { true } else { false } }, "no piece before the last step: \(kinds)")
+        let last = job.takeReadyShards()
+        #expect(last.map { job.unit($0.region) } == [.piece(0), .piece(1)])
+        #expect(!job.isComplete)
+    }
+
+    @Test func oneWindowOnTheFarmsPathIsThePipelineBitForBit() throws {
+        let spec = try Self.spec(frames: 9, steps: 3, sync: 2)
+        let model = try WanModel(directory: Self.model)
+        let farm = try LocalRenderer(latentModel: model).renderFrames(spec)
+        let request = WanRequest(prompt: spec.prompt, width: 64, height: 64, frames: 9, steps: 3, guidance: spec.guidance,
+                                 shift: Double(spec.shift), seed: spec.seed, sampler: .dpmpp2m)
+        let pipeline = try WanPipeline(model: model).generate(request)
+        #expect(farm.frameCount == 9 && farm.width == 64)
+        #expect(farm.pixels == RGBVideo(planar: pipeline.data, frames: 9, height: 64, width: 64).pixels,
+                "the reference-checked pipeline, with the farm's sampler")
+    }
+
+    @Test func theFramesDoNotDependOnShardOrderAndSurviveARestartMidDecode() throws {
+        let spec = try Self.spec(frames: 117)
+        let renderer = LocalRenderer(latentModel: try ModelFamilies.open(Self.model))
+        let inOrder = JobRun(spec: spec, stages: try Self.stages(spec))
+        try Self.render(inOrder, renderer: renderer, shuffleSeed: 1)
+        let shuffled = JobRun(spec: spec, stages: try Self.stages(spec))
+        try Self.render(shuffled, renderer: renderer, shuffleSeed: 99)
+        #expect(inOrder.finalFrames() == shuffled.finalFrames())
+
+        // Stopped after every region and one piece: a new run from its checkpoint ends the same.
+        let stopped = JobRun(spec: spec, stages: try Self.stages(spec))
+        try Self.render(stopped, renderer: renderer, shuffleSeed: 1, stopAfter: inOrder.shardsTotal - 1)
+        #expect(stopped.isDenoised && stopped.piecesDone == 1)
+        let resumed = JobRun(spec: spec, stages: try Self.stages(spec))
+        try resumed.restore(stopped.checkpoint())
+        #expect(resumed.takeReadyShards().count == 1, "only the piece left")
+        let again = JobRun(spec: spec, stages: try Self.stages(spec))
+        try again.restore(CheckpointFile.decode(CheckpointFile.encode(stopped.checkpoint())))  // through the file's bytes
+        try Self.render(again, renderer: renderer, shuffleSeed: 5)
+        #expect(again.finalFrames() == inOrder.finalFrames())
+    }
+
+    @Test func aLatentModelsSpecIsCheckedForItsFamily() throws {
+        var request = Reel_V1_JobSpec()
+        request.prompt = "a cat"
+        request.model = "wan-tiny"
+        request.frames = 10
+        request.withInput = true
+        let resolver = SpecResolver(model: try PlannedModel(directory: Self.model))
+        let error = try #require(throws: SpecError.self) { try resolver.resolve(request) { _, _ in 10 } }
+        #expect(Set(error.problems.map(\.field)) == ["frames", "with_input"], "\(error)")
+        #expect("\(error)".contains("1 + 4k frames"))
+        request = Reel_V1_JobSpec()
+        request.prompt = "a cat"
+        request.model = "wan-tiny"
+        request.width = 64; request.height = 64
+        let resolved = try resolver.resolve(request)
+        #expect(resolved.outputScale == 1 && resolved.spec.frames == 81 && resolved.spec.window == 21 && resolved.spec.sampler == "dpm++2m")
+        #expect(resolved.spec.negativePrompt == WanModel.defaultNegativePrompt)
+    }
+}
