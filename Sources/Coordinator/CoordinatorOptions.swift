@@ -64,4 +64,32 @@ public struct CoordinatorStatistics: Sendable {
     /// From the moment a shard could go to a worker (it was released and the worker had asked
     /// for work, whichever came later) to its sending: the coordinator's assignment latency.
     public var assignmentLatency = LatencyHistogram()
+    /// Per kind of shard ("text", "denoise", "decode"): assignments sent and results accepted,
+    /// and the payload bytes each way.
+    public var traffic: [String: ShardTraffic] = [:]
+}
+
+/// One kind of shard's traffic.
+public struct ShardTraffic: Sendable, Equatable, Encodable {
+    public var assigned = 0, accepted = 0
+    public var payloadBytesSent = 0, payloadBytesReceived = 0
+
+    /// This minus `earlier`: the traffic between two readings.
+    public func since(_ earlier: ShardTraffic?) -> ShardTraffic {
+        guard let earlier else { return self }
+        return ShardTraffic(assigned: assigned - earlier.assigned, accepted: accepted - earlier.accepted,
+                            payloadBytesSent: payloadBytesSent - earlier.payloadBytesSent,
+                            payloadBytesReceived: payloadBytesReceived - earlier.payloadBytesReceived)
+    }
+}
+
+extension Reel_V1_ShardKind {
+    /// How operators and benchmarks name it.
+    public var name: String {
+        switch self {
+        case .text: return "text"
+        case .decode: return "decode"
+        case .denoise, .UNRECOGNIZED: return "denoise"
+        }
+    }
 }

@@ -32,6 +32,8 @@ extension CoordinatorServer {
                                       assignedAt: clock.now),
                         model: job.spec.model, to: peer)
         counters.assignmentsSent += 1
+        counters.traffic[message.kind.name, default: ShardTraffic()].assigned += 1
+        counters.traffic[message.kind.name, default: ShardTraffic()].payloadBytesSent += payloads.reduce(0) { $0 + $1.count }
         if !send(.assignment, message, payloads: payloads, to: peer) {
             drop(peer, .unreachable)
         }

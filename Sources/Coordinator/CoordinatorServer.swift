@@ -417,6 +417,8 @@ public final class CoordinatorServer: @unchecked Sendable {
         }
         workers.completedShard(peer)
         counters.resultsAccepted += 1
+        counters.traffic[shard.kind.name, default: ShardTraffic()].accepted += 1
+        counters.traffic[shard.kind.name, default: ShardTraffic()].payloadBytesReceived += envelope.payloads.reduce(0) { $0 + $1.count }
         job.resultsAccepted += 1
         metrics.shardsCompleted.increment()
         metrics.shardLatency.recordNanoseconds(Int64((clock.now - shard.assignedAt).seconds * 1e9))

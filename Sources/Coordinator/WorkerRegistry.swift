@@ -89,6 +89,7 @@ struct WorkerRegistry {
                 $0.workerID = worker.name
                 $0.hostname = worker.hello.hostname
                 $0.models = worker.hello.models
+                $0.parts = worker.hello.parts
                 $0.threads = worker.hello.threads
                 $0.cpuKernel = worker.hello.cpuKernel
                 $0.jobID = worker.current?.job ?? ""

@@ -16,13 +16,13 @@ public protocol VideoModel: AnyObject, Sendable {
     var defaults: VideoDefaults { get }
     /// The latent a video of `frames` frames of `width`×`height` pixels becomes.
     func latentShape(frames: Int, width: Int, height: Int) -> LatentVideoShape
-    /// The prompt as the velocity reads it.
-    func condition(on prompt: String) throws -> Tensor
+    /// The prompt as the velocity reads it; `tick` is called often (a worker heartbeats from it).
+    func condition(on prompt: String, tick: () -> Void) throws -> Tensor
     /// The velocity of latents [B, C, F, H, W] at flow times in 0...1 (one per video), each
     /// video with its own condition.
     func velocity(_ latents: Tensor, times: [Float], conditions: [Tensor]) throws -> Tensor
-    /// Latents [1, C, F, H, W] to frames [F, 3, H, W] in [-1, 1].
-    func decode(_ latents: Tensor) throws -> Tensor
+    /// Latents [1, C, F, H, W] to frames [F, 3, H, W] in [-1, 1]; `tick` is called often.
+    func decode(_ latents: Tensor, tick: () -> Void) throws -> Tensor
     /// Frames [F, 3, H, W] in [-1, 1] to latents [1, C, F, H, W].
     func encode(_ frames: Tensor) throws -> Tensor
 
@@ -43,6 +43,11 @@ public protocol VideoModel: AnyObject, Sendable {
     /// worker heartbeats from it).
     func guidedVelocity(conditional: Tensor, unconditional: Tensor, guidance: Float, place: WindowPlace,
                         afterBlock: @escaping () -> Void) throws -> VelocityField
+}
+
+extension VideoModel {
+    public func condition(on prompt: String) throws -> Tensor { try condition(on: prompt, tick: {}) }
+    public func decode(_ latents: Tensor) throws -> Tensor { try decode(latents, tick: {}) }
 }
 
 /// A latent model's parts as a farm runs them: text encoding (once per prompt), denoising over
@@ -180,7 +185,8 @@ extension Model: VideoModel {
         LatentVideoShape(channels: config.channels, frames: frames, height: height, width: width)
     }
 
-    public func condition(on prompt: String) throws -> Tensor { try textEncoder.encode(prompt).values }
+    /// Encoding a prompt takes milliseconds: nothing to tick for.
+    public func condition(on prompt: String, tick: () -> Void) throws -> Tensor { try textEncoder.encode(prompt).values }
 
     /// The denoiser works on [B, F, C, H, W]; the protocol's latents are channel-major.
     public func velocity(_ latents: Tensor, times: [Float], conditions: [Tensor]) throws -> Tensor {
@@ -189,7 +195,7 @@ extension Model: VideoModel {
         return v.swappingAxes1And2()
     }
 
-    public func decode(_ latents: Tensor) throws -> Tensor {
+    public func decode(_ latents: Tensor, tick: () -> Void) throws -> Tensor {
         let v = latents.swappingAxes1And2()
         return v.reshaped(Array(v.shape.dropFirst()))
     }

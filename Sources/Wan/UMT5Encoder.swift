@@ -48,7 +48,8 @@ public final class UMT5Encoder: @unchecked Sendable {
     }
 
     /// The encoder's output for `ids` [L, d_model], zero-padded to `padTo` rows when given.
-    public func encode(_ ids: [Int], padTo: Int? = nil) -> Tensor {
+    /// `afterLayer` is called after each layer (a worker heartbeats from it).
+    public func encode(_ ids: [Int], padTo: Int? = nil, afterLayer: () -> Void = {}) -> Tensor {
         let length = ids.count, d = config.dModel, inner = config.inner
         var h = Tensor(zeros: [length, d])
         h.withUnsafeMutablePointer { hp in
@@ -93,6 +94,7 @@ public final class UMT5Encoder: @unchecked Sendable {
                     }
                 }
             }
+            afterLayer()
         }
         h.withUnsafeMutablePointer { WanKernels.rmsNorm($0, rows: length, width: d, weight: finalNorm, epsilon: eps) }
         guard let padTo, padTo > length else { return h }

@@ -62,7 +62,7 @@ extension WanModel: VideoModel {
         }
     }
 
-    public func condition(on prompt: String) throws -> Tensor { try encode(prompt: prompt) }
+    public func condition(on prompt: String, tick: () -> Void) throws -> Tensor { try encode(prompt: prompt, afterLayer: tick) }
 
     /// Flow time t in 0...1 is the transformer's timestep t·num_train_timesteps.
     public func velocity(_ latents: Tensor, times: [Float], conditions: [Tensor]) throws -> Tensor {
@@ -71,8 +71,8 @@ extension WanModel: VideoModel {
     }
 
     /// Pipeline-normalised latents to clamped frames.
-    public func decode(_ latents: Tensor) throws -> Tensor {
-        let video = try WanPipeline(model: self).decode(latents)
+    public func decode(_ latents: Tensor, tick: () -> Void) throws -> Tensor {
+        let video = try WanPipeline(model: self).decode(latents, afterBlock: tick)
         return Tensor(shape: [video.frames, 3, video.height, video.width], scalars: video.data)
     }
 

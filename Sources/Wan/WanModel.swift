@@ -108,9 +108,9 @@ public final class WanModel: @unchecked Sendable {
     }
 
     /// The prompt's embedding as the pipeline uses it: [maxLength, d_model], zero past the prompt.
-    public func encode(prompt: String) throws -> Tensor {
+    public func encode(prompt: String, afterLayer: () -> Void = {}) throws -> Tensor {
         let tokenizer = try tokenizer()
-        return try textEncoder().encode(tokenizer.ids(prompt), padTo: tokenizer.maxLength)
+        return try textEncoder().encode(tokenizer.ids(prompt), padTo: tokenizer.maxLength, afterLayer: afterLayer)
     }
 }
 
@@ -272,11 +272,12 @@ public struct WanPipeline {
     }
 
     /// Frames in [-1, 1] ([3, F, H, W] as a Clip) from pipeline-normalised latents.
-    public func decode(_ latents: Tensor, progress: (Progress) -> Void = { _ in }) throws -> Clip {
+    /// `afterBlock` is called after each of the decoder's blocks (a worker heartbeats from it).
+    public func decode(_ latents: Tensor, progress: (Progress) -> Void = { _ in }, afterBlock: () -> Void = {}) throws -> Clip {
         let vae = try model.vae()
         let clip = vae.denormalize(Clip(channelMajor: latents))
         progress(Progress(stage: .decode, done: 0, total: clip.frames))
-        var video = vae.decode(clip) { progress(Progress(stage: .decode, done: $0 + 1, total: clip.frames)) }
+        var video = vae.decode(clip, afterBlock: afterBlock) { progress(Progress(stage: .decode, done: $0 + 1, total: clip.frames)) }
         for i in 0..<video.data.count { video.data[i] = min(1, max(-1, video.data[i])) }
         return video
     }

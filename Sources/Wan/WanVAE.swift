@@ -509,32 +509,42 @@ public final class WanVAE: @unchecked Sendable {
 
     /// Decodes the next latent frames (raw VAE latents, [z, H, W] each) into frames in about
     /// [-1, 1] (not clamped), continuing from what the decoder has seen since `resetDecoder`.
-    public func decodeNext(_ latents: Clip, progress: (Int) -> Void = { _ in }) -> Clip {
-        var out: Clip?
+    /// `afterBlock` is called after each block (a worker heartbeats from it).
+    public func decodeNext(_ latents: Clip, afterBlock: () -> Void = {}, progress: (Int) -> Void = { _ in }) -> Clip {
+        var pieces: [Clip] = []
         for f in 0..<latents.frames {
             var x = postQuant.apply(latents.frames(f..<(f + 1)), after: nil)
             x = decoderIn.stream(x)
             x = decoderMid.0(x)
             x = decoderMid.1(x)
             x = decoderMid.2(x)
+            afterBlock()
             for level in upLevels {
-                for block in level.blocks { x = block(x) }
-                if let resample = level.resample { x = resample(x) }
+                for block in level.blocks { x = block(x); afterBlock() }
+                if let resample = level.resample { x = resample(x); afterBlock() }
             }
             VAEKernels.channelRMS(&x, gamma: decoderNorm)
             VAEKernels.silu(&x)
             x = decoderOut.stream(x)
-            out = out.map { $0.appending(x) } ?? x
+            // Gathered once at the end: appending each frame to all before it would copy the
+            // video again for every latent frame.
+            pieces.append(x)
             progress(f)
         }
-        return out ?? Clip(frames: 0, channels: 3, height: latents.height * config.spatialFactor, width: latents.width * config.spatialFactor)
+        var out = Clip(frames: 0, channels: 3, height: latents.height * config.spatialFactor, width: latents.width * config.spatialFactor)
+        out.data.reserveCapacity(pieces.reduce(0) { $0 + $1.data.count })
+        for piece in pieces {
+            out.data += piece.data
+            out.frames += piece.frames
+        }
+        return out
     }
 
     /// Decodes a whole latent video from its first frame.
-    public func decode(_ latents: Clip, progress: (Int) -> Void = { _ in }) -> Clip {
+    public func decode(_ latents: Clip, afterBlock: () -> Void = {}, progress: (Int) -> Void = { _ in }) -> Clip {
         resetDecoder()
         defer { resetDecoder() }
-        return decodeNext(latents, progress: progress)
+        return decodeNext(latents, afterBlock: afterBlock, progress: progress)
     }
 
     /// The pipeline's latents (normalised) back to the VAE's: x · std + mean per channel.

@@ -47,10 +47,10 @@ public final class ShardRunner {
             let (latent, state) = try run(work, onStep: onStep, tick: tick)
             return ShardOutput(values: latent.scalars, state: state)
         case .encode(let prompt):
-            return ShardOutput(values: try model.condition(on: prompt).scalars)
+            return ShardOutput(values: try model.condition(on: prompt, tick: tick).scalars)
         case .decode(let latent, let skip):
             // The coordinator's latent is frame-major [F, C, H, W]; the model's [1, C, F, H, W].
-            let frames = try model.decode(latent.reshaped([1] + latent.shape).swappingAxes1And2())
+            let frames = try model.decode(latent.reshaped([1] + latent.shape).swappingAxes1And2(), tick: tick)
             let (count, height, width) = (frames.shape[0], frames.shape[2], frames.shape[3])
             guard skip < count else { throw ShardError("a decode that drops \(skip) of the \(count) frames it decodes") }
             let kept = Array(frames.scalars[(skip * 3 * height * width)...])

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Coordinator
 import Diffusion
+import Families
 import Foundation
 import InProcessFarm
 import Media
@@ -15,7 +16,9 @@ struct FarmBench: ParsableCommand {
         abstract: "The same job on 1 and on 2 worker processes, and the coordinator's cost per shard.",
         discussion: """
             Rows: the job on 1 worker process and on 2 (each with one compute thread), \
-            their speedup, and bytes on the wire per shard; then a dispatch run of many \
+            their speedup, bytes on the wire per shard, the coordinator's CPU per shard, \
+            and each kind of shard's payload bytes (a latent model such as Wan has text, \
+            denoise and decode shards); then, for a pixel model, a dispatch run of many \
             tiny shards through workers whose denoiser is the identity, so the time is \
             the coordinator's and the protocol's own. The seam figure is the mean \
             absolute frame-to-frame change at chunk boundaries divided by the same \
@@ -31,11 +34,14 @@ struct FarmBench: ParsableCommand {
             from its result to its next shard.
             """)
 
-    @Option(help: "Model of the scaling job.")
+    @Option(help: "Model of the scaling job: a package name or a model folder (Wan too).")
     var model: String = ModelPackage.defaultModel
 
-    @Option(help: "Frames of the scaling job (default 100: 8 chunks of the 16-frame window).")
-    var frames: Int = 100
+    @Option(help: "Frames of the scaling job (default: 100 for a pixel model, 8 chunks of reel-shapes' 16-frame window; 117 for Wan, 2 chunks of its 21 latent frames).")
+    var frames: Int?
+
+    @Option(help: "Size of the scaling job, WIDTHxHEIGHT (default: a pixel model's canvas; 256x256 for Wan).")
+    var size: String?
 
     @Option(help: "Steps of the scaling job.")
     var steps: Int = 8
@@ -62,17 +68,24 @@ struct FarmBench: ParsableCommand {
         /// Whether one worker and two made the same MP4, byte for byte (they should: fusion
         /// order and noise do not depend on who ran what).
         var sameFile: Bool
-        var dispatchShards: Int
-        var dispatchSeconds: Double
-        var dispatchShardsPerSecond: Double
-        var coordinatorMillisecondsPerShard: Double
+        /// The coordinator thread's CPU per shard of the job, in the 2-worker run.
+        var jobCoordinatorMillisecondsPerShard: Double
+        /// Per kind of shard, in the 2-worker run.
+        var traffic: [String: ShardTraffic]
+        /// The dispatch run: a pixel model's only.
+        var dispatchShards: Int?
+        var dispatchSeconds: Double?
+        var dispatchShardsPerSecond: Double?
+        var coordinatorMillisecondsPerShard: Double?
     }
 
     func run() throws {
         LogSetup.start(level: .warning)
-        let loaded = try Model(named: model)
-        let config = loaded.config
+        let planned = try PlannedModel(directory: ModelFamilies.locate(model))
         if let simulatedWorkers {
+            guard case .pixel(let config, _) = planned else {
+                throw UserError("--simulated-workers measures the coordinator with a pixel model's tiny shards; leave --model out")
+            }
             guard (1...20_000).contains(simulatedWorkers), idleSeconds > 0, dispatchShards >= 5, (0.01...60).contains(shardSeconds) else {
                 throw UserError("--simulated-workers takes 1 to 20000, --idle-seconds above 0, --dispatch-shards at least 5, --shard-seconds 0.01 to 60")
             }
@@ -84,26 +97,37 @@ struct FarmBench: ParsableCommand {
                                              shardSeconds: shardSeconds, idleSeconds: idleSeconds)
             return print(json ? Bench.json(report) : Self.table(report))
         }
-        let job = Reel_V1_JobSpec.with {
-            $0.prompt = "a red circle moving right"; $0.model = model; $0.frames = UInt32(frames)
+        var latent = false
+        if case .latent = planned { latent = true }
+        let job = try Reel_V1_JobSpec.with {
+            $0.prompt = latent ? "a red fox runs through snow" : "a red circle moving right"; $0.model = model
+            $0.frames = UInt32(try Render.positive(frames ?? (latent ? 117 : 100), "--frames"))
+            if let (width, height) = try (size ?? (latent ? "256x256" : nil)).map(JobOptions.parseSize) {
+                $0.width = UInt32(width); $0.height = UInt32(height)
+            }
             $0.steps = UInt32(steps); $0.seed = 1; $0.outputScale = 1
         }
-        let spec = try SpecResolver(model: loaded).resolve(job).spec
-        let plan = RenderPlan(spec: spec, model: ModelShape(config))
+        let spec = try SpecResolver(model: planned).resolve(job).spec
+        let stages = planned.stages(for: spec)
+        let run = stages.map { JobRun(spec: spec, stages: $0) } ?? JobRun(spec: spec, model: planned.shape) { _ in [] }
+        // Chunk boundaries in video frames, for the seam figure.
+        let chunks = stages.map { stages in run.plan.chunks.map { stages.parts.videoFrames($0) } } ?? run.plan.chunks
 
         let one = try Self.timeJob(job, workerProcesses: 1)
         let two = try Self.timeJob(job, workerProcesses: 2)
-        let seam = Self.seamFigure(two.video, chunks: plan.chunks)
-
-        let dispatch = try Self.dispatchRun(Self.dispatchJob(model: model, config: config, shards: dispatchShards))
-
-        let report = Report(
-            model: model, frames: spec.frames, chunks: plan.chunks.count, shards: plan.shardCount,
+        let seam = Self.seamFigure(two.video, chunks: chunks)
+        var report = Report(
+            model: model, frames: spec.frames, chunks: run.plan.chunks.count, shards: run.shardsTotal,
             oneWorkerSeconds: one.seconds, twoWorkerSeconds: two.seconds, speedup: one.seconds / two.seconds,
             bytesPerShard: two.bytesPerShard, seamFigure: seam, sameFile: one.file == two.file,
-            dispatchShards: dispatch.shards, dispatchSeconds: dispatch.seconds,
-            dispatchShardsPerSecond: Double(dispatch.shards) / dispatch.seconds,
-            coordinatorMillisecondsPerShard: dispatch.coordinatorCPU / Double(dispatch.shards) * 1000)
+            jobCoordinatorMillisecondsPerShard: two.coordinatorSecondsPerShard * 1000, traffic: two.traffic)
+        if case .pixel(let config, _) = planned {
+            let dispatch = try Self.dispatchRun(Self.dispatchJob(model: model, config: config, shards: dispatchShards))
+            report.dispatchShards = dispatch.shards
+            report.dispatchSeconds = dispatch.seconds
+            report.dispatchShardsPerSecond = Double(dispatch.shards) / dispatch.seconds
+            report.coordinatorMillisecondsPerShard = dispatch.coordinatorCPU / Double(dispatch.shards) * 1000
+        }
         print(json ? Bench.json(report) : Self.table(report))
     }
 
@@ -189,7 +213,7 @@ struct FarmBench: ParsableCommand {
     /// with one compute thread each, from submission to the finished video: its MP4 bytes and
     /// its frames (the file goes with the run's data directory).
     static func timeJob(_ job: Reel_V1_JobSpec, workerProcesses: Int) throws
-        -> (seconds: Double, bytesPerShard: Double, file: Data, video: RGBVideo) {
+        -> (seconds: Double, bytesPerShard: Double, coordinatorSecondsPerShard: Double, traffic: [String: ShardTraffic], file: Data, video: RGBVideo) {
         let work = WorkDirectory(prefix: "reel-bench")
         defer { work.remove() }
         let directory = work.path
@@ -220,7 +244,9 @@ struct FarmBench: ParsableCommand {
         let path = "\(directory)/\(id).mp4"
         let file = try client.fetch(id).video
         try file.write(to: URL(fileURLWithPath: path))
-        return (seconds, Double(bytes) / Double(shards), file, try VideoDecoder.read(path).video)
+        let traffic = after.traffic.mapValues { $0 }.reduce(into: [String: ShardTraffic]()) { $0[$1.key] = $1.value.since(before.traffic[$1.key]) }
+        return (seconds, Double(bytes) / Double(shards), (after.cpuSeconds - before.cpuSeconds) / Double(shards), traffic, file,
+                try VideoDecoder.read(path).video)
     }
 
     static func launchWorker(endpoint: String, id: String, model: String) throws -> Process {
@@ -294,15 +320,22 @@ struct FarmBench: ParsableCommand {
     }
 
     static func table(_ r: Report) -> String {
-        """
+        var lines = """
         farm benchmark: \(r.model), \(r.frames) frames in \(r.chunks) chunks, \(r.shards) shards; worker processes with 1 compute thread each
         row                          seconds   figure
         1 worker process             \(String(format: "%7.2f", r.oneWorkerSeconds))
         2 worker processes           \(String(format: "%7.2f", r.twoWorkerSeconds))   speedup \(String(format: "%.2f", r.speedup))x
         bytes on the wire per shard            \(Int(r.bytesPerShard))
+        coordinator CPU per shard              \(String(format: "%.3f", r.jobCoordinatorMillisecondsPerShard)) ms
         seam figure                            \(String(format: "%.3f", r.seamFigure))
         same MP4 from 1 and 2 workers          \(r.sameFile ? "yes" : "NO: the two runs differ")
-        dispatch, identity denoiser  \(String(format: "%7.2f", r.dispatchSeconds))   \(r.dispatchShards) shards, \(Int(r.dispatchShardsPerSecond)) shards/s, coordinator \(String(format: "%.3f", r.coordinatorMillisecondsPerShard)) ms CPU/shard
         """
+        for (kind, traffic) in r.traffic.sorted(by: { $0.key < $1.key }) where traffic.accepted > 0 {
+            lines += "\n\(kind.padding(toLength: 7, withPad: " ", startingAt: 0)) shards \(String(format: "%4d", traffic.accepted))        payload per shard: \(traffic.payloadBytesSent / max(traffic.assigned, 1)) bytes out, \(traffic.payloadBytesReceived / traffic.accepted) back"
+        }
+        if let shards = r.dispatchShards, let seconds = r.dispatchSeconds, let rate = r.dispatchShardsPerSecond, let cpu = r.coordinatorMillisecondsPerShard {
+            lines += "\ndispatch, identity denoiser  \(String(format: "%7.2f", seconds))   \(shards) shards, \(Int(rate)) shards/s, coordinator \(String(format: "%.3f", cpu)) ms CPU/shard"
+        }
+        return lines
     }
 }

@@ -405,12 +405,12 @@ struct Workers: ParsableCommand {
     func run() throws {
         let workers = try connection.client().workers()
         guard !workers.isEmpty else { return print("no workers") }
-        print(["WORKER", "HOST", "THREADS", "MODELS", "DOING", "HEARTBEAT", "SHARDS", "HELD/CAP"].joined(separator: "\t"))
+        print(["WORKER", "HOST", "THREADS", "MODELS", "DOING", "HEARTBEAT", "SHARDS", "HELD/CAP", "PARTS"].joined(separator: "\t"))
         for worker in workers {
             let doing = worker.jobID.isEmpty ? "idle" : "\(worker.jobID)/\(worker.region) step +\(worker.stepsDone)"
             print([worker.workerID, worker.hostname, "\(worker.threads)", worker.modelsShown.joined(separator: ","), doing,
                    String(format: "%.1fs ago", worker.heartbeatAgeSeconds), "\(worker.shardsCompleted)",
-                   "\(worker.shardsHeld)/\(worker.shardCap)"].joined(separator: "\t"))
+                   "\(worker.shardsHeld)/\(worker.shardCap)", worker.parts.isEmpty ? "all" : worker.parts.joined(separator: ",")].joined(separator: "\t"))
         }
     }
 }

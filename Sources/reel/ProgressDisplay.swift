@@ -9,6 +9,7 @@ final class ProgressDisplay {
     /// What is counted: steps for a render, videos for an evaluation.
     let unit: String
     private var lastDone = -1
+    private var lastDetail = ""
     private var lastWaiting = ""
 
     init(label: String, unit: String = "step") { self.label = label; self.unit = unit }
@@ -20,9 +21,13 @@ final class ProgressDisplay {
             lastWaiting = status.waiting
             if !status.waiting.isEmpty { write("\(interactive ? "\n" : "")\(label) waits: \(status.waiting)\n") }
         }
-        guard status.stepsTotal > 0, status.stepsDone > 0 else { return }
+        // A latent model's job encodes its prompts before its first step and decodes after its
+        // last: those stages show beside the steps.
+        let stages = status.promptsTotal == 0 ? ""
+            : ", prompts \(status.promptsEncoded)/\(status.promptsTotal), pieces decoded \(status.piecesDecoded)/\(status.piecesTotal)"
+        guard status.stepsTotal > 0, status.stepsDone > 0 || !stages.isEmpty else { return }
         update(done: Int(status.stepsDone), total: Int(status.stepsTotal), seconds: status.secondsElapsed,
-               detail: Self.regionDetail(status))
+               detail: Self.regionDetail(status) + stages)
     }
 
     /// Where a farm job's regions stand: a long video's layout pass (which runs first) and its
@@ -44,12 +49,14 @@ final class ProgressDisplay {
 
     /// `done` of `total` units (for a render, steps summed over chunks and tiles) after `seconds`.
     func update(done: Int, total: Int, seconds: Double, detail: String = "") {
-        guard done != lastDone else { return }
+        guard done != lastDone || detail != lastDetail else { return }
         lastDone = done
+        lastDetail = detail
         let fraction = Double(done) / Double(total)
         let perStep = seconds / Double(max(done, 1))
         let remaining = perStep * Double(total - done)
-        let timing = String(format: "%.2f s/%@, ETA %@", perStep, unit, Self.duration(remaining)) + detail
+        // Before its first step a job has no rate to guess its end from.
+        let timing = (done == 0 ? "no step yet" : String(format: "%.2f s/%@, ETA %@", perStep, unit, Self.duration(remaining))) + detail
         if interactive {
             let width = 30, filled = Int(fraction * Double(width))
             let bar = String(repeating: "█", count: filled) + String(repeating: "·", count: width - filled)

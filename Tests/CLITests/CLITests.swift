@@ -265,6 +265,22 @@ struct ReelCommand {
         #expect(abs(ratio - forward / sgemm) < 1e-9)
     }
 
+    /// A latent model's job on 1 and 2 worker processes: each kind of shard is counted, and the
+    /// two runs make the same file.
+    @Test func farmBenchRunsAWanModelsThreeKindsOfShard() throws {
+        let result = try ReelCommand.run(["bench", "farm", "--model", "wan-tiny", "--size", "64x64", "--steps", "2", "--json"],
+                                         in: try ReelCommand.scratchDirectory())
+        #expect(result.status == 0, "\(result.stderr)")
+        let report = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any] ?? [:]
+        #expect(report["chunks"] as? Int == 2 && report["frames"] as? Int == 117)
+        #expect(report["same_file"] as? Bool == true)
+        let traffic = report["traffic"] as? [String: [String: Int]] ?? [:]
+        #expect(traffic["text"]?["accepted"] == 2 && traffic["denoise"]?["accepted"] == 4 && traffic["decode"]?["accepted"] == 2, "\(traffic)")
+        // Two embeddings of 512 x 32 floats ride with every denoising shard.
+        #expect((traffic["denoise"]?["payload_bytes_sent"] ?? 0) > 4 * 2 * 512 * 32 * 4)
+        #expect(report["dispatch_shards"] == nil, "the dispatch run is a pixel model's")
+    }
+
     @Test func farmBenchReportsScalingDispatchBytesAndSeams() throws {
         let result = try ReelCommand.run(["bench", "farm", "--frames", "20", "--steps", "2", "--dispatch-shards", "200", "--json"],
                                          in: try ReelCommand.scratchDirectory())
