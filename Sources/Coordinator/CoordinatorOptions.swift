@@ -89,6 +89,7 @@ extension Reel_V1_ShardKind {
         switch self {
         case .text: return "text"
         case .decode: return "decode"
+        case .encode: return "encode"
         case .denoise, .UNRECOGNIZED: return "denoise"
         }
     }

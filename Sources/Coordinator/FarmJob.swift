@@ -88,7 +88,7 @@ final class FarmJob {
         self.submitted = submitted ?? clock.date
         priority = spec.priority
         if let stages = model.stages(for: spec, maxPieceBytes: maxPieceBytes) {
-            run = JobRun(spec: spec, stages: stages, attemptIDs: attemptIDs)
+            run = JobRun(spec: spec, stages: stages, input: input, attemptIDs: attemptIDs)
         } else {
             let channels = model.inputChannels
             run = JobRun(spec: spec, model: model.shape, channels: channels, attemptIDs: attemptIDs) { box in

@@ -1,3 +1,4 @@
+import Media
 import Planning
 
 /// Work handed to a worker: a region, a step range, and the fused latent to start from. The
@@ -35,9 +36,10 @@ public struct ShardResult: Sendable, Equatable {
 /// a region of the video starts once the layout of its shots is finished.
 ///
 /// A latent model's job has units of work besides its regions (`Unit`): its prompts, encoded
-/// before any region starts (each region's shards carry the embeddings), and pieces of the
-/// final latent, decoded once every region is done. Units are numbered regions first, then
-/// prompts, then pieces; a shard's `region` on the wire is its unit.
+/// before any region starts (each region's shards carry the embeddings), an input video to
+/// re-render, encoded before any region starts too, and pieces of the final latent, decoded
+/// once every region is done. Units are numbered regions first, then prompts, the input, then
+/// pieces; a shard's `region` on the wire is its unit.
 public final class JobRun {
     /// The spec as planned: for a latent model's job, in latent frames and pixels.
     public let spec: JobSpec
@@ -71,6 +73,10 @@ public final class JobRun {
     private var decoded: [[UInt8]?]
     /// The fused final latent, kept while its pieces decode.
     private var denoised: [Float]?
+    /// A latent job's input video, 8-bit RGB, until it is encoded; and its latent once it is.
+    private var inputPixels: [UInt8]?
+    private var encodedInput: [Float]?
+    private let encodesInput: Bool
 
     /// `initialLatent` gives a box's latent at the first step: the seed's noise, or for an
     /// input video its frames noised to that step's time. `attemptIDs` gives each assignment
@@ -80,12 +86,19 @@ public final class JobRun {
         self.init(planned: spec, model: model, channels: channels, stages: nil, attemptIDs: attemptIDs, initialLatent: initialLatent)
     }
 
-    /// A latent model's job: planned over its latent, started from the seed's noise there.
-    public convenience init(spec: JobSpec, stages: LatentStages, attemptIDs: @escaping () -> UInt64 = AttemptIDs.counting()) {
+    /// A latent model's job: planned over its latent, started from the seed's noise there, or
+    /// from `input` (planar [frames, 3, height, width] in [-1, 1], at least the job's frames)
+    /// encoded and noised to its first step.
+    public convenience init(spec: JobSpec, stages: LatentStages, input: [Float]? = nil,
+                            attemptIDs: @escaping () -> UInt64 = AttemptIDs.counting()) {
         // A latent job is planned in latent frames; its frames come from its pieces.
         let latent = stages.latentSpec(spec), channels = stages.parts.channels
         self.init(planned: latent, model: stages.latentShape(spec), channels: channels, stages: stages, attemptIDs: attemptIDs) {
             latent.initialNoise($0, channels: channels)
+        }
+        if stages.inputTime != nil, let input {
+            let count = spec.frames * 3 * spec.width * spec.height
+            inputPixels = RGBVideo(planar: Array(input.prefix(count)), frames: spec.frames, height: spec.height, width: spec.width).pixels
         }
     }
 
@@ -98,6 +111,7 @@ public final class JobRun {
         progress = plan.regions.indices.map(plan.firstStep(of:))
         embeddings = (stages?.prompts ?? []).map { _ in nil }
         decoded = (stages?.pieces ?? []).map { _ in nil }
+        encodesInput = stages?.inputTime != nil
         nextAttempt = attemptIDs
         self.initialLatent = initialLatent
         candidates = []
@@ -109,27 +123,34 @@ public final class JobRun {
         case region(Int)
         /// One of `stages.prompts`, to encode.
         case prompt(Int)
+        /// The input video, to encode.
+        case input
         /// One of `stages.pieces`, to decode.
         case piece(Int)
     }
 
-    public var unitCount: Int { plan.regions.count + embeddings.count + decoded.count }
+    private var inputUnits: Int { encodesInput ? 1 : 0 }
+    public var unitCount: Int { plan.regions.count + embeddings.count + inputUnits + decoded.count }
 
     /// What unit `index` is; nil past the job's units.
     public func unit(_ index: Int) -> Unit? {
-        let regions = plan.regions.count, prompts = embeddings.count
+        let regions = plan.regions.count, prompts = embeddings.count, pieces = regions + prompts + inputUnits
         switch index {
         case 0..<regions: return .region(index)
         case regions..<(regions + prompts): return .prompt(index - regions)
-        case (regions + prompts)..<unitCount: return .piece(index - regions - prompts)
+        case (regions + prompts)..<pieces: return .input
+        case pieces..<unitCount: return .piece(index - pieces)
         default: return nil
         }
     }
 
-    private var pieceUnits: Range<Int> { (plan.regions.count + embeddings.count)..<unitCount }
+    private var pieceUnits: Range<Int> { (plan.regions.count + embeddings.count + inputUnits)..<unitCount }
+    /// What a region needs before its first step: the prompts' embeddings, and the input's latent.
+    private var conditionsReady: Bool { embeddings.allSatisfy { $0 != nil } && (!encodesInput || encodedInput != nil) }
     /// Every region has finished its last step.
     public var isDenoised: Bool { progress.allSatisfy { $0 == plan.steps } }
-    private var promptsEncoded: Bool { embeddings.allSatisfy { $0 != nil } }
+    /// Whether the job's input video, if it has one to encode, is encoded.
+    public var inputEncoded: Bool { !encodesInput || encodedInput != nil }
     public var promptsDone: Int { embeddings.count(where: { $0 != nil }) }
     public var piecesDone: Int { decoded.count(where: { $0 != nil }) }
 
@@ -137,6 +158,7 @@ public final class JobRun {
     public func resultCount(of unit: Int) -> Int? {
         switch self.unit(unit) {
         case .region(let region): return plan.regions[region].box.count(channels: plan.channels)
+        case .input: return plan.wholeVideo.count(channels: plan.channels)
         case .prompt: return stages!.embeddingCount
         case .piece(let piece): return stages!.frameCount(of: stages!.pieces[piece])
         case nil: return nil
@@ -148,8 +170,8 @@ public final class JobRun {
     public var stepsTotal: Int { plan.regions.indices.reduce(0) { $0 + plan.steps - plan.firstStep(of: $1) } }
     public var runningCount: Int { inFlight.count }
     /// Shards of the whole job: every region runs each of its step ranges once; a latent
-    /// job also encodes each prompt and decodes each piece once.
-    public var shardsTotal: Int { plan.shardCount + embeddings.count + decoded.count }
+    /// job also encodes each prompt (and its input) and decodes each piece once.
+    public var shardsTotal: Int { plan.shardCount + embeddings.count + inputUnits + decoded.count }
 
     /// Assignments for every region that can run now and is not already running.
     public func takeReadyShards() -> [ShardAssignment] {
@@ -161,13 +183,16 @@ public final class JobRun {
             case .prompt(let prompt):
                 guard embeddings[prompt] == nil else { return nil }
                 return start(index, steps: 0..<0, latent: [], state: nil)
+            case .input:
+                guard encodedInput == nil else { return nil }
+                return start(index, steps: 0..<0, latent: [], state: nil)
             case .piece(let piece):
                 guard decoded[piece] == nil, isDenoised else { return nil }
                 let frames = stages!.pieces[piece].decoded, frameSize = plan.channels * plan.height * plan.width
                 return start(index, steps: 0..<0, latent: Array(denoisedLatent()[(frames.lowerBound * frameSize)..<(frames.upperBound * frameSize)]), state: nil)
             case .region(let region):
                 let step = progress[region]
-                guard promptsEncoded, step < plan.steps,
+                guard conditionsReady, step < plan.steps,
                       plan.fusedWith[region].allSatisfy({ hasSnapshot($0, at: step) }),
                       let steps = plan.stepRange(of: region, startingAt: step) else { return nil }
                 let input = fusedInput(region, at: step)
@@ -187,6 +212,9 @@ public final class JobRun {
     /// A latent job's prompt embedding, once encoded: [tokens, width] values.
     public func embedding(_ prompt: Int) -> [Float]? { embeddings[prompt] }
 
+    /// A latent job's input video as its encode shard sends it, 8-bit RGB.
+    public var inputFrames: [UInt8]? { inputPixels }
+
     public enum Acceptance: Equatable {
         case accepted
         /// Not the current attempt of a running shard (late, duplicate or superseded): dropped.
@@ -202,7 +230,12 @@ public final class JobRun {
         switch unit(result.region) {
         case .prompt(let prompt):
             embeddings[prompt] = result.latent
-            if promptsEncoded { candidates.formUnion(plan.regions.indices) }
+            if conditionsReady { candidates.formUnion(plan.regions.indices) }
+            return .accepted
+        case .input:
+            encodedInput = result.latent
+            inputPixels = nil  // encoded: the frames are not needed again (the job's input file stays until it ends)
+            if conditionsReady { candidates.formUnion(plan.regions.indices) }
             return .accepted
         case .piece(let piece):
             decoded[piece] = result.pixels
@@ -264,7 +297,8 @@ public final class JobRun {
     public func checkpoint() -> Checkpoint {
         // A latent job's embeddings and decoded pieces are entries of their units at step 0
         // (a piece's bytes as floats, each exactly).
-        var entries = zip(plan.regions.count..., embeddings + decoded.map { $0?.map(Float.init) }).compactMap { unit, values in
+        let input = encodesInput ? [encodedInput] : []
+        var entries = zip(plan.regions.count..., embeddings + input + decoded.map { $0?.map(Float.init) }).compactMap { unit, values in
             values.map { Checkpoint.Entry(region: unit, step: 0, latent: $0, state: nil) }
         }
         for region in plan.regions.indices {
@@ -287,7 +321,7 @@ public final class JobRun {
             switch unit(entry.region) {
             case .region(let region): fits = (plan.firstStep(of: region)...plan.steps).contains(entry.step)
                                              && (entry.state.map { $0.count == entry.latent.count } ?? true)
-            case .prompt: fits = entry.step == 0 && entry.state == nil
+            case .prompt, .input: fits = entry.step == 0 && entry.state == nil
             case .piece: fits = entry.step == 0 && entry.state == nil && entry.latent.allSatisfy { (0...255).contains($0) && $0.rounded() == $0 }
             case nil: fits = false
             }
@@ -304,6 +338,9 @@ public final class JobRun {
         for entry in checkpoint.entries {
             switch unit(entry.region) {
             case .prompt(let prompt): embeddings[prompt] = entry.latent
+            case .input:
+                encodedInput = entry.latent
+                inputPixels = nil
             case .piece(let piece): decoded[piece] = entry.latent.map { UInt8($0) }
             case .region, nil: snapshots[entry.region][entry.step] = Snapshot(latent: entry.latent, state: entry.state)
             }
@@ -345,6 +382,11 @@ public final class JobRun {
         if let held = snapshots[region][step] { return held }
         precondition(step == plan.firstStep(of: region), "snapshot of region \(region) at step \(step) was released too early")
         let box = plan.regions[region].box
+        if let encodedInput, let time = stages?.inputTime {
+            // SDEdit in latent space: the encoded input noised to the first step's time.
+            let clean = Fusion.crop(encodedInput, from: plan.wholeVideo, to: box, channels: plan.channels)
+            return Snapshot(latent: zip(clean, initialLatent(box)).map { (1 - time) * $0 + time * $1 }, state: nil)
+        }
         guard let layout = plan.layout, !plan.layoutSources[region].isEmpty else { return Snapshot(latent: initialLatent(box), state: nil) }
         // SDEdit from the finished layout, stretched over this region's frames.
         let finished = finishedLayout(for: region).latent

@@ -16,12 +16,25 @@ public struct LatentStages: Sendable, Equatable {
     /// Latent frames, and the video's frames and size in pixels.
     public let latentFrames: Int
     public let frames: Int, width: Int, height: Int
+    /// For a job that re-renders an input video: the flow time of its first step, to which its
+    /// encoded frames are noised (the model's schedule, which a pixel job's `FlowSchedule` is
+    /// not); nil for a text-only job.
+    public let inputTime: Float?
 
-    /// `negativePrompt`: what guidance steers away from. `maxPieceBytes` bounds the frames one
-    /// decode shard returns (8-bit RGB): they must fit a message. Pieces change no bits (each
-    /// is one decode of the whole video's frames), so the bound may be anything.
-    public init(spec: JobSpec, parts: LatentParts, negativePrompt: String, maxPieceBytes: Int = Self.defaultMaxPieceBytes) {
+    /// A latent model's job: `model`, opened with its configs, gives its parts, schedule and
+    /// negative prompt. `maxPieceBytes` bounds the frames one decode shard returns (8-bit RGB):
+    /// they must fit a message. Pieces change no bits (each is one decode of the whole video's
+    /// frames), so the bound may be anything.
+    public init(spec: JobSpec, model: any VideoModel, maxPieceBytes: Int = Self.defaultMaxPieceBytes) {
+        let inputTime = spec.strength < 1 ? model.schedule(steps: spec.steps, shift: spec.shift).times[spec.firstStep] : nil
+        self.init(spec: spec, parts: model.latentParts!, negativePrompt: spec.negativePrompt ?? "", inputTime: inputTime,
+                  maxPieceBytes: maxPieceBytes)
+    }
+
+    public init(spec: JobSpec, parts: LatentParts, negativePrompt: String, inputTime: Float? = nil,
+                maxPieceBytes: Int = Self.defaultMaxPieceBytes) {
         self.parts = parts
+        self.inputTime = inputTime
         var prompts = [spec.prompt]
         if spec.guidance != 1 && negativePrompt != spec.prompt { prompts.append(negativePrompt) }
         self.prompts = prompts

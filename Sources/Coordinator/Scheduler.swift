@@ -92,7 +92,7 @@ struct Scheduler {
         guard job.isActive else { return "" }
         let model = job.spec.model
         let part = job.run.stages == nil ? nil : job.run.promptsDone < job.run.stages!.prompts.count ? ModelPart.text
-                                                  : job.run.isDenoised ? .vae : .dit
+                                                  : !job.run.inputEncoded || job.run.isDenoised ? .vae : .dit
         let offering = workers.all.filter { $0.offers(model, part) }
         if offering.isEmpty, let part {
             return "no connected worker holds the \(part.title) of '\(model)'; start one with `reel worker --model \(model) --parts \(part.rawValue)`"
@@ -188,7 +188,7 @@ extension JobRun {
         guard stages != nil else { return nil }
         switch self.unit(unit) {
         case .prompt: return .text
-        case .piece: return .vae
+        case .piece, .input: return .vae
         case .region, nil: return .dit
         }
     }

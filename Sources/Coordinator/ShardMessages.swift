@@ -31,6 +31,11 @@ extension JobRun {
             message.resultShape = Reel_V1_LatentShape(frames: 1, channels: 1, rows: stages!.parts.embeddingTokens,
                                                       columns: stages!.parts.embeddingWidth)
             return (message, [Data(), Data(), Data(), Data()])
+        case .input:
+            message.kind = .encode
+            message.shape = Reel_V1_LatentShape(frames: stages!.frames, channels: 3, rows: stages!.height, columns: stages!.width)
+            message.resultShape = Reel_V1_LatentShape(frames: plan.frames, channels: plan.channels, rows: plan.height, columns: plan.width)
+            return (message, [Data(inputFrames ?? []), Data(), Data(), Data()])
         case .piece(let index):
             let piece = stages!.pieces[index]
             message.kind = .decode

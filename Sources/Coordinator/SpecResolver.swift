@@ -14,8 +14,9 @@ public struct ResolvedJob: Sendable, Equatable {
 public enum PlannedModel: Sendable {
     /// A pixel-space package: its config, and its vocabulary to read prompts with.
     case pixel(ModelConfig, Vocabulary)
-    /// A latent model: its defaults and how its work splits into parts.
-    case latent(VideoDefaults, LatentParts)
+    /// A latent model, opened with its configs only: its defaults, its schedule, and how its
+    /// work splits into parts (`latentParts`, set).
+    case latent(any VideoModel)
 
     /// Reads the model in `directory`: a reel-shapes package's config and vocabulary, or a
     /// latent family's configs.
@@ -26,16 +27,16 @@ public enum PlannedModel: Sendable {
             return
         }
         let model = try ModelFamilies.open(directory)
-        guard let parts = model.latentParts else {
+        guard model.latentParts != nil else {
             throw ModelPackageError.unreadable(path: directory, reason: "a \(model.family) model the coordinator cannot plan")
         }
-        self = .latent(model.defaults, parts)
+        self = .latent(model)
     }
 
     public var defaults: VideoDefaults {
         switch self {
         case .pixel(let config, _): return VideoDefaults(config: config)
-        case .latent(let defaults, _): return defaults
+        case .latent(let model): return model.defaults
         }
     }
 
@@ -44,7 +45,8 @@ public enum PlannedModel: Sendable {
     public var shape: ModelShape {
         switch self {
         case .pixel(let config, _): return ModelShape(config)
-        case .latent(let defaults, let parts):
+        case .latent(let model):
+            let (defaults, parts) = (model.defaults, model.latentParts!)
             return ModelShape(canvasWidth: defaults.width, canvasHeight: defaults.height, windowFrames: parts.windowFrames,
                               patch: parts.patch * parts.spatialFactor, fps: defaults.fps)
         }
@@ -53,8 +55,16 @@ public enum PlannedModel: Sendable {
     /// A latent model's stages for `spec`, its decode pieces each at most `maxPieceBytes` of
     /// frames; nil for a pixel model.
     public func stages(for spec: JobSpec, maxPieceBytes: Int = LatentStages.defaultMaxPieceBytes) -> LatentStages? {
-        guard case .latent(_, let parts) = self else { return nil }
-        return LatentStages(spec: spec, parts: parts, negativePrompt: spec.negativePrompt ?? "", maxPieceBytes: maxPieceBytes)
+        guard case .latent(let model) = self else { return nil }
+        return LatentStages(spec: spec, model: model, maxPieceBytes: maxPieceBytes)
+    }
+
+    /// The most frames a job can take of `available`: all of them for a pixel model, 1 + k·4
+    /// for a latent one.
+    func frames(fitting available: Int) -> Int {
+        guard case .latent(let model) = self, available >= 1 else { return available }
+        let t = model.latentParts!.temporalFactor
+        return (available - 1) / t * t + 1
     }
 
     /// Channels of the frames a job's input video is read as.
@@ -102,7 +112,7 @@ public struct SpecResolver: Sendable {
                 throw SpecError(problems: [SpecProblem(field: "with_input", problem: "is set but no input video was given")])
             }
             let available = try inputFrames(spec, lengthFromInput ? JobLimits.maxFrames : spec.frames)
-            if lengthFromInput { spec.frames = available }
+            if lengthFromInput { spec.frames = model.frames(fitting: available) }
             guard spec.frames <= available else {
                 throw SpecError(problems: [SpecProblem(field: "frames", problem: "\(spec.frames) is more than the input video has at \(spec.fps) fps (\(available))")])
             }
@@ -120,17 +130,14 @@ public struct SpecResolver: Sendable {
         switch model {
         case .pixel:
             return request.hasNegativePrompt ? [SpecProblem(field: "negative_prompt", problem: "is not read by this model; leave it out")] : []
-        case .latent(_, let parts):
+        case .latent(let model):
             var problems: [SpecProblem] = []
-            let t = parts.temporalFactor
+            let t = model.latentParts!.temporalFactor
             if spec.frames >= 1, (spec.frames - 1) % t != 0 {
                 problems.append(SpecProblem(field: "frames", problem: "\(spec.frames): this model takes 1 + \(t)k frames (for example \(1 + 4 * t), \(1 + 8 * t) or \(1 + 20 * t))"))
             }
             if let negative = spec.negativePrompt, negative.count > JobLimits.maxPromptCharacters {
                 problems.append(SpecProblem(field: "negative_prompt", problem: "is \(negative.count) characters; at most \(JobLimits.maxPromptCharacters)"))
-            }
-            if request.withInput {
-                problems.append(SpecProblem(field: "with_input", problem: "re-rendering a video is not available for latent models on the farm yet; render it in-process with `reel render --input`"))
             }
             if !spec.shots.isEmpty {
                 problems.append(SpecProblem(field: "shots", problem: "storyboards are not available for latent models yet; give one prompt"))

@@ -23,8 +23,8 @@ public protocol VideoModel: AnyObject, Sendable {
     func velocity(_ latents: Tensor, times: [Float], conditions: [Tensor]) throws -> Tensor
     /// Latents [1, C, F, H, W] to frames [F, 3, H, W] in [-1, 1]; `tick` is called often.
     func decode(_ latents: Tensor, tick: () -> Void) throws -> Tensor
-    /// Frames [F, 3, H, W] in [-1, 1] to latents [1, C, F, H, W].
-    func encode(_ frames: Tensor) throws -> Tensor
+    /// Frames [F, 3, H, W] in [-1, 1] to latents [1, C, F, H, W]; `tick` is called often.
+    func encode(_ frames: Tensor, tick: () -> Void) throws -> Tensor
 
     /// Reads the weights of `parts` now, so that a broken model fails when a worker starts,
     /// not mid-shard (a pixel model is read whole when opened).
@@ -48,6 +48,7 @@ public protocol VideoModel: AnyObject, Sendable {
 extension VideoModel {
     public func condition(on prompt: String) throws -> Tensor { try condition(on: prompt, tick: {}) }
     public func decode(_ latents: Tensor) throws -> Tensor { try decode(latents, tick: {}) }
+    public func encode(_ frames: Tensor) throws -> Tensor { try encode(frames, tick: {}) }
 }
 
 /// A latent model's parts as a farm runs them: text encoding (once per prompt), denoising over
@@ -200,5 +201,5 @@ extension Model: VideoModel {
         return v.reshaped(Array(v.shape.dropFirst()))
     }
 
-    public func encode(_ frames: Tensor) throws -> Tensor { frames.reshaped([1] + frames.shape).swappingAxes1And2() }
+    public func encode(_ frames: Tensor, tick: () -> Void) throws -> Tensor { frames.reshaped([1] + frames.shape).swappingAxes1And2() }
 }

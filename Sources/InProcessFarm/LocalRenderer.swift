@@ -23,11 +23,12 @@ public struct LocalRenderer {
         pixel = nil
     }
 
-    /// The run of `spec` (resolved) with this renderer's model.
-    public func job(for spec: JobSpec) throws -> JobRun {
+    /// The run of `spec` (resolved) with this renderer's model; a latent model's re-renders
+    /// `input` (planar frames in [-1, 1]).
+    public func job(for spec: JobSpec, input: [Float]? = nil) throws -> JobRun {
         guard let pixel else {
-            let stages = LatentStages(spec: spec, parts: runner.model.latentParts!, negativePrompt: spec.negativePrompt ?? "")
-            return JobRun(spec: spec, stages: stages)
+            let stages = LatentStages(spec: spec, model: runner.model)
+            return JobRun(spec: spec, stages: stages, input: input)
         }
         try spec.validate(for: pixel.shape, samplers: Sampler.allCases.map(\.rawValue))
         return JobRun(spec: spec, model: pixel.shape, channels: pixel.channels) { spec.initialNoise($0, channels: pixel.channels) }
@@ -40,13 +41,13 @@ public struct LocalRenderer {
         return Tensor(shape: [spec.frames, pixel!.channels, spec.height, spec.width], scalars: job.finalLatent())
     }
 
-    /// Renders `spec` with a latent model: its frames.
-    public func renderFrames(_ spec: JobSpec) throws -> RGBVideo {
-        RGBVideo(width: spec.width, height: spec.height, pixels: try run(spec, progress: { _, _ in }).finalFrames())
+    /// Renders `spec` with a latent model, re-rendering `input` if given: its frames.
+    public func renderFrames(_ spec: JobSpec, input: [Float]? = nil) throws -> RGBVideo {
+        RGBVideo(width: spec.width, height: spec.height, pixels: try run(spec, input: input, progress: { _, _ in }).finalFrames())
     }
 
-    private func run(_ spec: JobSpec, progress: (Int, Int) -> Void) throws -> JobRun {
-        let job = try job(for: spec)
+    private func run(_ spec: JobSpec, input: [Float]? = nil, progress: (Int, Int) -> Void) throws -> JobRun {
+        let job = try job(for: spec, input: input)
         while !job.isComplete {
             for assignment in job.takeReadyShards() {
                 let result = try run(assignment, of: job) {

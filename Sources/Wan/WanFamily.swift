@@ -76,9 +76,9 @@ extension WanModel: VideoModel {
         return Tensor(shape: [video.frames, 3, video.height, video.width], scalars: video.data)
     }
 
-    public func encode(_ frames: Tensor) throws -> Tensor {
+    public func encode(_ frames: Tensor, tick: () -> Void) throws -> Tensor {
         let vae = try vae()
         let clip = Clip(frames: frames.shape[0], channels: frames.shape[1], height: frames.shape[2], width: frames.shape[3], data: frames.scalars)
-        return vae.normalize(vae.encodeMean(clip)).channelMajor
+        return vae.normalize(vae.encodeMean(clip, afterBlock: tick)).channelMajor
     }
 }

@@ -572,7 +572,8 @@ public final class WanVAE: @unchecked Sendable {
     // MARK: encoding
 
     /// The mean of the latent distribution of `video` (frames in [-1, 1]; a count of 1 + 4k).
-    public func encodeMean(_ video: Clip) -> Clip {
+    /// `afterBlock` is called after each block (a worker heartbeats from it).
+    public func encodeMean(_ video: Clip, afterBlock: () -> Void = {}) -> Clip {
         precondition(video.channels == 3 && (video.frames - 1) % config.temporalFactor == 0,
                      "the encoder takes 1 + \(config.temporalFactor)k frames")
         encoderIn.cache = nil; encoderOut.cache = nil
@@ -593,6 +594,7 @@ public final class WanVAE: @unchecked Sendable {
                 case .residual(let block): x = block(x)
                 case .resample(let resample): x = resample(x)
                 }
+                afterBlock()
             }
             x = encoderMid.0(x)
             x = encoderMid.1(x)

@@ -56,6 +56,11 @@ public final class ShardRunner {
             let kept = Array(frames.scalars[(skip * 3 * height * width)...])
             // Quantised here as the encoder would: the piece travels at a quarter of its float size.
             return ShardOutput(pixels: RGBVideo(planar: kept, frames: count - skip, height: height, width: width).pixels)
+        case .encodeFrames(let video):
+            let frames = Tensor(shape: [video.frameCount, 3, video.height, video.width], scalars: video.planar())
+            // The model's [1, C, F, H, W] latent, frame-major as the coordinator plans it.
+            let latent = try model.encode(frames, tick: tick)
+            return ShardOutput(values: latent.swappingAxes1And2().scalars)
         }
     }
 }

@@ -1,5 +1,6 @@
 import Diffusion
 import Foundation
+import Media
 import Planning
 import Wire
 
@@ -37,13 +38,15 @@ public enum ShardTask: Sendable {
     case encode(prompt: String)
     /// Decode latent frames [F, C, H, W] with the VAE, dropping the first `skipFrames` frames.
     case decode(latent: Tensor, skipFrames: Int)
+    /// Encode an input video's frames with the VAE.
+    case encodeFrames(RGBVideo)
 
     /// The model part it runs on.
     public var part: ModelPart {
         switch self {
         case .denoise: return .dit
         case .encode: return .text
-        case .decode: return .vae
+        case .decode, .encodeFrames: return .vae
         }
     }
 }
@@ -62,6 +65,12 @@ extension ShardTask {
         case .decode:
             // The frames skipped are checked against those decoded, once decoded.
             self = .decode(latent: try Self.tensor(assignment.shape, payloads[0], "latent"), skipFrames: Int(assignment.decodeSkipFrames))
+        case .encode:
+            let shape = assignment.shape
+            guard shape.channels == 3, let count = shape.count, count > 0, payloads[0].count == count else {
+                throw WireError(.invalidAssignment, "input frames of \(payloads[0].count) bytes for a shape of \(shape.count.map(String.init) ?? "too many")")
+            }
+            self = .encodeFrames(RGBVideo(width: Int(shape.columns), height: Int(shape.rows), pixels: [UInt8](payloads[0])))
         case .denoise, .UNRECOGNIZED:
             guard assignment.kind == .denoise else { throw WireError(.invalidAssignment, "an unknown kind of shard (\(assignment.kind.rawValue))") }
             self = .denoise(try ShardWork(assignment: assignment, payloads: payloads))

@@ -40,7 +40,7 @@ struct Render: ParsableCommand {
             let output = output ?? "out.mp4"
             try OutputPath.check(output, extension: "mp4", flag: "--output")
             guard contactSheet == nil, framesDir == nil else {
-                throw UserError("--contact-sheet and --frames-dir are not available with --sampler unipc or --input for Wan models yet; leave them out")
+                throw UserError("--contact-sheet and --frames-dir are not available with --sampler unipc for Wan models yet; leave them out")
             }
             return try WanRender(model: try WanModel(directory: directory), job: job, output: output, threads: threads).run()
         }
@@ -71,7 +71,8 @@ struct Render: ParsableCommand {
         let layout = plan.layout.map { "a layout window for each of \($0.shots.count) shot(s), then " } ?? ""
         let parts = stages.map { "\($0.prompts.count) prompt(s) to encode, " } ?? ""
         let pieces = stages.map { ", \($0.pieces.count) piece(s) to decode" } ?? ""
-        FileHandle.standardError.write(Data("reel: rendering \(spec.frames) frames of \(spec.width)x\(spec.height) with \(model.name), \(spec.steps) \(spec.sampler) steps, guidance \(spec.guidance), seed \(spec.seed); \(parts)\(layout)\(plan.chunks.count) chunk(s) x \(plan.tileRows.count * plan.tileColumns.count) tile(s)\(pieces) on \(workers) local worker(s)\n".utf8))
+        let from = job.input.map { " from \($0) at strength \(spec.strength)" } ?? ""
+        FileHandle.standardError.write(Data("reel: rendering \(spec.frames) frames of \(spec.width)x\(spec.height) with \(model.name)\(from), \(spec.steps) \(spec.sampler) steps, guidance \(spec.guidance), seed \(spec.seed); \(parts)\(layout)\(plan.chunks.count) chunk(s) x \(plan.tileRows.count * plan.tileColumns.count) tile(s)\(pieces) on \(workers) local worker(s)\n".utf8))
 
         let work = WorkDirectory(prefix: "reel-render")
         defer { work.remove() }

@@ -4,7 +4,7 @@ import Media
 import Planning
 import Wan
 
-/// `reel render --model DIR --sampler unipc` (or `--input`) for a Wan 2.1 model: the reference's
+/// `reel render --model DIR --sampler unipc` for a Wan 2.1 model: the reference's
 /// pipeline, with the scheduler's UniPC, in this process: the text encoder, the transformer's
 /// guided steps and the VAE, then the frames are encoded as H.264. Other renders of Wan take
 /// the farm's path, as every render of reel-shapes does.
@@ -27,8 +27,8 @@ struct WanRender {
     }
 
     /// Whether a render takes the reference's pipeline in this process rather than the farm's
-    /// path: for the scheduler's UniPC (the farm's samplers are Reel's own) or an input video.
-    static func runsThePipeline(_ job: JobOptions) -> Bool { job.sampler == "unipc" || job.input != nil }
+    /// path: for the scheduler's UniPC (the farm's samplers are Reel's own).
+    static func runsThePipeline(_ job: JobOptions) -> Bool { job.sampler == "unipc" }
 
     func run() throws {
         for (flag, given) in [("--window", job.window != nil), ("--overlap", job.overlap != nil),

@@ -56,6 +56,29 @@ import Wire
         #expect(frames.frameCount == 117 && frames.width == 64)
     }
 
+    /// A re-render: the coordinator sends the input's frames to a VAE worker to encode, then
+    /// denoises from them; the bytes are those of `reel render --input`.
+    @Test func aReRenderEncodesItsInputOnAVAEWorker() throws {
+        let farm = try ProcessFarm()
+        defer { farm.stop() }
+        let source = try ReelCommand.run(["render", "a cat walks along a wall", "--model", "wan-tiny", "--size", "64x64", "--frames", "33",
+                                          "--steps", "2", "-o", "source.mp4"], in: farm.directory)
+        #expect(source.status == 0, "\(source.stderr)")
+        try farm.startWorker("text-vae", extra: ["--model", "wan-tiny", "--parts", "text,vae"])
+        try farm.startWorker("dit", extra: ["--model", "wan-tiny", "--parts", "dit"])
+        try farm.waitForWorkers(2)
+        let job = ["a cat walks in the rain", "--model", "wan-tiny", "--size", "64x64", "--input", "source.mp4", "--strength", "0.5", "--steps", "4"]
+        let submitted = try farm.client(["submit"] + job + ["--wait", "-o", "farm.mp4"])
+        #expect(submitted.status == 0, "\(submitted.stderr)")
+        let id = String(submitted.stdout.split(separator: "\n").first ?? "")
+        let status = try farm.status(id)
+        #expect(status.shardsTotal == 2 + 1 + 2 + 1, "two prompts, the input, two steps of one region, one piece: \(status)")
+        let local = try ReelCommand.run(["render"] + job + ["-o", "local.mp4"], in: farm.directory)
+        #expect(local.status == 0 && local.stderr.contains("from source.mp4 at strength 0.5"), "\(local.stderr)")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: "\(farm.directory)/farm.mp4"))
+                == Data(contentsOf: URL(fileURLWithPath: "\(farm.directory)/local.mp4")))
+    }
+
     @Test func aShardWaitsForAWorkerHoldingItsPartAndSaysWhich() throws {
         let farm = try ProcessFarm()
         defer { farm.stop() }

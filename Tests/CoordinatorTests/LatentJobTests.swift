@@ -84,6 +84,33 @@ import Worker
                 "the reference-checked pipeline, with the farm's sampler")
     }
 
+    /// A re-render: the input encoded by a VAE shard, noised to the first step's time on the
+    /// model's schedule, denoised from there; the reference-checked pipeline does the same.
+    @Test func aReRenderOnTheFarmsPathIsThePipelineBitForBit() throws {
+        let model = try WanModel(directory: Self.model)
+        let source = try WanPipeline(model: model).generate(WanRequest(prompt: "a cat", width: 64, height: 64, frames: 9, steps: 2,
+                                                                       guidance: 5, seed: 8, sampler: .euler))
+        // The input as a coordinator holds it: 8-bit frames, read back as floats.
+        let input = RGBVideo(planar: source.data, frames: 9, height: 64, width: 64).planar()
+        var request = Reel_V1_JobSpec()
+        request.prompt = "a cat in the rain"
+        request.model = "wan-tiny"
+        request.width = 64; request.height = 64
+        request.steps = 4
+        request.seed = 3
+        request.withInput = true
+        request.strength = 0.5
+        let spec = try SpecResolver(model: PlannedModel(directory: Self.model)).resolve(request) { _, _ in 9 }.spec
+        #expect(spec.frames == 9 && spec.firstStep == 2)
+        let job = try LocalRenderer(latentModel: model).job(for: spec, input: input)
+        #expect(job.takeReadyShards().map { job.unit($0.region) } == [.prompt(0), .prompt(1), .input], "the input is encoded beside the prompts")
+        let farm = try LocalRenderer(latentModel: model).renderFrames(spec, input: input)
+        let pipeline = try WanPipeline(model: model).generate(WanRequest(
+            prompt: spec.prompt, width: 64, height: 64, frames: 9, steps: 4, guidance: spec.guidance, shift: Double(spec.shift),
+            seed: 3, sampler: .dpmpp2m, input: Clip(frames: 9, channels: 3, height: 64, width: 64, data: input), strength: 0.5))
+        #expect(farm.pixels == RGBVideo(planar: pipeline.data, frames: 9, height: 64, width: 64).pixels)
+    }
+
     @Test func theFramesDoNotDependOnShardOrderAndSurviveARestartMidDecode() throws {
         let spec = try Self.spec(frames: 117)
         let renderer = LocalRenderer(latentModel: try ModelFamilies.open(Self.model))
@@ -111,10 +138,10 @@ import Worker
         request.prompt = "a cat"
         request.model = "wan-tiny"
         request.frames = 10
-        request.withInput = true
+        request.layoutStrength = 0.5
         let resolver = SpecResolver(model: try PlannedModel(directory: Self.model))
-        let error = try #require(throws: SpecError.self) { try resolver.resolve(request) { _, _ in 10 } }
-        #expect(Set(error.problems.map(\.field)) == ["frames", "with_input"], "\(error)")
+        let error = try #require(throws: SpecError.self) { try resolver.resolve(request) }
+        #expect(Set(error.problems.map(\.field)) == ["frames", "layout_strength"], "\(error)")
         #expect("\(error)".contains("1 + 4k frames"))
         request = Reel_V1_JobSpec()
         request.prompt = "a cat"
