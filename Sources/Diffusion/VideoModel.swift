@@ -26,6 +26,8 @@ public protocol VideoModel: AnyObject, Sendable {
     /// Frames [F, 3, H, W] in [-1, 1] to latents [1, C, F, H, W]; `tick` is called often.
     func encode(_ frames: Tensor, tick: () -> Void) throws -> Tensor
 
+    /// Bytes of `part`'s weights as stored: what holding it costs at least; 0 for a pixel model.
+    func weightBytes(_ part: ModelPart) -> Int
     /// Reads the weights of `parts` now, so that a broken model fails when a worker starts,
     /// not mid-shard (a pixel model is read whole when opened).
     func prepare(_ parts: [ModelPart]) throws
@@ -87,6 +89,21 @@ public struct LatentParts: Sendable, Equatable {
 
 /// The parts of a latent model, as a worker announces those it holds (`--parts`).
 public enum ModelPart: String, Sendable, CaseIterable, Codable {
+    /// The parts a machine of `memory` bytes holds by default: as many as fit in 85 % of it, the
+    /// denoiser first (most of a job's shards), then the VAE, then the text encoder, counting
+    /// each model's weights as stored.
+    public static func fitting(_ models: [any VideoModel], memory: UInt64) -> [ModelPart] {
+        let budget = Double(memory) * 0.85
+        var held: [ModelPart] = []
+        for part in [ModelPart.dit, .vae, .text] {
+            let fits = models.allSatisfy { model in
+                Double((held + [part]).reduce(0) { $0 + model.weightBytes($1) }) <= budget
+            }
+            if fits { held.append(part) }
+        }
+        return ModelPart.allCases.filter(held.contains)
+    }
+
     /// The text encoder: prompts to embeddings.
     case text
     /// The denoiser (Wan's DiT).
@@ -169,6 +186,8 @@ extension Model: VideoModel {
     public var latentParts: LatentParts? { nil }
 
     public func prepare(_ parts: [ModelPart]) throws {}
+
+    public func weightBytes(_ part: ModelPart) -> Int { 0 }
 
     public func schedule(steps: Int, shift: Float) -> FlowSchedule { FlowSchedule(steps: steps, shift: shift) }
 

@@ -31,6 +31,14 @@ extension WanModel: VideoModel {
         }
     }
 
+    public func weightBytes(_ part: ModelPart) -> Int {
+        let folder = ["text": "text_encoder", "dit": "transformer", "vae": "vae"][part.rawValue]!
+        let files = (try? FileManager.default.contentsOfDirectory(atPath: "\(directory)/\(folder)")) ?? []
+        return files.filter { $0.hasSuffix(".safetensors") }.reduce(0) { total, file in
+            total + ((try? FileManager.default.attributesOfItem(atPath: "\(directory)/\(folder)/\(file)")[.size] as? Int) ?? 0)
+        }
+    }
+
     public var latentParts: LatentParts? {
         LatentParts(channels: vaeConfig.zDim, temporalFactor: vaeConfig.temporalFactor, spatialFactor: vaeConfig.spatialFactor,
                     patch: transformerConfig.patchSize[1], windowFrames: WanRequest.windowLatentFrames,

@@ -249,7 +249,7 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(help: "Model this worker offers (repeatable; default: every package it finds).")
     var model: [String] = []
 
-    @Option(help: ArgumentHelp("Parts of latent models (Wan) this worker holds, comma-separated: text (the text encoder), dit (the denoiser), vae (default: all three). The coordinator sends each kind of shard only to workers holding its part; pixel models (reel-shapes) run whole.", valueName: "parts"))
+    @Option(help: ArgumentHelp("Parts of latent models (Wan) this worker holds, comma-separated: text (the text encoder), dit (the denoiser), vae (default: those whose weights fit in 85 % of this machine's memory, the denoiser first, then the VAE, then the text encoder). The coordinator sends each kind of shard only to workers holding its part; pixel models (reel-shapes) run whole.", valueName: "parts"))
     var parts: String?
 
     @Option(help: "Name shown in `reel workers` (default: host name and process id).")
@@ -278,9 +278,15 @@ struct WorkerCommand: AsyncParsableCommand {
         if let threads { ComputeThreads.set(try Render.positive(threads, "--threads")) }
         // Every model is loaded now, so a broken package fails here, not mid-shard. One given
         // by --model is offered by its package name and by its directory: jobs name it either way.
-        let held = try parts.map(Self.parts(_:)) ?? ModelPart.allCases
-        let library = model.isEmpty ? ModelLibrary(parts: held)
-                                    : ModelLibrary(names: [], preloaded: try model.map { try ModelFamilies.open(ModelFamilies.locate($0)) }, parts: held)
+        let opened = try model.map { try ModelFamilies.open(ModelFamilies.locate($0)) }
+        let latent = opened.filter { $0.latentParts != nil }
+        let memory = ProcessInfo.processInfo.physicalMemory
+        let held = try parts.map(Self.parts(_:)) ?? ModelPart.fitting(latent, memory: memory)
+        if parts == nil, !latent.isEmpty, held.count < ModelPart.allCases.count {
+            let left = ModelPart.allCases.filter { !held.contains($0) }.map(\.rawValue).joined(separator: ", ")
+            Logger(label: "reel.worker").warning("holding \(held.isEmpty ? "no part" : held.map(\.rawValue).joined(separator: ", ")) of \(latent.map(\.name).joined(separator: ", ")): the weights of \(left) do not fit beside them in 85 % of \(memory >> 30) GiB; choose with --parts")
+        }
+        let library = model.isEmpty ? ModelLibrary(parts: held) : ModelLibrary(names: [], preloaded: opened, parts: held)
         guard !library.names.isEmpty else { throw UserError("no model packages found; pass --model or set REEL_MODELS") }
         for name in library.names { try library.model(name).prepare(held) }
         let name = id ?? "\(ProcessInfo.processInfo.hostName)-\(getpid())"

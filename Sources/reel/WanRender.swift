@@ -33,7 +33,7 @@ struct WanRender {
     func run() throws {
         for (flag, given) in [("--window", job.window != nil), ("--overlap", job.overlap != nil),
                               ("--layout-strength", job.layoutStrength != nil), ("--sync-interval", job.syncInterval != nil)] where given {
-            throw UserError("\(flag) is not available for Wan models yet (they render in one window, in-process); leave it out")
+            throw UserError("\(flag) is not available with --sampler unipc (the reference pipeline renders one window, in one process); use the default sampler or leave it out")
         }
         var sampler: Sampler?
         if let name = job.sampler, name != "unipc" {
@@ -44,7 +44,7 @@ struct WanRender {
         }
         if job.strength != nil && job.input == nil { throw UserError("--strength applies to --input; give the video to re-render") }
         guard !JobFile.looksLikeOne(job.prompt) else {
-            throw UserError("job files are not available for Wan models yet; give the prompt and options on the command line")
+            throw UserError("job files are not available with --sampler unipc; give the prompt and options on the command line")
         }
         let size = try job.size.map(JobOptions.parseSize) ?? (WanRequest.defaultSize.width, WanRequest.defaultSize.height)
         let fps = job.fps ?? WanRequest.defaultFPS

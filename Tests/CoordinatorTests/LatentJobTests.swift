@@ -133,6 +133,19 @@ import Worker
         #expect(again.finalFrames() == inOrder.finalFrames())
     }
 
+    /// Without --parts, a worker holds what fits 85 % of its memory: the DiT first, then the
+    /// VAE, then the text encoder.
+    @Test func aWorkerHoldsThePartsThatFitItsMemory() throws {
+        let model = try WanModel(directory: Self.model)
+        let bytes = Dictionary(uniqueKeysWithValues: ModelPart.allCases.map { ($0, model.weightBytes($0)) })
+        #expect(bytes.values.allSatisfy { $0 > 0 })
+        func memory(for parts: [ModelPart]) -> UInt64 { UInt64((Double(parts.reduce(0) { $0 + bytes[$1]! }) / 0.85).rounded(.up)) }
+        #expect(ModelPart.fitting([model], memory: memory(for: [.dit, .vae, .text])) == [.text, .dit, .vae])
+        #expect(ModelPart.fitting([model], memory: memory(for: [.dit, .vae])) == [.dit, .vae])
+        #expect(ModelPart.fitting([model], memory: memory(for: [.dit])) == [.dit])
+        #expect(ModelPart.fitting([model], memory: 0).isEmpty)
+    }
+
     @Test func aLatentModelsSpecIsCheckedForItsFamily() throws {
         var request = Reel_V1_JobSpec()
         request.prompt = "a cat"
