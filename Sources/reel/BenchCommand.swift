@@ -45,7 +45,7 @@ struct EngineBench: ParsableCommand {
     @Option(help: "With a Wan folder: the video's frames.")
     var frames: Int = 17
 
-    @Option(help: .hidden)
+    @Option(help: "With a Wan model: time one part in this process and print its JSON: text, dit (a guided step), vae, or forward (one unguided DiT forward, the full-size check: --size 832x480 --frames 81).")
     var part: String?
 
     @Option(help: "Seconds to spend on each row in each round.")
@@ -109,7 +109,7 @@ struct EngineBench: ParsableCommand {
         let bench = WanEngineBench(directory: directory, width: width, height: height, frames: frames)
         try bench.validate()
         if let part {
-            guard let part = WanEngineBench.Part(rawValue: part) else { throw UserError("--part \(part): use text, dit or vae") }
+            guard let part = WanEngineBench.Part(rawValue: part) else { throw UserError("--part \(part): use text, dit, vae or forward") }
             return print(String(decoding: try JSONEncoder().encode(try bench.measure(part)), as: UTF8.self))
         }
         var sgemm = 0.0

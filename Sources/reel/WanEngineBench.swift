@@ -9,7 +9,9 @@ struct WanEngineBench {
     let directory: String
     let width: Int, height: Int, frames: Int
 
-    enum Part: String, CaseIterable { case text, dit, vae }
+    /// `forward`: one unguided forward of the DiT alone, the check that a full-size video
+    /// (832x480x81, 32,760 tokens) runs, with its attention tiled; not in the default run.
+    enum Part: String, CaseIterable { case text, dit, vae, forward }
 
     /// What one part's process reports.
     struct PartReport: Codable {
@@ -48,23 +50,25 @@ struct WanEngineBench {
             let start = clock.now
             _ = try model.encode(prompt: prompt)
             return PartReport(seconds: (clock.now - start).seconds, count: tokens, gflop: 0, peakRSSBytes: Self.peakRSS())
-        case .dit:
+        case .dit, .forward:
+            // A guided step is both halves as one batch of two; a forward, one video.
+            let batch = part == .dit ? 2 : 1
             let transformer = try model.transformer()
             let shape = model.latentShape(frames: frames, width: width, height: height)
-            let latents = NoiseField(seed: 1).tensor(step: 0, frames: 0..<(2 * shape.frames), channels: shape.channels,
+            let latents = NoiseField(seed: 1).tensor(step: 0, frames: 0..<(batch * shape.frames), channels: shape.channels,
                                                      height: shape.height, width: shape.width)
-                .reshaped([2, shape.frames, shape.channels, shape.height, shape.width]).swappingAxes1And2()
+                .reshaped([batch, shape.frames, shape.channels, shape.height, shape.width]).swappingAxes1And2()
             let textTokens = try model.tokenizer().maxLength
-            let context = Tensor(shape: [2, textTokens, transformer.config.textDim],
-                                 scalars: NoiseField(seed: 2).tensor(step: 0, frames: 0..<1, channels: 1, height: 2 * textTokens,
+            let context = Tensor(shape: [batch, textTokens, transformer.config.textDim],
+                                 scalars: NoiseField(seed: 2).tensor(step: 0, frames: 0..<1, channels: 1, height: batch * textTokens,
                                                                      width: transformer.config.textDim).scalars)
             let start = clock.now
-            _ = transformer.velocity(latents, timesteps: [500, 500], context: context)
+            _ = transformer.velocity(latents, timesteps: [Float](repeating: 500, count: batch), context: context)
             let seconds = (clock.now - start).seconds
             let patch = transformer.config.patchSize
             let tokens = shape.frames / patch[0] * (shape.height / patch[1]) * (shape.width / patch[2])
             return PartReport(seconds: seconds, count: tokens,
-                              gflop: transformer.config.flops(batch: 2, tokens: tokens, textTokens: textTokens) / 1e9,
+                              gflop: transformer.config.flops(batch: batch, tokens: tokens, textTokens: textTokens) / 1e9,
                               peakRSSBytes: Self.peakRSS())
         case .vae:
             let shape = model.latentShape(frames: frames, width: width, height: height)
@@ -81,7 +85,7 @@ struct WanEngineBench {
     /// Each part in a process of its own (this binary, `--part`), then the report.
     func run(threads: Int, sgemmGFLOPS: Double) throws -> Report {
         var parts: [Part: PartReport] = [:]
-        for part in Part.allCases {
+        for part in [Part.text, .dit, .vae] {
             FileHandle.standardError.write(Data("reel: bench engine: timing \(part.rawValue) in a process of its own\n".utf8))
             parts[part] = try child(part, threads: threads)
         }
