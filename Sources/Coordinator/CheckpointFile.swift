@@ -27,6 +27,13 @@ public enum CheckpointFile {
         for entry in checkpoint.entries {
             data.appendUInt32(entry.region)
             data.appendUInt32(entry.step)
+            if let frames = entry.frames {
+                // Kind 2: a decoded piece's frames, as bytes.
+                data.appendUInt32(frames.count)
+                data.append(2)
+                data.append(contentsOf: frames)
+                continue
+            }
             data.appendUInt32(entry.latent.count)
             data.append(entry.state == nil ? 0 : 1)
             data.append(LatentCodec.encode(entry.latent))
@@ -58,8 +65,14 @@ public enum CheckpointFile {
             // checks it against the plan).
             let region = try reader.count(limit: 1 << 24)
             let step = try reader.count(limit: 1 << 20)
-            let count = try reader.count(limit: reader.remaining / 4)
-            let hasState = try reader.bytes(1).first == 1
+            let count = try reader.count(limit: reader.remaining)
+            let kind = try reader.bytes(1).first!
+            guard kind <= 2 else { throw CheckpointError(.outOfRange, "checkpoint entry of unknown kind \(kind)") }
+            if kind == 2 {
+                entries.append(.init(region: region, step: step, latent: [], state: nil, frames: [UInt8](try reader.bytes(count))))
+                continue
+            }
+            let hasState = kind == 1
             let latent = try LatentCodec.decode(try reader.bytes(count * 4), count: count)
             let state = hasState ? try LatentCodec.decode(try reader.bytes(count * 4), count: count) : nil
             entries.append(.init(region: region, step: step, latent: latent, state: state))

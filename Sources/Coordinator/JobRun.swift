@@ -280,9 +280,11 @@ public final class JobRun {
             public let step: Int
             public let latent: [Float]
             public let state: [Float]?
+            /// A decoded piece's frames, 8-bit RGB (its `latent` is empty).
+            public let frames: [UInt8]?
 
-            public init(region: Int, step: Int, latent: [Float], state: [Float]?) {
-                self.region = region; self.step = step; self.latent = latent; self.state = state
+            public init(region: Int, step: Int, latent: [Float], state: [Float]?, frames: [UInt8]? = nil) {
+                self.region = region; self.step = step; self.latent = latent; self.state = state; self.frames = frames
             }
         }
         public var progress: [Int]
@@ -295,11 +297,14 @@ public final class JobRun {
     }
 
     public func checkpoint() -> Checkpoint {
-        // A latent job's embeddings and decoded pieces are entries of their units at step 0
-        // (a piece's bytes as floats, each exactly).
+        // A latent job's embeddings, input latent and decoded pieces are entries of their units
+        // at step 0; a piece's frames stay bytes (shared with the run's, not copied).
         let input = encodesInput ? [encodedInput] : []
-        var entries = zip(plan.regions.count..., embeddings + input + decoded.map { $0?.map(Float.init) }).compactMap { unit, values in
+        var entries = zip(plan.regions.count..., embeddings + input).compactMap { unit, values in
             values.map { Checkpoint.Entry(region: unit, step: 0, latent: $0, state: nil) }
+        }
+        entries += zip(pieceUnits, decoded).compactMap { unit, frames in
+            frames.map { Checkpoint.Entry(region: unit, step: 0, latent: [], state: nil, frames: $0) }
         }
         for region in plan.regions.indices {
             for (step, snapshot) in snapshots[region].sorted(by: { $0.key < $1.key }) where step > plan.firstStep(of: region) {
@@ -319,13 +324,13 @@ public final class JobRun {
         for entry in checkpoint.entries {
             let fits: Bool
             switch unit(entry.region) {
-            case .region(let region): fits = (plan.firstStep(of: region)...plan.steps).contains(entry.step)
+            case .region(let region): fits = entry.frames == nil && (plan.firstStep(of: region)...plan.steps).contains(entry.step)
                                              && (entry.state.map { $0.count == entry.latent.count } ?? true)
-            case .prompt, .input: fits = entry.step == 0 && entry.state == nil
-            case .piece: fits = entry.step == 0 && entry.state == nil && entry.latent.allSatisfy { (0...255).contains($0) && $0.rounded() == $0 }
+            case .prompt, .input: fits = entry.frames == nil && entry.step == 0 && entry.state == nil
+            case .piece: fits = entry.step == 0 && entry.state == nil && entry.latent.isEmpty && entry.frames?.count == resultCount(of: entry.region)
             case nil: fits = false
             }
-            guard fits, entry.latent.count == resultCount(of: entry.region) else {
+            guard fits, entry.frames != nil || entry.latent.count == resultCount(of: entry.region) else {
                 throw CheckpointError(.planMismatch, "a snapshot of unit \(entry.region) at step \(entry.step) does not fit the plan")
             }
         }
@@ -341,7 +346,7 @@ public final class JobRun {
             case .input:
                 encodedInput = entry.latent
                 inputPixels = nil
-            case .piece(let piece): decoded[piece] = entry.latent.map { UInt8($0) }
+            case .piece(let piece): decoded[piece] = entry.frames
             case .region, nil: snapshots[entry.region][entry.step] = Snapshot(latent: entry.latent, state: entry.state)
             }
         }

@@ -24,12 +24,17 @@ struct FarmView: Encodable {
         let waiting: String
         /// Chunks with a preview frame now.
         let previews: [Int]
+        /// A latent model's other shard kinds: prompts encoded and pieces decoded, of how many
+        /// (zero totals for a pixel model).
+        let promptsEncoded, promptsTotal, piecesDecoded, piecesTotal: Int
     }
 
     struct Worker: Encodable {
         let id, host, state, job: String
         let region, threads: Int
         let models: [String]
+        /// The parts of latent models it holds; empty: all.
+        let parts: [String]
         let heartbeatAgeSeconds: Double
         let shardsCompleted: Int
     }
@@ -47,11 +52,14 @@ struct FarmView: Encodable {
                 chunkFirstStep: Int(status.chunkFirstStep), waitsForLayout: status.chunksWaitForLayout,
                 secondsElapsed: status.secondsElapsed,
                 secondsRemaining: status.state == .running && status.stepsDone > 0 ? status.secondsRemaining : nil,
-                error: status.error, waiting: status.waiting, previews: (snapshot.previews[status.jobID] ?? []).map(\.chunk))
+                error: status.error, waiting: status.waiting, previews: (snapshot.previews[status.jobID] ?? []).map(\.chunk),
+                promptsEncoded: Int(status.promptsEncoded), promptsTotal: Int(status.promptsTotal),
+                piecesDecoded: Int(status.piecesDecoded), piecesTotal: Int(status.piecesTotal))
         }
         workers = snapshot.workers.map { worker in
             Worker(id: worker.workerID, host: worker.hostname, state: worker.jobID.isEmpty ? "idle" : "busy",
                    job: worker.jobID, region: Int(worker.region), threads: Int(worker.threads), models: worker.modelsShown,
+                   parts: worker.parts,
                    heartbeatAgeSeconds: worker.heartbeatAgeSeconds, shardsCompleted: Int(worker.shardsCompleted))
         }
         taken = snapshot.taken.timeIntervalSince1970

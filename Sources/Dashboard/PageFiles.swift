@@ -95,6 +95,11 @@ function progressBar(job) {
   bar.appendChild(fill);
   wrapper.appendChild(bar);
   wrapper.appendChild(document.createTextNode(" " + job.stepsDone + "/" + job.stepsTotal));
+  // A latent model's job also encodes its prompts first and decodes its video last.
+  if (job.promptsTotal) {
+    wrapper.appendChild(document.createTextNode(" · prompts " + job.promptsEncoded + "/" + job.promptsTotal
+                                                + " · pieces decoded " + job.piecesDecoded + "/" + job.piecesTotal));
+  }
   return wrapper;
 }
 
@@ -204,7 +209,8 @@ function drawWorkers(workers) {
     cell(row, worker.state);
     cell(row, worker.state === "busy" ? worker.job + " region " + worker.region : "–");
     cell(row, worker.threads);
-    cell(row, worker.models.join(", "));
+    // Parts show only for a worker holding some, not all, of a latent model's parts.
+    cell(row, worker.models.join(", ") + (worker.parts.length && worker.parts.length < 3 ? " (" + worker.parts.join(", ") + ")" : ""));
     cell(row, worker.heartbeatAgeSeconds.toFixed(1) + " s ago");
     cell(row, worker.shardsCompleted);
     body.appendChild(row);

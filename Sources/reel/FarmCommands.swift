@@ -23,9 +23,13 @@ struct ConnectionOptions: ParsableArguments {
     @OptionGroup var keys: PeerKeyOptions
 
     func client() throws -> FarmClient {
-        try FarmClient(context: try ZMQContext(), endpoint: coordinator, timeoutSeconds: timeout,
+        try FarmClient(context: try ZMQContext(), endpoint: Self.endpoint(coordinator), timeoutSeconds: timeout,
                        security: try keys.security(as: "client"))
     }
+
+    /// An endpoint as given, or `HOST:PORT` as the TCP endpoint it means (ZeroMQ's own error
+    /// for a missing transport is "Invalid argument").
+    static func endpoint(_ given: String) -> String { given.contains("://") ? given : "tcp://" + given }
 }
 
 /// The keys a worker or client connects with: its own pair and the coordinator's public key.
@@ -290,7 +294,7 @@ struct WorkerCommand: AsyncParsableCommand {
         guard !library.names.isEmpty else { throw UserError("no model packages found; pass --model or set REEL_MODELS") }
         for name in library.names { try library.model(name).prepare(held) }
         let name = id ?? "\(ProcessInfo.processInfo.hostName)-\(getpid())"
-        var options = WorkerOptions(endpoint: connect, workerID: name, threads: ComputeThreads.count)
+        var options = WorkerOptions(endpoint: ConnectionOptions.endpoint(connect), workerID: name, threads: ComputeThreads.count)
         options.security = security
         let context = try ZMQContext()
         let worker = WorkerService(options: options, context: context, library: library)
@@ -408,15 +412,19 @@ struct Workers: ParsableCommand {
 
     @OptionGroup var connection: ConnectionOptions
 
+    @Flag(help: "Print each worker's whole status as one JSON object per line.")
+    var json = false
+
     func run() throws {
         let workers = try connection.client().workers()
+        if json { return try workers.forEach { print(try $0.jsonString()) } }
         guard !workers.isEmpty else { return print("no workers") }
         print(["WORKER", "HOST", "THREADS", "MODELS", "DOING", "HEARTBEAT", "SHARDS", "HELD/CAP", "PARTS"].joined(separator: "\t"))
         for worker in workers {
             let doing = worker.jobID.isEmpty ? "idle" : "\(worker.jobID)/\(worker.region) step +\(worker.stepsDone)"
             print([worker.workerID, worker.hostname, "\(worker.threads)", worker.modelsShown.joined(separator: ","), doing,
                    String(format: "%.1fs ago", worker.heartbeatAgeSeconds), "\(worker.shardsCompleted)",
-                   "\(worker.shardsHeld)/\(worker.shardCap)", worker.parts.isEmpty ? "all" : worker.parts.joined(separator: ",")].joined(separator: "\t"))
+                   "\(worker.shardsHeld)/\(worker.shardCap)", worker.parts.isEmpty || worker.parts.count == ModelPart.allCases.count ? "all" : worker.parts.joined(separator: ",")].joined(separator: "\t"))
         }
     }
 }

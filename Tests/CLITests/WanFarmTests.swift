@@ -89,6 +89,12 @@ import Wire
         #expect(submitted.status == 0, "\(submitted.stderr)")
         let waiting = try farm.status(id).waiting
         #expect(waiting.contains("no connected worker holds the text encoder of 'wan-tiny'") && waiting.contains("--parts text"), "\(waiting)")
+        // `reel workers --json`, reached as HOST:PORT without tcp://: one status a line, the parts held in it.
+        let listed = try ReelCommand.run(["workers", "--json", "--coordinator", String(farm.endpoint.dropFirst("tcp://".count)), "--insecure"],
+                                         in: farm.directory)
+        #expect(listed.status == 0, "\(listed.stderr)")
+        let workers = try listed.stdout.split(separator: "\n").map { try Reel_V1_WorkerStatus(jsonString: String($0)) }
+        #expect(workers.map(\.workerID) == ["dit"] && workers.first?.parts == ["dit"])
         try farm.startWorker("text", extra: ["--model", "wan-tiny", "--parts", "text"])
         try waitUntil("the prompts are encoded and the job waits for a VAE", timeout: 60) {
             try farm.status(id).waiting.contains("holds the VAE of 'wan-tiny'")
