@@ -72,7 +72,12 @@ public final class CoordinatorServer: @unchecked Sendable {
         self.context = context
         scheduler = Scheduler(failuresBeforeBlocking: options.failuresBeforeBlocking)
         let files = JobFiles(dataDirectory: options.dataDirectory)
-        try FileManager.default.createDirectory(atPath: files.directory, withIntermediateDirectories: true)
+        do {
+            try FileManager.default.createDirectory(atPath: files.directory, withIntermediateDirectories: true)
+        } catch {
+            let reason = (error as NSError).localizedDescription
+            throw CoordinatorError(.dataDirectoryUnavailable, "cannot create \(files.directory): \(reason); give a --data-dir this user may write to")
+        }
         lock = try DataDirectoryLock(directory: options.dataDirectory)
         // Files a crash left half-written (a checkpoint, an input, a video): never read, so
         // removed. The lock above makes sure no other coordinator is writing them.

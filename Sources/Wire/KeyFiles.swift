@@ -47,6 +47,11 @@ public enum KeyFile {
         return key
     }
 
+    /// Whether `path` is a key file holding a secret key (a .key, not a .pub).
+    public static func holdsSecretKey(_ path: String) -> Bool {
+        FileManager.default.fileExists(atPath: path) && ((try? read(path))?["secret-key"] != nil)
+    }
+
     static func read(_ path: String) throws -> [String: String] {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw CurveKeyError(.cannotRead, "cannot read key file \(path); make one with `reel keys new NAME`")

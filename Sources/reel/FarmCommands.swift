@@ -244,8 +244,8 @@ struct WorkerCommand: AsyncParsableCommand {
         abstract: "Run a worker: connect to a coordinator and compute the shards it hands out.",
         discussion: "Stop with SIGINT or SIGTERM; the shard in hand is finished first.")
 
-    @Option(help: "The coordinator's endpoint.")
-    var connect: String = "tcp://127.0.0.1:5555"
+    @Option(help: "The coordinator's endpoint (default: $REEL_COORDINATOR or tcp://127.0.0.1:5555).")
+    var connect: String = ProcessInfo.processInfo.environment["REEL_COORDINATOR"] ?? "tcp://127.0.0.1:5555"
 
     @Option(help: "Compute threads (default: all cores).")
     var threads: Int?

@@ -59,6 +59,13 @@ struct KeysCommand: ParsableCommand {
 
         func run() throws {
             guard let kind = PeerRole(rawValue: role) else { throw UserError("role \(role.debugDescription): use worker, client or admin") }
+            if KeyFile.holdsSecretKey(publicKey) {
+                throw UserError("\(publicKey) holds a secret key: enroll its .pub (the public half), and keep the .key on its own machine")
+            }
+            // Enrolled where no coordinator keeps its keys, a key lets nobody in.
+            guard FileManager.default.fileExists(atPath: "\(dataDir)/keys/coordinator.key") else {
+                throw UserError("--data-dir \(dataDir) holds no coordinator key (\(dataDir)/keys/coordinator.key): give the --data-dir the coordinator runs on, or start the coordinator there once first")
+            }
             let key = try KeyFile.publicKey(publicKey)
             let enrolledName = name ?? URL(fileURLWithPath: publicKey).deletingPathExtension().lastPathComponent
             try KeyDirectory(dataDirectory: dataDir).enroll(key, name: enrolledName, as: kind)

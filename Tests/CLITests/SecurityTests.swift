@@ -102,6 +102,16 @@ import Wire
         #expect(mode == 0o600)
         let bad = try ReelCommand.run(["keys", "enroll", "boss", "k.pub", "--data-dir", "data"], in: directory)
         #expect(bad.status != 0 && bad.stderr.contains("use worker, client or admin"), "\(bad.stderr)")
+        let secret = try ReelCommand.run(["keys", "enroll", "worker", "k.key", "--data-dir", "data"], in: directory)
+        #expect(secret.status != 0 && secret.stderr.contains("k.key holds a secret key: enroll its .pub"), "\(secret.stderr)")
+        // No coordinator has run on ./data: a key enrolled there would let nobody in.
+        let nowhere = try ReelCommand.run(["keys", "enroll", "worker", "k.pub"], in: directory)
+        #expect(nowhere.status != 0 && nowhere.stderr.contains("--data-dir reel-data holds no coordinator key"), "\(nowhere.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: "\(directory)/reel-data"))
+        let unwritable = try ReelCommand.run(["coordinator", "--data-dir", "/proc/reel-data", "--insecure", "--bind", "tcp://127.0.0.1:*"],
+                                             in: directory, wrapper: ["timeout", "20"])
+        #expect(unwritable.status == 1 && unwritable.stderr.contains("cannot create /proc/reel-data") && !unwritable.stderr.contains("NSCocoaErrorDomain"),
+                "\(unwritable.stderr)")
     }
 
     /// A worker the coordinator refuses at the handshake (its key not enrolled, or the other
