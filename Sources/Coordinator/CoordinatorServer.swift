@@ -236,7 +236,9 @@ public final class CoordinatorServer: @unchecked Sendable {
         var snapshot = FarmSnapshot()
         snapshot.jobs = table.order.compactMap { jobs[$0].map(status(of:)) }
         snapshot.workers = workersReply().workers
-        for job in jobs.values where job.isActive { snapshot.previews[job.id] = job.run.previewFrames() }
+        for job in jobs.values where job.isActive {
+            snapshot.previews[job.id] = job.run.previewFrames(projection: job.run.stages == nil ? nil : workers.previewProjection(for: job.spec.model))
+        }
         snapshot.dataDirectory = options.dataDirectory
         snapshot.taken = clock.date
         stopLock.withLock { publishedSnapshot = snapshot }

@@ -102,4 +102,18 @@ struct WorkerRegistry {
             }
         }
     }
+
+    /// A latent model's preview projection, as a worker holding its VAE announced it: finite
+    /// values of a sane size only (a worker's hello is not to be trusted with more than its
+    /// own previews' colours).
+    func previewProjection(for model: String) -> [Float]? {
+        for worker in records.values.sorted(by: { $0.name < $1.name }) {
+            for projection in worker.hello.previewProjections where projection.model == model {
+                if projection.weights.count <= 3 * 1025, projection.weights.allSatisfy({ $0.isFinite && abs($0) <= 100 }) {
+                    return projection.weights
+                }
+            }
+        }
+        return nil
+    }
 }

@@ -26,6 +26,10 @@ public protocol VideoModel: AnyObject, Sendable {
     /// Frames [F, 3, H, W] in [-1, 1] to latents [1, C, F, H, W]; `tick` is called often.
     func encode(_ frames: Tensor, tick: () -> Void) throws -> Tensor
 
+    /// A linear map of latent channels to RGB in [-1, 1] for cheap previews: for each of red,
+    /// green and blue, a weight per channel, then a bias (3 × (channels + 1) values); nil for a
+    /// pixel model, whose latent is RGB.
+    func previewProjection() throws -> [Float]?
     /// Bytes of `part`'s weights as stored: what holding it costs at least; 0 for a pixel model.
     func weightBytes(_ part: ModelPart) -> Int
     /// Reads the weights of `parts` now, so that a broken model fails when a worker starts,
@@ -188,6 +192,8 @@ extension Model: VideoModel {
     public func prepare(_ parts: [ModelPart]) throws {}
 
     public func weightBytes(_ part: ModelPart) -> Int { 0 }
+
+    public func previewProjection() throws -> [Float]? { nil }
 
     public func schedule(steps: Int, shift: Float) -> FlowSchedule { FlowSchedule(steps: steps, shift: shift) }
 

@@ -31,6 +31,27 @@ extension WanModel: VideoModel {
         }
     }
 
+    /// The VAE linearised about the zero latent: the mean colour of a decoded 2x2 latent frame
+    /// of zeros is the bias, and each channel's weight is how that colour moves when the
+    /// channel alone is one (in the pipeline's normalised units). Seventeen tiny decodes.
+    public func previewProjection() throws -> [Float]? {
+        let channels = vaeConfig.zDim
+        func meanColour(_ latent: [Float]) throws -> [Float] {
+            let frames = try decode(Tensor(shape: [1, channels, 1, 2, 2], scalars: latent))
+            let plane = frames.shape[2] * frames.shape[3]
+            return (0..<3).map { k in frames.scalars[(k * plane)..<((k + 1) * plane)].reduce(0, +) / Float(plane) }
+        }
+        let bias = try meanColour([Float](repeating: 0, count: channels * 4))
+        var weights = [[Float]](repeating: [], count: 3)
+        for c in 0..<channels {
+            var latent = [Float](repeating: 0, count: channels * 4)
+            for i in 0..<4 { latent[c * 4 + i] = 1 }
+            let colour = try meanColour(latent)
+            for k in 0..<3 { weights[k].append(colour[k] - bias[k]) }
+        }
+        return (0..<3).flatMap { weights[$0] + [bias[$0]] }
+    }
+
     public func weightBytes(_ part: ModelPart) -> Int {
         let folder = ["text": "text_encoder", "dit": "transformer", "vae": "vae"][part.rawValue]!
         let files = (try? FileManager.default.contentsOfDirectory(atPath: "\(directory)/\(folder)")) ?? []

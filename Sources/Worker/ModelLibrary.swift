@@ -25,6 +25,20 @@ public final class ModelLibrary: @unchecked Sendable {
         self.parts = parts
     }
 
+    /// Preview projections of the latent models loaded here, under each name they are offered
+    /// by, when this process holds their VAE; each made once.
+    public func previewProjections() -> [(model: String, weights: [Float])] {
+        guard parts.contains(.vae) else { return [] }
+        return lock.withLock {
+            loaded.sorted { $0.key < $1.key }.compactMap { name, model in
+                guard model.latentParts != nil else { return nil }
+                if projections[model.directory] == nil { projections[model.directory] = (try? model.previewProjection()) ?? nil }
+                return projections[model.directory].map { (name, $0) }
+            }
+        }
+    }
+    private var projections: [String: [Float]] = [:]
+
     public func model(_ name: String) throws -> any VideoModel {
         try lock.withLock {
             if let model = loaded[name] { return model }

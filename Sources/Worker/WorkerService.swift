@@ -137,6 +137,9 @@ public final class WorkerService: @unchecked Sendable {
                 $0.models = worker.library.names
                 $0.parts = worker.library.parts.map(\.rawValue)
                 $0.memoryBytes = ProcessInfo.processInfo.physicalMemory
+                $0.previewProjections = worker.library.previewProjections().map { projection in
+                    Reel_V1_PreviewProjection.with { $0.model = projection.model; $0.weights = projection.weights }
+                }
                 $0.cpuKernel = BLAS.coreName
             })
             send(.ready, Reel_V1_Ready.with { $0.credits = 1 })

@@ -133,6 +133,32 @@ import Worker
         #expect(again.finalFrames() == inOrder.finalFrames())
     }
 
+    /// The preview's colours come from the VAE itself, linearised about the zero latent: for a
+    /// small uniform latent the projection gives the mean colour a decode gives, and a running
+    /// job's previews are in [-1, 1].
+    @Test func previewsProjectLatentChannelsToTheColoursTheVAEDecodes() throws {
+        let model = try WanModel(directory: Self.model)
+        let projection = try #require(try model.previewProjection())
+        let channels = model.vaeConfig.zDim
+        #expect(projection.count == 3 * (channels + 1) && projection.allSatisfy(\.isFinite))
+        let latent: [Float] = (0..<channels).map { Float($0 % 3) * 0.05 - 0.05 }
+        let decoded = try model.decode(Tensor(shape: [1, channels, 1, 2, 2], scalars: latent.flatMap { [Float](repeating: $0, count: 4) }))
+        let plane = decoded.shape[2] * decoded.shape[3]
+        for k in 0..<3 {
+            let mean = decoded.scalars[(k * plane)..<((k + 1) * plane)].reduce(0, +) / Float(plane)
+            let row = k * (channels + 1)
+            let predicted = projection[row + channels] + (0..<channels).reduce(Float(0)) { $0 + projection[row + $1] * latent[$1] }
+            #expect(abs(predicted - mean) < 0.02, "colour \(k): projected \(predicted), decoded \(mean)")
+        }
+
+        let spec = try Self.spec(frames: 9)
+        let job = JobRun(spec: spec, stages: try Self.stages(spec))
+        try Self.render(job, renderer: LocalRenderer(latentModel: model), shuffleSeed: 1, stopAfter: 3)  // prompts, one step
+        let frames = job.previewFrames(projection: projection)
+        #expect(frames.count == 1 && frames[0].planar.count == 3 * 8 * 8 && frames[0].planar.allSatisfy { (-1...1).contains($0) })
+        #expect(frames[0].planar != job.previewFrames().first?.planar, "projected, not the first three channels")
+    }
+
     /// Without --parts, a worker holds what fits 85 % of its memory: the DiT first, then the
     /// VAE, then the text encoder.
     @Test func aWorkerHoldsThePartsThatFitItsMemory() throws {
