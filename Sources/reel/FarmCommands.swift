@@ -356,7 +356,7 @@ struct Status: ParsableCommand {
         guard !jobs.isEmpty else { return print("no jobs") }
         print(["JOB", "STATE", "STEPS", "REGIONS", "ELAPSED", "ETA", "PROMPT"].joined(separator: "\t"))
         for status in jobs {
-            print([status.jobID, status.state.word, "\(status.stepsDone)/\(status.stepsTotal)",
+            print([status.jobID, status.state.word, Self.steps(status),
                    "\(status.chunks)x\(status.tiles)", String(format: "%.1fs", status.secondsElapsed),
                    status.state == .running && status.stepsDone > 0 ? String(format: "%.0fs", status.secondsRemaining) : "-",  // no rate before a step
                    status.spec.prompt].joined(separator: "\t"))
@@ -365,6 +365,14 @@ struct Status: ParsableCommand {
         for status in jobs where !status.waiting.isEmpty {
             FileHandle.standardError.write(Data("\(status.jobID) waits: \(status.waiting)\n".utf8))
         }
+    }
+
+    /// The step every chunk of the job has reached, of the job's own steps: a 30-step job of
+    /// eight chunks reads 12/30, not a sum over its chunks. A job whose regions the
+    /// coordinator does not list (one waiting for its model) shows its summed steps.
+    static func steps(_ status: Reel_V1_JobStatus) -> String {
+        guard let slowest = status.videoRegionSteps.min(), status.spec.steps > 0 else { return "\(status.stepsDone)/\(status.stepsTotal)" }
+        return "\(status.state == .done ? Int(status.spec.steps) : slowest)/\(status.spec.steps)"
     }
 }
 

@@ -39,6 +39,8 @@ import Wire
         let status = try farm.status(String(id))
         #expect(status.promptsTotal == 2 && status.promptsEncoded == 2 && status.piecesTotal == 2 && status.piecesDecoded == 2)
         #expect(three.regions == "2x1" && status.shardsTotal == 2 * 3 + 2 + 2 && status.resultsAccepted == status.shardsTotal)
+        let row = try farm.client(["status", String(id)]).stdout.split(separator: "\n").last?.split(separator: "\t").map(String.init) ?? []
+        #expect(row.count == 7 && row[2] == "3/3", "the job's own steps, not a sum over its two chunks: \(row)")
         let shards = try farm.client(["workers"]).stdout.split(separator: "\n").dropFirst()
             .map { row in (row.split(separator: "\t").first.map(String.init) ?? "", row.split(separator: "\t").dropFirst(6).first.flatMap { Int($0) } ?? 0) }
         #expect(Dictionary(uniqueKeysWithValues: shards)["text-vae"] == 4, "two prompts and two pieces: \(shards)")
