@@ -76,7 +76,7 @@ public final class JobRun {
     /// A latent job's input video, 8-bit RGB, until it is encoded; and its latent once it is.
     private var inputPixels: [UInt8]?
     private var encodedInput: [Float]?
-    private let encodesInput: Bool
+    private var encodesInput: Bool { stages?.inputTime != nil }
 
     /// `initialLatent` gives a box's latent at the first step: the seed's noise, or for an
     /// input video its frames noised to that step's time. `attemptIDs` gives each assignment
@@ -111,10 +111,9 @@ public final class JobRun {
         progress = plan.regions.indices.map(plan.firstStep(of:))
         embeddings = (stages?.prompts ?? []).map { _ in nil }
         decoded = (stages?.pieces ?? []).map { _ in nil }
-        encodesInput = stages?.inputTime != nil
         nextAttempt = attemptIDs
         self.initialLatent = initialLatent
-        candidates = []
+        candidates = []  // every stored property set, so that `unitCount` may be read
         candidates = Set(0..<unitCount)
     }
 
@@ -146,7 +145,7 @@ public final class JobRun {
 
     private var pieceUnits: Range<Int> { (plan.regions.count + embeddings.count + inputUnits)..<unitCount }
     /// What a region needs before its first step: the prompts' embeddings, and the input's latent.
-    private var conditionsReady: Bool { embeddings.allSatisfy { $0 != nil } && (!encodesInput || encodedInput != nil) }
+    private var conditionsReady: Bool { embeddings.allSatisfy { $0 != nil } && inputEncoded }
     /// Every region has finished its last step.
     public var isDenoised: Bool { progress.allSatisfy { $0 == plan.steps } }
     /// Whether the job's input video, if it has one to encode, is encoded.
@@ -250,7 +249,8 @@ public final class JobRun {
             candidates.formUnion(plan.videoRegions)  // the video's regions wait for the layout
         }
         releaseSnapshots(around: result.region)
-        if isDenoised { candidates.formUnion(pieceUnits) }
+        // Only a latent job has pieces: a pixel job's results never scan every region here.
+        if stages != nil && isDenoised { candidates.formUnion(pieceUnits) }
         return .accepted
     }
 

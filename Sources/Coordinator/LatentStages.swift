@@ -26,15 +26,10 @@ public struct LatentStages: Sendable, Equatable {
     /// they must fit a message. Pieces change no bits (each is one decode of the whole video's
     /// frames), so the bound may be anything.
     public init(spec: JobSpec, model: any VideoModel, maxPieceBytes: Int = Self.defaultMaxPieceBytes) {
-        let inputTime = spec.strength < 1 ? model.schedule(steps: spec.steps, shift: spec.shift).times[spec.firstStep] : nil
-        self.init(spec: spec, parts: model.latentParts!, negativePrompt: spec.negativePrompt ?? "", inputTime: inputTime,
-                  maxPieceBytes: maxPieceBytes)
-    }
-
-    public init(spec: JobSpec, parts: LatentParts, negativePrompt: String, inputTime: Float? = nil,
-                maxPieceBytes: Int = Self.defaultMaxPieceBytes) {
+        let parts = model.latentParts!
         self.parts = parts
-        self.inputTime = inputTime
+        inputTime = spec.strength < 1 ? model.schedule(steps: spec.steps, shift: spec.shift).times[spec.firstStep] : nil
+        let negativePrompt = spec.negativePrompt ?? ""
         var prompts = [spec.prompt]
         if spec.guidance != 1 && negativePrompt != spec.prompt { prompts.append(negativePrompt) }
         self.prompts = prompts

@@ -43,6 +43,11 @@ public protocol VideoModel: AnyObject, Sendable {
     func schedule(steps: Int, shift: Float) -> FlowSchedule
     /// The condition guidance pushes away from when a job gives no negative prompt.
     func unconditionalCondition() throws -> Tensor
+    /// Why a window of frame-major latents of `shape` [F, C, H, W], with prompt embeddings of
+    /// `conditionShape` [tokens, width] (a latent model's, sent with the shard), cannot be
+    /// denoised by this model; nil when it can. A worker asks before computing, so a malformed
+    /// assignment fails its shard instead of trapping in the kernels.
+    func windowProblem(_ shape: [Int], conditionShape: [Int]?) -> String?
     /// The velocity field a shard integrates over a window of frame-major latents
     /// [F, C, H, W]: v_uncond + g·(v_cond − v_uncond), both halves as one batch of two.
     /// `place` is where the window lies in the whole video; `afterBlock` is called often (a
@@ -190,6 +195,16 @@ extension Model: VideoModel {
     public var latentParts: LatentParts? { nil }
 
     public func prepare(_ parts: [ModelPart]) throws {}
+
+    /// Its own channels and whole patches; it encodes its prompts itself.
+    public func windowProblem(_ shape: [Int], conditionShape: [Int]?) -> String? {
+        guard conditionShape == nil else { return "prompt embeddings sent to a model that encodes its own prompts" }
+        guard shape.count == 4, shape.allSatisfy({ $0 > 0 }), shape[1] == config.channels,
+              shape[2] % config.patch == 0, shape[3] % config.patch == 0 else {
+            return "a window of \(shape) for a model of \(config.channels) channels and \(config.patch)-pixel patches"
+        }
+        return nil
+    }
 
     public func weightBytes(_ part: ModelPart) -> Int { 0 }
 

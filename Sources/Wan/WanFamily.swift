@@ -53,11 +53,26 @@ extension WanModel: VideoModel {
     }
 
     public func weightBytes(_ part: ModelPart) -> Int {
-        let folder = ["text": "text_encoder", "dit": "transformer", "vae": "vae"][part.rawValue]!
+        let folder = switch part { case .text: "text_encoder"; case .dit: "transformer"; case .vae: "vae" }
         let files = (try? FileManager.default.contentsOfDirectory(atPath: "\(directory)/\(folder)")) ?? []
         return files.filter { $0.hasSuffix(".safetensors") }.reduce(0) { total, file in
             total + ((try? FileManager.default.attributesOfItem(atPath: "\(directory)/\(folder)/\(file)")[.size] as? Int) ?? 0)
         }
+    }
+
+    /// The transformer's channels, whole patches within its positions' reach, and embeddings
+    /// as wide as its text projection expects.
+    public func windowProblem(_ shape: [Int], conditionShape: [Int]?) -> String? {
+        let c = transformerConfig, patch = c.patchSize
+        guard shape.count == 4, shape.allSatisfy({ $0 > 0 }), shape[1] == c.inChannels,
+              shape[0] % patch[0] == 0, shape[2] % patch[1] == 0, shape[3] % patch[2] == 0,
+              max(shape[0] / patch[0], shape[2] / patch[1], shape[3] / patch[2]) <= c.ropeMaxSeqLen else {
+            return "a window of \(shape) for a transformer of \(c.inChannels) channels, \(patch) patches and \(c.ropeMaxSeqLen) positions a side"
+        }
+        guard let conditionShape, conditionShape.count == 2, conditionShape[0] > 0, conditionShape[1] == c.textDim else {
+            return "prompt embeddings of \(conditionShape.map { "\($0)" } ?? "none"); this model reads [tokens, \(c.textDim)]"
+        }
+        return nil
     }
 
     public var latentParts: LatentParts? {
@@ -82,12 +97,8 @@ extension WanModel: VideoModel {
         let guided = guidance != 1
         let context = Tensor.stacked(guided ? [conditional, unconditional] : [conditional])
         return { x, t in
-            let video = x.reshaped([1] + x.shape).swappingAxes1And2()
-            let batch = guided ? Tensor.stacked([video.slices(0..<1), video.slices(0..<1)]).reshaped([2] + Array(video.shape.dropFirst())) : video
-            let v = transformer.velocity(batch, timesteps: [Float](repeating: t * scale, count: guided ? 2 : 1), context: context,
-                                         afterBlock: afterBlock)
-            let velocity = guided ? v.slices(1..<2).adding(v.slices(0..<1).adding(v.slices(1..<2), scaledBy: -1), scaledBy: guidance) : v
-            return velocity.swappingAxes1And2().reshaped(x.shape)
+            transformer.guidedVelocity(x.reshaped([1] + x.shape).swappingAxes1And2(), timestep: t * scale, context: context,
+                                       guidance: guidance, afterBlock: afterBlock).swappingAxes1And2().reshaped(x.shape)
         }
     }
 

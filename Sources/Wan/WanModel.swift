@@ -224,14 +224,7 @@ public struct WanPipeline {
         let transformer = try model.transformer()
         let scheduler = FlowUniPC(config: model.schedulerConfig, steps: request.steps, shift: request.shift)
         let context = Tensor.stacked(guided ? [conditional, unconditional] : [conditional])
-        /// The guided velocity at a transformer timestep; both halves of guidance as one batch of two.
-        func velocity(_ x: Tensor, _ t: Float) -> Tensor {
-            guard guided else { return transformer.velocity(x, timesteps: [t], context: context) }
-            let both = transformer.velocity(Tensor.stacked([x.slices(0..<1), x.slices(0..<1)]).reshaped([2] + Array(x.shape.dropFirst())),
-                                            timesteps: [t, t], context: context)
-            let (cond, uncond) = (both.slices(0..<1), both.slices(1..<2))
-            return uncond.adding(cond.adding(uncond, scaledBy: -1), scaledBy: request.guidance)
-        }
+        func velocity(_ x: Tensor, _ t: Float) -> Tensor { transformer.guidedVelocity(x, timestep: t, context: context, guidance: request.guidance) }
 
         // A re-render starts part way, from its encoded frames noised to that step's σ, as
         // diffusers' video-to-video pipeline does.
@@ -301,4 +294,18 @@ public struct WanPipelineError: Error, CustomStringConvertible, Equatable {
     public let code: Code
     public let description: String
     public init(_ code: Code, _ description: String) { (self.code, self.description) = (code, description) }
+}
+
+extension WanTransformer {
+    /// The guided velocity of latents [1, C, F, H, W] at a transformer timestep: with a context
+    /// of two prompts (conditional, then unconditional) both halves run as one batch of two and
+    /// combine as v_u + g·(v_c − v_u); with one, the plain velocity. The pipeline and the farm's
+    /// shards both step with it.
+    func guidedVelocity(_ x: Tensor, timestep: Float, context: Tensor, guidance: Float, afterBlock: () -> Void = {}) -> Tensor {
+        guard context.shape[0] == 2 else { return velocity(x, timesteps: [timestep], context: context, afterBlock: afterBlock) }
+        let both = velocity(Tensor.stacked([x.slices(0..<1), x.slices(0..<1)]).reshaped([2] + Array(x.shape.dropFirst())),
+                            timesteps: [timestep, timestep], context: context, afterBlock: afterBlock)
+        let (cond, uncond) = (both.slices(0..<1), both.slices(1..<2))
+        return uncond.adding(cond.adding(uncond, scaledBy: -1), scaledBy: guidance)
+    }
 }

@@ -23,6 +23,9 @@ public final class ShardRunner {
     /// Runs a denoising shard; `onStep` is called after each step with its index, `tick` after
     /// every transformer block (both on this thread).
     public func run(_ work: ShardWork, onStep: (Int) -> Void = { _ in }, tick: @escaping () -> Void = {}) throws -> (latent: Tensor, state: Sampler.State) {
+        if let problem = model.windowProblem(work.latent.shape, conditionShape: work.conditions?.conditional.shape) {
+            throw ShardError("\(model.name) cannot denoise \(problem)")
+        }
         let conditions = try work.conditions ?? (try embedding(for: work.prompt), try unconditionalCondition())
         let velocity = try model.guidedVelocity(conditional: conditions.conditional, unconditional: conditions.unconditional,
                                                 guidance: work.guidance, place: work.place, afterBlock: tick)
@@ -49,6 +52,9 @@ public final class ShardRunner {
         case .encode(let prompt):
             return ShardOutput(values: try model.condition(on: prompt, tick: tick).scalars)
         case .decode(let latent, let skip):
+            guard let parts = model.latentParts, latent.shape[1] == parts.channels else {
+                throw ShardError("\(model.name) cannot decode latents of \(latent.shape)")
+            }
             // The coordinator's latent is frame-major [F, C, H, W]; the model's [1, C, F, H, W].
             let frames = try model.decode(latent.reshaped([1] + latent.shape).swappingAxes1And2(), tick: tick)
             let (count, height, width) = (frames.shape[0], frames.shape[2], frames.shape[3])
@@ -57,6 +63,10 @@ public final class ShardRunner {
             // Quantised here as the encoder would: the piece travels at a quarter of its float size.
             return ShardOutput(pixels: RGBVideo(planar: kept, frames: count - skip, height: height, width: width).pixels)
         case .encodeFrames(let video):
+            guard let parts = model.latentParts, (video.frameCount - 1) % parts.temporalFactor == 0,
+                  video.width % parts.spatialFactor == 0, video.height % parts.spatialFactor == 0 else {
+                throw ShardError("\(model.name) cannot encode \(video.frameCount) frames of \(video.width)x\(video.height)")
+            }
             let frames = Tensor(shape: [video.frameCount, 3, video.height, video.width], scalars: video.planar())
             // The model's [1, C, F, H, W] latent, frame-major as the coordinator plans it.
             let latent = try model.encode(frames, tick: tick)

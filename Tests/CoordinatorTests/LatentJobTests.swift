@@ -159,6 +159,25 @@ import Worker
         #expect(frames[0].planar != job.previewFrames().first?.planar, "projected, not the first three channels")
     }
 
+    /// A shard whose window the model cannot take (another model's channels, embeddings of the
+    /// wrong width, frames the VAE cannot encode) fails with a reason instead of trapping.
+    @Test func aWindowTheModelCannotTakeFailsItsShard() throws {
+        let runner = ShardRunner(model: try WanModel(directory: Self.model))
+        let embedding = Tensor(zeros: [512, 32])
+        func denoise(_ latent: [Int], _ condition: Tensor) throws {
+            _ = try runner.run(ShardWork(prompt: "a cat", sampler: .euler, scheduleSteps: 2, shift: 3, guidance: 5, place: .whole, steps: 0..<1,
+                                         latent: Tensor(zeros: latent), state: Sampler.State(), conditions: (condition, condition)))
+        }
+        #expect(throws: ShardError.self) { try denoise([2, 3, 8, 8], embedding) }
+        #expect(throws: ShardError.self) { try denoise([2, 4, 7, 8], embedding) }
+        #expect(throws: ShardError.self) { try denoise([2, 4, 8, 8], Tensor(zeros: [512, 31])) }
+        try denoise([2, 4, 8, 8], embedding)
+        #expect(throws: ShardError.self) { try runner.run(ShardTask.decode(latent: Tensor(zeros: [2, 3, 8, 8]), skipFrames: 0)) }
+        #expect(throws: ShardError.self) {
+            try runner.run(ShardTask.encodeFrames(RGBVideo(width: 64, height: 64, pixels: [UInt8](repeating: 0, count: 4 * 64 * 64 * 3))))
+        }
+    }
+
     /// Without --parts, a worker holds what fits 85 % of its memory: the DiT first, then the
     /// VAE, then the text encoder.
     @Test func aWorkerHoldsThePartsThatFitItsMemory() throws {
