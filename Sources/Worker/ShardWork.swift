@@ -101,14 +101,16 @@ extension ShardWork {
         }
         let latent = try ShardTask.tensor(assignment.shape, payloads[0], "latent")
         let state = assignment.carriesState ? try ShardTask.tensor(assignment.shape, payloads[1], "sampler state") : nil
-        var conditions: (Tensor, Tensor)?
+        var condition: (Tensor, Tensor)?
         if assignment.hasConditionShape {
-            conditions = (try ShardTask.tensor(assignment.conditionShape, payloads[2], "prompt embedding"),
-                          try ShardTask.tensor(assignment.conditionShape, payloads[3], "negative prompt embedding"))
-        }
-        // Embeddings are [tokens, width]: the shape's rows and columns.
-        let condition = conditions.map { pair in
-            (pair.0.reshaped(Array(pair.0.shape.suffix(2))), pair.1.reshaped(Array(pair.1.shape.suffix(2))))
+            // Embeddings are [tokens, width]: the shape's rows and columns, one frame of one channel.
+            let shape = assignment.conditionShape
+            guard shape.frames == 1, shape.channels == 1 else {
+                throw WireError(.invalidAssignment, "prompt embeddings of \(shape.frames) frames and \(shape.channels) channels; they have one of each")
+            }
+            let tokens = [Int(shape.rows), Int(shape.columns)]
+            condition = (try ShardTask.tensor(shape, payloads[2], "prompt embedding").reshaped(tokens),
+                         try ShardTask.tensor(shape, payloads[3], "negative prompt embedding").reshaped(tokens))
         }
         self.init(prompt: spec.prompt, sampler: sampler, scheduleSteps: Int(spec.steps), shift: spec.shift,
                   guidance: spec.guidance,

@@ -173,6 +173,18 @@ import Worker
         #expect(throws: ShardError.self) { try denoise([2, 4, 8, 8], Tensor(zeros: [512, 31])) }
         try denoise([2, 4, 8, 8], embedding)
         #expect(throws: ShardError.self) { try runner.run(ShardTask.decode(latent: Tensor(zeros: [2, 3, 8, 8]), skipFrames: 0)) }
+        // An assignment whose embeddings claim more than one frame of one channel is refused as it is read.
+        let spec = try Self.spec(frames: 9)
+        let job = JobRun(spec: spec, stages: try Self.stages(spec))
+        let renderer = LocalRenderer(latentModel: try ModelFamilies.open(Self.model))
+        for prompt in job.takeReadyShards() { _ = job.accept(try renderer.run(prompt, of: job)) }
+        let region = try #require(job.takeReadyShards().first)
+        var (header, payloads) = job.message(for: region, job: "j")
+        #expect(throws: Never.self) { try ShardTask(assignment: header, payloads: payloads) }
+        header.conditionShape.frames = 2
+        payloads[2] = payloads[2] + payloads[2]
+        payloads[3] = payloads[3] + payloads[3]
+        #expect(throws: WireError.self) { try ShardTask(assignment: header, payloads: payloads) }
         #expect(throws: ShardError.self) {
             try runner.run(ShardTask.encodeFrames(RGBVideo(width: 64, height: 64, pixels: [UInt8](repeating: 0, count: 4 * 64 * 64 * 3))))
         }
