@@ -22,6 +22,7 @@ extension JobRun {
             $0.steps = UInt32(spec.steps)
             $0.shift = spec.shift
             $0.guidance = spec.guidance
+            $0.weights = spec.weights
         }
         let latent = LatentCodec.encode(assignment.latent)
         switch unit(assignment.region)! {

@@ -30,6 +30,7 @@ extension JobSpec {
         shots = request.shots.map { Shot(prompt: $0.prompt, frames: Int($0.frames)) }
         layoutStrength = request.hasLayoutStrength ? request.layoutStrength : defaults.layoutStrength
         negativePrompt = request.hasNegativePrompt ? request.negativePrompt : defaults.negativePrompt
+        weights = request.weights.isEmpty ? WeightPrecision.default.rawValue : request.weights
         if request.frames == 0, !shots.isEmpty { frames = shots.reduce(0) { $0 + $1.frames } }
     }
 
@@ -41,6 +42,7 @@ extension JobSpec {
         m.priority = Int32(priority); m.outputScale = UInt32(outputScale); m.strength = strength; m.withInput = strength < 1
         m.layoutStrength = layoutStrength
         if let negativePrompt { m.negativePrompt = negativePrompt }
+        m.weights = weights
         m.shots = shots.map { shot in Reel_V1_Shot.with { $0.prompt = shot.prompt; $0.frames = UInt32(clamping: shot.frames) } }
         return m
     }

@@ -67,6 +67,14 @@ public enum PlannedModel: Sendable {
         return (available - 1) / t * t + 1
     }
 
+    /// The weight precisions its jobs may ask for.
+    public var precisions: [WeightPrecision] {
+        switch self {
+        case .pixel: return [.stored]
+        case .latent(let model): return model.precisions
+        }
+    }
+
     /// Channels of the frames a job's input video is read as.
     public var inputChannels: Int {
         if case .pixel(let config, _) = self { return config.channels }
@@ -104,6 +112,12 @@ public struct SpecResolver: Sendable {
         var problems = Self.problems { try spec.validate(for: shape, samplers: samplers) }
         if !(1...JobLimits.maxOutputScale).contains(outputScale) {
             problems.append(SpecProblem(field: "output_scale", problem: "\(outputScale) is out of range; use 1 to \(JobLimits.maxOutputScale)"))
+        }
+        if !model.precisions.map(\.rawValue).contains(spec.weights) {
+            let offered = model.precisions.map(\.rawValue)
+            problems.append(SpecProblem(field: "weights", problem: WeightPrecision(rawValue: spec.weights) == nil
+                ? "\(spec.weights.prefix(40).debugDescription) is not a precision; use \(WeightPrecision.names)"
+                : "\(spec.weights) is not offered by this model, which runs \(offered.joined(separator: " or ")); leave it out"))
         }
         problems += familyProblems(spec, request)
         if !problems.isEmpty { throw SpecError(problems: problems) }

@@ -10,16 +10,19 @@ extension SafeTensorsFile: WeightSource {
     }
 }
 
-/// A weight matrix held either as f32 in memory or as stored in a mapped file (F16/BF16 are
-/// widened for the duration of one product, so a narrow model never exists whole in f32).
+/// A weight matrix held as f32 in memory, as stored in a mapped file (F16/BF16 are widened for
+/// the duration of one product, so a narrow model never exists whole in f32), or quantised to
+/// int8 (dequantised the same way).
 package enum MatrixWeight: @unchecked Sendable {
     case owned(Tensor)
     case stored(StoredTensor)
+    case int8(Int8Matrix)
 
     var shape: [Int] {
         switch self {
         case .owned(let tensor): tensor.shape
         case .stored(let stored): stored.shape
+        case .int8(let matrix): [matrix.rows, matrix.columns]
         }
     }
 
@@ -27,13 +30,34 @@ package enum MatrixWeight: @unchecked Sendable {
         switch self {
         case .owned(let tensor): tensor.withUnsafePointer(body)
         case .stored(let stored): stored.withFloats(body)
+        case .int8(let matrix): matrix.withFloats(body)
+        }
+    }
+
+    /// Whether products must widen the weight: it is not f32 in memory.
+    var needsWidening: Bool {
+        switch self {
+        case .owned: false
+        case .stored(let stored): stored.float32Pointer == nil
+        case .int8: true
+        }
+    }
+
+    /// Writes rows `range` as f32 to `out` (room for their values).
+    func widen(rows range: Range<Int>, into out: UnsafeMutablePointer<Float>) {
+        let columns = shape[1]
+        switch self {
+        case .owned(let tensor):
+            tensor.withUnsafePointer { out.update(from: $0 + range.lowerBound * columns, count: range.count * columns) }
+        case .stored(let stored): stored.widen(into: out, range: (range.lowerBound * columns)..<(range.upperBound * columns))
+        case .int8(let matrix): matrix.widen(rows: range, into: out)
         }
     }
 }
 
 /// A fully connected layer y = x·Wᵀ + b, with W stored [out, in] as in PyTorch.
 package struct Linear {
-    let weight: MatrixWeight
+    package let weight: MatrixWeight
     let bias: [Float]?
     package var inputs: Int { weight.shape[1] }
     package var outputs: Int { weight.shape[0] }
@@ -48,6 +72,22 @@ package struct Linear {
         precondition(weight.shape.count == 2 && (bias == nil || bias!.count == weight.shape[0]), "Linear needs [out, in] and out biases")
         self.weight = weight
         self.bias = bias
+    }
+
+    /// Bytes its weight takes as held (a stored one, in its file's element type).
+    package var weightBytes: Int {
+        switch weight {
+        case .owned(let tensor): tensor.count * MemoryLayout<Float>.size
+        case .stored(let stored): stored.count * stored.dtype.size
+        case .int8(let matrix): matrix.bytes
+        }
+    }
+
+    /// The same layer with its weight quantised to int8 (`Int8Matrix`), widened a row at a time.
+    package func quantised() -> Linear {
+        let weight = weight
+        return Linear(weight: .int8(Int8Matrix(rows: outputs, columns: inputs) { row, out in weight.widen(rows: row..<(row + 1), into: out) }),
+                      bias: bias)
     }
 
     /// Rows per sgemm call. OpenBLAS's result for a row depends on the M of the call it is in
@@ -102,7 +142,7 @@ package struct Linear {
             BLAS.gemm(transposeB: true, m: rows, n: count, k: inputs, a: x, lda: inputs, b: w, ldb: inputs,
                       beta: bias == nil ? 0 : 1, c: y + first, ldc: outputs)
         }
-        guard case .stored(let stored) = weight, stored.float32Pointer == nil else {
+        guard weight.needsWidening else {
             // f32 in memory: each block reads its rows in place.
             weight.withFloats { w in
                 ComputeThreads.forEachSlice(of: blocks, parts: ComputeThreads.count) { slice in
@@ -114,13 +154,13 @@ package struct Linear {
             }
             return
         }
-        // Narrow weights: each thread widens only its blocks' rows.
+        // Narrow or quantised weights: each thread widens only its blocks' rows.
         ComputeThreads.forEachSlice(of: blocks, parts: ComputeThreads.count) { slice in
             let scratch = UnsafeMutablePointer<Float>.allocate(capacity: Self.outputsPerBlock * inputs)
             defer { scratch.deallocate() }
             for block in slice {
                 let first = block * Self.outputsPerBlock, count = min(Self.outputsPerBlock, outputs - first)
-                stored.widen(into: scratch, range: (first * inputs)..<((first + count) * inputs))
+                weight.widen(rows: first..<(first + count), into: scratch)
                 multiply(first, count, scratch)
             }
         }

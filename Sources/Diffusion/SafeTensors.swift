@@ -281,6 +281,18 @@ public struct StoredTensor: @unchecked Sendable {
         }
     }
 
+    /// Drops this tensor's pages from the process (they stay in the page cache, and are read
+    /// again if the tensor is used again): for weights that were copied out, such as quantised
+    /// ones, so that their mapping stops counting in the resident set.
+    package func releasePages() {
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let start = Int(bitPattern: base), end = start + count * dtype.size
+        // Only whole pages inside the tensor: its neighbours may still be in use.
+        let first = (start + page - 1) / page * page, last = end / page * page
+        guard last > first, let pointer = UnsafeMutableRawPointer(bitPattern: first) else { return }
+        madvise(pointer, last - first, MADV_DONTNEED)
+    }
+
     /// All elements as f32.
     public func floats() -> [Float] {
         [Float](unsafeUninitializedCapacity: count) { buffer, initialized in

@@ -13,6 +13,10 @@ public protocol VideoModel: AnyObject, Sendable {
     var directory: String { get }
     /// The family's name, as `ModelFamily.name`.
     var family: String { get }
+    /// How its weights are held, as it was opened.
+    var weights: WeightPrecision { get }
+    /// The precisions it can be opened with (`ModelFamily.open`); `.stored` always.
+    var precisions: [WeightPrecision] { get }
     var defaults: VideoDefaults { get }
     /// The latent a video of `frames` frames of `width`×`height` pixels becomes.
     func latentShape(frames: Int, width: Int, height: Int) -> LatentVideoShape
@@ -173,7 +177,9 @@ public protocol ModelFamily {
     static var name: String { get }
     /// Whether `directory` holds a model of this family.
     static func recognises(_ directory: String) -> Bool
-    static func open(_ directory: String) throws -> any VideoModel
+    /// Opens the model with its weights held at `weights`; one of its `precisions`, else an
+    /// error naming them.
+    static func open(_ directory: String, weights: WeightPrecision) throws -> any VideoModel
 }
 
 /// reel-shapes and the packages trained like it: pixel space, so the latent is the video.
@@ -184,11 +190,20 @@ public enum ReelShapesFamily: ModelFamily {
         (try? ModelPackage.readConfig(in: directory)) != nil
     }
 
-    public static func open(_ directory: String) throws -> any VideoModel { try Model(directory: directory) }
+    public static func open(_ directory: String, weights: WeightPrecision) throws -> any VideoModel {
+        guard weights == .stored else {
+            throw ModelPackageError.unreadable(path: directory, reason: "a reel-shapes package runs its weights as stored; --weights \(weights.rawValue) is for Wan models")
+        }
+        return try Model(directory: directory)
+    }
 }
 
 extension Model: VideoModel {
     public var family: String { ReelShapesFamily.name }
+
+    public var weights: WeightPrecision { .stored }
+
+    public var precisions: [WeightPrecision] { [.stored] }
 
     public var defaults: VideoDefaults { VideoDefaults(config: config) }
 

@@ -27,11 +27,12 @@ public enum ModelFamilies {
         throw ModelPackageError.notFound(name: name, searched: searched)
     }
 
-    /// Opens the model in `directory` with its family; a latent family reads configs only.
-    public static func open(_ directory: String) throws -> any VideoModel {
+    /// Opens the model in `directory` with its family, its weights to be held at `weights`; a
+    /// latent family reads configs only.
+    public static func open(_ directory: String, weights: WeightPrecision = .default) throws -> any VideoModel {
         guard let family = family(of: directory) else {
             throw ModelPackageError.unreadable(path: directory, reason: "no model family recognises it (a reel-shapes package has config.json; a Wan model in the Diffusers layout has model_index.json)")
         }
-        return try family.open(directory)
+        return try family.open(directory, weights: weights)
     }
 }

@@ -63,6 +63,9 @@ public struct LocalRenderer {
     /// is sent and read back as a worker reads them, so it is the farm's shard exactly.
     public func run(_ assignment: ShardAssignment, of job: JobRun, onStep: (Int) -> Void = { _ in }) throws -> ShardResult {
         let (header, payloads) = job.message(for: assignment, job: "local")
+        guard header.spec.weights == runner.model.weights.rawValue else {
+            throw ShardError("the job asks for \(header.spec.weights) weights; this renderer's model holds \(runner.model.weights.rawValue)")
+        }
         let output = try runner.run(try ShardTask(assignment: header, payloads: payloads), onStep: onStep)
         return ShardResult(region: assignment.region, steps: assignment.steps, attempt: assignment.attempt,
                            latent: output.values, state: output.state.previousPrediction?.scalars, pixels: output.pixels)

@@ -31,6 +31,9 @@ public struct JobSpec: Codable, Sendable, Equatable {
     /// What guidance steers away from, for a model that reads a negative prompt (Wan); nil for
     /// one that does not.
     public var negativePrompt: String?
+    /// How the model holds its linear layers' weights: the name of a precision the model
+    /// offers (Diffusion's `WeightPrecision`: "stored" or "int8"). Part of the output's bits.
+    public var weights: String = "stored"
 
     public init(prompt: String, model: String, frames: Int, width: Int, height: Int, fps: Int, steps: Int,
                 sampler: String, guidance: Float, shift: Float, seed: UInt64, window: Int, overlap: Int,

@@ -14,6 +14,8 @@ public final class UMT5Encoder: @unchecked Sendable {
     let embedding: StoredTensor
     let layers: [Layer]
     let finalNorm: [Float]
+    /// Bytes its linear layers' weights take as held (stored or int8).
+    public let linearBytes: Int
 
     struct Layer {
         let attentionNorm: [Float]
@@ -45,6 +47,7 @@ public final class UMT5Encoder: @unchecked Sendable {
                 down: try weights.linear("\(name).1.DenseReluDense.wo", inputs: config.dFf, outputs: d, bias: false))
         }
         finalNorm = try weights.vector("encoder.final_layer_norm.weight", count: d)
+        linearBytes = weights.linearBytes
     }
 
     /// The encoder's output for `ids` [L, d_model], zero-padded to `padTo` rows when given.

@@ -7,11 +7,15 @@ public enum WanFamily: ModelFamily {
 
     public static func recognises(_ directory: String) -> Bool { WanModel.recognises(directory) }
 
-    public static func open(_ directory: String) throws -> any VideoModel { try WanModel(directory: directory) }
+    public static func open(_ directory: String, weights: WeightPrecision) throws -> any VideoModel {
+        try WanModel(directory: directory, weights: weights)
+    }
 }
 
 extension WanModel: VideoModel {
     public var family: String { WanFamily.name }
+
+    public var precisions: [WeightPrecision] { WeightPrecision.allCases }
 
     public var defaults: VideoDefaults {
         VideoDefaults(width: WanRequest.defaultSize.width, height: WanRequest.defaultSize.height, frames: WanRequest.defaultFrames,

@@ -8,6 +8,9 @@ import Foundation
 public final class WanModel: @unchecked Sendable {
     public let directory: String
     public let name: String
+    /// How the text encoder's and the transformer's linear layers hold their weights. The VAE,
+    /// convolutions and 2 % of the parameters, always runs as stored: its output is the pixels.
+    public let weights: WeightPrecision
     public let transformerConfig: WanTransformerConfig
     public let textConfig: UMT5Config
     public let vaeConfig: WanVAEConfig
@@ -30,8 +33,9 @@ public final class WanModel: @unchecked Sendable {
         return (json["_class_name"] as? String)?.hasPrefix("Wan") == true
     }
 
-    public init(directory: String) throws {
+    public init(directory: String, weights: WeightPrecision = .stored) throws {
         self.directory = directory
+        self.weights = weights
         name = URL(fileURLWithPath: directory).standardizedFileURL.lastPathComponent
         let index = try ConfigFile.read(WanModelIndex.self, at: "\(directory)/model_index.json")
         let indexPath = "\(directory)/model_index.json"
@@ -73,7 +77,7 @@ public final class WanModel: @unchecked Sendable {
 
     public func textEncoder() throws -> UMT5Encoder {
         try cached(\.loadedText) {
-            try UMT5Encoder(config: textConfig, weights: PartWeights(directory: "\(directory)/text_encoder", baseName: "model"),
+            try UMT5Encoder(config: textConfig, weights: PartWeights(directory: "\(directory)/text_encoder", baseName: "model", precision: weights),
                             path: "\(directory)/text_encoder/config.json")
         }
     }
@@ -81,7 +85,7 @@ public final class WanModel: @unchecked Sendable {
     public func transformer() throws -> WanTransformer {
         try cached(\.loadedTransformer) {
             try WanTransformer(config: transformerConfig,
-                               weights: PartWeights(directory: "\(directory)/transformer", baseName: "diffusion_pytorch_model"),
+                               weights: PartWeights(directory: "\(directory)/transformer", baseName: "diffusion_pytorch_model", precision: weights),
                                path: "\(directory)/transformer/config.json")
         }
     }

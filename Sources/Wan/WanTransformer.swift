@@ -17,6 +17,8 @@ public final class WanTransformer: @unchecked Sendable {
     let finalTable: [Float]
     let projectOut: Linear
     let rope: RotaryTable
+    /// Bytes its linear layers' weights take as held (stored or int8).
+    public let linearBytes: Int
 
     struct Block {
         let table: [Float]                  // 6 × width: shift, scale, gate (attention); shift, scale, gate (MLP)
@@ -65,6 +67,7 @@ public final class WanTransformer: @unchecked Sendable {
         finalTable = try weights.vector("scale_shift_table", count: 2 * d)
         projectOut = try weights.linear("proj_out", inputs: d, outputs: config.outChannels * config.patchSize.reduce(1, *))
         rope = RotaryTable(headDim: config.attentionHeadDim, maxPositions: config.ropeMaxSeqLen)
+        linearBytes = weights.linearBytes
     }
 
     /// Velocity for latents `x` [B, C, F, H, W] at `timesteps` (one per video, 0...1000), each

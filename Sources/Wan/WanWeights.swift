@@ -3,15 +3,18 @@ import Foundation
 
 /// The weights of one part (text_encoder/, transformer/, vae/): one safetensors file or several
 /// shards listed by a `*.safetensors.index.json`, all memory-mapped. Tensors are handed out as
-/// stored; layers widen narrow ones (F16, BF16) as they use them.
+/// stored; layers widen narrow ones (F16, BF16) as they use them, or hold their matrices in
+/// int8 when `precision` says so.
 public final class PartWeights: @unchecked Sendable {
     public let directory: String
+    public let precision: WeightPrecision
     let files: [SafeTensorsFile]
     private let fileOf: [String: Int]
 
     /// Opens the weights in `directory`, preferring `baseName`'s index when there is one.
-    public init(directory: String, baseName: String) throws {
+    public init(directory: String, baseName: String, precision: WeightPrecision = .stored) throws {
         self.directory = directory
+        self.precision = precision
         let fm = FileManager.default
         let index = "\(directory)/\(baseName).safetensors.index.json"
         let single = "\(directory)/\(baseName).safetensors"
@@ -78,11 +81,21 @@ public final class PartWeights: @unchecked Sendable {
         return try file.stored(name, shape: entry.shape).floats()
     }
 
-    /// A linear layer `name` ([outputs, inputs] weight, optional bias) kept as stored.
+    /// A linear layer `name` ([outputs, inputs] weight, optional bias), its weight kept as
+    /// stored or, at int8 precision, quantised now and its stored pages let go.
     package func linear(_ name: String, inputs: Int, outputs: Int, bias: Bool = true) throws -> Linear {
-        Linear(weight: .stored(try stored("\(name).weight", shape: [outputs, inputs])),
-               bias: bias ? try vector("\(name).bias", count: outputs) : nil)
+        let weight = try stored("\(name).weight", shape: [outputs, inputs])
+        var layer = Linear(weight: .stored(weight), bias: bias ? try vector("\(name).bias", count: outputs) : nil)
+        if precision == .int8 {
+            layer = layer.quantised()
+            weight.releasePages()
+        }
+        linearBytes += layer.weightBytes
+        return layer
     }
+
+    /// Bytes of the linear layers' weights handed out so far, as they are held.
+    public private(set) var linearBytes = 0
 
     /// Parameters and bytes per dtype.
     public func summary() -> (parameters: Int, bytes: Int, dtypes: [String: Int]) {

@@ -77,7 +77,11 @@ public struct Envelope: Sendable {
     /// worker would render to a `frame_stride` model as consecutive frames.
     /// Version 6 sends a shard's `ShardSpec` (model, prompt, sampler, steps, shift, guidance)
     /// instead of the whole job's spec, which a version-5 worker would not find.
-    public static let protocolVersion: UInt32 = 7
+    /// Version 7 adds shard kinds (text, encode, decode) and the parts a worker holds; a
+    /// version-6 worker would take any shard for a denoising one.
+    /// Version 8 adds `ShardSpec.weights`, the job's weight precision; a version-7 worker would
+    /// compute an int8 job's shards with its stored weights, other bits.
+    public static let protocolVersion: UInt32 = 8
 
     public let kind: MessageKind
     public let header: Data

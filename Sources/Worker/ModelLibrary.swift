@@ -5,6 +5,7 @@ import Foundation
 /// Models loaded once per process and shared by its workers: weights are read-only.
 public final class ModelLibrary: @unchecked Sendable {
     private let lock = NSLock()
+    /// By the names it was asked for; one precision of each.
     private var loaded: [String: any VideoModel] = [:]
     /// The model names this process offers.
     public let names: [String]
@@ -39,13 +40,17 @@ public final class ModelLibrary: @unchecked Sendable {
     }
     private var projections: [String: [Float]] = [:]
 
-    public func model(_ name: String) throws -> any VideoModel {
+    /// The model `name` with its weights held at `weights`. A worker holds one precision of a
+    /// model at a time: opening another lets the first go, so that a farm mixing int8 and
+    /// stored jobs costs reloads, never both copies' memory.
+    public func model(_ name: String, weights: WeightPrecision = .default) throws -> any VideoModel {
         try lock.withLock {
-            if let model = loaded[name] { return model }
+            if let model = loaded[name], model.weights == weights { return model }
             guard names.contains(name) else {
                 throw ModelPackageError.notFound(name: name, searched: ["this worker's models: \(names.joined(separator: ", "))"])
             }
-            let model = try ModelFamilies.open(ModelFamilies.locate(name))
+            let model = try ModelFamilies.open(ModelFamilies.locate(name), weights: weights)
+            for (other, held) in loaded where held.directory == model.directory { loaded[other] = nil }
             loaded[name] = model
             return model
         }

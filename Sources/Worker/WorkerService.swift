@@ -56,12 +56,13 @@ public final class WorkerService: @unchecked Sendable {
         logger = Logger(label: "reel.worker.\(options.workerID)")
     }
 
-    func compute(_ task: ShardTask, model: String, onStep: @escaping (Int) -> Void, tick: @escaping () -> Void) throws -> ShardOutput {
+    func compute(_ task: ShardTask, model: String, weights: WeightPrecision, onStep: @escaping (Int) -> Void,
+                 tick: @escaping () -> Void) throws -> ShardOutput {
         if let computation, case .denoise(let work) = task {
             let (latent, state) = try computation(work, model, onStep, tick)
             return ShardOutput(values: latent.scalars, state: state)
         }
-        return try runner(for: model).run(task, onStep: onStep, tick: tick)
+        return try runner(for: model, weights: weights).run(task, onStep: onStep, tick: tick)
     }
 
     /// Asks `run` to return after the shard in hand; safe from any thread.
@@ -89,9 +90,12 @@ public final class WorkerService: @unchecked Sendable {
         while !shouldStop && clock.now < deadline { Thread.sleep(forTimeInterval: 0.05) }
     }
 
-    func runner(for model: String) throws -> ShardRunner {
-        if let runner = runners[model] { return runner }
-        let runner = ShardRunner(model: try library.model(model))
+    /// The runner of `model` at `weights`: kept while the library keeps that model, so that its
+    /// cached embeddings go with it.
+    func runner(for model: String, weights: WeightPrecision) throws -> ShardRunner {
+        let loaded = try library.model(model, weights: weights)
+        if let runner = runners[model], runner.model === loaded { return runner }
+        let runner = ShardRunner(model: loaded)
         runners[model] = runner
         return runner
     }
@@ -255,7 +259,10 @@ public final class WorkerService: @unchecked Sendable {
             do {
                 let task = try ShardTask(assignment: assignment, payloads: payloads)
                 CrashHook.at(.midShard, of: task.part.rawValue)
-                let output = try worker.compute(task, model: assignment.spec.model, onStep: { step in
+                guard let weights = WeightPrecision(rawValue: assignment.spec.weights) else {
+                    throw ShardError("weights \(assignment.spec.weights.prefix(40).debugDescription) is not a precision this worker knows (\(WeightPrecision.names))")
+                }
+                let output = try worker.compute(task, model: assignment.spec.model, weights: weights, onStep: { step in
                     self.current?.steps = step + 1 - Int(assignment.stepBegin)
                     self.heartbeatIfDue()
                 }, tick: { self.heartbeatIfDue() })

@@ -7,7 +7,7 @@ import Wan
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure Reel's speed on this machine.",
-        subcommands: [EngineBench.self, FarmBench.self])
+        subcommands: [EngineBench.self, FarmBench.self, PrecisionBench.self])
 
     /// A report as one line of JSON with snake_case keys, for scripts.
     static func json(_ report: some Encodable) -> String {
@@ -33,7 +33,8 @@ struct EngineBench: ParsableCommand {
             With --model a Wan folder, it times the text encoder on a 512-token prompt, \
             one guided denoising step (two forwards) and the VAE decoder at --size and \
             --frames, each in a process of its own so each part's peak RSS is its own, \
-            beside the same run's sgemm.
+            beside the same run's sgemm; --weights int8 times them with int8 weights \
+            (`reel bench precision` measures what that costs in accuracy).
             """)
 
     @Option(help: "Model name or package directory, or a Wan folder (default: a seeded width-256 model).")
@@ -47,6 +48,9 @@ struct EngineBench: ParsableCommand {
 
     @Option(help: "With a Wan model: time one part in this process and print its JSON: text, dit (a guided step), vae, or forward (one unguided DiT forward, the full-size check: --size 832x480 --frames 81).")
     var part: String?
+
+    @Option(help: ArgumentHelp("With a Wan model: how its text encoder and transformer hold their weights, stored or int8 (default: stored).", valueName: "precision"))
+    var weights: String = WeightPrecision.default.rawValue
 
     @Option(help: "Seconds to spend on each row in each round.")
     var seconds: Double = 1
@@ -106,7 +110,8 @@ struct EngineBench: ParsableCommand {
 
     func runWan(_ directory: String) throws {
         let (width, height) = try JobOptions.parseSize(size)
-        let bench = WanEngineBench(directory: directory, width: width, height: height, frames: frames)
+        guard let precision = WeightPrecision(rawValue: weights) else { throw UserError("--weights \(weights) is not a precision; use \(WeightPrecision.names)") }
+        let bench = WanEngineBench(directory: directory, width: width, height: height, frames: frames, weights: precision)
         try bench.validate()
         if let part {
             guard let part = WanEngineBench.Part(rawValue: part) else { throw UserError("--part \(part): use text, dit, vae or forward") }

@@ -25,7 +25,8 @@ struct JobFile {
     }
 
     static let fields = ["prompt", "shots", "model", "frames", "size", "fps", "steps", "sampler", "guidance", "seed", "shift",
-                         "window", "overlap", "sync_interval", "layout_strength", "priority", "scale", "output"]
+                         "window", "overlap", "sync_interval", "layout_strength", "priority", "scale", "output",
+                         "negative_prompt", "weights"]
 
     init(path: String) throws {
         self.path = path
@@ -64,6 +65,8 @@ struct JobFile {
             case "priority": spec.priority = Int32(try at.count(value, JobLimits.priorities))
             case "scale": spec.outputScale = UInt32(try at.count(value, 1...16))
             case "output": outputPath = try at.text(value)
+            case "negative_prompt": spec.negativePrompt = try at.text(value)
+            case "weights": spec.weights = try at.text(value)
             case "shots":
                 guard let sequence = value.sequence, !sequence.isEmpty else { throw at.error("is a list of shots, each with a prompt and frames or seconds") }
                 shotNodes = sequence.map { (keyNode, $0) }

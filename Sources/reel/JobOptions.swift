@@ -32,6 +32,9 @@ struct JobOptions: ParsableArguments {
     @Option(help: "What the video should not show, for models with a negative prompt (Wan; default: the one Wan publishes).")
     var negativePrompt: String?
 
+    @Option(help: ArgumentHelp("How a Wan model's text encoder and transformer hold their weights: stored (as the files store them) or int8 (quantised as they load: half of BF16's memory, so Wan 14B fits 24 GiB, at a small cost in accuracy; docs/engine.md) (default: \(WeightPrecision.default.rawValue)).", valueName: "precision"))
+    var weights: String?
+
     @Option(parsing: .unconditional, help: "Classifier-free guidance scale; 1 follows the prompt without guidance (default: the model's).")
     var guidance: Float?
 
@@ -125,6 +128,7 @@ struct JobOptions: ParsableArguments {
             ("--window", window != nil), ("--overlap", overlap != nil), ("--sync-interval", syncInterval != nil),
             ("--model", model != nil), ("--scale", scale != nil), ("--input", input != nil), ("--strength", strength != nil),
             ("--layout-strength", layoutStrength != nil), ("--negative-prompt", negativePrompt != nil),
+            ("--weights", weights != nil),
         ]
         return given.filter(\.1).map(\.0)
     }
@@ -151,6 +155,10 @@ struct JobOptions: ParsableArguments {
             spec.steps = try Self.count(steps, "--steps")
             spec.sampler = sampler ?? ""
             if let negativePrompt { spec.negativePrompt = negativePrompt }
+            if let weights {
+                guard WeightPrecision(rawValue: weights) != nil else { throw UserError("--weights \(weights) is not a precision; use \(WeightPrecision.names)") }
+                spec.weights = weights
+            }
             if let guidance { spec.guidance = guidance }
             if let shift {
                 guard shift > 0 else { throw UserError("--shift \(shift) must be above 0") }

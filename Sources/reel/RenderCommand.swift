@@ -42,7 +42,11 @@ struct Render: ParsableCommand {
             guard contactSheet == nil, framesDir == nil else {
                 throw UserError("--contact-sheet and --frames-dir are not available with --sampler unipc for Wan models yet; leave them out")
             }
-            return try WanRender(model: try WanModel(directory: directory), job: job, output: output, threads: threads).run()
+            let weights = try job.weights.map { name in
+                guard let weights = WeightPrecision(rawValue: name) else { throw UserError("--weights \(name) is not a precision; use \(WeightPrecision.names)") }
+                return weights
+            } ?? .default
+            return try WanRender(model: try WanModel(directory: directory, weights: weights), job: job, output: output, threads: threads).run()
         }
         let (request, fileOutput) = try job.resolvedRequest()
         let output = output ?? fileOutput ?? "out.mp4"
@@ -60,7 +64,7 @@ struct Render: ParsableCommand {
         let stages = planned.stages(for: spec)
         let plan = stages.map { RenderPlan(spec: $0.latentSpec(spec), model: $0.latentShape(spec), channels: $0.parts.channels) }
             ?? RenderPlan(spec: spec, model: planned.shape)
-        let model = try ModelFamilies.open(directory)
+        let model = try ModelFamilies.open(directory, weights: WeightPrecision(rawValue: spec.weights)!)
 
         // One worker per core, but no more workers than regions can run at once; each gets an
         // equal share of the cores. A latent model's one worker takes every core: its parts are

@@ -8,6 +8,8 @@ import Wan
 struct WanEngineBench {
     let directory: String
     let width: Int, height: Int, frames: Int
+    /// How the text encoder and transformer hold their weights in each part's process.
+    let weights: WeightPrecision
 
     /// `forward`: one unguided forward of the DiT alone, the check that a full-size video
     /// (832x480x81, 32,760 tokens) runs, with its attention tiled; not in the default run.
@@ -23,7 +25,7 @@ struct WanEngineBench {
     }
 
     struct Report: Encodable {
-        var model: String, cpuKernel: String, threads: Int
+        var model: String, weights: String, cpuKernel: String, threads: Int
         var width: Int, height: Int, frames: Int, tokens: Int
         var sgemmGFLOPS: Double
         var promptTokens: Int, textEncoderSeconds: Double, textEncoderPeakRSSBytes: Int
@@ -34,13 +36,13 @@ struct WanEngineBench {
 
     /// Checks the size and frames as a render would.
     func validate() throws {
-        try WanPipeline(model: try WanModel(directory: directory))
+        try WanPipeline(model: try WanModel(directory: directory, weights: weights))
             .validate(WanRequest(prompt: "", width: width, height: height, frames: frames, steps: 1, guidance: 5, seed: 0))
     }
 
     /// Runs `part` in this process and returns its report (the parent reads it as JSON).
     func measure(_ part: Part) throws -> PartReport {
-        let model = try WanModel(directory: directory)
+        let model = try WanModel(directory: directory, weights: weights)
         let clock = ContinuousClock()
         switch part {
         case .text:
@@ -94,7 +96,7 @@ struct WanEngineBench {
         let shape = model.latentShape(frames: frames, width: width, height: height)
         let patch = model.transformerConfig.patchSize
         let gflops = dit.gflop / dit.seconds
-        return Report(model: URL(fileURLWithPath: directory).lastPathComponent, cpuKernel: BLAS.coreName, threads: threads,
+        return Report(model: URL(fileURLWithPath: directory).lastPathComponent, weights: weights.rawValue, cpuKernel: BLAS.coreName, threads: threads,
                       width: width, height: height, frames: frames,
                       tokens: shape.frames / patch[0] * (shape.height / patch[1]) * (shape.width / patch[2]),
                       sgemmGFLOPS: sgemmGFLOPS,
@@ -108,7 +110,7 @@ struct WanEngineBench {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: Reel.executablePath)
         process.arguments = ["bench", "engine", "--model", directory, "--size", "\(width)x\(height)", "--frames", "\(frames)",
-                             "--threads", "\(threads)", "--part", part.rawValue]
+                             "--threads", "\(threads)", "--part", part.rawValue, "--weights", weights.rawValue]
         let output = Pipe()
         process.standardOutput = output
         try process.run()
@@ -137,7 +139,7 @@ struct WanEngineBench {
             ("VAE decode", String(format: "%.2f s/frame", r.vaeDecodeSecondsPerFrame), gib(r.vaePeakRSSBytes)),
         ]
         let lines = rows.map { $0.0.padding(toLength: 28, withPad: " ", startingAt: 0) + $0.1.padding(toLength: 18, withPad: " ", startingAt: 0) + $0.2 }
-        return "engine benchmark: \(r.model) at \(r.width)x\(r.height)x\(r.frames) (\(r.tokens) tokens a video), OpenBLAS \(r.cpuKernel), \(r.threads) thread(s)\n"
+        return "engine benchmark: \(r.model) (\(r.weights) weights) at \(r.width)x\(r.height)x\(r.frames) (\(r.tokens) tokens a video), OpenBLAS \(r.cpuKernel), \(r.threads) thread(s)\n"
             + (["part                        time              peak RSS"] + lines).joined(separator: "\n")
     }
 }

@@ -70,16 +70,20 @@ extension ModelCommand {
         @Option(help: "Largest relative error that passes (default: 1e-4).")
         var tolerance: Double = 1e-4
 
+        @Option(help: ArgumentHelp("Hold the text encoder's and transformer's weights as stored or int8, to measure what int8 costs against the reference (default: stored).", valueName: "precision"))
+        var weights: String = WeightPrecision.default.rawValue
+
         @Option(help: "Compute threads (default: all cores).")
         var threads: Int?
 
         func run() throws {
+            guard let precision = WeightPrecision(rawValue: weights) else { throw UserError("--weights \(weights) is not a precision; use \(WeightPrecision.names)") }
             guard tolerance >= 0, tolerance.isFinite else { throw UserError("--tolerance \(tolerance): use a number of 0 or more") }
             if let threads { ComputeThreads.set(try Render.positive(threads, "--threads")) }
             guard WanModel.recognises(model) else {
                 throw UserError("\(model): not a Wan model folder (model_index.json naming WanPipeline); `reel model check` checks Wan models")
             }
-            let check = WanReferenceCheck(model: try WanModel(directory: model), reference: try SafeTensorsFile(path: reference), tolerance: tolerance)
+            let check = WanReferenceCheck(model: try WanModel(directory: model, weights: precision), reference: try SafeTensorsFile(path: reference), tolerance: tolerance)
             for name in check.unknownNames { Swift.print("skipped \(name): not a name this check knows") }
             let results = try check.run { Swift.print($0.line) }
             guard !results.isEmpty else { throw UserError("\(reference) holds no inputs and outputs this check knows; see `reel model check --help`") }

@@ -14,6 +14,7 @@ import Testing
         #expect(result.status == 0, "\(result.stderr)")
         let report = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any] ?? [:]
         #expect(report["tokens"] as? Int == 48, "3 latent frames of 8x8 in 2x2 patches")
+        #expect(report["weights"] as? String == "stored")
         for key in ["text_encoder_seconds", "guided_step_seconds", "guided_step_gflop", "vae_decode_seconds_per_frame", "sgemm_gflops"] {
             #expect((report[key] as? Double ?? 0) > 0, "\(key) in \(result.stdout)")
         }
@@ -38,6 +39,23 @@ import Testing
         #expect(failed.status == 1)
         #expect(failed.stderr.hasPrefix("reel: error: ") && failed.stderr.contains("past the tolerance"), "\(failed.stderr)")
         #expect(failed.stderr.split(separator: "\n").count == 1)
+
+        let int8 = try ReelCommand.run(["model", "check", model, "--reference", reference, "--weights", "int8", "--tolerance", "3e-2"], in: directory)
+        #expect(int8.status == 0 && int8.stdout.contains("all 8 part(s) within 0.03"), "\(int8.stdout)\(int8.stderr)")
+    }
+
+    @Test func precisionBenchComparesInt8WithStored() throws {
+        let result = try ReelCommand.run(["bench", "precision", "--model", "\(Self.fixtures)/wan-tiny", "--size", "64x64", "--frames", "5",
+                                          "--steps", "2", "--json"], in: try ReelCommand.scratchDirectory())
+        #expect(result.status == 0, "\(result.stderr)")
+        let report = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any] ?? [:]
+        #expect(report["weights"] as? String == "int8")
+        for key in ["text_relative_error", "velocity_relative_error", "velocity_max_relative_error"] {
+            #expect((0.0001..<0.05).contains(report[key] as? Double ?? -1), "\(key) in \(result.stdout)")
+        }
+        #expect((report["video_psnr"] as? Double ?? 0) > 35, "\(result.stdout)")
+        let stored = try ReelCommand.run(["bench", "precision", "--model", "\(Self.fixtures)/wan-tiny", "--weights", "stored"], in: try ReelCommand.scratchDirectory())
+        #expect(stored.status == 1 && stored.stderr.contains("give a precision to compare with stored (int8)"), "\(stored.stderr)")
     }
 
     @Test func synthesisedTinyModelRendersTheSameBytesTwice() throws {
@@ -62,6 +80,10 @@ import Testing
             videos.append(try Data(contentsOf: URL(fileURLWithPath: "\(directory)/\(name)")))
         }
         #expect(videos[0] == videos[1], "the same job renders the same bytes")
+        let int8 = try ReelCommand.run(["render", "a red fox running through snow", "--model", "wan", "--size", "48x32",
+                                        "--frames", "5", "--steps", "2", "--seed", "4", "--weights", "int8", "-o", "int8.mp4"], in: directory)
+        #expect(int8.status == 0, "\(int8.stderr)")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: "\(directory)/int8.mp4")) != videos[0], "int8 weights render other bits")
         let decoded = try VideoDecoder.read("\(directory)/a.mp4")
         #expect(decoded.video.frameCount == 5 && decoded.video.width == 48 && decoded.video.height == 32 && decoded.fps == 16)
 
@@ -84,7 +106,8 @@ import Testing
                                       (["--sampler", "bogus"], "sampler bogus is unknown"),
                                       (["--negative-prompt", String(repeating: "x", count: 2001)], "negative_prompt is 2001 characters"),
                                       (["--strength", "0.5"], "--strength applies only with --input"),
-                                      (["--input", "missing.mp4"], "--input missing.mp4")] {
+                                      (["--input", "missing.mp4"], "--input missing.mp4"),
+                                      (["--weights", "fp4"], "--weights fp4 is not a precision; use stored, int8")] {
             let result = try ReelCommand.run(["render", "a fox", "--model", model, "-o", "x.mp4"] + arguments, in: directory)
             #expect(result.status == 1 && result.stderr.contains(expected) && result.stderr.split(separator: "\n").count == 1, "\(result.stderr)")
         }
@@ -93,6 +116,8 @@ import Testing
         #expect(worker.status == 1 && worker.stderr.contains("--parts text,unet: 'unet' is not a part; use text, dit and vae"), "\(worker.stderr)")
         let shapes = try ReelCommand.run(["render", "a red circle", "--negative-prompt", "blue", "-o", "x.mp4"], in: directory)
         #expect(shapes.status == 1 && shapes.stderr.contains("negative_prompt is not read by this model"), "\(shapes.stderr)")
+        let shapesInt8 = try ReelCommand.run(["render", "a red circle", "--weights", "int8", "-o", "x.mp4"], in: directory)
+        #expect(shapesInt8.status == 1 && shapesInt8.stderr.contains("weights int8 is not offered by this model, which runs stored"), "\(shapesInt8.stderr)")
         let broken = try ReelCommand.run(["model", "info", "\(directory)/nothing"], in: directory)
         #expect(broken.status == 1)
         #expect(try FileManager.default.contentsOfDirectory(atPath: directory).isEmpty)

@@ -84,6 +84,36 @@ import Worker
                 "the reference-checked pipeline, with the farm's sampler")
     }
 
+    /// An int8 job: its shards carry the precision, a renderer holding another refuses them,
+    /// and with the model opened at int8 the farm's path is the pipeline's at int8, bit for bit.
+    @Test func anInt8JobRunsAtInt8OnTheFarmsPath() throws {
+        var spec = try Self.spec(frames: 9, steps: 2)
+        spec.weights = "int8"
+        let job = JobRun(spec: spec, stages: try Self.stages(spec))
+        let first = job.takeReadyShards()[0]
+        #expect(job.message(for: first, job: "j").header.spec.weights == "int8")
+        #expect(throws: ShardError.self) { try LocalRenderer(latentModel: WanModel(directory: Self.model)).run(first, of: job) }
+
+        let model = try WanModel(directory: Self.model, weights: .int8)
+        let farm = try LocalRenderer(latentModel: model).renderFrames(spec)
+        let request = WanRequest(prompt: spec.prompt, width: 64, height: 64, frames: 9, steps: 2, guidance: spec.guidance,
+                                 shift: Double(spec.shift), seed: spec.seed, sampler: .dpmpp2m)
+        let pipeline = try WanPipeline(model: model).generate(request)
+        #expect(farm.pixels == RGBVideo(planar: pipeline.data, frames: 9, height: 64, width: 64).pixels)
+        let stored = try WanPipeline(model: WanModel(directory: Self.model)).generate(request)
+        #expect(stored.data != pipeline.data, "int8 renders other bits")
+    }
+
+    /// A worker holds one precision of a model at a time.
+    @Test func aWorkerLibraryHoldsOnePrecisionOfAModel() throws {
+        let library = ModelLibrary(names: [Self.model])
+        weak var stored = try library.model(Self.model)
+        #expect(stored?.weights == .stored)
+        #expect(try library.model(Self.model) === stored)
+        let int8 = try library.model(Self.model, weights: .int8)
+        #expect(int8.weights == .int8 && stored == nil, "the stored copy is let go")
+    }
+
     /// A re-render: the input encoded by a VAE shard, noised to the first step's time on the
     /// model's schedule, denoised from there; the reference-checked pipeline does the same.
     @Test func aReRenderOnTheFarmsPathIsThePipelineBitForBit() throws {

@@ -32,6 +32,7 @@ import Wire
                            priority: 5, strength: 0.25)
         spec.shots = [Shot(prompt: "a red circle", frames: 5), Shot(prompt: "a blue square", frames: 7)]
         spec.layoutStrength = 0.5
+        spec.weights = "int8"
         #expect(JobSpec(resolving: spec.message(), with: TestModels.smallConfig()) == spec)
     }
 
@@ -61,5 +62,9 @@ import Wire
         #expect(fields(bad) == ["sampler", "output_scale"])
         #expect(fields(Reel_V1_JobSpec.with { $0.prompt = "a red circle"; $0.model = "m"; $0.frames = 12; $0.withInput = true }, inputFrames: 8) == ["frames"])
         #expect(fields(Reel_V1_JobSpec.with { $0.prompt = "a green circle"; $0.model = "m" }) == ["prompt:"], "a word the model does not know")
+        #expect(fields(Reel_V1_JobSpec.with { $0.prompt = "a red circle"; $0.model = "m"; $0.weights = "int8" }) == ["weights"],
+                "a pixel model runs its weights as stored")
+        #expect(fields(Reel_V1_JobSpec.with { $0.prompt = "a red circle"; $0.model = "m"; $0.weights = "fp4" }) == ["weights"])
+        #expect(try Self.resolver.resolve(Reel_V1_JobSpec.with { $0.prompt = "a red circle"; $0.model = "m" }).spec.weights == "stored")
     }
 }
