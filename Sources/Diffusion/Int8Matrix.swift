@@ -45,20 +45,27 @@ package final class Int8Matrix: @unchecked Sendable {
                 row(r, scratch)
                 for b in 0..<blocksPerRow {
                     let start = b * Self.blockSize, end = min(columns, start + Self.blockSize)
-                    var largest: Float = 0
-                    for c in start..<end { largest = max(largest, abs(scratch[c])) }
-                    let scale = largest / 127
-                    scales[r * blocksPerRow + b] = scale
-                    let q = values + r * columns
-                    if scale == 0 || !scale.isFinite {
-                        // An all-zero block stays zero; a block holding inf/NaN has no scale
-                        // that represents it, and zero is the one value that cannot spread.
+                    // The largest magnitude, compared as bits: for floats of one sign their
+                    // order is the integers' (so the loop vectorises), and inf and NaN lie above
+                    // every finite value.
+                    var largestBits: UInt32 = 0
+                    for c in start..<end { largestBits = max(largestBits, scratch[c].bitPattern & 0x7FFF_FFFF) }
+                    let largest = Float(bitPattern: largestBits)
+                    let q = values + r * columns, inverse = 127 / largest
+                    guard largest.isFinite, inverse.isFinite else {
+                        // An all-zero block (or one below 1e-37) stays zero; a block holding inf
+                        // or NaN has no scale that represents it, and zero is the one value
+                        // that cannot spread.
+                        scales[r * blocksPerRow + b] = 0
                         for c in start..<end { q[c] = 0 }
-                        if !scale.isFinite { scales[r * blocksPerRow + b] = 0 }
                         continue
                     }
+                    scales[r * blocksPerRow + b] = largest / 127
+                    // |w| · 127 / largest is at most 127. Adding 1.5 · 2²³ rounds it to the
+                    // nearest integer, ties to even, into the low bits of the sum: its low byte
+                    // is the int8, without a conversion that checks its range.
                     for c in start..<end {
-                        q[c] = Int8(max(-127, min(127, (scratch[c] / scale).rounded(.toNearestOrEven))))
+                        q[c] = Int8(truncatingIfNeeded: (scratch[c] * inverse + 12_582_912).bitPattern)
                     }
                 }
             }

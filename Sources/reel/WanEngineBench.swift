@@ -22,15 +22,17 @@ struct WanEngineBench {
         var count: Int
         var gflop: Double
         var peakRSSBytes: Int
+        /// Seconds to map (and at int8, quantise) the part's weights, before the timing.
+        var loadSeconds: Double = 0
     }
 
     struct Report: Encodable {
         var model: String, weights: String, cpuKernel: String, threads: Int
         var width: Int, height: Int, frames: Int, tokens: Int
         var sgemmGFLOPS: Double
-        var promptTokens: Int, textEncoderSeconds: Double, textEncoderPeakRSSBytes: Int
+        var promptTokens: Int, textEncoderSeconds: Double, textEncoderPeakRSSBytes: Int, textEncoderLoadSeconds: Double
         var guidedStepSeconds: Double, guidedStepGFLOP: Double, guidedStepGFLOPS: Double, guidedStepRatio: Double
-        var denoiserPeakRSSBytes: Int
+        var denoiserPeakRSSBytes: Int, denoiserLoadSeconds: Double
         var vaeDecodeSecondsPerFrame: Double, vaePeakRSSBytes: Int
     }
 
@@ -49,13 +51,18 @@ struct WanEngineBench {
             // As long a prompt as the tokenizer keeps (512 tokens): the text encoder's worst case.
             let prompt = Array(repeating: "a red fox running through deep snow under a pale winter sky", count: 60).joined(separator: ", ")
             let tokens = try model.tokenizer().ids(prompt).count
+            let loading = clock.now
+            _ = try model.textEncoder()
+            let loadSeconds = (clock.now - loading).seconds
             let start = clock.now
             _ = try model.encode(prompt: prompt)
-            return PartReport(seconds: (clock.now - start).seconds, count: tokens, gflop: 0, peakRSSBytes: Self.peakRSS())
+            return PartReport(seconds: (clock.now - start).seconds, count: tokens, gflop: 0, peakRSSBytes: Self.peakRSS(), loadSeconds: loadSeconds)
         case .dit, .forward:
             // A guided step is both halves as one batch of two; a forward, one video.
             let batch = part == .dit ? 2 : 1
+            let loading = clock.now
             let transformer = try model.transformer()
+            let loadSeconds = (clock.now - loading).seconds
             let shape = model.latentShape(frames: frames, width: width, height: height)
             let latents = NoiseField(seed: 1).tensor(step: 0, frames: 0..<(batch * shape.frames), channels: shape.channels,
                                                      height: shape.height, width: shape.width)
@@ -71,7 +78,7 @@ struct WanEngineBench {
             let tokens = shape.frames / patch[0] * (shape.height / patch[1]) * (shape.width / patch[2])
             return PartReport(seconds: seconds, count: tokens,
                               gflop: transformer.config.flops(batch: batch, tokens: tokens, textTokens: textTokens) / 1e9,
-                              peakRSSBytes: Self.peakRSS())
+                              peakRSSBytes: Self.peakRSS(), loadSeconds: loadSeconds)
         case .vae:
             let shape = model.latentShape(frames: frames, width: width, height: height)
             let latents = NoiseField(seed: 3).tensor(step: 0, frames: 0..<shape.frames, channels: shape.channels,
@@ -100,9 +107,9 @@ struct WanEngineBench {
                       width: width, height: height, frames: frames,
                       tokens: shape.frames / patch[0] * (shape.height / patch[1]) * (shape.width / patch[2]),
                       sgemmGFLOPS: sgemmGFLOPS,
-                      promptTokens: text.count, textEncoderSeconds: text.seconds, textEncoderPeakRSSBytes: text.peakRSSBytes,
+                      promptTokens: text.count, textEncoderSeconds: text.seconds, textEncoderPeakRSSBytes: text.peakRSSBytes, textEncoderLoadSeconds: text.loadSeconds,
                       guidedStepSeconds: dit.seconds, guidedStepGFLOP: dit.gflop, guidedStepGFLOPS: gflops,
-                      guidedStepRatio: gflops / sgemmGFLOPS, denoiserPeakRSSBytes: dit.peakRSSBytes,
+                      guidedStepRatio: gflops / sgemmGFLOPS, denoiserPeakRSSBytes: dit.peakRSSBytes, denoiserLoadSeconds: dit.loadSeconds,
                       vaeDecodeSecondsPerFrame: vae.seconds / Double(max(1, vae.count)), vaePeakRSSBytes: vae.peakRSSBytes)
     }
 
@@ -133,9 +140,11 @@ struct WanEngineBench {
         let gib = { (bytes: Int) in String(format: "%.2f GiB", Double(bytes) / Double(1 << 30)) }
         let rows = [
             ("sgemm", String(format: "%.1f GFLOP/s", r.sgemmGFLOPS), ""),
+            ("text encoder load", String(format: "%.2f s", r.textEncoderLoadSeconds), ""),
             ("text encoder, \(r.promptTokens) tokens", String(format: "%.2f s", r.textEncoderSeconds), gib(r.textEncoderPeakRSSBytes)),
             ("guided step (2 forwards)", String(format: "%.2f s", r.guidedStepSeconds),
              gib(r.denoiserPeakRSSBytes) + String(format: "; %.0f GFLOP, %.1f GFLOP/s, %.2f of sgemm", r.guidedStepGFLOP, r.guidedStepGFLOPS, r.guidedStepRatio)),
+            ("DiT load", String(format: "%.2f s", r.denoiserLoadSeconds), ""),
             ("VAE decode", String(format: "%.2f s/frame", r.vaeDecodeSecondsPerFrame), gib(r.vaePeakRSSBytes)),
         ]
         let lines = rows.map { $0.0.padding(toLength: 28, withPad: " ", startingAt: 0) + $0.1.padding(toLength: 18, withPad: " ", startingAt: 0) + $0.2 }
