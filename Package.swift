@@ -53,7 +53,9 @@ let package = Package(
         .target(name: "Planning"),
         .target(name: "Evaluation"),
         .target(name: "Wire", dependencies: ["CZeroMQ", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
-                exclude: ["Generated/README.md"]),
+                exclude: ["Generated/README.md"], plugins: ["BuildStamp"]),
+        // Writes the commit a build is made from into Wire (`ReelVersion.commit`).
+        .plugin(name: "BuildStamp", capability: .buildTool()),
         .target(name: "Worker", dependencies: ["Diffusion", "Families", "Media", "Planning", "Wire", .product(name: "Logging", package: "swift-log")]),
         .target(name: "Coordinator", dependencies: ["Planning", "Diffusion", "Families", "Wire", "Media",
                                                     .product(name: "Logging", package: "swift-log"),

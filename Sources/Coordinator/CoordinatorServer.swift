@@ -236,6 +236,7 @@ public final class CoordinatorServer: @unchecked Sendable {
         var snapshot = FarmSnapshot()
         snapshot.jobs = table.order.compactMap { jobs[$0].map(status(of:)) }
         snapshot.workers = workersReply().workers
+        metrics.record(snapshot.workers)
         for job in jobs.values where job.isActive {
             snapshot.previews[job.id] = job.run.previewFrames(projection: job.run.stages == nil ? nil : workers.previewProjection(for: job.spec.model))
         }
@@ -284,13 +285,14 @@ public final class CoordinatorServer: @unchecked Sendable {
         }
     }
 
-    /// Connections libzmq closed itself (an oversized frame, a failed handshake, a peer gone)
-    /// are logged; a worker among them falls silent and is reaped by its heartbeats.
+    /// Connections libzmq closed itself are logged. Refused credentials and a security
+    /// mismatch (a plaintext peer against CURVE) are warnings: someone is knocking with the
+    /// wrong key. A closed connection is every CLI call's end, and a handshake that stops
+    /// short is a TCP probe's (a load balancer's, Kubernetes'): debug. A worker among them
+    /// falls silent and is reaped by its heartbeats, which is logged then.
     func note(_ event: SocketEvent?) {
         guard let event else { return }
-        if event.isDisconnect {
-            logger.info("\(event)")
-        } else if event.description.hasPrefix("handshake failed") {
+        if event.isAuthenticationFailure || event.isSecurityMismatch {
             logger.warning("\(event)")
         } else {
             logger.debug("\(event)")
@@ -368,7 +370,7 @@ public final class CoordinatorServer: @unchecked Sendable {
         if workers[peer] != nil { drop(peer, .registeredAgain) }
         let worker = workers.register(peer, hello: hello, userID: userID, at: clock.now)
         observe(.workerJoined(worker: worker.name))
-        logger.info("worker \(hello.workerID) joined from \(hello.hostname): \(hello.threads) thread(s), models \(hello.models.joined(separator: ", ")), OpenBLAS \(hello.cpuKernel)")
+        logger.info("worker \(worker.name) joined from \(hello.hostname): \(hello.threads) thread(s), models \(hello.models.joined(separator: ", ")), OpenBLAS \(hello.cpuKernel), build \(hello.build.prefix(64))")
     }
 
     /// Forgets a peer; a worker's shards go back to their jobs under new attempts. A worker
@@ -564,6 +566,7 @@ public final class CoordinatorServer: @unchecked Sendable {
         }
         uncheckpointed.remove(job.id)
         discardFiles(of: job.id)
+        metrics.jobsEnded[state.stored]?.increment()
         if let outcome = state.outcome { observe(.jobEnded(job: job.id, outcome: outcome)) }
     }
 

@@ -234,6 +234,8 @@ public struct SocketEvent: Sendable, CustomStringConvertible {
     public var isHandshakeSuccess: Bool { event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED }
     /// The peer's ZAP handler refused this side's credentials.
     public var isAuthenticationFailure: Bool { event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH }
+    /// The two sides' security mechanisms or protocols disagree (a plaintext peer against CURVE).
+    public var isSecurityMismatch: Bool { event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL }
     public var isHandshakeFailure: Bool {
         [ZMQ_EVENT_HANDSHAKE_FAILED_AUTH, ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL, ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL].contains(event)
     }

@@ -135,6 +135,7 @@ public final class WorkerService: @unchecked Sendable {
             let options = worker.options
             send(.hello, Reel_V1_WorkerHello.with {
                 $0.protocolVersion = Envelope.protocolVersion
+                $0.build = ReelVersion.build
                 $0.workerID = options.workerID
                 $0.hostname = ProcessInfo.processInfo.hostName
                 $0.threads = UInt32(options.threads)
@@ -258,6 +259,7 @@ public final class WorkerService: @unchecked Sendable {
             var result = Reel_V1_ShardResult(answering: assignment)
             do {
                 let task = try ShardTask(assignment: assignment, payloads: payloads)
+                worker.logger.info("shard \(assignment.jobID)/\(assignment.region) (\(task.part.rawValue), steps \(assignment.stepBegin)..<\(assignment.stepEnd), attempt \(assignment.attempt)) started")
                 CrashHook.at(.midShard, of: task.part.rawValue)
                 guard let weights = WeightPrecision(rawValue: assignment.spec.weights) else {
                     throw ShardError("weights \(assignment.spec.weights.prefix(40).debugDescription) is not a precision this worker knows (\(WeightPrecision.names))")
@@ -271,7 +273,7 @@ public final class WorkerService: @unchecked Sendable {
                 }
                 result.carriesState = output.state.previousPrediction != nil
                 result.seconds = (worker.clock.now - started).seconds
-                worker.logger.debug("shard \(assignment.jobID)/\(assignment.region) (\(task.part.rawValue)) done in \(String(format: "%.2f", result.seconds)) s")
+                worker.logger.info("shard \(assignment.jobID)/\(assignment.region) (\(task.part.rawValue)) done in \(String(format: "%.2f", result.seconds)) s")
                 send(.result, result, payloads: output.payloads)
             } catch {
                 worker.logger.error("shard \(assignment.jobID)/\(assignment.region) failed: \(error)")

@@ -165,14 +165,7 @@ struct EngineBench: ParsableCommand {
                  String(format: "%.1f", forwardMillisecondsPerCall), String(format: "%.1f", forwardGFLOPS)],
                 ["forward / sgemm", "", "", String(format: "%.2f", ratio)],
             ]
-            let widths = (0..<4).map { column in rows.map { $0[column].count }.max()! }
-            let lines = rows.map { row in
-                row.enumerated().map { column, cell in
-                    column < 2 ? cell.padding(toLength: widths[column], withPad: " ", startingAt: 0)
-                        : String(repeating: " ", count: widths[column] - cell.count) + cell
-                }.joined(separator: "  ")
-            }
-            return "engine benchmark: OpenBLAS \(cpuKernel), \(threads) thread(s), best of \(rounds) rounds\n" + lines.joined(separator: "\n")
+            return "engine benchmark: OpenBLAS \(cpuKernel), \(threads) thread(s), best of \(rounds) rounds\n" + TextTable.render(rows, rightAligned: [2, 3])
         }
     }
 }

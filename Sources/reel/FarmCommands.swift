@@ -54,13 +54,20 @@ struct PeerKeyOptions: ParsableArguments {
     }
 }
 
-/// Log lines go to stderr; daemons log at info, `reel render` only warnings.
+/// Log lines go to stderr, as text or as JSON; daemons log at info, `reel render` only warnings.
 enum LogSetup {
-    static func start(level: Logger.Level) {
+    enum Format: String, CaseIterable, ExpressibleByArgument { case text, json }
+
+    static func start(level: Logger.Level, format: Format = .text) {
         LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
+            switch format {
+            case .text:
+                var handler = StreamLogHandler.standardError(label: label)
+                handler.logLevel = level
+                return handler
+            case .json:
+                return JSONLogHandler(label: label, logLevel: level)
+            }
         }
     }
 }
@@ -72,7 +79,10 @@ struct DaemonOptions: ParsableArguments {
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .info
 
-    func start() { LogSetup.start(level: logLevel) }
+    @Option(help: "Log lines as text, or as one JSON object each (time, level, logger, message, source, metadata) for log shippers.")
+    var logFormat: LogSetup.Format = .text
+
+    func start() { LogSetup.start(level: logLevel, format: logFormat) }
 }
 
 struct CoordinatorCommand: AsyncParsableCommand {
@@ -233,7 +243,7 @@ struct WebOptions {
     /// Routes swift-metrics into a Prometheus registry, before the coordinator makes its series.
     static func bootstrapMetrics() -> PrometheusCollectorRegistry {
         let registry = PrometheusCollectorRegistry()
-        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        MetricsSystem.bootstrap(PrometheusHelpFactory(registry: registry))
         return registry
     }
 }
@@ -354,13 +364,13 @@ struct Status: ParsableCommand {
             return
         }
         guard !jobs.isEmpty else { return print("no jobs") }
-        print(["JOB", "STATE", "STEPS", "REGIONS", "ELAPSED", "ETA", "PROMPT"].joined(separator: "\t"))
-        for status in jobs {
-            print([status.jobID, status.state.word, Self.steps(status),
-                   "\(status.chunks)x\(status.tiles)", String(format: "%.1fs", status.secondsElapsed),
-                   status.state == .running && status.stepsDone > 0 ? String(format: "%.0fs", status.secondsRemaining) : "-",  // no rate before a step
-                   status.spec.prompt].joined(separator: "\t"))
+        let rows = jobs.map { status in
+            [status.jobID, status.state.word, Self.steps(status),
+             "\(status.chunks)x\(status.tiles)", String(format: "%.1fs", status.secondsElapsed),
+             status.state == .running && status.stepsDone > 0 ? String(format: "%.0fs", status.secondsRemaining) : "-",  // no rate before a step
+             status.spec.prompt]
         }
+        print(TextTable.render([["JOB", "STATE", "STEPS", "REGIONS", "ELAPSED", "ETA", "PROMPT"]] + rows))
         // On stderr, so the table on stdout stays one row a job for scripts.
         for status in jobs where !status.waiting.isEmpty {
             FileHandle.standardError.write(Data("\(status.jobID) waits: \(status.waiting)\n".utf8))
@@ -389,16 +399,29 @@ struct Watch: ParsableCommand {
 
     @OptionGroup var target: JobTarget
 
+    @Flag(help: "Print the job's status as one line of JSON each time it changes (as `reel status --json`), instead of a progress line.")
+    var json = false
+
     func run() throws {
-        try Self.follow(target.job, client: target.connection.client(), writeTo: nil)
+        try Self.follow(target.job, client: target.connection.client(), writeTo: nil, json: json)
     }
 
-    static func follow(_ id: String, client: FarmClient, writeTo output: String?) throws {
+    static func follow(_ id: String, client: FarmClient, writeTo output: String?, json: Bool = false) throws {
         let display = ProgressDisplay(label: id)
-        let status = try client.wait(for: id, interval: 0.5, update: display.update)
+        var last: Reel_V1_JobStatus?
+        let status = try client.wait(for: id, interval: 0.5) { status in
+            guard json else { return display.update(status) }
+            var unchanged = status
+            unchanged.secondsElapsed = last?.secondsElapsed ?? 0
+            unchanged.secondsRemaining = last?.secondsRemaining ?? 0
+            if let last, unchanged == last { return }
+            last = status
+            if let line = try? status.jsonString() { print(line) }
+        }
         guard status.state == .done else {
             throw UserError("job \(id) \(status.state.word)\(status.error.isEmpty ? "" : ": \(status.error)")")
         }
+        if json { return }
         print("job \(id) done in \(String(format: "%.1f", status.secondsElapsed)) s")
         if let output { try Fetch.save(id, client: client, to: output) }
     }
@@ -427,13 +450,15 @@ struct Workers: ParsableCommand {
         let workers = try connection.client().workers()
         if json { return try workers.forEach { print(try $0.jsonString()) } }
         guard !workers.isEmpty else { return print("no workers") }
-        print(["WORKER", "HOST", "THREADS", "MODELS", "DOING", "HEARTBEAT", "SHARDS", "HELD/CAP", "PARTS"].joined(separator: "\t"))
-        for worker in workers {
-            let doing = worker.jobID.isEmpty ? "idle" : "\(worker.jobID)/\(worker.region) step +\(worker.stepsDone)"
-            print([worker.workerID, worker.hostname, "\(worker.threads)", worker.modelsShown.joined(separator: ","), doing,
-                   String(format: "%.1fs ago", worker.heartbeatAgeSeconds), "\(worker.shardsCompleted)",
-                   "\(worker.shardsHeld)/\(worker.shardCap)", worker.parts.isEmpty || worker.parts.count == ModelPart.allCases.count ? "all" : worker.parts.joined(separator: ",")].joined(separator: "\t"))
+        let rows = workers.map { worker in
+            [worker.workerID, worker.hostname, "\(worker.threads)", worker.modelsShown.joined(separator: ","),
+             worker.jobID.isEmpty ? "idle" : "\(worker.jobID)/\(worker.region) step +\(worker.stepsDone)",
+             String(format: "%.1fs ago", worker.heartbeatAgeSeconds), "\(worker.shardsCompleted)",
+             "\(worker.shardsHeld)/\(worker.shardCap)",
+             worker.parts.isEmpty || worker.parts.count == ModelPart.allCases.count ? "all" : worker.parts.joined(separator: ","),
+             worker.cpuKernel, worker.build.isEmpty ? "-" : worker.build]
         }
+        print(TextTable.render([["WORKER", "HOST", "THREADS", "MODELS", "DOING", "HEARTBEAT", "SHARDS", "HELD/CAP", "PARTS", "KERNEL", "BUILD"]] + rows))
     }
 }
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Wire
 import Worker
 
 @main
@@ -24,6 +25,7 @@ struct Reel: AsyncParsableCommand {
             they are found by name under ./models, $REEL_MODELS, or beside the reel \
             binary.
             """,
+        version: ReelVersion.line,
         subcommands: [Render.self, CoordinatorCommand.self, WorkerCommand.self, Submit.self, Status.self, Watch.self,
                       Cancel.self, Workers.self, Fetch.self, KeysCommand.self, Eval.self, Bench.self, ModelCommand.self]
     )

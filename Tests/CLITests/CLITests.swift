@@ -2,6 +2,7 @@ import Foundation
 import Media
 import TestSupport
 import Testing
+import Wire
 
 /// Runs the built `reel` binary as a user would.
 struct ReelCommand {
@@ -59,6 +60,14 @@ struct ReelCommand {
 }
 
 @Suite struct RenderCommandTests {
+    /// `reel --version` names the release, the commit it was built from and the protocol.
+    @Test func versionNamesTheReleaseCommitAndProtocol() throws {
+        let result = try ReelCommand.run(["--version"], in: try ReelCommand.scratchDirectory())
+        #expect(result.status == 0)
+        #expect(result.stdout == "reel \(ReelVersion.build) (protocol \(Envelope.protocolVersion))\n", "\(result.stdout)")
+        #expect(ReelVersion.commit.count >= 12 || ReelVersion.commit == "unknown", "a commit from the BuildStamp plugin: \(ReelVersion.commit)")
+    }
+
     @Test func rendersAnMP4WithTheRequestedFramesSizeAndFps() throws {
         let directory = try ReelCommand.scratchDirectory()
         let result = try ReelCommand.run(["render", "a red circle moving right", "--frames", "6", "--steps", "3",

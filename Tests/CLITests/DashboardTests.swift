@@ -4,6 +4,7 @@ import FoundationNetworking
 #endif
 import TestSupport
 import Testing
+import Wire
 
 /// The dashboard as a user sees it: headless Chromium (Debian's chromium, which `make test`
 /// installs) loads the page from a real coordinator while a job runs.
@@ -122,9 +123,16 @@ import Testing
 
         let metrics = try Self.fetch("\(base)/metrics", token: token).body
         for series in ["reel_jobs{state=\"done\"} 1", "reel_shards_completed_total", "reel_queue_depth", "reel_workers 1",
-                       "reel_wire_bytes_total{direction=\"in\"}", "reel_shard_latency_seconds_bucket", "reel_step_latency_seconds_count"] {
+                       "reel_wire_bytes_total{direction=\"in\"}", "reel_shard_latency_seconds_bucket", "reel_step_latency_seconds_count",
+                       "reel_jobs_ended_total{state=\"done\"} 1", "reel_jobs_ended_total{state=\"cancelled\"} 1",
+                       "reel_build_info{", "protocol=\"\(Envelope.protocolVersion)\"", "reel_worker_shards_completed{worker=\"",
+                       "reel_worker_heartbeat_age_seconds{worker=\""] {
             #expect(metrics.contains(series), "/metrics has \(series)")
         }
+        // Every family says what it is.
+        let families = Set(metrics.split(separator: "\n").filter { $0.hasPrefix("# TYPE ") }.map { $0.split(separator: " ")[2] })
+        let described = Set(metrics.split(separator: "\n").filter { $0.hasPrefix("# HELP ") }.map { $0.split(separator: " ")[2] })
+        #expect(!families.isEmpty && families == described, "families without # HELP: \(families.subtracting(described))")
         print("dashboard: Chromium saw the done job's video, the running job's progress, map and previews, and the worker; cancel and priority took effect")
     }
 

@@ -11,7 +11,7 @@ import Wire
     static func waitForProgress(_ farm: ProcessFarm, _ id: String, fraction: Double, timeout: Double = 60) throws {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
-            let row = try farm.client(["status", id]).stdout.split(separator: "\n").last?.split(separator: "\t") ?? []
+            let row = try farm.client(["status", id]).stdout.split(separator: "\n").last?.tableCells ?? []
             if row.count > 2 {
                 let parts = row[2].split(separator: "/").compactMap { Double($0) }
                 if parts.count == 2, parts[1] > 0, parts[0] / parts[1] >= fraction { return }

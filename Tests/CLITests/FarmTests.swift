@@ -24,8 +24,11 @@ import Wire
         let fromThree = try Self.render(on: three, name: "three")
         #expect(fromThree.regions == "7x1", "64 frames in a 16-frame window with reel-shapes's overlap of 8 are 7 chunks")
         let shardsDone = try three.client(["workers"]).stdout.split(separator: "\n").dropFirst()
-            .compactMap { row in row.split(separator: "\t").dropFirst(6).first.flatMap { Int($0) } }  // the SHARDS column
+            .compactMap { row in row.tableCells.dropFirst(6).first.flatMap { Int($0) } }  // the SHARDS column
         #expect(shardsDone.filter { $0 > 0 }.count >= 2, "the work was shared: \(shardsDone)")
+        let listed = try three.client(["workers", "--json"]).stdout.split(separator: "\n")
+            .compactMap { try? Reel_V1_WorkerStatus(jsonString: String($0)) }
+        #expect(listed.count == 3 && listed.allSatisfy { $0.build == ReelVersion.build && !$0.cpuKernel.isEmpty }, "each worker names its build: \(listed.map(\.build))")
         three.stop()
 
         let one = try ProcessFarm()
@@ -58,12 +61,37 @@ import Wire
 
         // A worker given the package as a directory offers it by name too, and takes the job.
         try farm.startWorker("shapes", extra: ["--model", ReelCommand.packageRoot + "/models/reel-shapes"])
-        let watched = try ReelCommand.run(["watch", id, "--coordinator", farm.endpoint, "--insecure"], in: farm.directory, wrapper: ["timeout", "60"])
+        let watched = try ReelCommand.run(["watch", id, "--json", "--coordinator", farm.endpoint, "--insecure"], in: farm.directory, wrapper: ["timeout", "60"])
         #expect(watched.status == 0, "\(watched.stderr)")
+        // One JobStatus a line, a line when something but the clock changed, the last one done.
+        let updates = watched.stdout.split(separator: "\n")
+        let statuses = updates.compactMap { try? Reel_V1_JobStatus(jsonString: String($0)) }
+        #expect(statuses.count == updates.count && statuses.count >= 2 && statuses.last?.state == .done, "\(watched.stdout)")
         let after = try farm.client(["status", id])
         #expect(after.stdout.contains("done") && !after.stderr.contains("waits:"), "\(after.stdout)\(after.stderr)")
         let listed = try farm.client(["workers"]).stdout.split(separator: "\n").first { $0.hasPrefix("shapes") } ?? ""
-        #expect(listed.split(separator: "\t").dropFirst(3).first == "reel-shapes", "the package once, by name: \(listed)")
+        #expect(listed.tableCells.dropFirst(3).first == "reel-shapes", "the package once, by name: \(listed)")
+    }
+
+    /// `--log-format json`: every line a daemon writes is one JSON object with its time, level,
+    /// logger and message; a worker logs each shard's start and end at info.
+    @Test func daemonsWriteJSONLinesForLogShippers() throws {
+        let farm = try ProcessFarm(coordinatorArguments: ["--log-format", "json"])
+        defer { farm.stop() }
+        try farm.startWorker("j1", extra: ["--log-format", "json"])
+        try farm.waitForWorkers(1)
+        _ = try Self.render(on: farm, ["a red circle moving left", "--frames", "8", "--steps", "1", "--scale", "1"], name: "json")
+        var messages: [String: [String]] = [:]
+        for log in [farm.coordinatorLog, "j1.log"] {
+            let lines = farm.log(log).split(separator: "\n")
+            let objects = lines.compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+            #expect(!lines.isEmpty && objects.count == lines.count, "\(log): every line JSON: \(lines.prefix(3))")
+            #expect(objects.allSatisfy { object in ["time", "level", "logger", "message"].allSatisfy { object[$0] is String } })
+            messages[log] = objects.compactMap { $0["message"] as? String }
+        }
+        #expect(messages[farm.coordinatorLog, default: []].contains { $0.hasPrefix("worker j1 joined") }, "\(messages[farm.coordinatorLog] ?? [])")
+        let worker = messages["j1.log", default: []]
+        #expect(worker.contains { $0.contains(") started") } && worker.contains { $0.contains(" done in ") }, "\(worker)")
     }
 
     @Test func aWorkerKilledMidJobLosesNothing() throws {
@@ -101,13 +129,14 @@ import Wire
         let id = submitted.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(submitted.status == 0 && !id.isEmpty, "\(submitted.stderr)")
         let status = try farm.client(["status", id])
-        let row = status.stdout.split(separator: "\n").last?.split(separator: "\t").map(String.init) ?? []
+        let row = status.stdout.split(separator: "\n").last?.tableCells ?? []
         #expect(row.count == 7 && row[1] == "running" && row[2] == "0/2" && row[5] == "-", "\(status.stdout)")
         #expect(status.stderr.contains("no connected worker offers model 'reel-tiny'"), "\(status.stderr)")
     }
 
     @Test func malformedPeersAreDroppedAndLoggedWhileTheCoordinatorKeepsServing() throws {
-        let farm = try ProcessFarm(coordinatorArguments: ["--max-message-mb", "1"])
+        // Closed connections are logged at debug: every CLI call ends with one.
+        let farm = try ProcessFarm(coordinatorArguments: ["--max-message-mb", "1", "--log-level", "debug"])
         let context = try ZMQContext()
         let good = try FarmClient(context: context, endpoint: farm.endpoint, timeoutSeconds: 5)
         var wrongVersion = Reel_V1_WorkerHello()

@@ -160,3 +160,11 @@ final class ProcessFarm {
         return process
     }
 }
+
+extension Substring {
+    /// The cells of a row of `reel status` or `reel workers`: columns are two or more spaces
+    /// apart, and no cell the tests read holds two spaces in a row.
+    var tableCells: [String] {
+        split(separator: "  ", omittingEmptySubsequences: true).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+    }
+}

@@ -35,14 +35,16 @@ import Wire
         try farm.startWorker("dit-2", extra: ["--model", "wan-tiny", "--parts", "dit"])
         try farm.waitForWorkers(3)
         let three = try FarmTests.render(on: farm, Self.job, name: "three")
-        let id = try #require(farm.client(["status"]).stdout.split(separator: "\n").dropFirst().first?.split(separator: "\t").first)
+        let id = try #require(farm.client(["status"]).stdout.split(separator: "\n").dropFirst().first?.tableCells.first)
         let status = try farm.status(String(id))
         #expect(status.promptsTotal == 2 && status.promptsEncoded == 2 && status.piecesTotal == 2 && status.piecesDecoded == 2)
         #expect(three.regions == "2x1" && status.shardsTotal == 2 * 3 + 2 + 2 && status.resultsAccepted == status.shardsTotal)
-        let row = try farm.client(["status", String(id)]).stdout.split(separator: "\n").last?.split(separator: "\t").map(String.init) ?? []
+        let row = try farm.client(["status", String(id)]).stdout.split(separator: "\n").last?.tableCells ?? []
         #expect(row.count == 7 && row[2] == "3/3", "the job's own steps, not a sum over its two chunks: \(row)")
-        let shards = try farm.client(["workers"]).stdout.split(separator: "\n").dropFirst()
-            .map { row in (row.split(separator: "\t").first.map(String.init) ?? "", row.split(separator: "\t").dropFirst(6).first.flatMap { Int($0) } ?? 0) }
+        let shards = try farm.client(["workers"]).stdout.split(separator: "\n").dropFirst().map { row -> (String, Int) in
+            let cells = row.tableCells
+            return (cells.first ?? "", cells.dropFirst(6).first.flatMap { Int($0) } ?? 0)
+        }
         #expect(Dictionary(uniqueKeysWithValues: shards)["text-vae"] == 4, "two prompts and two pieces: \(shards)")
         #expect(shards.allSatisfy { $0.1 > 0 }, "every worker took shards of its part: \(shards)")
         farm.stop()
