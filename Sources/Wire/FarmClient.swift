@@ -3,7 +3,7 @@ import Foundation
 /// A request the coordinator refused, or one it never answered.
 public struct FarmClientError: Error, CustomStringConvertible {
     public enum Code: Sendable, Equatable {
-        /// No answer came in time.
+        /// No answer came in time; the description says how far the connection got.
         case timeout
         /// The coordinator answered with an error; its words are the description.
         case refused
@@ -23,6 +23,8 @@ public final class FarmClient {
     private let context: ZMQContext
     private let security: SocketSecurity
     private var socket: ZMQSocket
+    /// The socket's connection events, read when no answer comes to say why.
+    private var monitor: ZMQSocket
     private let timeoutMilliseconds: Int32
 
     public init(context: ZMQContext, endpoint: String, timeoutSeconds: Double = 10, security: SocketSecurity = .plaintext) throws {
@@ -30,30 +32,71 @@ public final class FarmClient {
         self.context = context
         self.security = security
         timeoutMilliseconds = Int32(timeoutSeconds * 1000)
-        socket = try Self.connect(context, endpoint, security, timeoutMilliseconds)
+        (socket, monitor) = try Self.connect(context, endpoint, security, timeoutMilliseconds)
     }
 
-    private static func connect(_ context: ZMQContext, _ endpoint: String, _ security: SocketSecurity, _ timeout: Int32) throws -> ZMQSocket {
+    private static func connect(_ context: ZMQContext, _ endpoint: String, _ security: SocketSecurity,
+                                _ timeout: Int32) throws -> (ZMQSocket, ZMQSocket) {
         let socket = try ZMQSocket(context, .dealer)
         try socket.secure(security)
         try socket.setReceiveTimeout(milliseconds: timeout)
         try socket.setSendTimeout(milliseconds: timeout)
+        let monitor = try socket.monitor(context, events: SocketEvent.connectionEvents)
         try socket.connect(endpoint)
-        return socket
+        return (socket, monitor)
+    }
+
+    /// A new connection, so that a late reply to a request given up on cannot answer the next.
+    private func reconnect() throws {
+        (socket, monitor) = try Self.connect(context, endpoint, security, timeoutMilliseconds)
+        connection = .connecting
     }
 
     /// Sends one request and waits for its reply of kind `expected`.
     public func request(_ kind: MessageKind, _ message: any SwiftProtobufMessage, payloads: [Data] = [], expecting expected: MessageKind) throws -> Envelope {
-        try socket.send(Envelope(kind, message, payloads: payloads).frames)
         let reply: Envelope
         do {
+            try socket.send(Envelope(kind, message, payloads: payloads).frames)
             reply = try Envelope(frames: socket.receive())
         } catch let error as ZMQError where error.isTimeout {
-            throw FarmClientError(.timeout, "no answer from the coordinator at \(endpoint) within \(timeoutMilliseconds / 1000) s; is `reel coordinator` running there, and is this client's key enrolled (`reel keys enroll client`)?")
+            throw FarmClientError(.timeout, noAnswer(seconds: Double(timeoutMilliseconds) / 1000))
         }
         if reply.kind == .error { throw FarmClientError(.refused, try reply.decode(Reel_V1_ErrorReply.self).message) }
         guard reply.kind == expected else { throw WireError(.unexpectedMessage, "expected \(expected), the coordinator sent \(reply.kind)") }
         return reply
+    }
+
+    /// How far the connection has got, as its monitor last said.
+    enum Connection { case connecting, refused, connected, handshook, keyRefused, securityMismatch }
+    private var connection = Connection.connecting
+
+    /// Why no answer came in `seconds`, from how far the connection last got: nothing
+    /// listening, no route, a key or security mode the coordinator refused, or a coordinator
+    /// that took the request and did not answer.
+    func noAnswer(seconds: Double) -> String {
+        while let frames = try? monitor.receive(dontWait: true), let event = SocketEvent(frames: frames) {
+            if event.isAuthenticationFailure { connection = .keyRefused }
+            else if event.isSecurityMismatch { connection = .securityMismatch }
+            else if event.isHandshakeSuccess { connection = .handshook }
+            else if event.isConnected { connection = .connected }
+            else if event.isConnectRetried { connection = connection == .keyRefused || connection == .securityMismatch ? connection : .refused }
+            else if event.isDisconnect { connection = .connecting }
+        }
+        let wait = String(format: "%g s", seconds)
+        switch connection {
+        case .keyRefused:
+            return "the coordinator at \(endpoint) refused this client's key: enroll its .pub on the coordinator (`reel keys enroll client NAME.pub`) or connect with an enrolled --key"
+        case .securityMismatch:
+            return "the coordinator at \(endpoint) speaks another security mode: it runs with CURVE keys (give --key and --coordinator-key) or --insecure (give --insecure too)"
+        case .handshook:
+            return "the coordinator at \(endpoint) took the connection but did not answer within \(wait); it may be overloaded or stopping (try again, or a longer --timeout)"
+        case .connected:
+            return "connected to \(endpoint) but no handshake completed within \(wait): is that port a Reel coordinator's, and does its --coordinator-key match?"
+        case .refused:
+            return "nothing accepts connections at \(endpoint) (connection refused): is `reel coordinator` running there, on that port?"
+        case .connecting:
+            return "no answer from \(endpoint) within \(wait): the host is unreachable, or a firewall drops the connection"
+        }
     }
 
     /// Submits a job. When no answer comes, it asks again on a new connection with the same
@@ -65,9 +108,11 @@ public final class FarmClient {
         for attempt in 1...max(1, attempts) {
             do {
                 return try self.request(.submit, request, payloads: [input], expecting: .submitReply).decode(Reel_V1_SubmitReply.self).jobID
-            } catch let error as FarmClientError where error.isTimeout && attempt < attempts {
-                // A late reply on the old socket would answer the wrong request: start afresh.
-                socket = try Self.connect(context, endpoint, security, timeoutMilliseconds)
+            } catch let error as FarmClientError where error.isTimeout {
+                guard attempt < attempts else {
+                    throw FarmClientError(.timeout, error.description + " (asked \(attempts) times, \(String(format: "%g", Double(timeoutMilliseconds) / 1000)) s each)")
+                }
+                try reconnect()
             }
         }
         throw FarmClientError(.timeout, "unreachable")  // the loop returns or throws on its last attempt
@@ -92,9 +137,27 @@ public final class FarmClient {
     }
 
     /// Polls the job's status every `interval` seconds, passing each to `update`, until it ends.
-    public func wait(for job: String, interval: Double = 0.2, update: (Reel_V1_JobStatus) -> Void = { _ in }) throws -> Reel_V1_JobStatus {
+    /// A coordinator that stops answering (restarting: its jobs are durable) is asked again on
+    /// new connections for up to `patience` seconds, and `unanswered` hears each time why.
+    public func wait(for job: String, interval: Double = 0.2, patience: Double = 300, unanswered: (FarmClientError) -> Void = { _ in },
+                     update: (Reel_V1_JobStatus) -> Void = { _ in }) throws -> Reel_V1_JobStatus {
+        var silentSince: Date?
         while true {
-            guard let status = try status(job).first else { throw FarmClientError(.jobLost, "the coordinator lost job \(job)") }
+            let answer: [Reel_V1_JobStatus]
+            do {
+                answer = try status(job)
+                silentSince = nil
+            } catch let error as FarmClientError where error.isTimeout {
+                let since = silentSince ?? Date().addingTimeInterval(-Double(timeoutMilliseconds) / 1000)
+                silentSince = since
+                guard Date().timeIntervalSince(since) < patience else {
+                    throw FarmClientError(.timeout, "\(error.description); gave up on job \(job) after \(Int(Date().timeIntervalSince(since))) s without an answer (`reel watch \(job)` follows it again)")
+                }
+                unanswered(error)
+                try reconnect()
+                continue
+            }
+            guard let status = answer.first else { throw FarmClientError(.jobLost, "the coordinator lost job \(job)") }
             update(status)
             if ![.running, .queued, .encoding].contains(status.state) { return status }
             Thread.sleep(forTimeInterval: interval)

@@ -226,6 +226,14 @@ public struct SocketEvent: Sendable, CustomStringConvertible {
         address = String(decoding: frames[1], as: UTF8.self)
     }
 
+    /// A connection's course, for a client that must say why no answer came: connecting,
+    /// connected, refused (closed and retried), and the handshake's outcome.
+    public static let connectionEvents = ZMQ_EVENT_CONNECTED | ZMQ_EVENT_CONNECT_DELAYED | ZMQ_EVENT_CONNECT_RETRIED
+        | ZMQ_EVENT_CLOSED | ZMQ_EVENT_DISCONNECTED | handshakeEvents
+    public var isConnected: Bool { event == ZMQ_EVENT_CONNECTED }
+    /// A connection attempt failed and will be tried again (nothing listening: refused).
+    public var isConnectRetried: Bool { event == ZMQ_EVENT_CONNECT_RETRIED }
+
     /// Every handshake outcome, for a monitor that waits for one.
     public static let handshakeEvents = ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH
         | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL

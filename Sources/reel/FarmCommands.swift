@@ -409,7 +409,11 @@ struct Watch: ParsableCommand {
     static func follow(_ id: String, client: FarmClient, writeTo output: String?, json: Bool = false) throws {
         let display = ProgressDisplay(label: id)
         var last: Reel_V1_JobStatus?
-        let status = try client.wait(for: id, interval: 0.5) { status in
+        // A coordinator restarting keeps its jobs: ask again until it is back.
+        let unanswered = { (error: FarmClientError) in
+            FileHandle.standardError.write(Data("\nreel: \(error.description); asking again\n".utf8))
+        }
+        let status = try client.wait(for: id, interval: 0.5, unanswered: unanswered) { status in
             guard json else { return display.update(status) }
             var unchanged = status
             unchanged.secondsElapsed = last?.secondsElapsed ?? 0

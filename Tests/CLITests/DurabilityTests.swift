@@ -87,6 +87,36 @@ import Wire
         }
     }
 
+    /// `reel submit --wait` rides out a coordinator killed (kill -9) and started again: it asks
+    /// again on new connections, says so, and writes the video, which has the bytes of an
+    /// uninterrupted render. A coordinator that is not there is told apart from one that is
+    /// silent, and the wait it reports is the one it made.
+    @Test func submitWaitRidesOutACoordinatorRestart() throws {
+        let farm = try ProcessFarm()
+        try farm.startWorker("w1")
+        try farm.waitForWorkers(1)
+        let client = try farm.startClient(["submit"] + Self.job + ["--wait", "-o", "waited.mp4", "--timeout", "2"], log: "submit.log")
+        try waitUntil("the job is submitted") { !(try farm.client(["status"]).stdout.contains("no jobs")) }
+        let id = try #require(farm.client(["status"]).stdout.split(separator: "\n").dropFirst().first?.tableCells.first)
+        try Self.waitForProgress(farm, id, fraction: 0.3)
+        try farm.restartCoordinator {
+            try waitUntil("submit --wait finds the coordinator gone", timeout: 30) { farm.log("submit.log").contains("asking again") }
+        }
+        try waitUntil("submit --wait returns", timeout: 120) { !client.isRunning }
+        let log = farm.log("submit.log")
+        #expect(client.terminationStatus == 0, "\(log)")
+        #expect(log.contains("nothing accepts connections at \(farm.endpoint) (connection refused)"), "why it went quiet: \(log)")
+        let clean = try ReelCommand.run(["render"] + Self.job + ["-o", "clean.mp4"], in: farm.directory)
+        #expect(clean.status == 0, "\(clean.stderr)")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: "\(farm.directory)/waited.mp4")) == Data(contentsOf: URL(fileURLWithPath: "\(farm.directory)/clean.mp4")))
+
+        // Nothing listening on a port: refused, said so, after the attempts it made.
+        let closed = try ReelCommand.run(["status", "--coordinator", "127.0.0.1:9", "--insecure", "--timeout", "1"], in: farm.directory)
+        #expect(closed.status == 1 && closed.stderr.contains("nothing accepts connections at tcp://127.0.0.1:9 (connection refused)"), "\(closed.stderr)")
+        let submitted = try ReelCommand.run(["submit", "a red circle", "--coordinator", "127.0.0.1:9", "--insecure", "--timeout", "1"], in: farm.directory)
+        #expect(submitted.stderr.contains("(asked 3 times, 1 s each)"), "\(submitted.stderr)")
+    }
+
     /// Power loss, as near as a test can come: the coordinator is killed (SIGKILL, by a test
     /// hook) between writing a file and renaming it into place, or right after the rename
     /// before the job store hears of it, for a checkpoint and for the finished video.

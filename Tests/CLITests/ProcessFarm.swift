@@ -45,12 +45,14 @@ final class ProcessFarm {
         }
     }
 
-    /// `kill -9` of the coordinator, then a new one on the same data directory and endpoint.
-    func restartCoordinator(afterKill: Bool = true) throws {
+    /// `kill -9` of the coordinator, then a new one on the same data directory and endpoint;
+    /// `whileDown` runs between the two.
+    func restartCoordinator(afterKill: Bool = true, whileDown: () throws -> Void = {}) throws {
         if let coordinator {
             kill(coordinator.processIdentifier, afterKill ? SIGKILL : SIGTERM)
             coordinator.waitUntilExit()
         }
+        try whileDown()
         lives += 1
         coordinatorLog = "coordinator-\(lives).log"
         try startCoordinator(bind: endpoint)
