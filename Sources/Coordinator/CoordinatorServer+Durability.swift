@@ -116,6 +116,8 @@ extension CoordinatorServer {
         job.latentDigest = stored.latentDigest
         job.finishedSeconds = stored.finishedSeconds
         if state != .running {
+            job.endedRegionSteps = stored.regionSteps.isEmpty ? nil : stored.regionSteps
+            job.resultsAccepted = stored.resultsAccepted
             // A job that ended before the store kept the time: its submission plus its run.
             job.finishedAt = stored.finishedMs.map { Date(timeIntervalSince1970: Double($0) / 1000) }
                 ?? job.submitted.addingTimeInterval(stored.finishedSeconds ?? 0)

@@ -537,7 +537,6 @@ public final class CoordinatorServer: @unchecked Sendable {
         switch outcome {
         case .success:
             job.outputPath = path
-            job.finishedSeconds = (clock.now - job.started).seconds
             end(job, .done)
             logger.info("job \(job.id) done in \(String(format: "%.1f", job.finishedSeconds!)) s: \(job.resultsAccepted) results accepted for \(job.run.shardsTotal) shards, \(path), latent digest \(job.latentDigest)")
         case .failure(let error):
@@ -553,6 +552,7 @@ public final class CoordinatorServer: @unchecked Sendable {
 
     /// Ends a job in memory and in the store; its checkpoint and input are no longer needed.
     func end(_ job: FarmJob, _ state: FarmJob.State) {
+        job.finishedSeconds = job.elapsed
         job.state = state
         job.finishedAt = clock.date
         if case .failed(let reason) = state { logger.error("job \(job.id) failed: \(reason)") }
@@ -560,7 +560,8 @@ public final class CoordinatorServer: @unchecked Sendable {
         if case .failed(let reason) = state { error = reason }
         do {
             try store.finish(job.id, state: state.stored, error: error, outputPath: job.outputPath ?? "",
-                             latentDigest: job.latentDigest, finishedSeconds: job.finishedSeconds, finishedAt: job.finishedAt)
+                             latentDigest: job.latentDigest, finishedSeconds: job.finishedSeconds, finishedAt: job.finishedAt,
+                             regionSteps: job.run.progress, resultsAccepted: job.resultsAccepted)
         } catch {
             logger.error("cannot record the end of job \(job.id): \(error)")
         }

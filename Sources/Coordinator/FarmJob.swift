@@ -56,7 +56,6 @@ final class FarmJob {
     let run: JobRun
     let submitted: Date
     let clock: any FarmClock
-    let started: ContinuousClock.Instant
     var state: State = .running
     /// Starts as the spec's; an operator may change it while the job runs.
     var priority: Int
@@ -68,8 +67,15 @@ final class FarmJob {
     var latentDigest = ""
     /// When its last checkpoint was handed to the writer.
     var checkpointedAt: ContinuousClock.Instant?
-    /// Shard results accepted in this coordinator's life (a restored job counts from its restart).
+    /// Shard results accepted in this coordinator's life (a restored job counts from its restart;
+    /// an ended one reads what the store kept).
     var resultsAccepted = 0
+    /// An ended job's region steps as the store kept them: a restored job has a fresh run.
+    var endedRegionSteps: [Int]?
+
+    /// Seconds from its submission to now, or to its end: wall time, so that it reads the same
+    /// across a coordinator's restart.
+    var elapsed: Double { finishedSeconds ?? max(0, clock.date.timeIntervalSince(submitted)) }
     /// Workers the current shard of each region failed on, in order.
     var shardFailures: [Int: [String]] = [:]
     /// Shards of this job each worker failed.
@@ -95,7 +101,6 @@ final class FarmJob {
                 spec.startingLatent(box, channels: channels, input: input)
             }
         }
-        started = clock.now
     }
 
     var isActive: Bool { state == .running }
@@ -106,16 +111,18 @@ final class FarmJob {
         status.state = state.wire
         status.spec = spec.message(outputScale: outputScale)
         status.spec.priority = Int32(priority)
-        status.stepsDone = UInt32(state == .done ? run.stepsTotal : run.stepsDone)
+        let progress = endedRegionSteps.flatMap { $0.count == run.progress.count ? $0 : nil } ?? run.progress
+        let stepsDone = run.plan.regions.indices.reduce(0) { $0 + max(0, progress[$1] - run.plan.firstStep(of: $1)) }
+        status.stepsDone = UInt32(state == .done ? run.stepsTotal : stepsDone)
         status.stepsTotal = UInt32(run.stepsTotal)
         status.chunks = UInt32(run.plan.chunks.count)
         status.tiles = UInt32(run.plan.tileRows.count * run.plan.tileColumns.count)
-        status.regionSteps = run.progress.map(UInt32.init)
+        status.regionSteps = progress.map { UInt32(clamping: $0) }
         status.chunkFirstStep = UInt32(run.plan.firstStep)
-        let elapsed = finishedSeconds ?? (clock.now - started).seconds
+        let elapsed = elapsed
         status.secondsElapsed = elapsed
-        if run.stepsDone > 0 && state == .running {
-            status.secondsRemaining = elapsed / Double(run.stepsDone) * Double(run.stepsTotal - run.stepsDone)
+        if stepsDone > 0 && state == .running {
+            status.secondsRemaining = elapsed / Double(stepsDone) * Double(run.stepsTotal - stepsDone)
         }
         if case .failed(let reason) = state { status.error = reason }
         status.latentDigest = latentDigest

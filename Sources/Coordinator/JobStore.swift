@@ -17,6 +17,10 @@ struct StoredJob: Equatable {
     /// When it ended, in Unix milliseconds; nil while it runs, and for jobs that ended before
     /// the store kept it.
     var finishedMs: Int64?
+    /// For an ended job, each region's steps and the results accepted when it ended, so that
+    /// its status reads the same after a restart; empty and 0 before the store kept them.
+    var regionSteps: [Int] = []
+    var resultsAccepted = 0
 }
 
 /// The coordinator's durable state: a SQLite database (WAL) in its data directory. A job is
@@ -65,6 +69,10 @@ final class JobStore: @unchecked Sendable {
         migrator.registerMigration("v2: when jobs ended") { db in
             try db.execute(sql: "ALTER TABLE job ADD COLUMN finished_ms INTEGER")
         }
+        migrator.registerMigration("v3: how far ended jobs got") { db in
+            try db.execute(sql: "ALTER TABLE job ADD COLUMN region_steps BLOB NOT NULL DEFAULT x''")
+            try db.execute(sql: "ALTER TABLE job ADD COLUMN results_accepted INTEGER NOT NULL DEFAULT 0")
+        }
         return migrator
     }
 
@@ -79,15 +87,35 @@ final class JobStore: @unchecked Sendable {
         }
     }
 
-    /// Records how a job ended (or that it runs again).
+    /// Records how a job ended (or that it runs again), and how far its regions got.
     func finish(_ id: String, state: String, error: String = "", outputPath: String = "", latentDigest: String = "",
-                finishedSeconds: Double? = nil, finishedAt: Date? = nil) throws {
+                finishedSeconds: Double? = nil, finishedAt: Date? = nil, regionSteps: [Int] = [], resultsAccepted: Int = 0) throws {
         let finishedMs = finishedAt.map { Int64($0.timeIntervalSince1970 * 1000) }
         try database.write { db in
             try db.execute(sql: """
-                UPDATE job SET state = ?, error = ?, output_path = ?, latent_digest = ?, finished_seconds = ?, finished_ms = ?
+                UPDATE job SET state = ?, error = ?, output_path = ?, latent_digest = ?, finished_seconds = ?, finished_ms = ?,
+                               region_steps = ?, results_accepted = ?
                 WHERE id = ?
-                """, arguments: [state, error, outputPath, latentDigest, finishedSeconds, finishedMs, id])
+                """, arguments: [state, error, outputPath, latentDigest, finishedSeconds, finishedMs,
+                                  Self.encode(regionSteps), resultsAccepted, id])
+        }
+    }
+
+    /// Region steps as little-endian UInt32s.
+    static func encode(_ steps: [Int]) -> Data {
+        var data = Data(capacity: steps.count * 4)
+        for step in steps { withUnsafeBytes(of: UInt32(clamping: step).littleEndian) { data.append(contentsOf: $0) } }
+        return data
+    }
+
+    /// The stored region steps; a blob of another length (a damaged row) reads as none.
+    static func decode(_ data: Data) -> [Int] {
+        guard data.count % 4 == 0 else { return [] }
+        let bytes = [UInt8](data)
+        return stride(from: 0, to: bytes.count, by: 4).map { i -> Int in
+            var value: UInt32 = 0
+            for k in (0..<4).reversed() { value = value << 8 | UInt32(bytes[i + k]) }
+            return Int(value)
         }
     }
 
@@ -120,7 +148,8 @@ final class JobStore: @unchecked Sendable {
                           state: row["state"], error: row["error"], outputPath: row["output_path"],
                           latentDigest: row["latent_digest"], submittedMs: row["submitted_ms"],
                           finishedSeconds: row["finished_seconds"], checkpointSteps: row["checkpoint_steps"],
-                          finishedMs: row["finished_ms"])
+                          finishedMs: row["finished_ms"], regionSteps: Self.decode(row["region_steps"] ?? Data()),
+                          resultsAccepted: row["results_accepted"])
             }
         }
     }

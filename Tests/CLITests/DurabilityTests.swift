@@ -53,6 +53,25 @@ import Wire
         print("--keep-finished \(keep): a finished job and its video forgotten, a running one kept, across a restart")
     }
 
+    /// A finished job and a cancelled one read the same after the coordinator is killed and
+    /// started again: their time, steps, region map and results, from the store.
+    @Test func endedJobsReadTheSameAfterARestart() throws {
+        let farm = try ProcessFarm()
+        try farm.startWorker("w1")
+        try farm.waitForWorkers(1)
+        let done = try farm.client(["submit", "a red circle moving left", "--frames", "40", "--steps", "3", "--model", "reel-tiny"])
+            .stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(try farm.client(["watch", done]).status == 0)
+        let cancelled = try farm.client(["submit"] + Self.job).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        try Self.waitForProgress(farm, cancelled, fraction: 0.2)
+        #expect(try farm.client(["cancel", cancelled]).status == 0)
+        let before = try [done, cancelled].map { try farm.status($0) }
+        #expect(before[1].stepsDone > 0 && before[1].regionSteps.contains { $0 > 0 } && before[0].resultsAccepted > 0)
+        try farm.restartCoordinator()
+        let after = try [done, cancelled].map { try farm.status($0) }
+        #expect(after == before, "before: \(before.map { try! $0.jsonString() })\nafter: \(after.map { try! $0.jsonString() })")
+    }
+
     @Test func aCoordinatorKilledMidJobResumesFromItsCheckpointWithTheSameBytes() throws {
         let farm = try ProcessFarm()
         try farm.startWorker("w1")
