@@ -8,16 +8,21 @@ final class ProgressDisplay {
     let label: String
     /// What is counted: steps for a render, videos for an evaluation.
     let unit: String
+    /// Whether to tell why a job waits. In-process, `reel render`'s own worker joins a moment
+    /// after its job is submitted: advice to start a worker would be wrong there.
+    let tellsWaiting: Bool
     private var lastDone = -1
     private var lastDetail = ""
     private var lastWaiting = ""
 
-    init(label: String, unit: String = "step") { self.label = label; self.unit = unit }
+    init(label: String, unit: String = "step", tellsWaiting: Bool = true) {
+        self.label = label; self.unit = unit; self.tellsWaiting = tellsWaiting
+    }
 
     /// A farm job: steps summed over its regions, and how far its slowest and fastest chunks are.
     /// Why the job waits is told once each time it changes.
     func update(_ status: Reel_V1_JobStatus) {
-        if status.waiting != lastWaiting {
+        if tellsWaiting && status.waiting != lastWaiting {
             lastWaiting = status.waiting
             if !status.waiting.isEmpty { write("\(interactive ? "\n" : "")\(label) waits: \(status.waiting)\n") }
         }
@@ -58,13 +63,32 @@ final class ProgressDisplay {
         // Before its first step a job has no rate to guess its end from.
         let timing = (done == 0 ? "no step yet" : String(format: "%.2f s/%@, ETA %@", perStep, unit, Self.duration(remaining))) + detail
         if interactive {
-            let width = 30, filled = Int(fraction * Double(width))
-            let bar = String(repeating: "█", count: filled) + String(repeating: "·", count: width - filled)
-            write("\r\(label) [\(bar)] \(done)/\(total) \(unit)s  \(timing)\u{1B}[K")
+            write("\r" + Self.fitted(label: label, fraction: fraction, counts: "\(done)/\(total) \(unit)s", timing: timing,
+                                     columns: Self.terminalColumns()) + "\u{1B}[K")
             if done == total { write("\n") }
         } else {
             write("\(label): \(unit) \(done)/\(total) (\(Int(fraction * 100))%), \(timing)\n")
         }
+    }
+
+    /// The redrawn line within `columns - 1` characters, so that it never wraps (a wrapped line
+    /// is not redrawn but scrolls): the bar narrows from 30 cells to 10 first, then the timing
+    /// and region detail are cut, marked with "…".
+    static func fitted(label: String, fraction: Double, counts: String, timing: String, columns: Int) -> String {
+        let room = max(20, columns - 1)
+        func line(bar width: Int) -> String {
+            let filled = min(width, Int(fraction * Double(width)))
+            return "\(label) [\(String(repeating: "█", count: filled) + String(repeating: "·", count: width - filled))] \(counts)  \(timing)"
+        }
+        for width in [30, 20, 10] where line(bar: width).count <= room { return line(bar: width) }
+        return String(line(bar: 10).prefix(room - 1)) + "…"
+    }
+
+    /// The terminal's width from stderr's window size, else $COLUMNS, else 80.
+    static func terminalColumns() -> Int {
+        var size = winsize()
+        if ioctl(STDERR_FILENO, UInt(TIOCGWINSZ), &size) == 0, size.ws_col > 0 { return Int(size.ws_col) }
+        return ProcessInfo.processInfo.environment["COLUMNS"].flatMap(Int.init) ?? 80
     }
 
     static func duration(_ seconds: Double) -> String {

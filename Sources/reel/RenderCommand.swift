@@ -84,7 +84,7 @@ struct Render: ParsableCommand {
         defer { farm.stop() }
         let client = try FarmClient(context: farm.context, endpoint: farm.endpoint)
         let id = try client.submit(request, input: input?.bytes ?? Data())
-        let status = try client.wait(for: id, update: ProgressDisplay(label: "render").update)
+        let status = try client.wait(for: id, update: ProgressDisplay(label: "render", tellsWaiting: false).update)
         guard status.state == .done else { throw UserError("render \(status.state.word): \(status.error)") }
         let (_, video) = try client.fetch(id)
         try OutputPath.write(video, to: output)

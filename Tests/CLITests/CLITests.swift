@@ -68,6 +68,34 @@ struct ReelCommand {
         #expect(ReelVersion.commit.count >= 12 || ReelVersion.commit == "unknown", "a commit from the BuildStamp plugin: \(ReelVersion.commit)")
     }
 
+    /// On a terminal `reel render` redraws one progress line, which fits the terminal's width
+    /// (here 60 columns, told by $COLUMNS as a pseudo-terminal without a size has none), so it
+    /// never wraps and scrolls; and it gives no advice to start workers, having its own.
+    @Test func progressOnATerminalFitsItsWidth() throws {
+        let directory = try ReelCommand.scratchDirectory()
+        let command = [ReelCommand.binary, "render", "a blue square moving up", "--frames", "40", "--steps", "3", "-o", "x.mp4"]
+            .map { "'\($0)'" }.joined(separator: " ")
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/script")
+        process.arguments = ["-qec", command, "/dev/null"]
+        process.currentDirectoryURL = URL(fileURLWithPath: directory)
+        var environment = ProcessInfo.processInfo.environment
+        environment["REEL_MODELS"] = ReelCommand.modelPath
+        environment["COLUMNS"] = "60"
+        process.environment = environment
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0, "\(text)")
+        let redrawn = text.replacingOccurrences(of: "\u{1B}[K", with: "").split(whereSeparator: { $0 == "\r" || $0 == "\n" || $0 == "\r\n" })
+            .filter { $0.hasPrefix("render [") }
+        #expect(redrawn.count >= 2 && redrawn.allSatisfy { $0.count <= 59 }, "\(redrawn.map { "\($0.count): \($0)" })")
+        #expect(!text.contains("waits:"), "\(text)")
+    }
+
     @Test func rendersAnMP4WithTheRequestedFramesSizeAndFps() throws {
         let directory = try ReelCommand.scratchDirectory()
         let result = try ReelCommand.run(["render", "a red circle moving right", "--frames", "6", "--steps", "3",
