@@ -88,6 +88,8 @@ enum FuzzTarget: String, CaseIterable {
         case .workersReply: _ = try? envelope.decode(Reel_V1_WorkersReply.self)
         case .fetch: _ = try? envelope.decode(Reel_V1_FetchRequest.self)
         case .fetchReply: _ = try? envelope.decode(Reel_V1_FetchReply.self)
+        case .control: _ = try? envelope.decode(Reel_V1_ControlRequest.self)
+        case .controlReply: _ = try? envelope.decode(Reel_V1_ControlReply.self)
         case .error: _ = try? envelope.decode(Reel_V1_ErrorReply.self)
         }
     }

@@ -13,6 +13,8 @@ public struct CoordinatorError: Error, CustomStringConvertible, Equatable {
         case resultMismatch
         /// The data directory cannot be opened, or another coordinator holds it.
         case dataDirectoryUnavailable, dataDirectoryInUse
+        /// A pause, resume or retry the job's state does not allow, or an action not known.
+        case actionRefused
     }
 
     public let code: Code

@@ -36,12 +36,18 @@ extension CoordinatorServer {
         guard active < options.maxActiveJobsPerClient else {
             throw CoordinatorError(.tooManyActiveJobs, "client \(client) has \(active) unfinished jobs, the most this coordinator takes; wait for some to finish or cancel them")
         }
-        let model = try model(request.spec.model)
+        let id = try create(request.spec, input: envelope.payloads[0], client: client, idempotencyKey: request.idempotencyKey)
+        return (.submitReply, Reel_V1_SubmitReply.with { $0.jobID = id }, [])
+    }
+
+    /// Resolves, stores and starts a job: a submission's, or a retry's. Returns its id.
+    func create(_ request: Reel_V1_JobSpec, input video: Data, client: String, idempotencyKey: String) throws -> String {
+        let model = try model(request.model)
         // Every field is checked before anything is computed from it; the input video is
         // decoded only for a job that could run, and no further than the frames it asks for.
         var decoded: RGBVideo?
-        let resolved = try SpecResolver(model: model).resolve(request.spec) { spec, maxFrames in
-            decoded = try InputVideo.frames(envelope.payloads[0], width: spec.width, height: spec.height, fps: spec.fps, maxFrames: maxFrames)
+        let resolved = try SpecResolver(model: model).resolve(request) { spec, maxFrames in
+            decoded = try InputVideo.frames(video, width: spec.width, height: spec.height, fps: spec.fps, maxFrames: maxFrames)
             return decoded!.frameCount
         }
         let spec = resolved.spec, outputScale = resolved.outputScale
@@ -51,15 +57,61 @@ extension CoordinatorServer {
                           maxPieceBytes: options.maxPieceBytes, input: input, attemptIDs: AttemptIDs.random, clock: clock)
         // Acknowledged only once it is on disk: the input first, then the row that names it.
         if let input { try AtomicFile.write(LatentCodec.encode(input), to: inputPath(id)) }
-        try store.insert(StoredJob(id: id, client: client, idempotencyKey: request.idempotencyKey,
+        try store.insert(StoredJob(id: id, client: client, idempotencyKey: idempotencyKey,
                                    spec: try spec.message(outputScale: outputScale).serializedData(), state: job.state.stored,
                                    submittedMs: Int64(job.submitted.timeIntervalSince1970 * 1000)))
-        table.remember(client: client, key: request.idempotencyKey, job: id)
+        table.remember(client: client, key: idempotencyKey, job: id)
         table.add(job)
         observe(.jobSubmitted(job: id))
         logger.info("job \(id) submitted: \(spec.frames) frames \(spec.width)x\(spec.height), \(job.run.plan.regions.count) region(s), \(job.run.shardsTotal) shard(s)")
         if job.run.isComplete { finish(job) }  // strength 0: the input is the answer
-        return (.submitReply, Reel_V1_SubmitReply.with { $0.jobID = id }, [])
+        return id
+    }
+
+    /// `reel pause`, `reel resume` and `reel retry`: the job after the action, or the new job
+    /// a retry made.
+    func control(_ envelope: Envelope, for requester: Requester) throws -> Reply {
+        let request = try envelope.decode(Reel_V1_ControlRequest.self)
+        let action: JobAction
+        switch request.action {
+        case .pause: action = .pause
+        case .resume: action = .resume
+        case .retry: action = .retry
+        default: throw CoordinatorError(.actionRefused, "action \(request.action.rawValue) is not pause, resume or retry")
+        }
+        let job = try control(try self.job(request.jobID, for: requester), action)
+        return (.controlReply, Reel_V1_ControlReply.with { $0.status = status(of: job) }, [])
+    }
+
+    /// Does `action` to `job`; one place for the CLI and the dashboard. Pausing a paused job
+    /// or resuming a running one changes nothing.
+    func control(_ job: FarmJob, _ action: JobAction) throws -> FarmJob {
+        switch action {
+        case .pause, .resume:
+            guard job.isActive else {
+                throw CoordinatorError(.actionRefused, "job \(job.id) is \(job.state.stored); only a running job can be paused or resumed")
+            }
+            let paused = action == .pause
+            guard job.paused != paused else { return job }
+            try store.setPaused(job.id, paused)
+            job.paused = paused
+            logger.info("job \(job.id) \(paused ? "paused" : "resumed")")
+            return job
+        case .retry:
+            guard job.state.endedWithoutVideo else {
+                throw CoordinatorError(.actionRefused, "job \(job.id) is \(job.state.stored); only a failed or cancelled job can be retried")
+            }
+            return try retried(job)
+        }
+    }
+
+    private func retried(_ job: FarmJob) throws -> FarmJob {
+        guard job.spec.strength >= 1 else {
+            throw CoordinatorError(.actionRefused, "job \(job.id) re-rendered an input video, which is not kept once a job ends; submit it again with --input")
+        }
+        let id = try create(job.spec.message(outputScale: job.outputScale), input: Data(), client: job.client, idempotencyKey: "")
+        logger.info("job \(job.id) retried as job \(id)")
+        return jobs[id]!
     }
 
     /// What planning needs of a model, read from its configs once (never its weights): jobs

@@ -115,6 +115,7 @@ extension CoordinatorServer {
         job.outputPath = stored.outputPath.isEmpty ? nil : stored.outputPath
         job.latentDigest = stored.latentDigest
         job.finishedSeconds = stored.finishedSeconds
+        job.paused = stored.paused
         if state != .running {
             job.endedRegionSteps = stored.regionSteps.isEmpty ? nil : stored.regionSteps
             job.resultsAccepted = stored.resultsAccepted

@@ -222,6 +222,14 @@ public final class CoordinatorServer: @unchecked Sendable {
                     end(job, .cancelled)
                     logger.info("job \(id) cancelled from the dashboard")
                 }
+            case .control(let id, let action):
+                guard let job = jobs[id] else { continue }
+                do {
+                    let result = try control(job, action)
+                    logger.info("job \(id): \(action) from the dashboard\(result.id == id ? "" : ", as job \(result.id)")")
+                } catch {
+                    logger.warning("job \(id): \(action) from the dashboard refused: \(error)")
+                }
             case .setPriority(let id, let priority):
                 guard let job = jobs[id], job.isActive else { continue }
                 job.priority = priority
@@ -344,9 +352,10 @@ public final class CoordinatorServer: @unchecked Sendable {
         case .submit: reply(to: peer) { try self.submit(envelope, from: requester.name) }
         case .status: reply(to: peer) { try self.status(envelope, for: requester) }
         case .cancel: reply(to: peer) { try self.cancel(envelope, for: requester) }
+        case .control: reply(to: peer) { try self.control(envelope, for: requester) }
         case .workers: reply(to: peer) { (.workersReply, self.workersReply(), []) }
         case .fetch: reply(to: peer) { try self.fetch(envelope, for: requester) }
-        case .assignment, .submitReply, .statusReply, .cancelReply, .workersReply, .fetchReply, .error:
+        case .assignment, .submitReply, .statusReply, .cancelReply, .workersReply, .fetchReply, .controlReply, .error:
             throw WireError(.unexpectedMessage, "\(envelope.kind) is not a message a coordinator accepts")
         }
     }

@@ -11,6 +11,14 @@ final class FarmJob {
 
         /// The name the job store keeps; an encoding job is stored as running, so a restart
         /// finds its last checkpoint complete and encodes it again.
+        /// Failed or cancelled: what a retry starts again.
+        var endedWithoutVideo: Bool {
+            switch self {
+            case .failed, .cancelled: return true
+            default: return false
+            }
+        }
+
         var stored: String {
             switch self {
             case .running, .encoding: return "running"
@@ -72,6 +80,8 @@ final class FarmJob {
     var resultsAccepted = 0
     /// An ended job's region steps as the store kept them: a restored job has a fresh run.
     var endedRegionSteps: [Int]?
+    /// A running job an operator paused: no new shard is handed out; those in flight finish.
+    var paused = false
 
     /// Seconds from its submission to now, or to its end: wall time, so that it reads the same
     /// across a coordinator's restart.
@@ -108,7 +118,7 @@ final class FarmJob {
     func status() -> Reel_V1_JobStatus {
         var status = Reel_V1_JobStatus()
         status.jobID = id
-        status.state = state.wire
+        status.state = paused && state == .running ? .paused : state.wire
         status.spec = spec.message(outputScale: outputScale)
         status.spec.priority = Int32(priority)
         let progress = endedRegionSteps.flatMap { $0.count == run.progress.count ? $0 : nil } ?? run.progress

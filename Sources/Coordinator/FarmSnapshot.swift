@@ -30,6 +30,14 @@ public struct PreviewFrame: Sendable, Equatable {
 public enum FarmCommand: Sendable, Equatable {
     case cancel(job: String)
     case setPriority(job: String, priority: Int)
+    /// Pause, resume or retry, as `reel pause`, `reel resume` and `reel retry` do.
+    case control(job: String, action: JobAction)
+}
+
+/// What an operator may do to a job besides cancelling it.
+public enum JobAction: String, Sendable, Equatable, CustomStringConvertible {
+    case pause, resume, retry
+    public var description: String { rawValue }
 }
 
 extension JobRun {

@@ -21,6 +21,8 @@ struct StoredJob: Equatable {
     /// its status reads the same after a restart; empty and 0 before the store kept them.
     var regionSteps: [Int] = []
     var resultsAccepted = 0
+    /// A running job an operator paused.
+    var paused = false
 }
 
 /// The coordinator's durable state: a SQLite database (WAL) in its data directory. A job is
@@ -72,6 +74,9 @@ final class JobStore: @unchecked Sendable {
         migrator.registerMigration("v3: how far ended jobs got") { db in
             try db.execute(sql: "ALTER TABLE job ADD COLUMN region_steps BLOB NOT NULL DEFAULT x''")
             try db.execute(sql: "ALTER TABLE job ADD COLUMN results_accepted INTEGER NOT NULL DEFAULT 0")
+        }
+        migrator.registerMigration("v4: paused jobs") { db in
+            try db.execute(sql: "ALTER TABLE job ADD COLUMN paused INTEGER NOT NULL DEFAULT 0")
         }
         return migrator
     }
@@ -134,6 +139,12 @@ final class JobStore: @unchecked Sendable {
         }
     }
 
+    func setPaused(_ id: String, _ paused: Bool) throws {
+        try database.write { db in
+            try db.execute(sql: "UPDATE job SET paused = ? WHERE id = ?", arguments: [paused, id])
+        }
+    }
+
     func recordCheckpoint(_ id: String, stepsDone: Int) throws {
         try database.write { db in
             try db.execute(sql: "UPDATE job SET checkpoint_steps = ? WHERE id = ?", arguments: [stepsDone, id])
@@ -149,7 +160,7 @@ final class JobStore: @unchecked Sendable {
                           latentDigest: row["latent_digest"], submittedMs: row["submitted_ms"],
                           finishedSeconds: row["finished_seconds"], checkpointSteps: row["checkpoint_steps"],
                           finishedMs: row["finished_ms"], regionSteps: Self.decode(row["region_steps"] ?? Data()),
-                          resultsAccepted: row["results_accepted"])
+                          resultsAccepted: row["results_accepted"], paused: row["paused"])
             }
         }
     }

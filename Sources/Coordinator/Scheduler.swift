@@ -33,7 +33,7 @@ struct Scheduler {
     /// credit can take a waiting shard; each decision spends a credit of its worker.
     mutating func dispatch(jobs table: JobTable, workers: WorkerRegistry, at now: ContinuousClock.Instant) -> [Dispatch] {
         for id in table.order {
-            guard let job = table.jobs[id], job.isActive else { continue }
+            guard let job = table.jobs[id], job.isActive, !job.paused else { continue }
             let ready = job.run.takeReadyShards()
             if !ready.isEmpty { pending[id, default: ShardQueue()].append(contentsOf: ready, at: now) }
         }
@@ -65,7 +65,7 @@ struct Scheduler {
             let (servedA, servedB) = (served[jobA.client, default: 0], served[jobB.client, default: 0])
             return servedA != servedB ? servedA < servedB : position[a, default: 0] < position[b, default: 0]
         }
-        for id in order {
+        for id in order where !jobs[id]!.paused {
             let job = jobs[id]!, blocking = failuresBeforeBlocking
             var worker: Data?
             guard let (assignment, released) = pending[id]!.takeFirst(where: { assignment in
@@ -90,6 +90,7 @@ struct Scheduler {
     /// every one that does is kept off it. Empty when some worker may take its work.
     func waitingReason(for job: FarmJob, workers: WorkerRegistry) -> String {
         guard job.isActive else { return "" }
+        if job.paused { return "paused; `reel resume \(job.id)` continues it" }
         let model = job.spec.model
         let part = job.run.stages == nil ? nil : job.run.promptsDone < job.run.stages!.prompts.count ? ModelPart.text
                                                   : !job.run.inputEncoded || job.run.isDenoised ? .vae : .dit

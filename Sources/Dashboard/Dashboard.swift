@@ -83,6 +83,13 @@ public final class Dashboard: Sendable {
             coordinator.perform(.cancel(job: job))
             return Response(status: .accepted)
         }
+        for action in [JobAction.pause, .resume, .retry] {
+            router.post("/api/jobs/:job/\(action)") { [coordinator] _, context in
+                let job = try Self.knownJob(context, coordinator)
+                coordinator.perform(.control(job: job, action: action))
+                return Response(status: .accepted)
+            }
+        }
         router.post("/api/jobs/:job/priority") { [coordinator] request, context in
             let job = try Self.knownJob(context, coordinator)
             guard let value = request.uri.queryParameters.get("value", as: Int.self), JobLimits.priorities.contains(value) else {

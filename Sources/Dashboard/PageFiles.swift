@@ -26,7 +26,7 @@ enum PageFiles {
   .previews img { width: 64px; height: 64px; image-rendering: pixelated; margin-right: 2px; border: 1px solid #ccc; }
   video { width: 192px; image-rendering: pixelated; }
   button { margin-right: .3em; }
-  .state-done { color: #197a30; } .state-failed { color: #b00; } .state-cancelled { color: #777; }
+  .state-done { color: #197a30; } .state-failed { color: #b00; } .state-cancelled { color: #777; } .state-paused { color: #b07000; }
 </style>
 </head>
 <body>
@@ -160,14 +160,23 @@ async function post(path) {
 
 function actions(job) {
   const span = element("span");
-  if (job.state !== "running") return span;
+  if (job.state === "failed" || job.state === "cancelled") {
+    const retry = element("button", "Retry", { title: "submit it again as a new job", "data-action": "retry" });
+    retry.onclick = () => post("/api/jobs/" + job.id + "/retry");
+    span.append(retry);
+    return span;
+  }
+  if (job.state !== "running" && job.state !== "paused") return span;
+  const paused = job.state === "paused";
+  const pause = element("button", paused ? "Resume" : "Pause", { "data-action": paused ? "resume" : "pause" });
+  pause.onclick = () => post("/api/jobs/" + job.id + "/" + (paused ? "resume" : "pause"));
   const up = element("button", "▲", { title: "raise priority", "data-action": "raise" });
   up.onclick = () => post("/api/jobs/" + job.id + "/priority?value=" + (job.priority + 1));
   const down = element("button", "▼", { title: "lower priority", "data-action": "lower" });
   down.onclick = () => post("/api/jobs/" + job.id + "/priority?value=" + (job.priority - 1));
   const cancel = element("button", "Cancel", { "data-action": "cancel" });
   cancel.onclick = () => { if (confirm("Cancel job " + job.id + "?")) post("/api/jobs/" + job.id + "/cancel"); };
-  span.append(up, down, cancel);
+  span.append(up, down, pause, cancel);
   return span;
 }
 

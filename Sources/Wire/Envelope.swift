@@ -20,6 +20,7 @@ public enum MessageKind: UInt8, CaseIterable, Sendable {
     case hello = 1, ready, heartbeat, assignment, result, disconnect
     // client <-> coordinator
     case submit = 16, submitReply, status, statusReply, cancel, cancelReply, workers, workersReply, fetch, fetchReply
+    case control = 26, controlReply
     case error = 31
 
     /// Who sends this kind to a coordinator: a worker or a client (replies go the other way).

@@ -126,6 +126,12 @@ public final class FarmClient {
         try request(.cancel, Reel_V1_CancelRequest.with { $0.jobID = job }, expecting: .cancelReply).decode(Reel_V1_CancelReply.self).status
     }
 
+    /// Pauses, resumes or retries a job: its status after, or for a retry the new job's.
+    public func control(_ job: String, _ action: Reel_V1_JobAction) throws -> Reel_V1_JobStatus {
+        try request(.control, Reel_V1_ControlRequest.with { $0.jobID = job; $0.action = action }, expecting: .controlReply)
+            .decode(Reel_V1_ControlReply.self).status
+    }
+
     public func workers() throws -> [Reel_V1_WorkerStatus] {
         try request(.workers, Reel_V1_WorkersRequest(), expecting: .workersReply).decode(Reel_V1_WorkersReply.self).workers
     }
@@ -159,7 +165,7 @@ public final class FarmClient {
             }
             guard let status = answer.first else { throw FarmClientError(.jobLost, "the coordinator lost job \(job)") }
             update(status)
-            if ![.running, .queued, .encoding].contains(status.state) { return status }
+            if ![.running, .queued, .encoding, .paused].contains(status.state) { return status }
             Thread.sleep(forTimeInterval: interval)
         }
     }
@@ -175,6 +181,7 @@ extension Reel_V1_JobState {
         case .done: return "done"
         case .failed: return "failed"
         case .cancelled: return "cancelled"
+        case .paused: return "paused"
         default: return "unknown"
         }
     }

@@ -442,6 +442,41 @@ struct Cancel: ParsableCommand {
     }
 }
 
+struct Pause: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Pause a running job: no new shard is handed out; those in flight finish. `reel resume` continues it.")
+
+    @OptionGroup var target: JobTarget
+
+    func run() throws {
+        let status = try target.connection.client().control(target.job, .pause)
+        print("job \(target.job) \(status.state.word)")
+    }
+}
+
+struct Resume: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Resume a paused job.")
+
+    @OptionGroup var target: JobTarget
+
+    func run() throws {
+        let status = try target.connection.client().control(target.job, .resume)
+        print("job \(target.job) \(status.state.word)")
+    }
+}
+
+struct Retry: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Submit a failed or cancelled job again, as a new job; prints the new job's id.",
+        discussion: "The new job has the old one's spec and starts from its first step. A job that re-rendered an input video cannot be retried (the coordinator does not keep the input once a job ends): submit it again with --input.")
+
+    @OptionGroup var target: JobTarget
+
+    func run() throws {
+        print(try target.connection.client().control(target.job, .retry).jobID)
+    }
+}
+
 struct Workers: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "List the workers a coordinator knows, what they do and when they last spoke.")
 

@@ -114,6 +114,11 @@ import Wire
         #expect(preview.status == 200 && preview.body.dropFirst().hasPrefix("PNG"), "a PNG of the current latent")
         #expect(try Self.fetch("\(base)/api/jobs/\(doneID)/video", token: token).status == 200)
         #expect(try Self.fetch("\(base)/api/jobs/\(runningID)/priority?value=7", method: "POST", token: token).status == 202)
+        #expect(try Self.fetch("\(base)/api/jobs/\(runningID)/pause", method: "POST", token: token).status == 202)
+        try waitUntil("the job is paused") { try farm.status(runningID).state == .paused }
+        #expect(try Self.renderedPage("\(base)/#token=\(token)").contains("data-action=\"resume\""), "a paused job offers Resume")
+        #expect(try Self.fetch("\(base)/api/jobs/\(runningID)/resume", method: "POST", token: token).status == 202)
+        try waitUntil("the job runs again") { try farm.status(runningID).state == .running }
         #expect(try Self.fetch("\(base)/api/jobs/\(runningID)/cancel", method: "POST", token: token).status == 202)
         try waitUntil("the job is cancelled") { try farm.client(["status", runningID]).stdout.contains("cancelled") }
         let after = try Self.renderedPage("\(base)/#token=\(token)")

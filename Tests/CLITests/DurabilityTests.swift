@@ -53,6 +53,54 @@ import Wire
         print("--keep-finished \(keep): a finished job and its video forgotten, a running one kept, across a restart")
     }
 
+    /// `reel pause` hands out no more of a job's shards, and the pause survives a coordinator
+    /// restart; `reel resume` lets it finish with the bytes of an uninterrupted render.
+    /// `reel retry` submits a cancelled job again, as a new job with those bytes too. Actions
+    /// a job's state does not allow are refused with the reason.
+    @Test func pauseResumeAndRetryKeepTheBytes() throws {
+        let farm = try ProcessFarm()
+        try farm.startWorker("w1")
+        try farm.waitForWorkers(1)
+        let clean = try ReelCommand.run(["render"] + Self.job + ["-o", "clean.mp4"], in: farm.directory)
+        #expect(clean.status == 0, "\(clean.stderr)")
+        let expected = try Data(contentsOf: URL(fileURLWithPath: "\(farm.directory)/clean.mp4"))
+        func idle() throws -> Bool {
+            try farm.client(["workers", "--json"]).stdout.split(separator: "\n")
+                .compactMap { try? Reel_V1_WorkerStatus(jsonString: String($0)) }.allSatisfy { $0.jobID.isEmpty && $0.shardsHeld == 0 }
+        }
+
+        let id = try farm.client(["submit"] + Self.job).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        try Self.waitForProgress(farm, id, fraction: 0.2)
+        let paused = try farm.client(["pause", id])
+        #expect(paused.status == 0 && paused.stdout == "job \(id) paused\n", "\(paused.stdout)\(paused.stderr)")
+        try waitUntil("the worker has finished the shard it held and takes no other") { try idle() }
+        #expect(try farm.status(id).waiting.contains("paused; `reel resume \(id)`"))
+        try farm.restartCoordinator()
+        try farm.waitForWorkers(1)
+        #expect(try farm.status(id).state == .paused, "a pause survives a restart")
+        #expect(try idle())
+        #expect(try farm.client(["resume", id]).stdout == "job \(id) running\n")
+        #expect(try farm.client(["watch", id]).status == 0)
+        #expect(try farm.client(["fetch", id, "-o", "resumed.mp4"]).status == 0)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: "\(farm.directory)/resumed.mp4")) == expected)
+
+        let cancelled = try farm.client(["submit"] + Self.job).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        try Self.waitForProgress(farm, cancelled, fraction: 0.1)
+        #expect(try farm.client(["cancel", cancelled]).status == 0)
+        let retry = try farm.client(["retry", cancelled])
+        let again = retry.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(retry.status == 0 && !again.isEmpty && again != cancelled, "\(retry.stderr)")
+        #expect(try farm.client(["watch", again]).status == 0)
+        #expect(try farm.client(["fetch", again, "-o", "retried.mp4"]).status == 0)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: "\(farm.directory)/retried.mp4")) == expected)
+
+        for (action, job, reason) in [("pause", id, "only a running job can be paused or resumed"),
+                                      ("retry", id, "only a failed or cancelled job can be retried")] {
+            let refused = try farm.client([action, job])
+            #expect(refused.status == 1 && refused.stderr.contains("job \(job) is done; \(reason)"), "\(refused.stderr)")
+        }
+    }
+
     /// A finished job and a cancelled one read the same after the coordinator is killed and
     /// started again: their time, steps, region map and results, from the store.
     @Test func endedJobsReadTheSameAfterARestart() throws {
