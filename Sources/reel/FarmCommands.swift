@@ -14,8 +14,8 @@ import Worker
 
 /// Connection options shared by every command that talks to a coordinator.
 struct ConnectionOptions: ParsableArguments {
-    @Option(help: "The coordinator's endpoint (default: $REEL_COORDINATOR or tcp://127.0.0.1:5555).")
-    var coordinator: String = ProcessInfo.processInfo.environment["REEL_COORDINATOR"] ?? "tcp://127.0.0.1:5555"
+    @Option(help: "The coordinator's endpoint, HOST:PORT or tcp://HOST:PORT (default: $REEL_COORDINATOR, else the config file's (`reel login`), else tcp://127.0.0.1:5555).")
+    var coordinator: String?
 
     @Option(help: "Seconds to wait for the coordinator's answer.")
     var timeout: Double = 10
@@ -23,13 +23,20 @@ struct ConnectionOptions: ParsableArguments {
     @OptionGroup var keys: PeerKeyOptions
 
     func client() throws -> FarmClient {
-        try FarmClient(context: try ZMQContext(), endpoint: Self.endpoint(coordinator), timeoutSeconds: timeout,
+        try FarmClient(context: try ZMQContext(), endpoint: try Self.endpoint(coordinator), timeoutSeconds: timeout,
                        security: try keys.security(as: "client"))
     }
 
-    /// An endpoint as given, or `HOST:PORT` as the TCP endpoint it means (ZeroMQ's own error
-    /// for a missing transport is "Invalid argument").
-    static func endpoint(_ given: String) -> String { given.contains("://") ? given : "tcp://" + given }
+    /// Used when no flag, variable or config file names a coordinator.
+    static let defaultEndpoint = "tcp://127.0.0.1:5555"
+
+    /// The endpoint `given` by a flag, else $REEL_COORDINATOR, else the config file's, else the
+    /// default; `HOST:PORT` as the TCP endpoint it means (ZeroMQ's own error for a missing
+    /// transport is "Invalid argument").
+    static func endpoint(_ given: String?) throws -> String {
+        let chosen = try given ?? ProcessInfo.processInfo.environment["REEL_COORDINATOR"] ?? ClientConfig.load().coordinator ?? defaultEndpoint
+        return chosen.contains("://") ? chosen : "tcp://" + chosen
+    }
 }
 
 /// The keys a worker or client connects with: its own pair and the coordinator's public key.
@@ -43,11 +50,15 @@ struct PeerKeyOptions: ParsableArguments {
     @Flag(help: "Talk plaintext, with no keys: only on a network you trust entirely.")
     var insecure = false
 
-    /// CURVE with the given keys, or plaintext when --insecure says so.
+    /// CURVE with the given keys, or plaintext when --insecure says so. Each key comes from its
+    /// flag, else its variable, else the config file (`reel login`).
     func security(as role: String) throws -> SocketSecurity {
         if insecure { return .plaintext }
         let environment = ProcessInfo.processInfo.environment
-        guard let key = key ?? environment["REEL_KEY"], let coordinatorKey = coordinatorKey ?? environment["REEL_COORDINATOR_KEY"] else {
+        let config = try ClientConfig.load()
+        if key == nil, coordinatorKey == nil, environment["REEL_KEY"] == nil, config.insecure { return .plaintext }
+        guard let key = key ?? environment["REEL_KEY"] ?? config.key,
+              let coordinatorKey = coordinatorKey ?? environment["REEL_COORDINATOR_KEY"] ?? config.coordinatorKey else {
             throw UserError("a \(role) needs --key (its .key file; make one with `reel keys new NAME` and enroll the .pub on the coordinator) and --coordinator-key (the coordinator's coordinator.pub), or --insecure on a trusted network")
         }
         return .curveClient(try KeyFile.readPair(key), serverPublicKey: try KeyFile.publicKey(coordinatorKey))
@@ -254,8 +265,8 @@ struct WorkerCommand: AsyncParsableCommand {
         abstract: "Run a worker: connect to a coordinator and compute the shards it hands out.",
         discussion: "Stop with SIGINT or SIGTERM; the shard in hand is finished first.")
 
-    @Option(help: "The coordinator's endpoint (default: $REEL_COORDINATOR or tcp://127.0.0.1:5555).")
-    var connect: String = ProcessInfo.processInfo.environment["REEL_COORDINATOR"] ?? "tcp://127.0.0.1:5555"
+    @Option(help: "The coordinator's endpoint, HOST:PORT or tcp://HOST:PORT (default: $REEL_COORDINATOR, else the config file's (`reel login`), else tcp://127.0.0.1:5555).")
+    var connect: String?
 
     @Option(help: "Compute threads (default: all cores).")
     var threads: Int?
@@ -288,7 +299,7 @@ struct WorkerCommand: AsyncParsableCommand {
     func run() async throws {
         daemon.start()
         let security = try keys.security(as: "worker")
-        if keys.insecure { Logger(label: "reel.worker").warning("running plaintext (--insecure): shards and results cross the network unencrypted") }
+        if case .plaintext = security { Logger(label: "reel.worker").warning("running plaintext (--insecure): shards and results cross the network unencrypted") }
         if let threads { ComputeThreads.set(try Render.positive(threads, "--threads")) }
         // Every model is loaded now, so a broken package fails here, not mid-shard. One given
         // by --model is offered by its package name and by its directory: jobs name it either way.
@@ -304,7 +315,7 @@ struct WorkerCommand: AsyncParsableCommand {
         guard !library.names.isEmpty else { throw UserError("no model packages found; pass --model or set REEL_MODELS") }
         for name in library.names { try library.model(name).prepare(held) }
         let name = id ?? "\(ProcessInfo.processInfo.hostName)-\(getpid())"
-        var options = WorkerOptions(endpoint: ConnectionOptions.endpoint(connect), workerID: name, threads: ComputeThreads.count)
+        var options = WorkerOptions(endpoint: try ConnectionOptions.endpoint(connect), workerID: name, threads: ComputeThreads.count)
         options.security = security
         let context = try ZMQContext()
         let worker = WorkerService(options: options, context: context, library: library)
