@@ -37,11 +37,15 @@ struct FarmView: Encodable {
         let parts: [String]
         let heartbeatAgeSeconds: Double
         let shardsCompleted: Int
+        /// Its build (`reel --version`) and OpenBLAS kernel family.
+        let build, kernel: String
     }
 
     let jobs: [Job]
     let workers: [Worker]
     let taken: Double
+    /// The coordinator's own `reel --version` line.
+    let version = ReelVersion.line
 
     init(_ snapshot: FarmSnapshot) {
         jobs = snapshot.jobs.map { status in
@@ -60,7 +64,8 @@ struct FarmView: Encodable {
             Worker(id: worker.workerID, host: worker.hostname, state: worker.jobID.isEmpty ? "idle" : "busy",
                    job: worker.jobID, region: Int(worker.region), threads: Int(worker.threads), models: worker.modelsShown,
                    parts: worker.parts,
-                   heartbeatAgeSeconds: worker.heartbeatAgeSeconds, shardsCompleted: Int(worker.shardsCompleted))
+                   heartbeatAgeSeconds: worker.heartbeatAgeSeconds, shardsCompleted: Int(worker.shardsCompleted),
+                   build: worker.build, kernel: worker.cpuKernel)
         }
         taken = snapshot.taken.timeIntervalSince1970
     }

@@ -42,7 +42,7 @@ enum PageFiles {
 <h2>Workers</h2>
 <table id="workers">
   <thead><tr><th>Worker</th><th>Host</th><th>State</th><th>Load</th><th>Threads</th><th>Models</th>
-  <th>Heartbeat</th><th>Shards done</th></tr></thead>
+  <th>Heartbeat</th><th>Shards done</th><th>Build</th></tr></thead>
   <tbody></tbody>
 </table>
 <script src="dashboard.js"></script>
@@ -208,7 +208,7 @@ function drawWorkers(workers) {
   body.replaceChildren();
   if (workers.length === 0) {
     const row = element("tr");
-    cell(row, "no workers connected: reel worker --connect …").colSpan = 8;
+    cell(row, "no workers connected: reel worker --connect …").colSpan = 9;
     body.appendChild(row);
   }
   for (const worker of workers) {
@@ -222,6 +222,7 @@ function drawWorkers(workers) {
     cell(row, worker.models.join(", ") + (worker.parts.length && worker.parts.length < 3 ? " (" + worker.parts.join(", ") + ")" : ""));
     cell(row, worker.heartbeatAgeSeconds.toFixed(1) + " s ago");
     cell(row, worker.shardsCompleted);
+    cell(row, (worker.build || "–") + ", " + worker.kernel);
     body.appendChild(row);
   }
 }
@@ -237,7 +238,7 @@ async function refresh() {
     const farm = await response.json();
     drawJobs(farm.jobs);
     drawWorkers(farm.workers);
-    document.getElementById("updated").textContent = "updated " + new Date(farm.taken * 1000).toLocaleTimeString();
+    document.getElementById("updated").textContent = farm.version + "; updated " + new Date(farm.taken * 1000).toLocaleTimeString();
     document.getElementById("problem").textContent = "";
   } catch (error) {
     document.getElementById("problem").textContent = "cannot reach the coordinator: " + error.message;

@@ -104,6 +104,7 @@ import Wire
         #expect(dom.contains("/api/jobs/\(runningID)/preview/"), "previews of the running job's latents")
         #expect(dom.contains("<video src=\"/api/jobs/\(doneID)/video\""), "the finished video, playable, with no token in its address")
         #expect(dom.contains("data-worker=\"dash-w1\""), "the worker")
+        #expect(dom.contains(ReelVersion.line) && dom.contains("<td>\(ReelVersion.build), "), "the coordinator's build and the worker's")
         #expect(dom.contains("data-action=\"cancel\""), "a cancel button")
         #expect(!dom.contains("cannot reach the coordinator"), "\(dom)")
 

@@ -76,6 +76,13 @@ import Testing
         // Logged in: no connection flag, no variable.
         let status = try ReelCommand.run(["status"], in: "\(root)/client-machine", environment: config)
         #expect(status.status == 0 && status.stdout.contains("done"), "\(status.stdout)\(status.stderr)")
+        // The README shows these very lines, for its example address and data directory.
+        let readme = try String(contentsOfFile: ReelCommand.packageRoot + "/README.md", encoding: .utf8)
+        for line in lines {
+            let shown = line.replacingOccurrences(of: "127.0.0.1:\(port)", with: "COORDINATOR:5555")
+                .replacingOccurrences(of: ":\(port) ", with: ":5555 ").replacingOccurrences(of: "--data-dir data", with: "--data-dir /var/lib/reel")
+            #expect(readme.contains("    " + shown + "\n"), "README.md lacks the line reel init prints: \(shown)")
+        }
         let broken = try ReelCommand.run(["status"], in: root, environment: ["REEL_CONFIG": "\(root)/reel-keys/coordinator.pub"])
         #expect(broken.status == 1 && broken.stderr.contains("coordinator.pub: not a mapping"), "\(broken.stderr)")
     }
