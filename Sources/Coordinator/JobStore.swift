@@ -36,6 +36,9 @@ final class JobStore: @unchecked Sendable {
         path = "\(directory)/reel.sqlite"
         var configuration = Configuration()
         configuration.label = "reel.jobs"
+        // A coordinator stopping in this process may still hold the database for a moment
+        // after it lets the data directory go: wait for it rather than fail at once.
+        configuration.busyMode = .timeout(10)
         configuration.prepareDatabase { db in
             // WAL keeps readers off the writer's back. FULL syncs the log at every commit: a job
             // acknowledged to its client survives a power loss, not only a killed process (NORMAL
