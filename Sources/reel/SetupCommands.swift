@@ -18,14 +18,7 @@ struct Login: ParsableCommand {
     @Option(help: "The coordinator's endpoint, HOST:PORT or tcp://HOST:PORT.")
     var coordinator: String
 
-    @Option(help: "This machine's key pair, a .key file from `reel keys new` (its .pub enrolled on the coordinator).")
-    var key: String?
-
-    @Option(help: "The coordinator's public key: its coordinator.pub, or the key itself.")
-    var coordinatorKey: String?
-
-    @Flag(help: "Talk plaintext, with no keys: only on a network you trust entirely.")
-    var insecure = false
+    @OptionGroup var keys: PeerKeyOptions
 
     @Option(help: "Seconds to wait for the coordinator's answer.")
     var timeout: Double = 10
@@ -34,9 +27,11 @@ struct Login: ParsableCommand {
         let absolute = { (path: String) in
             CurveKey.isValid(path) ? path : URL(fileURLWithPath: path).standardizedFileURL.path
         }
+        let environment = ProcessInfo.processInfo.environment
+        let insecure = keys.insecure
         var config = ClientConfig(coordinator: try ConnectionOptions.endpoint(coordinator), insecure: insecure)
         if !insecure {
-            guard let key, let coordinatorKey else {
+            guard let key = keys.key ?? environment["REEL_KEY"], let coordinatorKey = keys.coordinatorKey ?? environment["REEL_COORDINATOR_KEY"] else {
                 throw UserError("give --key (this machine's .key) and --coordinator-key (the coordinator's coordinator.pub), or --insecure on a trusted network")
             }
             _ = try KeyFile.readPair(key)
