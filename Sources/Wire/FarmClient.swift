@@ -61,10 +61,14 @@ public final class FarmClient {
         } catch let error as ZMQError where error.isTimeout {
             throw FarmClientError(.timeout, noAnswer(seconds: Double(timeoutMilliseconds) / 1000))
         }
+        answered = true
         if reply.kind == .error { throw FarmClientError(.refused, try reply.decode(Reel_V1_ErrorReply.self).message) }
         guard reply.kind == expected else { throw WireError(.unexpectedMessage, "expected \(expected), the coordinator sent \(reply.kind)") }
         return reply
     }
+
+    /// Whether the coordinator has answered this client: one that never did is not waited for.
+    private var answered = false
 
     /// How far the connection has got, as its monitor last said.
     enum Connection { case connecting, refused, connected, handshook, keyRefused, securityMismatch }
@@ -142,27 +146,33 @@ public final class FarmClient {
         return (try reply.decode(Reel_V1_FetchReply.self).status, reply.payloads[0])
     }
 
-    /// Polls the job's status every `interval` seconds, passing each to `update`, until it ends.
-    /// A coordinator that stops answering (restarting: its jobs are durable) is asked again on
-    /// new connections for up to `patience` seconds, and `unanswered` hears each time why.
-    public func wait(for job: String, interval: Double = 0.2, patience: Double = 300, unanswered: (FarmClientError) -> Void = { _ in },
-                     update: (Reel_V1_JobStatus) -> Void = { _ in }) throws -> Reel_V1_JobStatus {
-        var silentSince: Date?
+    /// Runs `request`, asking again on a new connection while a coordinator that has answered
+    /// this client before does not answer (restarting: its jobs are durable), for up to
+    /// `patience` seconds in all; `unanswered` hears each time why. One that never answered
+    /// (a wrong address, a key not enrolled) fails at the first timeout.
+    public func askingAgain<T>(patience: Double, unanswered: (FarmClientError) -> Void = { _ in },
+                               _ request: () throws -> T) throws -> T {
+        let start = Date().addingTimeInterval(-Double(timeoutMilliseconds) / 1000)
         while true {
-            let answer: [Reel_V1_JobStatus]
             do {
-                answer = try status(job)
-                silentSince = nil
-            } catch let error as FarmClientError where error.isTimeout {
-                let since = silentSince ?? Date().addingTimeInterval(-Double(timeoutMilliseconds) / 1000)
-                silentSince = since
-                guard Date().timeIntervalSince(since) < patience else {
-                    throw FarmClientError(.timeout, "\(error.description); gave up on job \(job) after \(Int(Date().timeIntervalSince(since))) s without an answer (`reel watch \(job)` follows it again)")
+                return try request()
+            } catch let error as FarmClientError where error.isTimeout && answered {
+                let silent = Date().timeIntervalSince(start)
+                guard silent < patience else {
+                    throw FarmClientError(.timeout, "\(error.description); gave up after \(Int(silent)) s without an answer")
                 }
                 unanswered(error)
                 try reconnect()
-                continue
             }
+        }
+    }
+
+    /// Polls the job's status every `interval` seconds, passing each to `update`, until it ends.
+    /// A coordinator that stops answering is asked again for up to `patience` seconds.
+    public func wait(for job: String, interval: Double = 0.2, patience: Double = 300, unanswered: (FarmClientError) -> Void = { _ in },
+                     update: (Reel_V1_JobStatus) -> Void = { _ in }) throws -> Reel_V1_JobStatus {
+        while true {
+            let answer = try askingAgain(patience: patience, unanswered: unanswered) { try status(job) }
             guard let status = answer.first else { throw FarmClientError(.jobLost, "the coordinator lost job \(job)") }
             update(status)
             if ![.running, .queued, .encoding, .paused].contains(status.state) { return status }

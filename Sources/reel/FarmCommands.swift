@@ -417,13 +417,15 @@ struct Watch: ParsableCommand {
         try Self.follow(target.job, client: target.connection.client(), writeTo: nil, json: json)
     }
 
+    /// What a client following a job says while the coordinator does not answer: a restarting
+    /// coordinator keeps its jobs, so it asks again until it is back.
+    static func unanswered(_ error: FarmClientError) {
+        FileHandle.standardError.write(Data("\nreel: \(error.description); asking again\n".utf8))
+    }
+
     static func follow(_ id: String, client: FarmClient, writeTo output: String?, json: Bool = false) throws {
         let display = ProgressDisplay(label: id)
         var last: Reel_V1_JobStatus?
-        // A coordinator restarting keeps its jobs: ask again until it is back.
-        let unanswered = { (error: FarmClientError) in
-            FileHandle.standardError.write(Data("\nreel: \(error.description); asking again\n".utf8))
-        }
         let status = try client.wait(for: id, interval: 0.5, unanswered: unanswered) { status in
             guard json else { return display.update(status) }
             var unchanged = status
@@ -530,7 +532,10 @@ struct Fetch: ParsableCommand {
     }
 
     static func save(_ id: String, client: FarmClient, to path: String) throws {
-        let (status, video) = try client.fetch(id)
+        // Asked first, the coordinator then counts as one that answers: a restart during the
+        // download is waited out, a wrong address is not.
+        _ = try client.status(id)
+        let (status, video) = try client.askingAgain(patience: 300, unanswered: Watch.unanswered) { try client.fetch(id) }
         guard status.state == .done, !video.isEmpty else {
             throw UserError("job \(id) is \(status.state.word), not done; `reel watch \(id)` follows it")
         }

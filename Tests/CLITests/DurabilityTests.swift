@@ -180,6 +180,10 @@ import Wire
         // Nothing listening on a port: refused, said so, after the attempts it made.
         let closed = try ReelCommand.run(["status", "--coordinator", "127.0.0.1:9", "--insecure", "--timeout", "1"], in: farm.directory)
         #expect(closed.status == 1 && closed.stderr.contains("nothing accepts connections at tcp://127.0.0.1:9 (connection refused)"), "\(closed.stderr)")
+        // A coordinator that never answered is not waited for: watch gives up at once.
+        let watched = try ReelCommand.run(["watch", id, "--coordinator", "127.0.0.1:9", "--insecure", "--timeout", "1"], in: farm.directory,
+                                          wrapper: ["timeout", "30"])
+        #expect(watched.status == 1 && watched.stderr.contains("(connection refused)"), "\(watched.stderr)")
         let submitted = try ReelCommand.run(["submit", "a red circle", "--coordinator", "127.0.0.1:9", "--insecure", "--timeout", "1"], in: farm.directory)
         #expect(submitted.stderr.contains("(asked 3 times, 1 s each)"), "\(submitted.stderr)")
     }
