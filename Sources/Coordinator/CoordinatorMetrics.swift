@@ -19,7 +19,7 @@ public final class CoordinatorMetrics {
         "reel_jobs": "Jobs the coordinator holds, by state.",
         "reel_jobs_ended_total": "Jobs that ended since the coordinator started, by how (done, failed, cancelled).",
         "reel_worker_shards_held": "Shards a worker holds now, by worker.",
-        "reel_worker_shards_completed": "Shards a worker has completed since it connected, by worker.",
+        "reel_worker_shards_completed": "Shards a worker has completed, counted across the coordinator's restarts, by worker.",
         "reel_worker_heartbeat_age_seconds": "Seconds since a worker was last heard from, by worker.",
     ]
 

@@ -53,6 +53,10 @@ public final class CoordinatorServer: @unchecked Sendable {
     let lock: DataDirectoryLock
     /// The durable side: job rows, and checkpoints of running jobs written off this thread.
     let store: JobStore
+    /// Shards each worker name has completed, in every life of this coordinator (`reel
+    /// workers`), and the names whose counts the store has not heard yet.
+    var shardsByWorker: [String: Int] = [:]
+    var unsavedWorkerShards: Set<String> = []
     let checkpoints: CheckpointWriter
     /// Jobs with results newer than their last checkpoint.
     var uncheckpointed: Set<String> = []
@@ -83,6 +87,7 @@ public final class CoordinatorServer: @unchecked Sendable {
         // removed. The lock above makes sure no other coordinator is writing them.
         let orphans = AtomicFile.removeOrphans(in: files.directory)
         store = try JobStore(directory: options.dataDirectory)
+        shardsByWorker = try store.workerShards()
         let logger = self.logger
         checkpoints = CheckpointWriter(store: store, files: files) { job, error in
             logger.error("cannot checkpoint \(job): \(error); it will be computed again after a restart")
@@ -170,6 +175,7 @@ public final class CoordinatorServer: @unchecked Sendable {
             sendHeartbeats()
             forgetExpiredJobs()
             readmitParkedJobs()
+            saveWorkerShards()
             lastHeartbeat = now
         }
         // Four times a heartbeat, not every turn: a busy farm turns thousands of times a
@@ -199,6 +205,7 @@ public final class CoordinatorServer: @unchecked Sendable {
         encoder.sync {}  // encodes under way finish, and their jobs are recorded done
         performCommands()
         flushCheckpoints()
+        saveWorkerShards()
         zap?.stop()
         lock.release()  // whoever still holds this object, the directory is free once it has stopped
         logger.info("coordinator stopped")
@@ -378,6 +385,7 @@ public final class CoordinatorServer: @unchecked Sendable {
         }
         if workers[peer] != nil { drop(peer, .registeredAgain) }
         let worker = workers.register(peer, hello: hello, userID: userID, at: clock.now)
+        workers.setShardsCompleted(peer, shardsByWorker[worker.name] ?? 0)
         observe(.workerJoined(worker: worker.name))
         logger.info("worker \(worker.name) joined from \(hello.hostname): \(hello.threads) thread(s), models \(hello.models.joined(separator: ", ")), OpenBLAS \(hello.cpuKernel), build \(hello.build.prefix(64))")
     }
@@ -434,6 +442,8 @@ public final class CoordinatorServer: @unchecked Sendable {
             return
         }
         workers.completedShard(peer)
+        shardsByWorker[worker.name, default: 0] += 1
+        unsavedWorkerShards.insert(worker.name)
         counters.resultsAccepted += 1
         counters.traffic[shard.kind.name, default: ShardTraffic()].accepted += 1
         counters.traffic[shard.kind.name, default: ShardTraffic()].payloadBytesReceived += envelope.payloads.reduce(0) { $0 + $1.count }
@@ -581,6 +591,17 @@ public final class CoordinatorServer: @unchecked Sendable {
     }
 
     func observe(_ event: CoordinatorEvent) { options.observer?(event) }
+
+    /// Writes the counts that changed since the last time: once a heartbeat, not per result.
+    func saveWorkerShards() {
+        guard !unsavedWorkerShards.isEmpty else { return }
+        do {
+            try store.setWorkerShards(shardsByWorker.filter { unsavedWorkerShards.contains($0.key) })
+            unsavedWorkerShards.removeAll()
+        } catch {
+            logger.error("cannot record workers' shard counts: \(error)")
+        }
+    }
 
     /// An ended job's checkpoint and input are no longer needed.
     func discardFiles(of id: String) {

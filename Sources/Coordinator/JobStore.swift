@@ -81,6 +81,9 @@ final class JobStore: @unchecked Sendable {
         migrator.registerMigration("v4: paused jobs") { db in
             try db.execute(sql: "ALTER TABLE job ADD COLUMN paused INTEGER NOT NULL DEFAULT 0")
         }
+        migrator.registerMigration("v5: shards each worker completed") { db in
+            try db.execute(sql: "CREATE TABLE worker_shards (name TEXT PRIMARY KEY, completed INTEGER NOT NULL)")
+        }
         return migrator
     }
 
@@ -145,6 +148,24 @@ final class JobStore: @unchecked Sendable {
     func setPaused(_ id: String, _ paused: Bool) throws {
         try database.write { db in
             try db.execute(sql: "UPDATE job SET paused = ? WHERE id = ?", arguments: [paused, id])
+        }
+    }
+
+    /// Shards completed by each worker name, across the coordinator's lives.
+    func workerShards() throws -> [String: Int] {
+        try database.read { db in
+            Dictionary(uniqueKeysWithValues: try Row.fetchAll(db, sql: "SELECT name, completed FROM worker_shards").map {
+                (($0["name"] as String), ($0["completed"] as Int))
+            })
+        }
+    }
+
+    func setWorkerShards(_ counts: [String: Int]) throws {
+        try database.write { db in
+            for (name, completed) in counts {
+                try db.execute(sql: "INSERT INTO worker_shards (name, completed) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET completed = excluded.completed",
+                               arguments: [name, completed])
+            }
         }
     }
 

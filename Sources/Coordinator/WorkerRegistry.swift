@@ -65,6 +65,9 @@ struct WorkerRegistry {
 
     mutating func completedShard(_ identity: Data) { records[identity]?.shardsCompleted += 1 }
 
+    /// A worker's count as the store kept it for its name, when it (re)connects.
+    mutating func setShardsCompleted(_ identity: Data, _ count: Int) { records[identity]?.shardsCompleted = count }
+
     /// Every shard a worker holds, taken from it (it stalled).
     mutating func takeAll(from identity: Data) -> [ShardInFlight] {
         defer { records[identity]?.inFlight = [:] }

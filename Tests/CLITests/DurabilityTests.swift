@@ -118,6 +118,19 @@ import Wire
         try farm.restartCoordinator()
         let after = try [done, cancelled].map { try farm.status($0) }
         #expect(after == before, "before: \(before.map { try! $0.jsonString() })\nafter: \(after.map { try! $0.jsonString() })")
+
+        // A worker's count of shards goes on from where it was when it reconnects (a coordinator
+        // stopped with SIGTERM has written it; a killed one loses at most its last second).
+        func completed() throws -> [String: UInt32] {
+            Dictionary(uniqueKeysWithValues: try farm.client(["workers", "--json"]).stdout.split(separator: "\n")
+                .compactMap { try? Reel_V1_WorkerStatus(jsonString: String($0)) }.map { ($0.workerID, $0.shardsCompleted) })
+        }
+        try farm.waitForWorkers(1)
+        let counted = try completed()
+        #expect((counted["w1"] ?? 0) > 0, "\(counted)")
+        try farm.restartCoordinator(afterKill: false)
+        try farm.waitForWorkers(1)
+        #expect(try completed() == counted)
     }
 
     @Test func aCoordinatorKilledMidJobResumesFromItsCheckpointWithTheSameBytes() throws {
