@@ -373,6 +373,9 @@ public final class CoordinatorServer: @unchecked Sendable {
         send(.disconnect, Reel_V1_Disconnect.with { $0.reason = "unknown worker: send hello first" }, to: peer)
     }
 
+    /// The longest id, host name, kernel or build a worker's hello may announce, in bytes.
+    public static let maxHelloText = 256
+
     func register(_ peer: Data, _ hello: Reel_V1_WorkerHello, userID: String?) throws {
         guard hello.protocolVersion == Envelope.protocolVersion else {
             let mismatch = "protocol version \(hello.protocolVersion); this coordinator speaks \(Envelope.protocolVersion)"
@@ -383,11 +386,16 @@ public final class CoordinatorServer: @unchecked Sendable {
             }, to: peer)
             throw WireError(.protocolVersion, mismatch)
         }
+        // What it announces is shown, logged, labels metrics and names stored counts: a peer
+        // gets a line's worth each, not a message's.
+        guard [hello.workerID, hello.hostname, hello.cpuKernel, hello.build].allSatisfy({ $0.utf8.count <= Self.maxHelloText }) else {
+            throw WireError(.malformed, "a hello whose id, host, kernel or build is over \(Self.maxHelloText) bytes")
+        }
         if workers[peer] != nil { drop(peer, .registeredAgain) }
         let worker = workers.register(peer, hello: hello, userID: userID, at: clock.now)
         workers.setShardsCompleted(peer, shardsByWorker[worker.name] ?? 0)
         observe(.workerJoined(worker: worker.name))
-        logger.info("worker \(worker.name) joined from \(hello.hostname): \(hello.threads) thread(s), models \(hello.models.joined(separator: ", ")), OpenBLAS \(hello.cpuKernel), build \(hello.build.prefix(64))")
+        logger.info("worker \(worker.name) joined from \(hello.hostname): \(hello.threads) thread(s), models \(hello.models.joined(separator: ", ")), OpenBLAS \(hello.cpuKernel), build \(hello.build)")
     }
 
     /// Forgets a peer; a worker's shards go back to their jobs under new attempts. A worker
@@ -592,12 +600,24 @@ public final class CoordinatorServer: @unchecked Sendable {
 
     func observe(_ event: CoordinatorEvent) { options.observer?(event) }
 
+    /// Names whose shard counts are kept. Without keys a worker's default name holds its
+    /// process id, so every restart of a worker is a new name: past this many, the counts of
+    /// workers not connected, fewest shards first, are forgotten.
+    static let maxRememberedWorkers = 1024
+
     /// Writes the counts that changed since the last time: once a heartbeat, not per result.
     func saveWorkerShards() {
         guard !unsavedWorkerShards.isEmpty else { return }
         do {
             try store.setWorkerShards(shardsByWorker.filter { unsavedWorkerShards.contains($0.key) })
             unsavedWorkerShards.removeAll()
+            let excess = shardsByWorker.count - Self.maxRememberedWorkers
+            guard excess > 0 else { return }
+            let connected = Set(workers.all.map(\.name))
+            let forgotten = shardsByWorker.filter { !connected.contains($0.key) }.sorted { ($0.value, $0.key) < ($1.value, $1.key) }
+                .prefix(excess).map(\.key)
+            try store.forgetWorkers(forgotten)
+            for name in forgotten { shardsByWorker[name] = nil }
         } catch {
             logger.error("cannot record workers' shard counts: \(error)")
         }

@@ -122,7 +122,7 @@ final class FarmJob {
         status.spec = spec.message(outputScale: outputScale)
         status.spec.priority = Int32(priority)
         let progress = endedRegionSteps.flatMap { $0.count == run.progress.count ? $0 : nil } ?? run.progress
-        let stepsDone = run.plan.regions.indices.reduce(0) { $0 + max(0, progress[$1] - run.plan.firstStep(of: $1)) }
+        let stepsDone = run.stepsDone(in: progress)
         status.stepsDone = UInt32(state == .done ? run.stepsTotal : stepsDone)
         status.stepsTotal = UInt32(run.stepsTotal)
         status.chunks = UInt32(run.plan.chunks.count)

@@ -165,7 +165,12 @@ public final class JobRun {
     }
 
     public var isComplete: Bool { isDenoised && decoded.allSatisfy { $0 != nil } }
-    public var stepsDone: Int { plan.regions.indices.reduce(0) { $0 + progress[$1] - plan.firstStep(of: $1) } }
+    public var stepsDone: Int { stepsDone(in: progress) }
+    /// Steps done over the regions when each stands at `progress` (this run's, or the steps an
+    /// ended job's regions reached, as the store kept them).
+    public func stepsDone(in progress: [Int]) -> Int {
+        plan.regions.indices.reduce(0) { $0 + max(0, progress[$1] - plan.firstStep(of: $1)) }
+    }
     public var stepsTotal: Int { plan.regions.indices.reduce(0) { $0 + plan.steps - plan.firstStep(of: $1) } }
     public var runningCount: Int { inFlight.count }
     /// Shards of the whole job: every region runs each of its step ranges once; a latent

@@ -169,6 +169,12 @@ final class JobStore: @unchecked Sendable {
         }
     }
 
+    func forgetWorkers(_ names: [String]) throws {
+        try database.write { db in
+            for name in names { try db.execute(sql: "DELETE FROM worker_shards WHERE name = ?", arguments: [name]) }
+        }
+    }
+
     func recordCheckpoint(_ id: String, stepsDone: Int) throws {
         try database.write { db in
             try db.execute(sql: "UPDATE job SET checkpoint_steps = ? WHERE id = ?", arguments: [stepsDone, id])

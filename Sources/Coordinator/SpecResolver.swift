@@ -113,8 +113,8 @@ public struct SpecResolver: Sendable {
         if !(1...JobLimits.maxOutputScale).contains(outputScale) {
             problems.append(SpecProblem(field: "output_scale", problem: "\(outputScale) is out of range; use 1 to \(JobLimits.maxOutputScale)"))
         }
-        if !model.precisions.map(\.rawValue).contains(spec.weights) {
-            let offered = model.precisions.map(\.rawValue)
+        let offered = model.precisions.map(\.rawValue)
+        if !offered.contains(spec.weights) {
             problems.append(SpecProblem(field: "weights", problem: WeightPrecision(rawValue: spec.weights) == nil
                 ? "\(spec.weights.prefix(40).debugDescription) is not a precision; use \(WeightPrecision.names)"
                 : "\(spec.weights) is not offered by this model, which runs \(offered.joined(separator: " or ")); leave it out"))

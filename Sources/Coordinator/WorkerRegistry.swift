@@ -102,7 +102,7 @@ struct WorkerRegistry {
                 $0.shardsCompleted = UInt32(worker.shardsCompleted)
                 $0.shardCap = UInt32(shardCap)
                 $0.shardsHeld = UInt32(worker.inFlight.count)
-                $0.build = String(worker.hello.build.prefix(64))
+                $0.build = worker.hello.build
             }
         }
     }

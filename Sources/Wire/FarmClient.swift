@@ -23,7 +23,8 @@ public final class FarmClient {
     private let context: ZMQContext
     private let security: SocketSecurity
     private var socket: ZMQSocket
-    /// The socket's connection events, read when no answer comes to say why.
+    /// The socket's connection events, read while a reply is awaited (so that they never pile
+    /// up: libzmq's monitor blocks its I/O thread on a full reader) and to say why none came.
     private var monitor: ZMQSocket
     private let timeoutMilliseconds: Int32
 
@@ -39,7 +40,6 @@ public final class FarmClient {
                                 _ timeout: Int32) throws -> (ZMQSocket, ZMQSocket) {
         let socket = try ZMQSocket(context, .dealer)
         try socket.secure(security)
-        try socket.setReceiveTimeout(milliseconds: timeout)
         try socket.setSendTimeout(milliseconds: timeout)
         let monitor = try socket.monitor(context, events: SocketEvent.connectionEvents)
         try socket.connect(endpoint)
@@ -54,13 +54,12 @@ public final class FarmClient {
 
     /// Sends one request and waits for its reply of kind `expected`.
     public func request(_ kind: MessageKind, _ message: any SwiftProtobufMessage, payloads: [Data] = [], expecting expected: MessageKind) throws -> Envelope {
-        let reply: Envelope
         do {
             try socket.send(Envelope(kind, message, payloads: payloads).frames)
-            reply = try Envelope(frames: socket.receive())
         } catch let error as ZMQError where error.isTimeout {
             throw FarmClientError(.timeout, noAnswer(seconds: Double(timeoutMilliseconds) / 1000))
         }
+        let reply = try Envelope(frames: awaitReply())
         answered = true
         if reply.kind == .error { throw FarmClientError(.refused, try reply.decode(Reel_V1_ErrorReply.self).message) }
         guard reply.kind == expected else { throw WireError(.unexpectedMessage, "expected \(expected), the coordinator sent \(reply.kind)") }
@@ -74,10 +73,21 @@ public final class FarmClient {
     enum Connection { case connecting, refused, connected, handshook, keyRefused, securityMismatch }
     private var connection = Connection.connecting
 
-    /// Why no answer came in `seconds`, from how far the connection last got: nothing
-    /// listening, no route, a key or security mode the coordinator refused, or a coordinator
-    /// that took the request and did not answer.
-    func noAnswer(seconds: Double) -> String {
+    /// The reply's frames, reading connection events as they come; a timeout error saying why
+    /// none came within the timeout.
+    private func awaitReply() throws -> [Data] {
+        let deadline = Date().addingTimeInterval(Double(timeoutMilliseconds) / 1000)
+        while true {
+            let left = deadline.timeIntervalSinceNow
+            guard left > 0 else { throw FarmClientError(.timeout, noAnswer(seconds: Double(timeoutMilliseconds) / 1000)) }
+            let ready = try ZMQSocket.poll([socket, monitor], milliseconds: Int((left * 1000).rounded(.up)))
+            if ready.contains(1) { readConnectionEvents() }
+            if ready.contains(0) { return try socket.receive(dontWait: true) }
+        }
+    }
+
+    /// Follows the monitor's events to how far the connection has got.
+    private func readConnectionEvents() {
         while let frames = try? monitor.receive(dontWait: true), let event = SocketEvent(frames: frames) {
             if event.isAuthenticationFailure { connection = .keyRefused }
             else if event.isSecurityMismatch { connection = .securityMismatch }
@@ -86,6 +96,13 @@ public final class FarmClient {
             else if event.isConnectRetried { connection = connection == .keyRefused || connection == .securityMismatch ? connection : .refused }
             else if event.isDisconnect { connection = .connecting }
         }
+    }
+
+    /// Why no answer came in `seconds`, from how far the connection last got: nothing
+    /// listening, no route, a key or security mode the coordinator refused, or a coordinator
+    /// that took the request and did not answer.
+    func noAnswer(seconds: Double) -> String {
+        readConnectionEvents()
         let wait = String(format: "%g s", seconds)
         switch connection {
         case .keyRefused:

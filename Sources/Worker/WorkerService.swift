@@ -95,6 +95,9 @@ public final class WorkerService: @unchecked Sendable {
     func runner(for model: String, weights: WeightPrecision) throws -> ShardRunner {
         let loaded = try library.model(model, weights: weights)
         if let runner = runners[model], runner.model === loaded { return runner }
+        // The library let go of any other precision of this model: so do its runners, which
+        // would otherwise keep it loaded under another name.
+        runners = runners.filter { $0.value.model.directory != loaded.directory }
         let runner = ShardRunner(model: loaded)
         runners[model] = runner
         return runner

@@ -307,6 +307,18 @@ import Worker
         #expect(try farm.client().status().isEmpty, "still serving")
     }
 
+    /// A hello announcing a name longer than a line (it would name logs, metric series and
+    /// stored counts) is not a worker; one of an ordinary name joins beside it.
+    @Test func aHelloWithAnOverlongNameIsRefused() throws {
+        let farm = try Farm()
+        let long = try ScriptedWorker(farm, id: String(repeating: "m", count: CoordinatorServer.maxHelloText + 1))
+        try long.roundTrip()  // its hello has been handled by the time it is answered
+        #expect(farm.coordinator.snapshot.workers.isEmpty, "the overlong hello was refused")
+        let honest = try ScriptedWorker(farm, id: String(repeating: "w", count: CoordinatorServer.maxHelloText))
+        try honest.roundTrip()
+        try waitUntil("a worker of the longest name joins") { farm.coordinator.snapshot.workers.count == 1 }
+    }
+
     /// Who may do what: a client sees, fetches and cancels only its own jobs; an admin all of
     /// them; a worker key nothing a client does; another client's job is "no job", so ids
     /// cannot be probed.
