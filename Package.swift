@@ -21,6 +21,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-http-types", exact: "1.8.0"),
         .package(url: "https://github.com/jpsim/Yams", exact: "6.2.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", exact: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-crypto", exact: "3.12.3"),
     ],
     targets: [
         // System libraries: one target per C library, found with pkg-config.
@@ -49,7 +50,7 @@ let package = Package(
         .target(name: "Wan", dependencies: ["Diffusion", "CSentencePiece"]),
         // The registry of families: one line per family folder.
         .target(name: "Families", dependencies: ["Diffusion", "Wan"]),
-        .target(name: "Media", dependencies: ["CFFmpeg"]),
+        .target(name: "Media", dependencies: ["CFFmpeg", .product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "Planning"),
         .target(name: "Evaluation"),
         .target(name: "Wire", dependencies: ["CZeroMQ", .product(name: "SwiftProtobuf", package: "swift-protobuf")],

@@ -107,6 +107,23 @@ final class CodecContext {
         pointer = context
     }
 
+    /// The decoder of `format`'s best video stream, and that stream; `check` sees its
+    /// parameters before it is opened. `name` says which file errors are about.
+    static func decoder(of format: UnsafeMutablePointer<AVFormatContext>, name: String, check: (CodecContext) throws -> Void = { _ in })
+        throws -> (decoder: CodecContext, index: Int32, stream: UnsafeMutablePointer<AVStream>) {
+        try FFmpeg.check(avformat_find_stream_info(format, nil), "\(name): cannot find its streams")
+        var codec: UnsafePointer<AVCodec>?
+        let index = av_find_best_stream(format, AVMEDIA_TYPE_VIDEO, -1, -1, &codec, 0)
+        guard index >= 0, let codec, let stream = format.pointee.streams[Int(index)] else {
+            throw MediaError(.noVideo, "\(name) has no video stream")
+        }
+        let decoder = try CodecContext(codec: codec)
+        try FFmpeg.check(avcodec_parameters_to_context(decoder.pointer, stream.pointee.codecpar), "\(name): reading codec parameters")
+        try check(decoder)
+        try FFmpeg.check(avcodec_open2(decoder.pointer, codec, nil), "\(name): opening the decoder")
+        return (decoder, index, stream)
+    }
+
     deinit {
         var context: UnsafeMutablePointer<AVCodecContext>? = pointer
         avcodec_free_context(&context)

@@ -74,22 +74,15 @@ public enum VideoDecoder {
 
     private static func decode(_ format: UnsafeMutablePointer<AVFormatContext>, name: String, width: Int?, height: Int?,
                                limits: UntrustedVideoLimits?) throws -> DecodedVideo {
-        try FFmpeg.check(avformat_find_stream_info(format, nil), "\(name): cannot find its streams")
-
-        var codec: UnsafePointer<AVCodec>?
-        let streamIndex = av_find_best_stream(format, AVMEDIA_TYPE_VIDEO, -1, -1, &codec, 0)
-        guard streamIndex >= 0, let codec, let stream = format.pointee.streams[Int(streamIndex)] else {
-            throw MediaError(.noVideo, "\(name) has no video stream")
-        }
-        let decoder = try CodecContext(codec: codec)
-        try FFmpeg.check(avcodec_parameters_to_context(decoder.pointer, stream.pointee.codecpar), "\(name): reading codec parameters")
-        let sourceWidth = Int(decoder.pointer.pointee.width), sourceHeight = Int(decoder.pointer.pointee.height)
-        if let limits {
-            guard (1...limits.maxSide).contains(sourceWidth), (1...limits.maxSide).contains(sourceHeight) else {
-                throw MediaError(.badPictureSize, "\(name) is \(sourceWidth)x\(sourceHeight); its width and height must be 1 to \(limits.maxSide)")
+        let (decoder, streamIndex, stream) = try CodecContext.decoder(of: format, name: name) { decoder in
+            let (width, height) = (Int(decoder.pointer.pointee.width), Int(decoder.pointer.pointee.height))
+            if let limits {
+                guard (1...limits.maxSide).contains(width), (1...limits.maxSide).contains(height) else {
+                    throw MediaError(.badPictureSize, "\(name) is \(width)x\(height); its width and height must be 1 to \(limits.maxSide)")
+                }
             }
         }
-        try FFmpeg.check(avcodec_open2(decoder.pointer, codec, nil), "\(name): opening the decoder")
+        let sourceWidth = Int(decoder.pointer.pointee.width), sourceHeight = Int(decoder.pointer.pointee.height)
 
         let rate = stream.pointee.avg_frame_rate.num > 0 ? stream.pointee.avg_frame_rate : stream.pointee.r_frame_rate
         let fps = rate.den > 0 ? Double(rate.num) / Double(rate.den) : 0

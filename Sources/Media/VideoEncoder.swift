@@ -10,9 +10,11 @@ public struct EncodeOptions: Sendable {
     /// x264 constant rate factor: 0 is lossless, 18 visually lossless, 23 x264's default.
     public var crf: Int = 18
     public var preset: String = "medium"
+    /// A visible mark drawn into every picture at the file's size, after the enlargement.
+    public var watermark: Watermark?
 
-    public init(fps: Int, scale: Int = 1, crf: Int = 18, preset: String = "medium") {
-        self.fps = fps; self.scale = scale; self.crf = crf; self.preset = preset
+    public init(fps: Int, scale: Int = 1, crf: Int = 18, preset: String = "medium", watermark: Watermark? = nil) {
+        self.fps = fps; self.scale = scale; self.crf = crf; self.preset = preset; self.watermark = watermark
     }
 
     public static let maximumFPS = 240
@@ -31,6 +33,7 @@ public struct EncodeOptions: Sendable {
         guard w % 2 == 0 && h % 2 == 0 else {
             throw MediaError(.invalidOption, "size \(w)x\(h) is odd; H.264 in yuv420p needs even width and height (pick an even size or an even --scale)")
         }
+        if let problem = watermark?.problem(width: w, height: h) { throw MediaError(.invalidOption, "watermark \(problem)") }
     }
 }
 
@@ -39,7 +42,10 @@ public struct EncodeOptions: Sendable {
 /// The file appears only when complete: it is written under a temporary name beside the target
 /// and renamed at the end, so a failed or interrupted encode never leaves a file that looks done.
 public enum VideoEncoder {
-    public static func writeMP4(_ video: RGBVideo, options: EncodeOptions, to path: String) throws {
+    /// `tags`, when given, makes the container tags from what was encoded: the encoded file is
+    /// read back (its digest) and copied, packet for packet, into the file with those tags.
+    public static func writeMP4(_ video: RGBVideo, options: EncodeOptions, to path: String,
+                                tags: ((VideoDigest) throws -> [String: String])? = nil) throws {
         try options.validate(width: video.width, height: video.height, frames: video.frameCount)
         let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
         guard access(directory.isEmpty ? "." : directory, W_OK) == 0 else {
@@ -48,6 +54,21 @@ public enum VideoEncoder {
         let temporary = Self.temporaryPath(for: path)
         do {
             try encode(video, options: options, to: temporary)
+            if let tags {
+                let tagged = Self.temporaryPath(for: path)
+                defer { unlink(temporary) }
+                do {
+                    try ContainerMetadata.copy(temporary, to: tagged, tags: try tags(try VideoDigest.of(file: temporary)))
+                } catch {
+                    unlink(tagged)
+                    throw error
+                }
+                guard rename(tagged, path) == 0 else {
+                    unlink(tagged)
+                    throw MediaError(.cannotWrite, "cannot move the finished video to \(path): \(String(cString: strerror(errno)))")
+                }
+                return
+            }
             guard rename(temporary, path) == 0 else {
                 throw MediaError(.cannotWrite, "cannot move the finished video to \(path): \(String(cString: strerror(errno)))")
             }
@@ -55,6 +76,14 @@ public enum VideoEncoder {
             unlink(temporary)
             throw error
         }
+    }
+
+    /// The encoder and its settings, as a manifest records them.
+    public static func settings(_ options: EncodeOptions) -> String {
+        let version = avcodec_version()
+        var text = "H.264 yuv420p by libx264 (libavcodec \(version >> 16).\((version >> 8) & 0xFF).\(version & 0xFF)), crf \(options.crf), preset \(options.preset), one thread, mbtree off, scale \(options.scale)"
+        if let watermark = options.watermark { text += ", watermark \(watermark.text.debugDescription)" }
+        return text
     }
 
     /// A hidden name beside `path` that keeps its extension (FFmpeg picks formats by it).
@@ -102,6 +131,11 @@ public enum VideoEncoder {
             for index in 0..<video.frameCount {
                 try converter.convert(rgb: pixels.baseAddress! + index * video.frameBytes,
                                       width: video.width, height: video.height, into: frame)
+                if let watermark = options.watermark {
+                    let (data, lines) = frame.planes
+                    watermark.draw(luma: data[0]!, lumaStride: Int(lines[0]), cb: data[1]!, cr: data[2]!,
+                                   chromaStride: Int(lines[1]), width: width, height: height)
+                }
                 frame.pointer.pointee.pts = Int64(index)
                 try FFmpeg.check(avcodec_send_frame(context, frame.pointer), "encoding frame \(index)")
                 try drain(encoder, packet: packet, into: muxer, stream: stream)
@@ -154,11 +188,13 @@ final class Muxer {
         return stream
     }
 
-    func start() throws {
+    /// `flags`: the MP4 muxer's movflags; faststart puts the index first, so browsers can start
+    /// playing at once.
+    func start(flags: String = "+faststart") throws {
         try FFmpeg.check(avio_open(&context.pointee.pb, path, CFFmpeg_avio_flag_write()), "opening \(path) for writing")
         opened = true
         var options: OpaquePointer?
-        av_dict_set(&options, "movflags", "+faststart", 0)  // index first, so browsers can start playing at once
+        av_dict_set(&options, "movflags", flags, 0)
         defer { av_dict_free(&options) }
         try FFmpeg.check(avformat_write_header(context, &options), "writing the MP4 header")
     }

@@ -209,3 +209,68 @@ enum MallocPerturbation {
         }
     }
 }
+
+/// Container tags, stream and frame digests, and the visible mark.
+@Suite struct VideoProvenanceTests {
+    @Test func tagsAreCopiedInWithoutChangingTheStreamAndItsDigests() throws {
+        let (plain, tagged) = (temporaryPath("plain.mp4"), temporaryPath("tagged.mp4"))
+        try VideoEncoder.writeMP4(syntheticVideo(), options: EncodeOptions(fps: 8), to: plain)
+        let tags = ["reel.manifest": "{\"a\":\"ünïcode and \\\"quotes\\\"\"}", "reel.signature": "c2lnbmF0dXJl"]
+        try ContainerMetadata.copy(plain, to: tagged, tags: tags)
+        let read = try ContainerMetadata.read(tagged)
+        #expect(read["reel.manifest"] == tags["reel.manifest"] && read["reel.signature"] == tags["reel.signature"])
+        let (before, after) = (try VideoDigest.of(file: plain), try VideoDigest.of(file: tagged))
+        #expect(before == after && before.frames == 24 && before.width == 64 && before.height == 48)
+        #expect(before.streamSha256.count == 64 && before.framesSha256 != before.streamSha256)
+
+        // The same frames encoded at another quality: other bytes, other pictures.
+        let other = temporaryPath("other.mp4")
+        try VideoEncoder.writeMP4(syntheticVideo(), options: EncodeOptions(fps: 8, crf: 30), to: other)
+        let changed = try VideoDigest.of(file: other)
+        #expect(changed.frames == 24 && changed.streamSha256 != before.streamSha256 && changed.framesSha256 != before.framesSha256)
+    }
+
+    @Test func writingWithTagsMakesThemFromTheEncodedFile() throws {
+        let path = temporaryPath("made.mp4")
+        var seen: VideoDigest?
+        try VideoEncoder.writeMP4(syntheticVideo(), options: EncodeOptions(fps: 8), to: path) { digest in
+            seen = digest
+            return ["reel.manifest": digest.framesSha256]
+        }
+        #expect(try ContainerMetadata.read(path)["reel.manifest"] == seen?.framesSha256)
+        #expect(try VideoDigest.of(file: path) == seen)
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: URL(fileURLWithPath: path).deletingLastPathComponent().path)
+        #expect(!leftovers.contains { $0.contains(".made.partial") }, "no temporary file is left: \(leftovers)")
+    }
+
+    /// A file from someone else is read by the MP4 demuxer alone: a playlist naming another
+    /// file is refused, not followed.
+    @Test func onlyMP4IsReadForTagsAndDigests() throws {
+        let secret = temporaryPath("secret.mp4")
+        try VideoEncoder.writeMP4(syntheticVideo(), options: EncodeOptions(fps: 8), to: secret)
+        let playlist = temporaryPath("playlist.mp4")
+        try Data("#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXTINF:1,\n\(secret)\n#EXT-X-ENDLIST\n".utf8).write(to: URL(fileURLWithPath: playlist))
+        #expect(throws: MediaError.self) { try VideoDigest.of(file: playlist) }
+        #expect(throws: MediaError.self) { try ContainerMetadata.read(playlist) }
+    }
+
+    @Test func aWatermarkIsDrawnInTheBottomRightCornerAndMustFit() throws {
+        let mark = try Watermark("Reel")
+        #expect(mark.layout(width: 256, height: 256) == Watermark.Layout(dot: 3, x: 256 - 9 - 23 * 3, y: 256 - 9 - 21))
+        #expect(mark.layout(width: 20, height: 20) == nil && mark.problem(width: 20, height: 20)?.contains("does not fit a 20x20 video") == true)
+        #expect(Watermark.problem(with: "naïve")?.contains("cannot draw \"ï\" (character 3)") == true)
+        #expect(Watermark.problem(with: "") != nil && Watermark.problem(with: String(repeating: "a", count: 65)) != nil)
+        #expect(throws: MediaError.self) { try EncodeOptions(fps: 8, watermark: try Watermark("much too long a mark")).validate(width: 64, height: 48, frames: 1) }
+
+        let (width, height) = (64, 48)
+        var luma = [UInt8](repeating: 100, count: width * height), cb = [UInt8](repeating: 90, count: width * height / 4)
+        var cr = cb
+        try Watermark("A").draw(luma: &luma, lumaStride: width, cb: &cb, cr: &cr, chromaStride: width / 2, width: width, height: height)
+        // One dot to a font pixel at this height: "A" is 5x7 pixels, 3 pixels in from the corner.
+        let (left, top) = (width - 3 - 5, height - 3 - 7)
+        #expect(luma[top * width + left + 2] == 235, "the apex of the A is white")
+        #expect(luma[(top + 1) * width + left + 2] == 16, "under the apex is the outline's dark")
+        #expect(luma[top * width + left - 2] == 100, "two pixels left of the letter is untouched")
+        #expect(luma[0] == 100 && cb[0] == 90 && cb[(top / 2) * (width / 2) + (left + 2) / 2] == 128)
+    }
+}
