@@ -58,6 +58,7 @@ demo: release
 	.build/release/reel render "$(DEMO_PROMPT)" $(DEMO_ARGS) -o demo.mp4 --contact-sheet demo-sheet.png
 	@command -v ffprobe >/dev/null && ffprobe -v error -select_streams v:0 \
 	    -show_entries stream=codec_name,width,height,r_frame_rate,nb_frames -of compact=p=0 demo.mp4 || true
+	.build/release/reel verify demo.mp4
 
 ## test: the repository's checks (tools/check-repository), then the whole suite, optimised (the
 ## numerics are too slow unoptimised)

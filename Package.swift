@@ -51,6 +51,8 @@ let package = Package(
         // The registry of families: one line per family folder.
         .target(name: "Families", dependencies: ["Diffusion", "Wan"]),
         .target(name: "Media", dependencies: ["CFFmpeg", .product(name: "Crypto", package: "swift-crypto")]),
+        // What made a video, signed: the manifest every MP4 carries, its keys, and its checks.
+        .target(name: "Provenance", dependencies: ["Media", "Planning", "Wire", .product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "Planning"),
         .target(name: "Evaluation"),
         .target(name: "Wire", dependencies: ["CZeroMQ", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
@@ -58,7 +60,7 @@ let package = Package(
         // Writes the commit a build is made from into Wire (`ReelVersion.commit`).
         .plugin(name: "BuildStamp", capability: .buildTool()),
         .target(name: "Worker", dependencies: ["Diffusion", "Families", "Media", "Planning", "Wire", .product(name: "Logging", package: "swift-log")]),
-        .target(name: "Coordinator", dependencies: ["Planning", "Diffusion", "Families", "Wire", "Media",
+        .target(name: "Coordinator", dependencies: ["Planning", "Diffusion", "Families", "Wire", "Media", "Provenance",
                                                     .product(name: "Logging", package: "swift-log"),
                                                     .product(name: "GRDB", package: "GRDB.swift"),
                                                     .product(name: "Metrics", package: "swift-metrics")]),
@@ -77,7 +79,7 @@ let package = Package(
         .executableTarget(
             name: "reel",
             dependencies: [
-                "Diffusion", "Families", "Wan", "Media", "Planning", "Coordinator", "InProcessFarm", "Worker", "Wire", "Evaluation", "Dashboard",
+                "Diffusion", "Families", "Wan", "Media", "Planning", "Coordinator", "InProcessFarm", "Worker", "Wire", "Evaluation", "Dashboard", "Provenance",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -103,7 +105,8 @@ let package = Package(
         .testTarget(name: "WireTests", dependencies: ["Wire"]),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation"]),
         .testTarget(name: "CoordinatorTests", dependencies: ["Coordinator", "InProcessFarm", "Planning", "Diffusion", "Families", "Wan", "Worker", "Wire", "Media", "TestSupport"]),
-        .testTarget(name: "CLITests", dependencies: ["Coordinator", "Media", "Wire", "Evaluation", "TestSupport", .product(name: "Yams", package: "Yams")]),
+        .testTarget(name: "CLITests", dependencies: ["Coordinator", "Media", "Wire", "Evaluation", "TestSupport", "Provenance",
+                                                .product(name: "Crypto", package: "swift-crypto"), .product(name: "Yams", package: "Yams")]),
     ],
     cxxLanguageStandard: .cxx17
 )

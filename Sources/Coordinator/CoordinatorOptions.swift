@@ -43,6 +43,9 @@ public struct CoordinatorOptions: Sendable {
     /// Told of what happens to workers, shards and jobs, on the coordinator's thread: for tests
     /// and tools that watch a farm without reading its log. It must return quickly.
     public var observer: (@Sendable (CoordinatorEvent) -> Void)?
+    /// The Ed25519 key that signs its videos' manifests; nil: DATA-DIR/keys/signing.key, made
+    /// on first start beside the CURVE keys.
+    public var signingKeyPath: String?
 
     public init(bind: [String], dataDirectory: String) {
         self.bind = bind

@@ -3,6 +3,7 @@ import Families
 import Foundation
 import Media
 import Planning
+import Provenance
 import Wire
 
 /// Client requests: submit, status, cancel, workers, fetch.
@@ -50,15 +51,18 @@ extension CoordinatorServer {
             decoded = try InputVideo.frames(video, width: spec.width, height: spec.height, fps: spec.fps, maxFrames: maxFrames)
             return decoded!.frameCount
         }
-        let spec = resolved.spec, outputScale = resolved.outputScale
+        let spec = resolved.spec
+        var output = resolved.output
+        // Whatever a client said of its input's digest, the manifest gives the bytes received.
+        output.inputSha256 = request.withInput ? InputRecord(of: video).sha256 : nil
         let input = decoded.map { Array($0.planar().prefix(spec.frames * 3 * spec.width * spec.height)) }
         let id = "j" + String(UInt64.random(in: 0..<(1 << 48)), radix: 16)
-        let job = FarmJob(id: id, client: client, spec: spec, outputScale: outputScale, model: model,
+        let job = FarmJob(id: id, client: client, spec: spec, output: output, model: model,
                           maxPieceBytes: options.maxPieceBytes, input: input, attemptIDs: AttemptIDs.random, clock: clock)
         // Acknowledged only once it is on disk: the input first, then the row that names it.
         if let input { try AtomicFile.write(LatentCodec.encode(input), to: inputPath(id)) }
         try store.insert(StoredJob(id: id, client: client, idempotencyKey: idempotencyKey,
-                                   spec: try spec.message(outputScale: outputScale).serializedData(), state: job.state.stored,
+                                   spec: try spec.message(output: output).serializedData(), state: job.state.stored,
                                    submittedMs: Int64(job.submitted.timeIntervalSince1970 * 1000)))
         table.remember(client: client, key: idempotencyKey, job: id)
         table.add(job)
@@ -109,7 +113,7 @@ extension CoordinatorServer {
         guard job.spec.strength >= 1 else {
             throw CoordinatorError(.actionRefused, "job \(job.id) re-rendered an input video, which is not kept once a job ends; submit it again with --input")
         }
-        let id = try create(job.spec.message(outputScale: job.outputScale), input: Data(), client: job.client, idempotencyKey: "")
+        let id = try create(job.spec.message(output: job.output), input: Data(), client: job.client, idempotencyKey: "")
         logger.info("job \(job.id) retried as job \(id)")
         return jobs[id]!
     }
@@ -119,8 +123,12 @@ extension CoordinatorServer {
     /// vocabulary before they are accepted.
     func model(_ name: String) throws -> PlannedModel {
         if let known = knownModels[name] { return known }
-        let known = try PlannedModel(directory: ModelFamilies.locate(name))
+        let directory = try ModelFamilies.locate(name)
+        let known = try PlannedModel(directory: directory)
         knownModels[name] = known
+        // The manifest of its first video needs its weights' digests: read now, in the
+        // background, while the job renders, rather than when it is encoded.
+        DispatchQueue.global(qos: .utility).async { _ = try? WeightDigests.shared.weights(in: directory) }
         return known
     }
 

@@ -108,7 +108,7 @@ extension CoordinatorServer {
             ? try LatentCodec.decode(Data(contentsOf: URL(fileURLWithPath: inputPath(stored.id))),
                                      count: spec.frames * model.inputChannels * spec.width * spec.height)
             : nil
-        let job = FarmJob(id: stored.id, client: stored.client, spec: spec, outputScale: max(1, Int(message.outputScale)),
+        let job = FarmJob(id: stored.id, client: stored.client, spec: spec, output: OutputOptions(message, scale: max(1, Int(message.outputScale))),
                           model: model, maxPieceBytes: options.maxPieceBytes, input: input,
                           attemptIDs: AttemptIDs.random, clock: clock, submitted: Date(timeIntervalSince1970: Double(stored.submittedMs) / 1000))
         job.state = state

@@ -1,8 +1,10 @@
 import Diffusion
+import Families
 import Foundation
 import Logging
 import Media
 import Planning
+import Provenance
 import Wire
 
 /// The coordinator daemon: one ROUTER socket on one thread. It registers workers, hands out
@@ -42,6 +44,8 @@ public final class CoordinatorServer: @unchecked Sendable {
     var loopTasks: [@Sendable () -> Void] = []
     /// Encodes finished jobs, one at a time, off the loop thread.
     let encoder = DispatchQueue(label: "reel.encoder")
+    /// Signs the manifests of the videos it writes.
+    let signingKey: SigningKey
     let metrics = CoordinatorMetrics()
 
     var workers = WorkerRegistry()
@@ -87,6 +91,7 @@ public final class CoordinatorServer: @unchecked Sendable {
         // removed. The lock above makes sure no other coordinator is writing them.
         let orphans = AtomicFile.removeOrphans(in: files.directory)
         store = try JobStore(directory: options.dataDirectory)
+        signingKey = try SigningKey.loadOrCreate(options.signingKeyPath ?? SigningKey.farmPath(dataDirectory: options.dataDirectory))
         shardsByWorker = try store.workerShards()
         let logger = self.logger
         checkpoints = CheckpointWriter(store: store, files: files) { job, error in
@@ -241,7 +246,7 @@ public final class CoordinatorServer: @unchecked Sendable {
                 guard let job = jobs[id], job.isActive else { continue }
                 job.priority = priority
                 table.sort()
-                try? store.setPriority(id, spec: job.spec.message(outputScale: job.outputScale), priority: priority)
+                try? store.setPriority(id, spec: job.spec.message(output: job.output), priority: priority)
                 logger.info("job \(id) priority set to \(priority)")
             }
         }
@@ -450,6 +455,7 @@ public final class CoordinatorServer: @unchecked Sendable {
             return
         }
         workers.completedShard(peer)
+        job.kernels.insert(worker.hello.cpuKernel)
         shardsByWorker[worker.name, default: 0] += 1
         unsavedWorkerShards.insert(worker.name)
         counters.resultsAccepted += 1
@@ -539,16 +545,20 @@ public final class CoordinatorServer: @unchecked Sendable {
         // A restart during the encode then finds every region done and only encodes again.
         checkpoints.write(job.id, job.run.checkpoint(), stepsDone: job.run.stepsDone)
         uncheckpointed.remove(job.id)
-        let spec = job.spec, scale = job.outputScale, id = job.id
+        let spec = job.spec, output = job.output, id = job.id, kernels = job.kernels, date = clock.date
         let path = jobFiles.video(id)
+        let planned = knownModels[spec.model]
         encoder.async { [self] in
             let outcome = Result {
                 let video = frames.map { RGBVideo(width: spec.width, height: spec.height, pixels: $0) }
                     ?? RGBVideo(planar: latent!, frames: spec.frames, height: spec.height, width: spec.width)
+                let options = EncodeOptions(fps: spec.fps, scale: output.scale, watermark: try output.watermark.map { try Watermark($0) })
+                // Read here, off the loop: the first digest of a model's weights reads all of them.
+                let subject = try output.manifest ? Self.manifestSubject(spec: spec, output: output, model: planned, kernels: kernels) : nil
                 // Synced to disk before it is renamed into place and the job recorded done.
                 let temporary = AtomicFile.temporaryPath(for: path)
                 do {
-                    try VideoEncoder.writeMP4(video, options: EncodeOptions(fps: spec.fps, scale: scale), to: temporary)
+                    try SignedVideo.writeMP4(video, options: options, to: temporary, subject: subject, key: signingKey, date: date)
                     try AtomicFile.commit(temporary, to: path)
                 } catch {
                     try? FileManager.default.removeItem(atPath: temporary)
@@ -557,6 +567,16 @@ public final class CoordinatorServer: @unchecked Sendable {
             }
             onLoop { self.encoded(id, path: path, outcome) }
         }
+    }
+
+    /// What a job's manifest says besides its frames: the job, the model and its weights'
+    /// digests, the input's digest, and the kernels of the workers that rendered it.
+    static func manifestSubject(spec: JobSpec, output: OutputOptions, model: PlannedModel?, kernels: Set<String>) throws -> ManifestSubject {
+        let directory = try ModelFamilies.locate(spec.model)
+        return ManifestSubject(
+            job: JobRecord(pipeline: "farm", spec: spec, outputScale: output.scale, watermark: output.watermark, privatePrompt: output.privatePrompt),
+            model: ModelRecord(name: spec.model, family: model?.family ?? "unknown", weights: try WeightDigests.shared.weights(in: directory)),
+            input: output.inputSha256.map { InputRecord(sha256: $0) }, blasKernels: kernels.sorted())
     }
 
     private func encoded(_ id: String, path: String, _ outcome: Result<Void, any Error>) {

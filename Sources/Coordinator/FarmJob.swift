@@ -60,7 +60,11 @@ final class FarmJob {
 
     let id, client: String
     let spec: JobSpec
-    let outputScale: Int
+    let output: OutputOptions
+    var outputScale: Int { output.scale }
+    /// OpenBLAS kernel families of the workers whose results this coordinator accepted for it
+    /// (since its last start), for the manifest.
+    var kernels: Set<String> = []
     let run: JobRun
     let submitted: Date
     let clock: any FarmClock
@@ -93,14 +97,14 @@ final class FarmJob {
 
     /// `input`: planar frames of an input video, at the job's canvas and frame count.
     /// `maxPieceBytes`: the most frames a latent job's decode shard may return, in bytes.
-    init(id: String, client: String = "", spec: JobSpec, outputScale: Int, model: PlannedModel,
+    init(id: String, client: String = "", spec: JobSpec, output: OutputOptions, model: PlannedModel,
          maxPieceBytes: Int = LatentStages.defaultMaxPieceBytes, input: [Float]? = nil, attemptIDs: @escaping () -> UInt64 = AttemptIDs.counting(), clock: any FarmClock = SystemClock(),
          submitted: Date? = nil) {
         self.clock = clock
         self.id = id
         self.client = client
         self.spec = spec
-        self.outputScale = outputScale
+        self.output = output
         self.submitted = submitted ?? clock.date
         priority = spec.priority
         if let stages = model.stages(for: spec, maxPieceBytes: maxPieceBytes) {
@@ -119,7 +123,7 @@ final class FarmJob {
         var status = Reel_V1_JobStatus()
         status.jobID = id
         status.state = paused && state == .running ? .paused : state.wire
-        status.spec = spec.message(outputScale: outputScale)
+        status.spec = spec.message(output: output)
         status.spec.priority = Int32(priority)
         let progress = endedRegionSteps.flatMap { $0.count == run.progress.count ? $0 : nil } ?? run.progress
         let stepsDone = run.stepsDone(in: progress)

@@ -5,10 +5,10 @@ import Planning
 /// Input videos for SDEdit jobs: a file the client sent, brought to the job's canvas and rate.
 /// It is hostile until read: decoded from memory only, by a whitelist of container formats,
 /// with no protocol able to open anything else, and its size checked before scaling.
-enum InputVideo {
+public enum InputVideo {
     /// Decodes `bytes` (a whole video file), scaled to width×height and resampled to `fps`;
     /// decoding stops once the file has given what `maxFrames` frames at that rate need.
-    static func frames(_ bytes: Data, width: Int, height: Int, fps: Int, maxFrames: Int) throws -> RGBVideo {
+    public static func frames(_ bytes: Data, width: Int, height: Int, fps: Int, maxFrames: Int) throws -> RGBVideo {
         guard !bytes.isEmpty else { throw CoordinatorError(.inputMissing, "the job says it has an input video, but none was sent") }
         do {
             // Enough frames at the file's own rate for `maxFrames` at the job's (the file's rate is

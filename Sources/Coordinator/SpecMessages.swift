@@ -34,15 +34,19 @@ extension JobSpec {
         if request.frames == 0, !shots.isEmpty { frames = shots.reduce(0) { $0 + $1.frames } }
     }
 
-    public func message(outputScale: Int = 1) -> Reel_V1_JobSpec {
+    public func message(output: OutputOptions = OutputOptions(scale: 1)) -> Reel_V1_JobSpec {
         var m = Reel_V1_JobSpec()
         m.prompt = prompt; m.model = model; m.frames = UInt32(frames); m.width = UInt32(width); m.height = UInt32(height)
         m.fps = UInt32(fps); m.steps = UInt32(steps); m.sampler = sampler; m.guidance = guidance; m.shift = shift
         m.seed = seed; m.window = UInt32(window); m.overlap = UInt32(overlap); m.syncInterval = UInt32(syncInterval)
-        m.priority = Int32(priority); m.outputScale = UInt32(outputScale); m.strength = strength; m.withInput = strength < 1
+        m.priority = Int32(priority); m.outputScale = UInt32(output.scale); m.strength = strength; m.withInput = strength < 1
         m.layoutStrength = layoutStrength
         if let negativePrompt { m.negativePrompt = negativePrompt }
         m.weights = weights
+        m.noManifest = !output.manifest
+        m.privatePrompt = output.privatePrompt
+        m.watermark = output.watermark ?? ""
+        m.inputSha256 = output.inputSha256 ?? ""
         m.shots = shots.map { shot in Reel_V1_Shot.with { $0.prompt = shot.prompt; $0.frames = UInt32(clamping: shot.frames) } }
         return m
     }

@@ -1,13 +1,55 @@
 import Diffusion
 import Families
+import Media
 import Planning
 import Wire
 
 /// A job as resolved: every field set and checked.
 public struct ResolvedJob: Sendable, Equatable {
     public var spec: JobSpec
-    /// Times each frame is enlarged in the file; not part of the latent.
-    public var outputScale: Int
+    /// How its file is written; not part of the latent.
+    public var output: OutputOptions
+    public var outputScale: Int { output.scale }
+}
+
+/// How a job's MP4 is written, beside its frames: the enlargement, the signed manifest
+/// (docs/provenance.md) and a visible mark.
+public struct OutputOptions: Sendable, Equatable {
+    /// Times each frame is enlarged in the file.
+    public var scale: Int
+    public var manifest = true
+    /// The manifest holds a salted hash of the prompts, not their text.
+    public var privatePrompt = false
+    public var watermark: String?
+    /// SHA-256 of the input video's bytes as the coordinator received them.
+    public var inputSha256: String?
+
+    public init(scale: Int, manifest: Bool = true, privatePrompt: Bool = false, watermark: String? = nil, inputSha256: String? = nil) {
+        self.scale = scale; self.manifest = manifest; self.privatePrompt = privatePrompt; self.watermark = watermark; self.inputSha256 = inputSha256
+    }
+
+    /// A request's options; the scale is resolved by the caller.
+    init(_ request: Reel_V1_JobSpec, scale: Int) {
+        self.init(scale: scale, manifest: !request.noManifest, privatePrompt: request.privatePrompt,
+                  watermark: request.watermark.isEmpty ? nil : request.watermark,
+                  inputSha256: request.inputSha256.isEmpty ? nil : request.inputSha256)
+    }
+
+    /// What is wrong with them for a `width` x `height` job, each naming its field.
+    func problems(width: Int, height: Int) -> [SpecProblem] {
+        var problems: [SpecProblem] = []
+        if privatePrompt && !manifest {
+            problems.append(SpecProblem(field: "private_prompt", problem: "applies to the manifest, which no_manifest leaves out; drop one of them"))
+        }
+        if let watermark, let problem = Watermark.problem(with: watermark)
+            ?? (try? Watermark(watermark))?.problem(width: width * scale, height: height * scale) {
+            problems.append(SpecProblem(field: "watermark", problem: problem))
+        }
+        if let inputSha256, inputSha256.count != 64 || !inputSha256.allSatisfy(\.isHexDigit) {
+            problems.append(SpecProblem(field: "input_sha256", problem: "is not 64 hexadecimal digits"))
+        }
+        return problems
+    }
 }
 
 /// What the coordinator reads of a model to plan and check its jobs, never its weights.
@@ -31,6 +73,14 @@ public enum PlannedModel: Sendable {
             throw ModelPackageError.unreadable(path: directory, reason: "a \(model.family) model the coordinator cannot plan")
         }
         self = .latent(model)
+    }
+
+    /// The family's name, as a manifest records it.
+    public var family: String {
+        switch self {
+        case .pixel: return ReelShapesFamily.name
+        case .latent(let model): return model.family
+        }
     }
 
     public var defaults: VideoDefaults {
@@ -110,8 +160,11 @@ public struct SpecResolver: Sendable {
         let lengthFromInput = request.withInput && request.frames == 0 && request.shots.isEmpty
         if lengthFromInput { spec.frames = 1 }  // checked again once the input's length is known
         var problems = Self.problems { try spec.validate(for: shape, samplers: samplers) }
+        let output = OutputOptions(request, scale: outputScale)
         if !(1...JobLimits.maxOutputScale).contains(outputScale) {
             problems.append(SpecProblem(field: "output_scale", problem: "\(outputScale) is out of range; use 1 to \(JobLimits.maxOutputScale)"))
+        } else if problems.isEmpty {
+            problems += output.problems(width: spec.width, height: spec.height)
         }
         let offered = model.precisions.map(\.rawValue)
         if !offered.contains(spec.weights) {
@@ -135,7 +188,7 @@ public struct SpecResolver: Sendable {
         if case .pixel(let config, let vocabulary) = model {
             try spec.checkPrompts(with: vocabulary, maxTokens: config.text.maxTokens)
         }
-        return ResolvedJob(spec: spec, outputScale: outputScale)
+        return ResolvedJob(spec: spec, output: output)
     }
 
     /// What one family cannot take: a negative prompt for a pixel model; for a latent model,

@@ -15,9 +15,10 @@ public final class LocalFarm {
     private let finished = DispatchGroup()
 
     /// Starts a coordinator keeping its files in `dataDirectory` and `workerCount` workers
-    /// sharing `library`'s models.
+    /// sharing `library`'s models. `signingKeyPath`: the key that signs its videos' manifests
+    /// (default: one of its own in `dataDirectory`).
     public init(workerCount: Int, library: ModelLibrary, dataDirectory: String, bind: String? = nil,
-                computation: WorkerService.Computation? = nil) throws {
+                computation: WorkerService.Computation? = nil, signingKeyPath: String? = nil) throws {
         let context = try ZMQContext(), endpoint = bind ?? "inproc://reel-local-\(UUID().uuidString)"
         self.context = context
         var options = CoordinatorOptions(bind: [endpoint], dataDirectory: dataDirectory)
@@ -25,6 +26,7 @@ public final class LocalFarm {
         // Its one client is the command that started it, which waits for all it submits
         // (`reel eval` submits every video at once); the limit protects shared coordinators.
         options.maxActiveJobsPerClient = .max
+        options.signingKeyPath = signingKeyPath
         coordinator = try CoordinatorServer(options: options, context: context)
         let reachable = coordinator.endpoints[0]
         self.endpoint = reachable

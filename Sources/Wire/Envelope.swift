@@ -82,7 +82,9 @@ public struct Envelope: Sendable {
     /// version-6 worker would take any shard for a denoising one.
     /// Version 8 adds `ShardSpec.weights`, the job's weight precision; a version-7 worker would
     /// compute an int8 job's shards with its stored weights, other bits.
-    public static let protocolVersion: UInt32 = 8
+    /// Version 9 adds a job's manifest options (`no_manifest`, `private_prompt`, `watermark`);
+    /// a version-8 coordinator would write a private prompt into the file.
+    public static let protocolVersion: UInt32 = 9
 
     public let kind: MessageKind
     public let header: Data

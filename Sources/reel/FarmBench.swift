@@ -65,8 +65,8 @@ struct FarmBench: ParsableCommand {
         var model: String
         var frames, chunks, shards: Int
         var oneWorkerSeconds, twoWorkerSeconds, speedup, bytesPerShard, seamFigure: Double
-        /// Whether one worker and two made the same MP4, byte for byte (they should: fusion
-        /// order and noise do not depend on who ran what).
+        /// Whether one worker and two made the same video stream, byte for byte (they should:
+        /// fusion order and noise do not depend on who ran what); the files' manifests differ.
         var sameFile: Bool
         /// The coordinator thread's CPU per shard of the job, in the 2-worker run.
         var jobCoordinatorMillisecondsPerShard: Double
@@ -213,7 +213,7 @@ struct FarmBench: ParsableCommand {
     /// with one compute thread each, from submission to the finished video: its MP4 bytes and
     /// its frames (the file goes with the run's data directory).
     static func timeJob(_ job: Reel_V1_JobSpec, workerProcesses: Int) throws
-        -> (seconds: Double, bytesPerShard: Double, coordinatorSecondsPerShard: Double, traffic: [String: ShardTraffic], file: Data, video: RGBVideo) {
+        -> (seconds: Double, bytesPerShard: Double, coordinatorSecondsPerShard: Double, traffic: [String: ShardTraffic], file: VideoDigest, video: RGBVideo) {
         let work = WorkDirectory(prefix: "reel-bench")
         defer { work.remove() }
         let directory = work.path
@@ -244,8 +244,10 @@ struct FarmBench: ParsableCommand {
         let path = "\(directory)/\(id).mp4"
         let file = try client.fetch(id).video
         try file.write(to: URL(fileURLWithPath: path))
+        // The stream and its frames: the files' manifests differ in the time they were written.
+        let digest = try VideoDigest.of(file: path)
         let traffic = after.traffic.mapValues { $0 }.reduce(into: [String: ShardTraffic]()) { $0[$1.key] = $1.value.since(before.traffic[$1.key]) }
-        return (seconds, Double(bytes) / Double(shards), (after.cpuSeconds - before.cpuSeconds) / Double(shards), traffic, file,
+        return (seconds, Double(bytes) / Double(shards), (after.cpuSeconds - before.cpuSeconds) / Double(shards), traffic, digest,
                 try VideoDecoder.read(path).video)
     }
 

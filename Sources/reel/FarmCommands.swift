@@ -53,6 +53,12 @@ struct PeerKeyOptions: ParsableArguments {
     /// CURVE with the given keys, or plaintext when --insecure says so. Each key comes from its
     /// flag, else its variable, else the config file (`reel login`).
     func security(as role: String) throws -> SocketSecurity {
+        try Self.security(key: key, coordinatorKey: coordinatorKey, insecure: insecure, as: role)
+    }
+
+    /// The same from values a command took under other names (`reel verify`'s --key is the
+    /// signer's).
+    static func security(key: String?, coordinatorKey: String?, insecure: Bool, as role: String) throws -> SocketSecurity {
         if insecure { return .plaintext }
         let environment = ProcessInfo.processInfo.environment
         let config = try ClientConfig.load()

@@ -26,7 +26,7 @@ struct JobFile {
 
     static let fields = ["prompt", "shots", "model", "frames", "size", "fps", "steps", "sampler", "guidance", "seed", "shift",
                          "window", "overlap", "sync_interval", "layout_strength", "priority", "scale", "output",
-                         "negative_prompt", "weights"]
+                         "negative_prompt", "weights", "manifest", "private_prompt", "watermark"]
 
     init(path: String) throws {
         self.path = path
@@ -67,6 +67,9 @@ struct JobFile {
             case "output": outputPath = try at.text(value)
             case "negative_prompt": spec.negativePrompt = try at.text(value)
             case "weights": spec.weights = try at.text(value)
+            case "manifest": spec.noManifest = !(try at.flag(value))
+            case "private_prompt": spec.privatePrompt = try at.flag(value)
+            case "watermark": spec.watermark = try at.text(value)
             case "shots":
                 guard let sequence = value.sequence, !sequence.isEmpty else { throw at.error("is a list of shots, each with a prompt and frames or seconds") }
                 shotNodes = sequence.map { (keyNode, $0) }
@@ -140,6 +143,11 @@ private struct Location {
     func count(_ node: Node, _ range: ClosedRange<Int>) throws -> Int {
         guard node.scalar != nil, let value = node.int else { throw error("must be a whole number") }
         guard range.contains(value) else { throw error("\(value) is out of range; use \(range.lowerBound) to \(range.upperBound)") }
+        return value
+    }
+
+    func flag(_ node: Node) throws -> Bool {
+        guard node.scalar != nil, let value = node.bool else { throw error("must be true or false") }
         return value
     }
 

@@ -69,6 +69,15 @@ struct JobOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: "For a video longer than one chunk: how much of the denoising its chunks redo over a layout pass, which first renders each shot whole as one window so that the chunks agree where objects go; 1 renders no layout pass (default: the model's).")
     var layoutStrength: Float?
 
+    @Flag(help: "Write the MP4 without its signed manifest (docs/provenance.md).")
+    var noManifest = false
+
+    @Flag(help: "Keep the prompt out of the file: the manifest holds a salted hash of it instead, which `reel verify --rerender --prompt TEXT` checks.")
+    var privatePrompt = false
+
+    @Option(help: ArgumentHelp("Draw this text into every frame's bottom-right corner, white on a dark outline, at the file's size: letters, digits, spaces and \(Watermark.punctuation.dropFirst()).", valueName: "text"))
+    var watermark: String?
+
     /// `--seed`'s value. Numeric options take the next word whatever it looks like
     /// (`.unconditional`): `--seed -1` is a value to refuse with a reason, not a flag followed by
     /// a missing value.
@@ -128,7 +137,8 @@ struct JobOptions: ParsableArguments {
             ("--window", window != nil), ("--overlap", overlap != nil), ("--sync-interval", syncInterval != nil),
             ("--model", model != nil), ("--scale", scale != nil), ("--input", input != nil), ("--strength", strength != nil),
             ("--layout-strength", layoutStrength != nil), ("--negative-prompt", negativePrompt != nil),
-            ("--weights", weights != nil),
+            ("--weights", weights != nil), ("--no-manifest", noManifest), ("--private-prompt", privatePrompt),
+            ("--watermark", watermark != nil),
         ]
         return given.filter(\.1).map(\.0)
     }
@@ -178,6 +188,13 @@ struct JobOptions: ParsableArguments {
                 if let strength { spec.strength = strength }
             } else if strength != nil {
                 throw UserError("--strength applies only with --input VIDEO; add --input or drop --strength")
+            }
+            spec.noManifest = noManifest
+            spec.privatePrompt = privatePrompt
+            if privatePrompt && noManifest { throw UserError("--private-prompt applies to the manifest, which --no-manifest leaves out; drop one of them") }
+            if let watermark {
+                if let problem = Watermark.problem(with: watermark) { throw UserError("--watermark \(problem)") }
+                spec.watermark = watermark
             }
             if let layoutStrength {
                 guard layoutStrength > 0 && layoutStrength <= 1 else {

@@ -1,12 +1,13 @@
 import ArgumentParser
 import Coordinator
 import Foundation
+import Provenance
 import Wire
 
 struct KeysCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "keys",
-        abstract: "Create CURVE key pairs, enroll public keys on a coordinator, list and revoke them.",
+        abstract: "Create CURVE key pairs, enroll public keys on a coordinator, list and revoke them; print the key that signs videos.",
         discussion: """
             A farm is encrypted and closed by default. On the coordinator's machine, its \
             own pair is made on first start (DATA-DIR/keys/coordinator.key; hand out \
@@ -17,9 +18,42 @@ struct KeysCommand: ParsableCommand {
               reel submit … --key alice.key --coordinator-key coordinator.pub
             A worker key can only work and a client key can only submit and ask. \
             `reel keys revoke worker w7 --data-dir DATA-DIR` takes a key back; a running \
-            coordinator closes its connections within a second.
+            coordinator closes its connections within a second. `reel keys export-signing \
+            --data-dir DATA-DIR` prints the public key that signs the farm's videos \
+            (docs/provenance.md), to publish.
             """,
-        subcommands: [New.self, Enroll.self, List.self, Revoke.self])
+        subcommands: [New.self, Enroll.self, List.self, Revoke.self, ExportSigning.self])
+
+    struct ExportSigning: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "export-signing",
+            abstract: "Print the public half of the key that signs videos' manifests, to publish.",
+            discussion: """
+                A coordinator signs each video's manifest with DATA-DIR/keys/signing.key, an \
+                Ed25519 key made beside its CURVE keys (here, if the data directory has none \
+                yet). `reel render` signs with this user's own key (--local). Publish the \
+                printed key where viewers find it; `reel verify FILE --key KEY` checks a video \
+                against it.
+                """)
+
+        @Option(help: "The coordinator's data directory.")
+        var dataDir: String = "reel-data"
+
+        @Flag(help: "This user's key, which `reel render` signs with (\(SigningKey.localPath)).")
+        var local = false
+
+        func run() throws {
+            let path = local ? SigningKey.localPath : SigningKey.farmPath(dataDirectory: dataDir)
+            if !local && !FileManager.default.fileExists(atPath: "\(dataDir)/keys") {
+                throw UserError("--data-dir \(dataDir) has no keys folder: give the --data-dir the coordinator runs on, or --local for the key `reel render` signs with")
+            }
+            do {
+                print(try SigningKey.loadOrCreate(path).publicText)
+            } catch {
+                throw UserError("\(error)")
+            }
+        }
+    }
 
     struct New: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create a key pair: NAME.key (secret, mode 600) and NAME.pub.")

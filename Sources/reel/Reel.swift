@@ -27,7 +27,7 @@ struct Reel: AsyncParsableCommand {
             """,
         version: ReelVersion.line,
         subcommands: [Render.self, CoordinatorCommand.self, WorkerCommand.self, Submit.self, Status.self, Watch.self,
-                      Cancel.self, Pause.self, Resume.self, Retry.self, Workers.self, Fetch.self, FarmInit.self, Login.self, KeysCommand.self, Eval.self, Bench.self, ModelCommand.self]
+                      Cancel.self, Pause.self, Resume.self, Retry.self, Workers.self, Fetch.self, Verify.self, FarmInit.self, Login.self, KeysCommand.self, Eval.self, Bench.self, ModelCommand.self]
     )
 }
 

@@ -6,6 +6,7 @@ import Foundation
 import InProcessFarm
 import Media
 import Planning
+import Provenance
 import Wan
 import Wire
 import Worker
@@ -46,7 +47,8 @@ struct Render: ParsableCommand {
                 guard let weights = WeightPrecision(rawValue: name) else { throw UserError("--weights \(name) is not a precision; use \(WeightPrecision.names)") }
                 return weights
             } ?? .default
-            return try WanRender(model: try WanModel(directory: directory, weights: weights), job: job, output: output, threads: threads).run()
+            return try WanRender(model: try WanModel(directory: directory, weights: weights), job: job, output: output, threads: threads,
+                                 directory: directory, weights: weights).run()
         }
         let (request, fileOutput) = try job.resolvedRequest()
         let output = output ?? fileOutput ?? "out.mp4"
@@ -61,6 +63,19 @@ struct Render: ParsableCommand {
             return input!.frames
         }
         let spec = resolved.spec
+        let plan = try Self.renderInProcess(request, input: input?.bytes, spec: spec, planned: planned, directory: directory,
+                                            threads: threads, from: job.input, to: output)
+        print("wrote \(output): \(spec.frames) frames, \(spec.width * resolved.outputScale)x\(spec.height * resolved.outputScale), \(spec.fps) fps, \(String(format: "%.2f", Double(spec.frames) / Double(spec.fps))) s")
+        try writeStills(of: output, width: spec.width, height: spec.height)
+        if !spec.shots.isEmpty {
+            print("storyboard: " + plan.chunks.enumerated().map { "chunk \($0.offset + 1) (frames \($0.element.lowerBound)-\($0.element.upperBound - 1)): \(spec.prompt(forChunk: $0.element))" }.joined(separator: "; "))
+        }
+    }
+
+    /// Renders a resolved request through a coordinator and workers in this process, as a farm
+    /// would, and writes its MP4 (signed with this user's key) to `output`. Returns its plan.
+    static func renderInProcess(_ request: Reel_V1_JobSpec, input: Data?, spec: JobSpec, planned: PlannedModel, directory: String,
+                                threads: Int?, from inputPath: String?, to output: String) throws -> RenderPlan {
         let stages = planned.stages(for: spec)
         let plan = stages.map { RenderPlan(spec: $0.latentSpec(spec), model: $0.latentShape(spec), channels: $0.parts.channels) }
             ?? RenderPlan(spec: spec, model: planned.shape)
@@ -75,24 +90,21 @@ struct Render: ParsableCommand {
         let layout = plan.layout.map { "a layout window for each of \($0.shots.count) shot(s), then " } ?? ""
         let parts = stages.map { "\($0.prompts.count) prompt(s) to encode, " } ?? ""
         let pieces = stages.map { ", \($0.pieces.count) piece(s) to decode" } ?? ""
-        let from = job.input.map { " from \($0) at strength \(spec.strength)" } ?? ""
+        let from = inputPath.map { " from \($0) at strength \(spec.strength)" } ?? ""
         FileHandle.standardError.write(Data("reel: rendering \(spec.frames) frames of \(spec.width)x\(spec.height) with \(model.name)\(from), \(spec.steps) \(spec.sampler) steps, guidance \(spec.guidance), seed \(spec.seed); \(parts)\(layout)\(plan.chunks.count) chunk(s) x \(plan.tileRows.count * plan.tileColumns.count) tile(s)\(pieces) on \(workers) local worker(s)\n".utf8))
 
         let work = WorkDirectory(prefix: "reel-render")
         defer { work.remove() }
-        let farm = try LocalFarm(workerCount: workers, library: ModelLibrary(names: [request.model], preloaded: [model]), dataDirectory: work.path)
+        let farm = try LocalFarm(workerCount: workers, library: ModelLibrary(names: [request.model], preloaded: [model]), dataDirectory: work.path,
+                                 signingKeyPath: SigningKey.localPath)
         defer { farm.stop() }
         let client = try FarmClient(context: farm.context, endpoint: farm.endpoint)
-        let id = try client.submit(request, input: input?.bytes ?? Data())
+        let id = try client.submit(request, input: input ?? Data())
         let status = try client.wait(for: id, update: ProgressDisplay(label: "render", tellsWaiting: false).update)
         guard status.state == .done else { throw UserError("render \(status.state.word): \(status.error)") }
         let (_, video) = try client.fetch(id)
         try OutputPath.write(video, to: output)
-        print("wrote \(output): \(spec.frames) frames, \(spec.width * resolved.outputScale)x\(spec.height * resolved.outputScale), \(spec.fps) fps, \(String(format: "%.2f", Double(spec.frames) / Double(spec.fps))) s")
-        try writeStills(of: output, width: spec.width, height: spec.height)
-        if !spec.shots.isEmpty {
-            print("storyboard: " + plan.chunks.enumerated().map { "chunk \($0.offset + 1) (frames \($0.element.lowerBound)-\($0.element.upperBound - 1)): \(spec.prompt(forChunk: $0.element))" }.joined(separator: "; "))
-        }
+        return plan
     }
 
     /// Contact sheet and frame PNGs, from the finished file at the model's canvas size.

@@ -2,6 +2,7 @@ import Diffusion
 import Foundation
 import Media
 import Planning
+import Provenance
 import Wan
 
 /// `reel render --model DIR --sampler unipc` for a Wan 2.1 model: the reference's
@@ -13,6 +14,11 @@ struct WanRender {
     let job: JobOptions
     let output: String
     let threads: Int?
+    /// The model's folder, as the manifest names it.
+    let directory: String
+    let weights: WeightPrecision
+    /// Nothing on standard output (`reel verify --json` renders through it).
+    var quiet = false
 
     /// The input video scaled to the canvas and resampled to `fps`, as frames in [-1, 1].
     static func readInput(_ path: String, width: Int, height: Int, fps: Int) throws -> Clip {
@@ -29,6 +35,24 @@ struct WanRender {
     /// Whether a render takes the reference's pipeline in this process rather than the farm's
     /// path: for the scheduler's UniPC (the farm's samplers are Reel's own).
     static func runsThePipeline(_ job: JobOptions) -> Bool { job.sampler == "unipc" }
+
+    /// The manifest's record of this render: the request as the pipeline runs it, every field
+    /// resolved, so that `reel verify --rerender` can run it again.
+    private func manifestSubject(_ request: WanRequest, fps: Int, scale: Int) throws -> ManifestSubject {
+        var spec = JobSpec(prompt: request.prompt, model: directory, frames: request.frames, width: request.width, height: request.height,
+                           fps: fps, steps: request.steps, sampler: request.sampler?.rawValue ?? "unipc", guidance: request.guidance,
+                           shift: Float(request.shift ?? model.schedulerConfig.flowShift ?? 1), seed: request.seed,
+                           window: request.frames, overlap: 0, syncInterval: request.steps, strength: request.input == nil ? 1 : request.strength)
+        spec.negativePrompt = request.negativePrompt
+        spec.weights = weights.rawValue
+        let input = try job.input.map { path in
+            guard let bytes = FileManager.default.contents(atPath: path) else { throw UserError("--input \(path): no such file, or not readable") }
+            return InputRecord(of: bytes)
+        }
+        return ManifestSubject(job: JobRecord(pipeline: "reference", spec: spec, outputScale: scale, watermark: job.watermark, privatePrompt: job.privatePrompt),
+                               model: ModelRecord(name: directory, family: WanFamily.name, weights: try WeightDigests.shared.weights(in: directory)),
+                               input: input, blasKernels: [BLAS.coreName])
+    }
 
     func run() throws {
         for (flag, given) in [("--window", job.window != nil), ("--overlap", job.overlap != nil),
@@ -64,8 +88,17 @@ struct WanRender {
             try pipeline.validate(request)
         }
         let scale = job.scale ?? 1
-        let options = EncodeOptions(fps: fps, scale: scale)
-        try options.validate(width: request.width, height: request.height, frames: request.frames)
+        if job.privatePrompt && job.noManifest { throw UserError("--private-prompt applies to the manifest, which --no-manifest leaves out; drop one of them") }
+        let watermark = try job.watermark.map { text in
+            do { return try Watermark(text) } catch { throw UserError("--\(error)") }
+        }
+        let options = EncodeOptions(fps: fps, scale: scale, watermark: watermark)
+        do {
+            try options.validate(width: request.width, height: request.height, frames: request.frames)
+        } catch let error as MediaError where error.description.hasPrefix("watermark") {
+            throw UserError("--\(error)")
+        }
+        let subject = try job.noManifest ? nil : manifestSubject(request, fps: fps, scale: scale)
         if let threads { ComputeThreads.set(try Render.positive(threads, "--threads")) }
 
         FileHandle.standardError.write(Data("reel: rendering \(request.frames) frames of \(request.width)x\(request.height) with \(model.name)\(job.input.map { " from \($0) at strength \(request.strength)" } ?? ""), \(request.steps) \(sampler?.rawValue ?? "UniPC") steps, guidance \(request.guidance), seed \(request.seed), on \(ComputeThreads.count) thread(s)\n".utf8))
@@ -93,7 +126,9 @@ struct WanRender {
             }
         }
         let rgb = RGBVideo(planar: video.data, frames: video.frames, height: video.height, width: video.width)
-        try VideoEncoder.writeMP4(rgb, options: options, to: output)
+        try SignedVideo.writeMP4(rgb, options: options, to: output, subject: subject, key: try SigningKey.loadOrCreate(SigningKey.localPath), date: Date())
+        guard !quiet else { return }
+        if subject != nil { print("signed its manifest with \(SigningKey.localPath) (`reel verify \(output)` checks it)") }
         print("wrote \(output): \(video.frames) frames, \(video.width * scale)x\(video.height * scale), \(fps) fps, "
               + String(format: "%.2f s; rendered in %.1f s", Double(video.frames) / Double(fps), (clock.now - start).seconds))
     }

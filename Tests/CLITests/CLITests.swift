@@ -41,7 +41,7 @@ struct ReelCommand {
         process.arguments = wrapper.isEmpty ? arguments : wrapper + [binary] + arguments
         process.currentDirectoryURL = URL(fileURLWithPath: directory)
         var environment = ProcessInfo.processInfo.environment
-        environment["REEL_MODELS"] = modelPath
+        environment.merge(testEnvironment) { _, new in new }
         environment.merge(extra) { _, new in new }
         process.environment = environment
         let out = Pipe(), err = Pipe()
@@ -52,6 +52,24 @@ struct ReelCommand {
         process.waitUntilExit()
         return Result(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
                       stderr: String(decoding: stderr, as: UTF8.self))
+    }
+
+    /// A video file's stream and decoded frames: what two renders of one job share bit for bit
+    /// (their manifests differ in the time and the signer).
+    static func video(_ path: String) throws -> VideoDigest { try VideoDigest.of(file: path) }
+
+    /// Where the `reel` processes of this test run keep the signing key `reel render` makes and
+    /// their weight digests, rather than the home directory's.
+    static let home: String = {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("reel-test-home-\(getpid())").path
+        try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        atexit { try? FileManager.default.removeItem(atPath: FileManager.default.temporaryDirectory.appendingPathComponent("reel-test-home-\(getpid())").path) }
+        return path
+    }()
+
+    /// The variables every `reel` a test starts gets.
+    static var testEnvironment: [String: String] {
+        ["REEL_MODELS": modelPath, "REEL_SIGNING_KEY": "\(home)/signing.key", "XDG_CACHE_HOME": "\(home)/cache"]
     }
 
     /// A new directory for one test's files; every one is removed when the test process
@@ -79,8 +97,7 @@ struct ReelCommand {
         process.executableURL = URL(fileURLWithPath: "/usr/bin/script")
         process.arguments = ["-qec", command, "/dev/null"]
         process.currentDirectoryURL = URL(fileURLWithPath: directory)
-        var environment = ProcessInfo.processInfo.environment
-        environment["REEL_MODELS"] = ReelCommand.modelPath
+        var environment = ProcessInfo.processInfo.environment.merging(ReelCommand.testEnvironment) { _, new in new }
         environment["COLUMNS"] = "60"
         process.environment = environment
         let out = Pipe()
@@ -186,8 +203,8 @@ struct ReelCommand {
         process.executableURL = URL(fileURLWithPath: ReelCommand.binary)
         process.arguments = arguments
         process.currentDirectoryURL = URL(fileURLWithPath: directory)
-        process.environment = ProcessInfo.processInfo.environment.merging(
-            ["TMPDIR": temporary, "REEL_MODELS": ReelCommand.modelPath]) { _, new in new }
+        process.environment = ProcessInfo.processInfo.environment.merging(ReelCommand.testEnvironment) { _, new in new }
+            .merging(["TMPDIR": temporary]) { _, new in new }
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         try process.run()

@@ -1,4 +1,5 @@
 import Foundation
+import Media
 import TestSupport
 import Testing
 import Wire
@@ -63,7 +64,7 @@ import Wire
         try farm.waitForWorkers(1)
         let clean = try ReelCommand.run(["render"] + Self.job + ["-o", "clean.mp4"], in: farm.directory)
         #expect(clean.status == 0, "\(clean.stderr)")
-        let expected = try Data(contentsOf: URL(fileURLWithPath: "\(farm.directory)/clean.mp4"))
+        let expected = try ReelCommand.video("\(farm.directory)/clean.mp4")
         func idle() throws -> Bool {
             try farm.client(["workers", "--json"]).stdout.split(separator: "\n")
                 .compactMap { try? Reel_V1_WorkerStatus(jsonString: String($0)) }.allSatisfy { $0.jobID.isEmpty && $0.shardsHeld == 0 }
@@ -82,7 +83,7 @@ import Wire
         #expect(try farm.client(["resume", id]).stdout == "job \(id) running\n")
         #expect(try farm.client(["watch", id]).status == 0)
         #expect(try farm.client(["fetch", id, "-o", "resumed.mp4"]).status == 0)
-        #expect(try Data(contentsOf: URL(fileURLWithPath: "\(farm.directory)/resumed.mp4")) == expected)
+        #expect(try ReelCommand.video("\(farm.directory)/resumed.mp4") == expected)
 
         let cancelled = try farm.client(["submit"] + Self.job).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         try Self.waitForProgress(farm, cancelled, fraction: 0.1)
@@ -92,7 +93,7 @@ import Wire
         #expect(retry.status == 0 && !again.isEmpty && again != cancelled, "\(retry.stderr)")
         #expect(try farm.client(["watch", again]).status == 0)
         #expect(try farm.client(["fetch", again, "-o", "retried.mp4"]).status == 0)
-        #expect(try Data(contentsOf: URL(fileURLWithPath: "\(farm.directory)/retried.mp4")) == expected)
+        #expect(try ReelCommand.video("\(farm.directory)/retried.mp4") == expected)
 
         for (action, job, reason) in [("pause", id, "only a running job can be paused or resumed"),
                                       ("retry", id, "only a failed or cancelled job can be retried")] {
@@ -161,8 +162,8 @@ import Wire
         for (index, seed) in ["9", "10"].enumerated() {
             let clean = try ReelCommand.run(["render"] + Self.job.map { $0 == "9" ? seed : $0 } + ["-o", "clean-\(index).mp4"], in: farm.directory)
             #expect(clean.status == 0, "\(clean.stderr)")
-            let farmed = try Data(contentsOf: URL(fileURLWithPath: "\(farm.directory)/farm-\(index).mp4"))
-            let expected = try Data(contentsOf: URL(fileURLWithPath: "\(farm.directory)/clean-\(index).mp4"))
+            let farmed = try ReelCommand.video("\(farm.directory)/farm-\(index).mp4")
+            let expected = try ReelCommand.video("\(farm.directory)/clean-\(index).mp4")
             #expect(farmed == expected, "job \(index): the same bytes as an uninterrupted run")
         }
     }
@@ -188,7 +189,7 @@ import Wire
         #expect(log.contains("nothing accepts connections at \(farm.endpoint) (connection refused)"), "why it went quiet: \(log)")
         let clean = try ReelCommand.run(["render"] + Self.job + ["-o", "clean.mp4"], in: farm.directory)
         #expect(clean.status == 0, "\(clean.stderr)")
-        #expect(try Data(contentsOf: URL(fileURLWithPath: "\(farm.directory)/waited.mp4")) == Data(contentsOf: URL(fileURLWithPath: "\(farm.directory)/clean.mp4")))
+        #expect(try ReelCommand.video("\(farm.directory)/waited.mp4") == ReelCommand.video("\(farm.directory)/clean.mp4"))
 
         // Nothing listening on a port: refused, said so, after the attempts it made.
         let closed = try ReelCommand.run(["status", "--coordinator", "127.0.0.1:9", "--insecure", "--timeout", "1"], in: farm.directory)
@@ -226,8 +227,8 @@ import Wire
         #expect(try farm.client(["fetch", id, "-o", "farm.mp4"]).status == 0)
         let clean = try ReelCommand.run(["render"] + job + ["-o", "clean.mp4"], in: farm.directory)
         #expect(clean.status == 0, "\(clean.stderr)")
-        let farmed = try Data(contentsOf: URL(fileURLWithPath: "\(farm.directory)/farm.mp4"))
-        #expect(farmed == (try Data(contentsOf: URL(fileURLWithPath: "\(farm.directory)/clean.mp4"))), "the same bytes as an uninterrupted run")
+        let farmed = try ReelCommand.video("\(farm.directory)/farm.mp4")
+        #expect(farmed == (try ReelCommand.video("\(farm.directory)/clean.mp4")), "the same bytes as an uninterrupted run")
         let listed = try farm.client(["status"]).stdout.split(separator: "\n").filter { $0.contains(id) }
         #expect(listed.count == 1 && listed[0].contains("done"), "the job ended once: \(listed)")
         let partial = try FileManager.default.contentsOfDirectory(atPath: "\(farm.directory)/data/jobs").filter { $0.contains(".partial-") }

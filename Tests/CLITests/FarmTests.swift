@@ -1,5 +1,6 @@
 import Foundation
 import Media
+import Provenance
 import TestSupport
 import Testing
 import Wire
@@ -9,12 +10,12 @@ import Wire
     static let job = ["a blue square moving up", "--frames", "64", "--steps", "3", "--seed", "11", "--scale", "1"]
 
     /// Submits `job`, waits, and returns the MP4 bytes and the latent digest.
-    static func render(on farm: ProcessFarm, _ job: [String] = job, name: String) throws -> (video: Data, digest: String, regions: String) {
+    static func render(on farm: ProcessFarm, _ job: [String] = job, name: String) throws -> (video: VideoDigest, digest: String, regions: String) {
         let submitted = try farm.client(["submit"] + job + ["--wait", "-o", "\(name).mp4"])
         #expect(submitted.status == 0, "\(submitted.stderr)")
         let id = String(submitted.stdout.split(separator: "\n").first ?? "")
         let status = try farm.status(id)
-        return (try Data(contentsOf: URL(fileURLWithPath: "\(farm.directory)/\(name).mp4")), status.latentDigest, "\(status.chunks)x\(status.tiles)")
+        return (try ReelCommand.video("\(farm.directory)/\(name).mp4"), status.latentDigest, "\(status.chunks)x\(status.tiles)")
     }
 
     @Test func threeWorkerProcessesRenderTheSameBitsAsOneWorkerAndAsReelRender() throws {
@@ -39,13 +40,26 @@ import Wire
 
         let local = try ReelCommand.run(["render"] + Self.job + ["-o", "local.mp4"], in: one.directory)
         #expect(local.status == 0, "\(local.stderr)")
-        let fromRender = try Data(contentsOf: URL(fileURLWithPath: "\(one.directory)/local.mp4"))
+        let fromRender = try ReelCommand.video("\(one.directory)/local.mp4")
 
         #expect(!fromThree.digest.isEmpty && fromThree.digest == fromOne.digest, "final latent digests \(fromThree.digest) vs \(fromOne.digest)")
-        #expect(fromThree.video == fromOne.video && fromOne.video == fromRender, "MP4 bytes")
+        #expect(fromThree.video == fromOne.video && fromOne.video == fromRender, "the video streams, byte for byte")
         let frames = try VideoDecoder.read("\(three.directory)/three.mp4").video
         let localFrames = try VideoDecoder.read("\(one.directory)/local.mp4").video
         #expect(frames.frameCount == 64 && frames.pixels == localFrames.pixels)
+
+        // The farm's file and the in-process one verify the same way, each by its signer's key:
+        // the same job, model and frames; only the time and the signer differ.
+        let farmKey = try ReelCommand.run(["keys", "export-signing", "--data-dir", "\(three.directory)/data"], in: three.directory)
+        let localKey = try ReelCommand.run(["keys", "export-signing", "--local"], in: one.directory)
+        var manifests: [Manifest] = []
+        for (path, key) in [("\(three.directory)/three.mp4", farmKey.stdout), ("\(one.directory)/local.mp4", localKey.stdout)] {
+            let verified = try ReelCommand.run(["verify", path, "--key", key.trimmingCharacters(in: .whitespacesAndNewlines)], in: one.directory)
+            #expect(verified.status == 0 && verified.stdout.hasSuffix("verified\n"), "\(path): \(verified.stdout)\(verified.stderr)")
+            manifests.append(try #require(try Verification.check(file: path, trustedKey: nil).manifest))
+        }
+        #expect(manifests[0].signer != manifests[1].signer)
+        #expect(manifests[0].job == manifests[1].job && manifests[0].model == manifests[1].model && manifests[0].video == manifests[1].video)
     }
 
     @Test func aJobNoWorkerCanTakeSaysWhyUntilAWorkerOffersItsModel() throws {
@@ -115,8 +129,8 @@ import Wire
         #expect(try farm.client(["fetch", id, "-o", "farm.mp4"]).status == 0)
         let local = try ReelCommand.run(["render"] + job + ["-o", "clean.mp4"], in: farm.directory)
         #expect(local.status == 0)
-        let survived = try Data(contentsOf: URL(fileURLWithPath: "\(farm.directory)/farm.mp4"))
-        let clean = try Data(contentsOf: URL(fileURLWithPath: "\(farm.directory)/clean.mp4"))
+        let survived = try ReelCommand.video("\(farm.directory)/farm.mp4")
+        let clean = try ReelCommand.video("\(farm.directory)/clean.mp4")
         #expect(survived == clean, "same bytes as a clean run")
         print("kill -9 of a worker holding a shard: the shard requeued \(String(format: "%.1f", requeueSeconds)) s after the worker went silent (worker timeout 2 s)")
     }

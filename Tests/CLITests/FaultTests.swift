@@ -1,4 +1,5 @@
 import Foundation
+import Media
 import TestSupport
 import Testing
 import Wire
@@ -9,17 +10,17 @@ import Wire
     static let job = ["a yellow diamond moving right", "--frames", "40", "--steps", "16", "--seed", "21", "--scale", "1"]
 
     /// The clean run's MP4, rendered in-process.
-    static func cleanRender(_ job: [String], in directory: String, name: String = "clean.mp4") throws -> Data {
+    static func cleanRender(_ job: [String], in directory: String, name: String = "clean.mp4") throws -> VideoDigest {
         let clean = try ReelCommand.run(["render"] + job + ["-o", name], in: directory)
         #expect(clean.status == 0, "\(clean.stderr)")
-        return try Data(contentsOf: URL(fileURLWithPath: "\(directory)/\(name)"))
+        return try ReelCommand.video("\(directory)/\(name)")
     }
 
-    static func fetch(_ id: String, from farm: ProcessFarm, name: String) throws -> Data {
+    static func fetch(_ id: String, from farm: ProcessFarm, name: String) throws -> VideoDigest {
         let watched = try farm.client(["watch", id])
         #expect(watched.status == 0, "\(watched.stderr)")
         #expect(try farm.client(["fetch", id, "-o", name]).status == 0)
-        return try Data(contentsOf: URL(fileURLWithPath: "\(farm.directory)/\(name)"))
+        return try ReelCommand.video("\(farm.directory)/\(name)")
     }
 
     /// Whether the coordinator sees worker `name` holding a shard of job `id`.
@@ -60,7 +61,7 @@ import Wire
     /// shard's result to have been accepted exactly once; returns the shard counts.
     @discardableResult
     static func expectCleanOutputCountedOnce(_ id: String, on farm: ProcessFarm, job: [String] = job,
-                                             clean: Data? = nil, name: String = "farm.mp4") throws -> (accepted: Int, total: Int)? {
+                                             clean: VideoDigest? = nil, name: String = "farm.mp4") throws -> (accepted: Int, total: Int)? {
         let video = try fetch(id, from: farm, name: name)
         #expect(video == (try clean ?? cleanRender(job, in: farm.directory)), "\(id): the same bytes as a clean run")
         let status = try farm.status(id)

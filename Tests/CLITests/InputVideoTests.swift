@@ -38,8 +38,8 @@ import Testing
 
         #expect(try render(["--input", "in.mp4", "--strength", "1"], in: directory, to: "ignored.mp4").status == 0)
         #expect(try render(["--frames", "48"], in: directory, to: "text.mp4").status == 0)
-        let ignored = try Data(contentsOf: URL(fileURLWithPath: "\(directory)/ignored.mp4"))
-        let text = try Data(contentsOf: URL(fileURLWithPath: "\(directory)/text.mp4"))
+        let ignored = try ReelCommand.video("\(directory)/ignored.mp4")
+        let text = try ReelCommand.video("\(directory)/text.mp4")
         #expect(ignored == text, "strength 1 equals a text-only render with the same seed")
 
         #expect(try render(["--input", "in.mp4", "--strength", "0.5"], in: directory, to: "half.mp4").status == 0)

@@ -35,8 +35,8 @@ import Yams
         try farm.waitForWorkers(2)
         let submitted = try farm.client(["submit", "story.yaml", "--wait", "-o", "farm.mp4"])
         #expect(submitted.status == 0, "\(submitted.stderr)")
-        let farmed = try Data(contentsOf: URL(fileURLWithPath: "\(farm.directory)/farm.mp4"))
-        #expect(farmed == (try Data(contentsOf: URL(fileURLWithPath: "\(farm.directory)/local.mp4"))), "the same bytes through the farm")
+        let farmed = try ReelCommand.video("\(farm.directory)/farm.mp4")
+        #expect(farmed == (try ReelCommand.video("\(farm.directory)/local.mp4")), "the same bytes through the farm")
 
         // With one prompt throughout, the second shot's frames come out otherwise: the
         // storyboard reached the workers.

@@ -1,4 +1,5 @@
 import Foundation
+import Media
 import TestSupport
 import Testing
 
@@ -71,8 +72,8 @@ final class NamespaceNetwork {
         #expect(result.status == 0, "\(result.stderr)")
         let local = try ReelCommand.run(["render"] + job + ["-o", "local.mp4"], in: farm.directory)
         #expect(local.status == 0)
-        let overNetwork = try Data(contentsOf: URL(fileURLWithPath: "\(farm.directory)/ns.mp4"))
-        let inProcess = try Data(contentsOf: URL(fileURLWithPath: "\(farm.directory)/local.mp4"))
+        let overNetwork = try ReelCommand.video("\(farm.directory)/ns.mp4")
+        let inProcess = try ReelCommand.video("\(farm.directory)/local.mp4")
         #expect(overNetwork == inProcess, "same bytes over veth TCP as in-process")
     }
 }

@@ -151,7 +151,7 @@ final class ProcessFarm {
         process.arguments = wrapper.isEmpty ? arguments : wrapper + [ReelCommand.binary] + arguments
         process.currentDirectoryURL = URL(fileURLWithPath: directory)
         var environment = ProcessInfo.processInfo.environment
-        environment["REEL_MODELS"] = ReelCommand.modelPath
+        environment.merge(ReelCommand.testEnvironment) { _, new in new }
         environment.merge(extraEnvironment) { _, new in new }
         process.environment = environment
         _ = FileManager.default.createFile(atPath: "\(directory)/\(log)", contents: nil)

@@ -30,7 +30,7 @@ import Testing
         process.currentDirectoryURL = URL(fileURLWithPath: directory)
         var environment = ProcessInfo.processInfo.environment
         environment["PATH"] = URL(fileURLWithPath: ReelCommand.binary).deletingLastPathComponent().path + ":" + (environment["PATH"] ?? "/usr/bin:/bin")
-        environment["REEL_MODELS"] = ReelCommand.modelPath
+        environment.merge(ReelCommand.testEnvironment) { _, new in new }
         environment.merge(extra) { _, new in new }
         process.environment = environment
         FileManager.default.createFile(atPath: log, contents: nil)

@@ -71,19 +71,19 @@ import Testing
         let info = try ReelCommand.run(["model", "info", "wan"], in: directory)
         #expect(info.status == 0 && info.stdout.contains("Wan 2.1 text-to-video") && info.stdout.contains("BF16"), "\(info.stdout)\(info.stderr)")
 
-        var videos: [Data] = []
+        var videos: [VideoDigest] = []
         for name in ["a.mp4", "b.mp4"] {
             let render = try ReelCommand.run(["render", "a red fox running through snow", "--model", "wan", "--size", "48x32",
                                               "--frames", "5", "--steps", "2", "--seed", "4", "-o", name], in: directory)
             #expect(render.status == 0, "\(render.stderr)")
             #expect(render.stderr.contains("step 2/2"))
-            videos.append(try Data(contentsOf: URL(fileURLWithPath: "\(directory)/\(name)")))
+            videos.append(try ReelCommand.video("\(directory)/\(name)"))
         }
         #expect(videos[0] == videos[1], "the same job renders the same bytes")
         let int8 = try ReelCommand.run(["render", "a red fox running through snow", "--model", "wan", "--size", "48x32",
                                         "--frames", "5", "--steps", "2", "--seed", "4", "--weights", "int8", "-o", "int8.mp4"], in: directory)
         #expect(int8.status == 0, "\(int8.stderr)")
-        #expect(try Data(contentsOf: URL(fileURLWithPath: "\(directory)/int8.mp4")) != videos[0], "int8 weights render other bits")
+        #expect(try ReelCommand.video("\(directory)/int8.mp4") != videos[0], "int8 weights render other bits")
         let decoded = try VideoDecoder.read("\(directory)/a.mp4")
         #expect(decoded.video.frameCount == 5 && decoded.video.width == 48 && decoded.video.height == 32 && decoded.fps == 16)
 

@@ -12,10 +12,10 @@ import Wire
     static let job = ["a cat walks along a wall", "--model", "wan-tiny", "--size", "64x64", "--frames", "117", "--steps", "3", "--seed", "3"]
 
     /// The same job rendered in-process by `reel render`: the bytes every farm must give.
-    static func reference(in directory: String) throws -> Data {
+    static func reference(in directory: String) throws -> VideoDigest {
         let local = try ReelCommand.run(["render"] + job + ["-o", "local.mp4"], in: directory)
         #expect(local.status == 0, "\(local.stderr)")
-        return try Data(contentsOf: URL(fileURLWithPath: "\(directory)/local.mp4"))
+        return try ReelCommand.video("\(directory)/local.mp4")
     }
 
     /// Waits until `process` has exited.
@@ -79,8 +79,8 @@ import Wire
         #expect(status.shardsTotal == 2 + 1 + 2 + 1, "two prompts, the input, two steps of one region, one piece: \(status)")
         let local = try ReelCommand.run(["render"] + job + ["-o", "local.mp4"], in: farm.directory)
         #expect(local.status == 0 && local.stderr.contains("from source.mp4 at strength 0.5"), "\(local.stderr)")
-        #expect(try Data(contentsOf: URL(fileURLWithPath: "\(farm.directory)/farm.mp4"))
-                == Data(contentsOf: URL(fileURLWithPath: "\(farm.directory)/local.mp4")))
+        #expect(try ReelCommand.video("\(farm.directory)/farm.mp4")
+                == ReelCommand.video("\(farm.directory)/local.mp4"))
     }
 
     @Test func aShardWaitsForAWorkerHoldingItsPartAndSaysWhich() throws {
@@ -133,7 +133,7 @@ import Wire
         }
         #expect(log.components(separatedBy: "requeued region").count - 1 >= 3, "a shard of each kind requeued")
         #expect(try farm.client(["fetch", id, "-o", "farm.mp4"]).status == 0)
-        #expect(try Data(contentsOf: URL(fileURLWithPath: "\(farm.directory)/farm.mp4")) == (try Self.reference(in: farm.directory)))
+        #expect(try ReelCommand.video("\(farm.directory)/farm.mp4") == (try Self.reference(in: farm.directory)))
     }
 
     /// The coordinator is killed (kill -9) once every region is denoised and the decoding waits
@@ -159,6 +159,6 @@ import Wire
         let resumed = farm.log(farm.coordinatorLog)
         #expect(resumed.contains("job \(id) resumes at 6/6 region steps"), "\(resumed)")
         #expect(try farm.client(["fetch", id, "-o", "farm.mp4"]).status == 0)
-        #expect(try Data(contentsOf: URL(fileURLWithPath: "\(farm.directory)/farm.mp4")) == (try Self.reference(in: farm.directory)))
+        #expect(try ReelCommand.video("\(farm.directory)/farm.mp4") == (try Self.reference(in: farm.directory)))
     }
 }

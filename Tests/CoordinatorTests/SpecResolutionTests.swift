@@ -67,4 +67,25 @@ import Wire
         #expect(fields(Reel_V1_JobSpec.with { $0.prompt = "a red circle"; $0.model = "m"; $0.weights = "fp4" }) == ["weights"])
         #expect(try Self.resolver.resolve(Reel_V1_JobSpec.with { $0.prompt = "a red circle"; $0.model = "m" }).spec.weights == "stored")
     }
+
+    /// The file's options: a manifest by default; a private prompt needs one; a mark must be
+    /// drawable and fit the file's size; they survive the round trip through the wire form.
+    @Test func manifestAndWatermarkOptionsAreResolvedAndChecked() throws {
+        func fields(_ change: (inout Reel_V1_JobSpec) -> Void) -> [String] {
+            var request = Reel_V1_JobSpec.with { $0.prompt = "a red circle"; $0.model = "m" }
+            change(&request)
+            do { _ = try Self.resolver.resolve(request) } catch let error as SpecError { return error.problems.map(\.field) } catch { return ["?"] }
+            return []
+        }
+        let plain = try Self.resolver.resolve(Reel_V1_JobSpec.with { $0.prompt = "a red circle"; $0.model = "m" })
+        #expect(plain.output.manifest && !plain.output.privatePrompt && plain.output.watermark == nil)
+        #expect(fields { $0.noManifest = true; $0.privatePrompt = true } == ["private_prompt"])
+        #expect(fields { $0.watermark = "caf\u{e9}" } == ["watermark"])
+        #expect(fields { $0.watermark = String(repeating: "W", count: 12); $0.outputScale = 1 } == ["watermark"], "too wide for 32 pixels")
+        #expect(fields { $0.watermark = String(repeating: "W", count: 12); $0.outputScale = 8 } == [])
+        #expect(fields { $0.inputSha256 = "not hex" } == ["input_sha256"])
+        let marked = try Self.resolver.resolve(Reel_V1_JobSpec.with { $0.prompt = "a red circle"; $0.model = "m"; $0.watermark = "Reel"; $0.privatePrompt = true })
+        let again = try Self.resolver.resolve(marked.spec.message(output: marked.output))
+        #expect(again == marked)
+    }
 }
