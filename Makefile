@@ -53,7 +53,7 @@ build: deps
 release: deps
 	$(SWIFT) build -c release
 
-## demo: render demo.mp4 (and demo-sheet.png, a contact sheet of its frames)
+## demo: render demo.mp4 (and demo-sheet.png, a contact sheet of its frames), and check its signed manifest
 demo: release
 	.build/release/reel render "$(DEMO_PROMPT)" $(DEMO_ARGS) -o demo.mp4 --contact-sheet demo-sheet.png
 	@command -v ffprobe >/dev/null && ffprobe -v error -select_streams v:0 \
