@@ -59,7 +59,7 @@ let package = Package(
                 exclude: ["Generated/README.md"], plugins: ["BuildStamp"]),
         // Writes the commit a build is made from into Wire (`ReelVersion.commit`).
         .plugin(name: "BuildStamp", capability: .buildTool()),
-        .target(name: "Worker", dependencies: ["Diffusion", "Families", "Media", "Planning", "Wire", .product(name: "Logging", package: "swift-log")]),
+        .target(name: "Worker", dependencies: ["Diffusion", "Families", "Media", "Planning", "Provenance", "Wire", .product(name: "Logging", package: "swift-log")]),
         .target(name: "Coordinator", dependencies: ["Planning", "Diffusion", "Families", "Wire", "Media", "Provenance",
                                                     .product(name: "Logging", package: "swift-log"),
                                                     .product(name: "GRDB", package: "GRDB.swift"),
@@ -104,7 +104,7 @@ let package = Package(
         .testTarget(name: "PlanningTests", dependencies: ["Planning"]),
         .testTarget(name: "WireTests", dependencies: ["Wire"]),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation"]),
-        .testTarget(name: "CoordinatorTests", dependencies: ["Coordinator", "InProcessFarm", "Planning", "Diffusion", "Families", "Wan", "Worker", "Wire", "Media", "TestSupport"]),
+        .testTarget(name: "CoordinatorTests", dependencies: ["Coordinator", "InProcessFarm", "Planning", "Diffusion", "Families", "Wan", "Worker", "Wire", "Media", "Provenance", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["Coordinator", "Media", "Wire", "Evaluation", "TestSupport", "Provenance",
                                                 .product(name: "Crypto", package: "swift-crypto"), .product(name: "Yams", package: "Yams")]),
     ],

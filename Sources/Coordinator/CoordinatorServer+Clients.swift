@@ -123,12 +123,8 @@ extension CoordinatorServer {
     /// vocabulary before they are accepted.
     func model(_ name: String) throws -> PlannedModel {
         if let known = knownModels[name] { return known }
-        let directory = try ModelFamilies.locate(name)
-        let known = try PlannedModel(directory: directory)
+        let known = try PlannedModel(directory: ModelFamilies.locate(name))
         knownModels[name] = known
-        // The manifest of its first video needs its weights' digests: read now, in the
-        // background, while the job renders, rather than when it is encoded.
-        DispatchQueue.global(qos: .utility).async { _ = try? WeightDigests.shared.weights(in: directory) }
         return known
     }
 

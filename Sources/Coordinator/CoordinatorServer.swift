@@ -380,6 +380,18 @@ public final class CoordinatorServer: @unchecked Sendable {
 
     /// The longest id, host name, kernel or build a worker's hello may announce, in bytes.
     public static let maxHelloText = 256
+    /// The most models, and weight files of each, whose digests a hello may announce.
+    public static let maxHelloModels = 256
+
+    /// Whether a hello's weight digests are within bounds: names and paths a line long, digests
+    /// 64 hexadecimal digits.
+    static func weightsAreBounded(_ hello: Reel_V1_WorkerHello) -> Bool {
+        hello.modelWeights.count <= maxHelloModels && hello.modelWeights.allSatisfy { model in
+            model.model.utf8.count <= maxHelloText && model.files.count <= maxHelloModels && model.files.allSatisfy { file in
+                file.path.utf8.count <= maxHelloText && file.sha256.utf8.count == 64 && file.sha256.allSatisfy(\.isHexDigit)
+            }
+        }
+    }
 
     func register(_ peer: Data, _ hello: Reel_V1_WorkerHello, userID: String?) throws {
         guard hello.protocolVersion == Envelope.protocolVersion else {
@@ -395,6 +407,9 @@ public final class CoordinatorServer: @unchecked Sendable {
         // gets a line's worth each, not a message's.
         guard [hello.workerID, hello.hostname, hello.cpuKernel, hello.build].allSatisfy({ $0.utf8.count <= Self.maxHelloText }) else {
             throw WireError(.malformed, "a hello whose id, host, kernel or build is over \(Self.maxHelloText) bytes")
+        }
+        guard Self.weightsAreBounded(hello) else {
+            throw WireError(.malformed, "a hello whose weight digests are out of bounds (at most \(Self.maxHelloModels) models and files each, paths of \(Self.maxHelloText) bytes, 64-digit SHA-256)")
         }
         if workers[peer] != nil { drop(peer, .registeredAgain) }
         let worker = workers.register(peer, hello: hello, userID: userID, at: clock.now)
@@ -448,6 +463,11 @@ public final class CoordinatorServer: @unchecked Sendable {
         switch checked(result, envelope.payloads, against: shard) {
         case .failure(let problem): return failed(shard, of: job, on: worker.name, reason: "bad result: \(problem)")
         case .success(let checked): output = checked
+        }
+        // Bits depend on the weights: a result computed with other weight files than the job's
+        // other results is a failed attempt of its worker (who then is kept off the job).
+        if let problem = job.recordWeights(worker.weights(of: job.spec.model)) {
+            return failed(shard, of: job, on: worker.name, reason: problem)
         }
         let outcome = job.run.accept(output)
         if outcome == .stale {
@@ -546,6 +566,7 @@ public final class CoordinatorServer: @unchecked Sendable {
         checkpoints.write(job.id, job.run.checkpoint(), stepsDone: job.run.stepsDone)
         uncheckpointed.remove(job.id)
         let spec = job.spec, output = job.output, id = job.id, kernels = job.kernels, date = clock.date
+        let weights = job.weights.isEmpty ? nil : job.weights.values.sorted { $0.path < $1.path }
         let path = jobFiles.video(id)
         let planned = knownModels[spec.model]
         encoder.async { [self] in
@@ -554,7 +575,7 @@ public final class CoordinatorServer: @unchecked Sendable {
                     ?? RGBVideo(planar: latent!, frames: spec.frames, height: spec.height, width: spec.width)
                 let options = EncodeOptions(fps: spec.fps, scale: output.scale, watermark: try output.watermark.map { try Watermark($0) })
                 // Read here, off the loop: the first digest of a model's weights reads all of them.
-                let subject = try output.manifest ? Self.manifestSubject(spec: spec, output: output, model: planned, kernels: kernels) : nil
+                let subject = try output.manifest ? Self.manifestSubject(spec: spec, output: output, model: planned, weights: weights, kernels: kernels) : nil
                 // Synced to disk before it is renamed into place and the job recorded done.
                 let temporary = AtomicFile.temporaryPath(for: path)
                 do {
@@ -570,12 +591,15 @@ public final class CoordinatorServer: @unchecked Sendable {
     }
 
     /// What a job's manifest says besides its frames: the job, the model and its weights'
-    /// digests, the input's digest, and the kernels of the workers that rendered it.
-    static func manifestSubject(spec: JobSpec, output: OutputOptions, model: PlannedModel?, kernels: Set<String>) throws -> ManifestSubject {
-        let directory = try ModelFamilies.locate(spec.model)
+    /// digests, the input's digest, and the kernels of the workers that rendered it. The weights
+    /// are those its workers announced; without any (a job resumed after a restart, with every
+    /// result in before it), this coordinator's own copy's.
+    static func manifestSubject(spec: JobSpec, output: OutputOptions, model: PlannedModel?, weights: [WeightFile]?,
+                                kernels: Set<String>) throws -> ManifestSubject {
+        let files = try weights ?? WeightDigests.shared.weights(in: try ModelFamilies.locate(spec.model))
         return ManifestSubject(
             job: JobRecord(pipeline: "farm", spec: spec, outputScale: output.scale, watermark: output.watermark, privatePrompt: output.privatePrompt),
-            model: ModelRecord(name: spec.model, family: model?.family ?? "unknown", weights: try WeightDigests.shared.weights(in: directory)),
+            model: ModelRecord(name: spec.model, family: model?.family ?? "unknown", weights: files),
             input: output.inputSha256.map { InputRecord(sha256: $0) }, blasKernels: kernels.sorted())
     }
 

@@ -1,6 +1,7 @@
 import Diffusion
 import Foundation
 import Planning
+import Provenance
 import Wire
 
 /// A job the coordinator holds: its spec, where it stands, and its progress.
@@ -65,6 +66,21 @@ final class FarmJob {
     /// OpenBLAS kernel families of the workers whose results this coordinator accepted for it
     /// (since its last start), for the manifest.
     var kernels: Set<String> = []
+    /// The model's weight files its accepted results were computed with, by path, as their
+    /// workers announced them (since this coordinator's last start).
+    var weights: [String: WeightFile] = [:]
+
+    /// Adds the weight files a worker holds of the job's model; what differs from those of the
+    /// job's earlier results, or nil when nothing does (they are then recorded).
+    func recordWeights(_ files: [WeightFile]) -> String? {
+        for file in files {
+            if let known = weights[file.path], known != file {
+                return "it holds other weights of \(spec.model) than the job's other results were computed with: \(file.path) has sha256 \(file.sha256), theirs \(known.sha256)"
+            }
+        }
+        for file in files { weights[file.path] = file }
+        return nil
+    }
     let run: JobRun
     let submitted: Date
     let clock: any FarmClock
@@ -173,6 +189,11 @@ struct WorkerRecord {
     var shardsCompleted = 0
     /// Models it has computed shards of, and so holds loaded.
     var modelsRun: Set<String> = []
+
+    /// The weight files it announced for `model`, checked for bounds when it said hello.
+    func weights(of model: String) -> [WeightFile] {
+        hello.modelWeights.first { $0.model == model }?.files.map { WeightFile(path: $0.path, bytes: Int(clamping: $0.bytes), sha256: $0.sha256) } ?? []
+    }
 
     /// Who it is, for blocklists, logs and `reel workers`: under CURVE the name its key is
     /// enrolled as (what it announces could be anyone's); without keys, what it announces.

@@ -1,6 +1,7 @@
 import Diffusion
 import Families
 import Foundation
+import Provenance
 
 /// Models loaded once per process and shared by its workers: weights are read-only.
 public final class ModelLibrary: @unchecked Sendable {
@@ -24,6 +25,17 @@ public final class ModelLibrary: @unchecked Sendable {
         }
         self.names = offered
         self.parts = parts
+    }
+
+    /// The weight files of each model it offers that it can find, with their SHA-256: what its
+    /// hello announces. Each file is read whole the first time (`WeightDigests` keeps the
+    /// digests), so a worker's first start with a large model takes a while longer.
+    public func weightFiles() -> [(model: String, files: [WeightFile])] {
+        names.compactMap { name in
+            let directory = lock.withLock { loaded[name]?.directory } ?? (try? ModelFamilies.locate(name))
+            guard let directory, let files = try? WeightDigests.shared.weights(in: directory) else { return nil }
+            return (name, files)
+        }
     }
 
     /// Preview projections of the latent models loaded here, under each name they are offered

@@ -149,6 +149,14 @@ public final class WorkerService: @unchecked Sendable {
                     Reel_V1_PreviewProjection.with { $0.model = projection.model; $0.weights = projection.weights }
                 }
                 $0.cpuKernel = BLAS.coreName
+                $0.modelWeights = worker.library.weightFiles().map { entry in
+                    Reel_V1_ModelWeights.with {
+                        $0.model = entry.model
+                        $0.files = entry.files.map { file in
+                            Reel_V1_WeightFileDigest.with { $0.path = file.path; $0.bytes = UInt64(file.bytes); $0.sha256 = file.sha256 }
+                        }
+                    }
+                }
             })
             send(.ready, Reel_V1_Ready.with { $0.credits = 1 })
             let silence = options.heartbeatInterval * Double(options.liveness)

@@ -1,6 +1,8 @@
 import Coordinator
 import Diffusion
 import Foundation
+import Media
+import Provenance
 import TestSupport
 import Testing
 import Wire
@@ -118,6 +120,46 @@ import Worker
         #expect(seen.map(\.0) == Array(repeating: "a blue square moving right", count: 4) + Array(repeating: "a red circle moving left", count: 2))
         #expect(seen.map(\.1) == [-1, 1, 3, 5].map { WindowPlace(firstFrame: $0, videoFrames: 9) }
                 + [0, 2].map { WindowPlace(firstFrame: $0, videoFrames: 5) })
+    }
+
+    /// Bits depend on the weights: once a job has a result, a worker announcing other weight
+    /// files of its model fails its shards and is kept off the job; the manifest names the
+    /// weights the accepted results were computed with.
+    @Test func aWorkerWithOtherWeightsIsRefusedAndTheManifestNamesTheJobsWeights() throws {
+        let farm = try Farm()
+        let original = try WeightDigests.shared.weights(in: farm.model)
+        let gate = DispatchSemaphore(value: 0), first = Calls()
+        defer { for _ in 0..<16 { gate.signal() } }
+        farm.startWorker("first") { work, _, _, _ in
+            first.add()
+            if first.value > 1 { gate.wait() }  // one result in, then it holds its next shard
+            return (work.latent, work.state)
+        }
+        try farm.waitForWorkers(1)
+        var spec = Reel_V1_JobSpec()
+        spec.prompt = "a red circle moving left"
+        spec.frames = 16
+        spec.steps = 2
+        let (client, id) = try farm.submit(spec)
+        try waitUntil("the first result is in") { (try? client.status(id).first?.resultsAccepted) ?? 0 >= 1 }
+
+        // The same model's file changed on disk before the second worker says hello.
+        let path = "\(farm.model)/model.safetensors"
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+        bytes[bytes.count - 1] ^= 1
+        try bytes.write(to: URL(fileURLWithPath: path))
+        try FileManager.default.setAttributes([.modificationDate: Date().addingTimeInterval(60)], ofItemAtPath: path)
+        farm.startWorker("other", Self.identity())
+        try waitUntil("the other worker's two results are refused") {
+            farm.events.all.count { if case .shardFailed(_, _, "other", let reason) = $0 { reason.contains("other weights of") } else { false } } == 2
+        }
+        for _ in 0..<16 { gate.signal() }
+        let status = try client.wait(for: id, interval: 0.02)
+        #expect(status.state == .done, "\(status.error)")
+        let video = TestModels.temporaryPath("weights.mp4")
+        try client.fetch(id).video.write(to: URL(fileURLWithPath: video))
+        let manifest = try Manifest.decode(Data(try #require(try ContainerMetadata.read(video)[Manifest.manifestTag]).utf8))
+        #expect(manifest.model.weights == original && original.count == 1, "the first worker's weights: \(manifest.model.weights)")
     }
 
     @Test func aFailingWorkerIsKeptOffTheJobAfterTwoFailuresAndAnotherFinishesIt() throws {

@@ -80,7 +80,8 @@ import Worker
     final class ScriptedWorker {
         let socket: ZMQSocket
 
-        init(_ farm: Farm, id: String, credits: UInt32 = 1, security: SocketSecurity = .plaintext) throws {
+        init(_ farm: Farm, id: String, credits: UInt32 = 1, security: SocketSecurity = .plaintext,
+             weights: [Reel_V1_ModelWeights] = []) throws {
             socket = try ZMQSocket(farm.context, .dealer)
             try socket.secure(security)
             try socket.connect(farm.endpoint)
@@ -89,6 +90,7 @@ import Worker
                 $0.workerID = id
                 $0.models = [farm.model]
                 $0.threads = 1
+                $0.modelWeights = weights
             })
             try ready(credits)
         }
@@ -317,6 +319,25 @@ import Worker
         let honest = try ScriptedWorker(farm, id: String(repeating: "w", count: CoordinatorServer.maxHelloText))
         try honest.roundTrip()
         try waitUntil("a worker of the longest name joins") { farm.coordinator.snapshot.workers.count == 1 }
+    }
+
+    /// Weight digests a hello announces are bounded where they are read: a digest that is not
+    /// 64 hexadecimal digits, or more files than the bound, and the hello is refused.
+    @Test func aHelloWithUnboundedWeightDigestsIsRefused() throws {
+        let farm = try Farm()
+        func weights(files: Int, sha256: String) -> [Reel_V1_ModelWeights] {
+            [Reel_V1_ModelWeights.with { model in
+                model.model = farm.model
+                model.files = (0..<files).map { index in Reel_V1_WeightFileDigest.with { $0.path = "f\(index).safetensors"; $0.sha256 = sha256 } }
+            }]
+        }
+        let digest = String(repeating: "ab", count: 32)
+        for (id, bad) in [("short", weights(files: 1, sha256: "abc")), ("many", weights(files: CoordinatorServer.maxHelloModels + 1, sha256: digest))] {
+            try ScriptedWorker(farm, id: id, weights: bad).roundTrip()
+        }
+        #expect(farm.coordinator.snapshot.workers.isEmpty, "both hellos were refused")
+        try ScriptedWorker(farm, id: "honest", weights: weights(files: CoordinatorServer.maxHelloModels, sha256: digest)).roundTrip()
+        try waitUntil("a worker of bounded digests joins") { farm.coordinator.snapshot.workers.count == 1 }
     }
 
     /// Who may do what: a client sees, fetches and cancels only its own jobs; an admin all of
