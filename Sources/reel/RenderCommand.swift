@@ -66,6 +66,7 @@ struct Render: ParsableCommand {
         let plan = try Self.renderInProcess(request, input: input?.bytes, spec: spec, planned: planned, directory: directory,
                                             threads: threads, from: job.input, to: output)
         print("wrote \(output): \(spec.frames) frames, \(spec.width * resolved.outputScale)x\(spec.height * resolved.outputScale), \(spec.fps) fps, \(String(format: "%.2f", Double(spec.frames) / Double(spec.fps))) s")
+        if resolved.output.manifest { print("signed its manifest with \(SigningKey.localPath) (`reel verify \(output)` checks it)") }
         try writeStills(of: output, width: spec.width, height: spec.height)
         if !spec.shots.isEmpty {
             print("storyboard: " + plan.chunks.enumerated().map { "chunk \($0.offset + 1) (frames \($0.element.lowerBound)-\($0.element.upperBound - 1)): \(spec.prompt(forChunk: $0.element))" }.joined(separator: "; "))

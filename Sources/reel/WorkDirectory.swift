@@ -72,13 +72,28 @@ private final class Interruption: @unchecked Sendable {
         let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
         source.setEventHandler { [self] in
             let (live, working) = lock.withLock { signalled = true; return (paths, children) }
-            for child in working { kill(child, SIGKILL) }
+            // Also any child not adopted yet: one started a moment before the signal came.
+            for child in working.union(Self.childProcesses()) { kill(child, SIGKILL) }
             for path in live { Self.removeForGood(path) }
             FileHandle.standardError.write(Data("\nreel: interrupted; its working files are removed\n".utf8))
             _exit(128 + number)
         }
         source.resume()
         return source
+    }
+
+    /// This process's children, as /proc lists them (none where there is no /proc).
+    private static func childProcesses() -> Set<pid_t> {
+        let me = getpid()
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return [] }
+        return Set(entries.compactMap(pid_t.init).filter { pid in
+            // "pid (name) state ppid …": the name may hold spaces and parentheses, so fields
+            // are counted from the last ')'.
+            guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { return false }
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            return fields.count > 1 && pid_t(fields[1]) == me
+        })
     }
 
     /// Removes `path` while the farm's threads, still running, may write there: a file they

@@ -113,6 +113,9 @@ import Wire
         #expect(try farm.client(["watch", done]).status == 0)
         let cancelled = try farm.client(["submit"] + Self.job).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         try Self.waitForProgress(farm, cancelled, fraction: 0.2)
+        // The table's steps count from the step a layout pass lets the chunks start at, so
+        // 20 % can show before any result is in; the store keeps results.
+        try waitUntil("a result of \(cancelled) is in", timeout: 60) { try farm.status(cancelled).resultsAccepted > 0 }
         #expect(try farm.client(["cancel", cancelled]).status == 0)
         let before = try [done, cancelled].map { try farm.status($0) }
         #expect(before[1].stepsDone > 0 && before[1].regionSteps.contains { $0 > 0 } && before[0].resultsAccepted > 0)
