@@ -116,6 +116,10 @@ extension CoordinatorServer {
         job.latentDigest = stored.latentDigest
         job.finishedSeconds = stored.finishedSeconds
         job.paused = stored.paused
+        // Read back as the store wrote it; a row it cannot read only loses the manifest those.
+        if let renderedWith = try? JSONDecoder().decode(FarmJob.RenderedWith.self, from: stored.renderedWith) {
+            job.renderedWith = renderedWith
+        }
         if state != .running {
             job.endedRegionSteps = stored.regionSteps.isEmpty ? nil : stored.regionSteps
             job.resultsAccepted = stored.resultsAccepted

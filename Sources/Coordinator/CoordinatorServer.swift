@@ -466,7 +466,8 @@ public final class CoordinatorServer: @unchecked Sendable {
         }
         // Bits depend on the weights: a result computed with other weight files than the job's
         // other results is a failed attempt of its worker (who then is kept off the job).
-        if let problem = job.recordWeights(worker.weights(of: job.spec.model)) {
+        let weights = worker.weights(of: job.spec.model)
+        if let problem = job.weightsDiffer(weights) {
             return failed(shard, of: job, on: worker.name, reason: problem)
         }
         let outcome = job.run.accept(output)
@@ -474,8 +475,15 @@ public final class CoordinatorServer: @unchecked Sendable {
             logger.info("dropped stale result for \(shard.job)/\(shard.region) attempt \(shard.attempt)")
             return
         }
+        if job.record(weights: weights, kernel: worker.hello.cpuKernel) {
+            // Kept when it changes (a new worker's first result), not per result.
+            do {
+                try store.setRenderedWith(job.id, JSONEncoder().encode(job.renderedWith))
+            } catch {
+                logger.error("cannot record what job \(job.id) was rendered with: \(error)")
+            }
+        }
         workers.completedShard(peer)
-        job.kernels.insert(worker.hello.cpuKernel)
         shardsByWorker[worker.name, default: 0] += 1
         unsavedWorkerShards.insert(worker.name)
         counters.resultsAccepted += 1
@@ -592,8 +600,8 @@ public final class CoordinatorServer: @unchecked Sendable {
 
     /// What a job's manifest says besides its frames: the job, the model and its weights'
     /// digests, the input's digest, and the kernels of the workers that rendered it. The weights
-    /// are those its workers announced; without any (a job resumed after a restart, with every
-    /// result in before it), this coordinator's own copy's.
+    /// are those its workers announced; without any (a job of no computed shard, or whose results
+    /// came in before the store kept them), this coordinator's own copy's.
     static func manifestSubject(spec: JobSpec, output: OutputOptions, model: PlannedModel?, weights: [WeightFile]?,
                                 kernels: Set<String>) throws -> ManifestSubject {
         let files = try weights ?? WeightDigests.shared.weights(in: try ModelFamilies.locate(spec.model))

@@ -63,23 +63,45 @@ final class FarmJob {
     let spec: JobSpec
     let output: OutputOptions
     var outputScale: Int { output.scale }
-    /// OpenBLAS kernel families of the workers whose results this coordinator accepted for it
-    /// (since its last start), for the manifest.
+    /// OpenBLAS kernel families of the workers whose results were accepted for it, for the
+    /// manifest (kept in the job store as they change).
     var kernels: Set<String> = []
     /// The model's weight files its accepted results were computed with, by path, as their
-    /// workers announced them (since this coordinator's last start).
+    /// workers announced them (kept in the job store as they change).
     var weights: [String: WeightFile] = [:]
 
-    /// Adds the weight files a worker holds of the job's model; what differs from those of the
-    /// job's earlier results, or nil when nothing does (they are then recorded).
-    func recordWeights(_ files: [WeightFile]) -> String? {
+    /// Its kernels and weights as the job store keeps them, so that a restarted coordinator's
+    /// manifest still names what the results before the restart were computed with.
+    struct RenderedWith: Codable, Equatable {
+        var kernels: [String]
+        var weights: [WeightFile]
+    }
+
+    var renderedWith: RenderedWith {
+        get { RenderedWith(kernels: kernels.sorted(), weights: weights.values.sorted { $0.path < $1.path }) }
+        set {
+            kernels = Set(newValue.kernels)
+            weights = Dictionary(newValue.weights.map { ($0.path, $0) }, uniquingKeysWith: { first, _ in first })
+        }
+    }
+
+    /// What differs between the weight files a worker holds of the job's model and those of
+    /// the job's accepted results; nil when nothing does.
+    func weightsDiffer(_ files: [WeightFile]) -> String? {
         for file in files {
             if let known = weights[file.path], known != file {
                 return "it holds other weights of \(spec.model) than the job's other results were computed with: \(file.path) has sha256 \(file.sha256), theirs \(known.sha256)"
             }
         }
-        for file in files { weights[file.path] = file }
         return nil
+    }
+
+    /// Records what an accepted result was computed with; true when that is new to the job.
+    func record(weights files: [WeightFile], kernel: String) -> Bool {
+        let before = renderedWith
+        kernels.insert(kernel)
+        for file in files { weights[file.path] = file }
+        return renderedWith != before
     }
     let run: JobRun
     let submitted: Date

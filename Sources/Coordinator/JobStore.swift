@@ -23,6 +23,9 @@ struct StoredJob: Equatable {
     var resultsAccepted = 0
     /// A running job an operator paused.
     var paused = false
+    /// The kernels and weights its accepted results were computed with (`RenderedWith`, JSON),
+    /// for its manifest; empty before the store kept them.
+    var renderedWith = Data()
 }
 
 /// The coordinator's durable state: a SQLite database (WAL) in its data directory. A job is
@@ -83,6 +86,9 @@ final class JobStore: @unchecked Sendable {
         }
         migrator.registerMigration("v5: shards each worker completed") { db in
             try db.execute(sql: "CREATE TABLE worker_shards (name TEXT PRIMARY KEY, completed INTEGER NOT NULL)")
+        }
+        migrator.registerMigration("v6: what each job's results were computed with") { db in
+            try db.execute(sql: "ALTER TABLE job ADD COLUMN rendered_with BLOB NOT NULL DEFAULT x''")
         }
         return migrator
     }
@@ -145,6 +151,12 @@ final class JobStore: @unchecked Sendable {
         }
     }
 
+    func setRenderedWith(_ id: String, _ renderedWith: Data) throws {
+        try database.write { db in
+            try db.execute(sql: "UPDATE job SET rendered_with = ? WHERE id = ?", arguments: [renderedWith, id])
+        }
+    }
+
     func setPaused(_ id: String, _ paused: Bool) throws {
         try database.write { db in
             try db.execute(sql: "UPDATE job SET paused = ? WHERE id = ?", arguments: [paused, id])
@@ -190,7 +202,7 @@ final class JobStore: @unchecked Sendable {
                           latentDigest: row["latent_digest"], submittedMs: row["submitted_ms"],
                           finishedSeconds: row["finished_seconds"], checkpointSteps: row["checkpoint_steps"],
                           finishedMs: row["finished_ms"], regionSteps: Self.decode(row["region_steps"] ?? Data()),
-                          resultsAccepted: row["results_accepted"], paused: row["paused"])
+                          resultsAccepted: row["results_accepted"], paused: row["paused"], renderedWith: row["rendered_with"])
             }
         }
     }

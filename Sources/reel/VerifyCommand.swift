@@ -145,6 +145,10 @@ struct Verify: ParsableCommand {
         let location = model ?? manifest.model.name
         let directory: String
         do { directory = try ModelFamilies.locate(location) } catch { throw UserError("--model: \(error)") }
+        // The manifest names the folder; only one a model family recognises is read for digests.
+        guard ModelFamilies.family(of: directory) != nil else {
+            throw UserError("\(directory.prefix(200)) is not a model folder (no config.json or model_index.json); give the model's folder with --model")
+        }
         let weights = try WeightDigests.shared.weights(in: directory)
         guard weights == manifest.model.weights else {
             return report.add(Verification.Finding(check: "model", passed: false,

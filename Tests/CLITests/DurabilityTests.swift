@@ -1,5 +1,6 @@
 import Foundation
 import Media
+import Provenance
 import TestSupport
 import Testing
 import Wire
@@ -232,6 +233,12 @@ import Wire
         #expect(clean.status == 0, "\(clean.stderr)")
         let farmed = try ReelCommand.video("\(farm.directory)/farm.mp4")
         #expect(farmed == (try ReelCommand.video("\(farm.directory)/clean.mp4")), "the same bytes as an uninterrupted run")
+        // Killed with every result in, the restarted coordinator only encodes: its manifest
+        // still names the kernels and weights the results came from, as the store kept them.
+        let (restarted, uninterrupted) = (try Verification.check(file: "\(farm.directory)/farm.mp4", trustedKey: nil).manifest,
+                                          try Verification.check(file: "\(farm.directory)/clean.mp4", trustedKey: nil).manifest)
+        #expect(restarted?.blasKernels == uninterrupted?.blasKernels && restarted?.blasKernels.isEmpty == false)
+        #expect(restarted?.model.weights == uninterrupted?.model.weights && restarted?.model.weights.isEmpty == false)
         let listed = try farm.client(["status"]).stdout.split(separator: "\n").filter { $0.contains(id) }
         #expect(listed.count == 1 && listed[0].contains("done"), "the job ended once: \(listed)")
         let partial = try FileManager.default.contentsOfDirectory(atPath: "\(farm.directory)/data/jobs").filter { $0.contains(".partial-") }

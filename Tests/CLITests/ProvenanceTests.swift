@@ -133,6 +133,12 @@ import Testing
         #expect(plain.status == 0, "a forger's signature is good by the forger's key: only a trusted --key or a re-render tells: \(plain.stdout)")
         let rerendered = try Self.verify(["forged.mp4", "--rerender"], in: directory)
         #expect(rerendered.status == 1 && rerendered.stdout.contains("FAIL rerender: different"), "\(rerendered.stdout)\(rerendered.stderr)")
+
+        // A manifest naming a folder that holds no model: nothing under it is read.
+        forged.model.name = "/"
+        try ContainerMetadata.copy(path, to: "\(directory)/elsewhere.mp4", tags: try SignedVideo.tags(forged, key: forger))
+        let elsewhere = try Self.verify(["elsewhere.mp4", "--rerender"], in: directory)
+        #expect(elsewhere.status != 0 && elsewhere.stderr.contains("/ is not a model folder"), "\(elsewhere.stderr)")
     }
 
     /// A farm's file is signed by the farm's key, and renders again on the farm identically.
