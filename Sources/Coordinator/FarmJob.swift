@@ -96,12 +96,15 @@ final class FarmJob {
         return nil
     }
 
-    /// Records what an accepted result was computed with; true when that is new to the job.
+    /// Records what an accepted result was computed with; true when that is new to the job
+    /// (a new worker's first result), false for every later one, which changes nothing.
     func record(weights files: [WeightFile], kernel: String) -> Bool {
-        let before = renderedWith
-        kernels.insert(kernel)
-        for file in files { weights[file.path] = file }
-        return renderedWith != before
+        var changed = kernels.insert(kernel).inserted
+        for file in files where weights[file.path] == nil {
+            weights[file.path] = file
+            changed = true
+        }
+        return changed
     }
     let run: JobRun
     let submitted: Date
@@ -212,10 +215,12 @@ struct WorkerRecord {
     /// Models it has computed shards of, and so holds loaded.
     var modelsRun: Set<String> = []
 
-    /// The weight files it announced for `model`, checked for bounds when it said hello.
-    func weights(of model: String) -> [WeightFile] {
-        hello.modelWeights.first { $0.model == model }?.files.map { WeightFile(path: $0.path, bytes: Int(clamping: $0.bytes), sha256: $0.sha256) } ?? []
-    }
+    /// The weight files it announced for each model, checked for bounds when it said hello and
+    /// read from it once then: every result it returns is checked against its job's.
+    var weightsByModel: [String: [WeightFile]] = [:]
+
+    /// The weight files it announced for `model`.
+    func weights(of model: String) -> [WeightFile] { weightsByModel[model] ?? [] }
 
     /// Who it is, for blocklists, logs and `reel workers`: under CURVE the name its key is
     /// enrolled as (what it announces could be anyone's); without keys, what it announces.

@@ -1,4 +1,5 @@
 import Foundation
+import Provenance
 import Wire
 
 /// The workers a coordinator knows, by connection identity, and what each holds: credits it
@@ -19,7 +20,11 @@ struct WorkerRegistry {
     /// A worker that said hello; one that said it before on the same connection is replaced.
     @discardableResult
     mutating func register(_ identity: Data, hello: Reel_V1_WorkerHello, userID: String?, at now: ContinuousClock.Instant) -> WorkerRecord {
-        let record = WorkerRecord(identity: identity, hello: hello, userID: userID, lastSeen: now, progressAt: now)
+        var record = WorkerRecord(identity: identity, hello: hello, userID: userID, lastSeen: now, progressAt: now)
+        // A model announced twice keeps its first list.
+        record.weightsByModel = Dictionary(hello.modelWeights.map { model in
+            (model.model, model.files.map { WeightFile(path: $0.path, bytes: Int(clamping: $0.bytes), sha256: $0.sha256) })
+        }, uniquingKeysWith: { first, _ in first })
         records[identity] = record
         withCredit.remove(identity)
         return record

@@ -47,6 +47,15 @@ public struct Manifest: Codable, Equatable, Sendable {
     /// The most a manifest may take of a file's tags; a larger one is refused unread.
     public static let maxBytes = 1 << 20
 
+    /// The manifest the MP4 at `path` carries, its exact bytes and its signature's text; nil
+    /// when it carries none. A manifest that does not decode is a `ProvenanceError`.
+    public static func read(from path: String) throws -> (manifest: Manifest, bytes: Data, signature: String?)? {
+        let tags = try ContainerMetadata.read(path)
+        guard let text = tags[manifestTag] else { return nil }
+        let bytes = Data(text.utf8)
+        return (try decode(bytes), bytes, tags[signatureTag])
+    }
+
     public static func decode(_ bytes: Data) throws -> Manifest {
         guard bytes.count <= maxBytes else { throw ProvenanceError("the manifest is \(bytes.count) bytes; at most \(maxBytes)") }
         let decoder = JSONDecoder()

@@ -69,22 +69,20 @@ public struct Verification: Sendable {
     /// Reads the file's manifest and checks it: its signature (by `trustedKey`, when given),
     /// and that the file's stream and decoded pictures are the ones it names.
     public static func check(file path: String, trustedKey: Curve25519.Signing.PublicKey?) throws -> Verification {
-        let tags = try ContainerMetadata.read(path)
         var findings: [Finding] = []
-        guard let text = tags[Manifest.manifestTag] else {
+        let carried: (manifest: Manifest, bytes: Data, signature: String?)?
+        do {
+            carried = try Manifest.read(from: path)
+        } catch let error as ProvenanceError {
+            return Verification(manifest: nil, findings: [Finding(check: "manifest", passed: false, detail: "\(error)")])
+        }
+        guard let (manifest, bytes, signatureText) = carried else {
             return Verification(manifest: nil, findings: [Finding(check: "manifest", passed: false,
                 detail: "the file carries no Reel manifest (rendered with --no-manifest, not made by Reel, or its tags were stripped)")])
         }
-        let bytes = Data(text.utf8)
-        let manifest: Manifest
-        do {
-            manifest = try Manifest.decode(bytes)
-        } catch {
-            return Verification(manifest: nil, findings: [Finding(check: "manifest", passed: false, detail: "\(error)")])
-        }
 
         let signer = Data(base64Encoded: manifest.signer).flatMap { try? Curve25519.Signing.PublicKey(rawRepresentation: $0) }
-        let signature = tags[Manifest.signatureTag].flatMap { Data(base64Encoded: $0) }
+        let signature = signatureText.flatMap { Data(base64Encoded: $0) }
         if let signer, let signature, signer.isValidSignature(signature, for: bytes) {
             findings.append(Finding(check: "signature", passed: true, detail: "good, by key \(manifest.signer)"))
         } else {

@@ -159,11 +159,13 @@ import Testing
     /// video render again identically too; the input must be the one rendered from.
     @Test func referencePipelineAndInputVideoRendersRenderAgainIdentically() throws {
         let directory = try ReelCommand.scratchDirectory()
-        let wan = try ReelCommand.run(["render", "a red fox running through snow", "--model", ReelCommand.packageRoot + "/Tests/WanTests/Fixtures/wan-tiny", "--sampler", "unipc", "--size", "48x32",
-                                       "--frames", "5", "--steps", "2", "--seed", "4", "-o", "wan.mp4"], in: directory)
+        // A prompt that reads like an option stays the prompt when the job is rendered again.
+        let wan = try ReelCommand.run(["render", "--model", ReelCommand.packageRoot + "/Tests/WanTests/Fixtures/wan-tiny", "--sampler", "unipc", "--size", "48x32",
+                                       "--frames", "5", "--steps", "2", "--seed", "4", "-o", "wan.mp4", "--", "--seed=9 a red fox running through snow"], in: directory)
         #expect(wan.status == 0, "\(wan.stderr)")
         let manifest = try Self.probedManifest("\(directory)/wan.mp4")
         #expect(manifest.job.pipeline == "reference" && manifest.model.family == "wan" && manifest.job.spec.sampler == "unipc")
+        #expect(manifest.job.spec.prompt == "--seed=9 a red fox running through snow" && manifest.job.spec.seed == 4)
         #expect(manifest.model.weights.count >= 3 && manifest.job.spec.negativePrompt != nil, "the text encoder's, transformer's and VAE's files")
         let wanAgain = try Self.verify(["wan.mp4", "--rerender"], in: directory)
         #expect(wanAgain.status == 0 && wanAgain.stdout.contains("rerender: identical"), "\(wanAgain.stdout)\(wanAgain.stderr)")
